@@ -1,0 +1,224 @@
+"""The Backend interface: its docstrings are the contract every backend keeps.
+
+A backend owns three things: a datastore (folders of data by path), compute
+(training runs of a script from training/), and a model registry (numbered
+versions of named models with tags). The orchestration in amllib.training and
+amllib.fetch is written once against this interface.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from amllib.errors import ModelNotFound
+
+
+class RunStatus(StrEnum):
+    """Azure ML's names for the states of a run, which every backend reports."""
+
+    QUEUED = "Queued"
+    PREPARING = "Preparing"
+    RUNNING = "Running"
+    FINALIZING = "Finalizing"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELED})
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """What an upload put at a datastore path."""
+
+    path: str
+    digest: str
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to train: the script, where its data is, and its arguments."""
+
+    script: str
+    experiment: str
+    datapath: str
+    compute: str
+    estimators: int | None = None
+    args: dict[str, str] = field(default_factory=dict)
+
+    def script_arguments(self, data_path: str) -> list[str]:
+        """The command line the training script gets, the same on every backend."""
+        argv = ["--data-path", data_path]
+        if self.estimators is not None:
+            argv += ["--estimators", str(self.estimators)]
+        for name, value in self.args.items():
+            argv += [f"--{name}", str(value)]
+        return argv
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A run as the backend sees it now."""
+
+    run_id: str
+    status: RunStatus
+    experiment: str
+    script: str
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    data_version: str | None = None
+    script_digest: str | None = None
+    tags: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model."""
+
+    name: str
+    version: int
+    tags: dict[str, Any]
+    run_id: str | None
+    created_at: float
+    data_version: str | None = None
+    script_digest: str | None = None
+
+
+class Backend(ABC):
+    """Datastore, compute and registry of one place where training happens."""
+
+    name: str = "abstract"
+
+    # -- datastore -----------------------------------------------------------
+    @abstractmethod
+    def upload_data(self, src_dir: Path, *, target_path: str) -> DataVersion:
+        """Upload every file under `src_dir` to `target_path` in the datastore.
+
+        The upload replaces what was there. Returns the new DataVersion whose digest is
+        amllib.digest.tree_digest(src_dir). Raises UnsafePath for a target path that
+        leaves the datastore, InvalidInput for an empty or missing folder,
+        BackendUnavailable if the datastore fails; on failure the old data stays.
+        """
+
+    # -- compute ---------------------------------------------------------------
+    @abstractmethod
+    def ensure_compute(self, name: str) -> str:
+        """Make sure compute target `name` exists, creating it from the settings; returns its name.
+
+        Raises InvalidInput for a bad name, Conflict if a target of that name is of
+        the wrong kind, BackendUnavailable if it cannot be created in time.
+        """
+
+    @abstractmethod
+    def submit_run(self, spec: RunSpec) -> str:
+        """Start a run of `spec.script` (a file directly in training/) and return its run id.
+
+        The source folder is snapshotted at submit time. The script is called with
+        `spec.script_arguments(<where the data is mounted>)`. Returns without waiting
+        for the run. Raises InvalidInput/UnsafePath for a bad script or path,
+        DataNotFound if the data path holds nothing, BackendUnavailable on failure.
+        """
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> RunInfo:
+        """The run's current status and details. Raises RunNotFound for an unknown id.
+
+        A run whose executor vanished is reported Failed with a reason, never left
+        non-terminal for ever.
+        """
+
+    @abstractmethod
+    def get_metrics(self, run_id: str) -> dict[str, list[Any]]:
+        """Every metric the run logged, name → values in the order logged."""
+
+    @abstractmethod
+    def get_log(self, run_id: str, *, tail: int | None = None) -> str:
+        """The run's output so far (stdout and stderr), or its last `tail` lines."""
+
+    @abstractmethod
+    def cancel_run(self, run_id: str) -> None:
+        """Ask the run to stop; it ends Canceled. A finished run is left as it is."""
+
+    @abstractmethod
+    def list_run_outputs(self, run_id: str) -> list[str]:
+        """Files the run wrote under outputs/, as paths relative to outputs/."""
+
+    def wait_for_run(self, run_id: str, *, timeout: float | None = None, poll: float = 0.5) -> RunInfo:
+        """Poll get_run until the run ends or `timeout` seconds pass; returns the last RunInfo."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            info = self.get_run(run_id)
+            if info.status.terminal or (deadline is not None and time.monotonic() >= deadline):
+                return info
+            time.sleep(poll)
+
+    # -- registry ----------------------------------------------------------------
+    @abstractmethod
+    def register_model(self, *, run_id: str, model_name: str, tags: dict[str, Any]) -> ModelVersion:
+        """Register the run's outputs/ as the next version (1, 2, 3…) of `model_name`.
+
+        Two registrations at the same moment never get the same version. Raises
+        RunNotFound, InvalidInput if the run has no outputs/.
+        """
+
+    @abstractmethod
+    def list_models(self) -> list[str]:
+        """Names of every registered model, sorted."""
+
+    @abstractmethod
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
+        """Every version of `name`, oldest first; an empty list for an unknown model."""
+
+    @abstractmethod
+    def download_model(self, name: str, version: int, dest: Path) -> list[str]:
+        """Write the files of the version's outputs/ into the empty folder `dest`.
+
+        Returns the written paths relative to dest. Raises ModelNotFound.
+        """
+
+    def resolve_version(self, name: str, *, version: int | None = None, best_by: str | None = None) -> ModelVersion:
+        """A given version, the best by a numeric tag, or else the latest.
+
+        `best_by` with no version carrying that tag as a number falls back to the
+        latest (callers warn). Raises ModelNotFound for an unknown model or version.
+        """
+        versions = self.list_model_versions(name)
+        if not versions:
+            raise ModelNotFound(f"model {name!r} not found")
+        if version is not None:
+            for candidate in versions:
+                if candidate.version == version:
+                    return candidate
+            raise ModelNotFound(f"model {name!r} has no version {version} (latest is {versions[-1].version})")
+        if best_by:
+            scored = [(tag_number(v.tags.get(best_by)), v) for v in versions]
+            ranked = [(score, v.version, v) for score, v in scored if score is not None]
+            if ranked:
+                return max(ranked, key=lambda item: (item[0], item[1]))[2]
+        return versions[-1]
+
+
+def tag_number(value: Any) -> float | None:
+    """A tag value as a float, or None: Azure keeps tags as strings."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None

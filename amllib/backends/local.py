@@ -1,0 +1,146 @@
+"""The embedded `local` backend: folder datastore, process compute, SQLite registry.
+
+Everything lives under AZML_HOME, so the whole upload → train → register → fetch
+flow runs on one machine with no cloud account, and survives restarts of the
+process that drives it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from amllib.backends.base import Backend, DataVersion, ModelVersion, RunInfo, RunSpec, tag_number
+from amllib.backends.local_compute import LocalCompute
+from amllib.backends.local_datastore import LocalDatastore
+from amllib.backends.local_registry import LocalRegistry
+from amllib.digest import list_files
+from amllib.errors import InvalidInput
+from amllib.paths import check_name, check_script
+from amllib.settings import Settings
+
+_TAIL_BLOCK = 64 * 1024
+
+
+class LocalBackend(Backend):
+    """Backend on this machine's disk and processes."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        home = settings.home
+        home.mkdir(parents=True, exist_ok=True)
+        self.settings = settings
+        self.compute = LocalCompute(home, training_dir=settings.training_dir, max_nodes=settings.compute_max_nodes)
+        self.datastore = LocalDatastore(home / "datastore", in_use=lambda d: d in self.compute.active_data_dirs())
+        self.registry = LocalRegistry(home)
+
+    # -- datastore -----------------------------------------------------------
+    def upload_data(self, src_dir: Path, *, target_path: str) -> DataVersion:
+        return self.datastore.upload(src_dir, target_path=target_path)
+
+    # -- compute -------------------------------------------------------------
+    def ensure_compute(self, name: str) -> str:
+        check_name(name, what="compute name")
+        (self.compute.compute_root / name).mkdir(parents=True, exist_ok=True)
+        return name
+
+    def submit_run(self, spec: RunSpec) -> str:
+        check_name(spec.experiment, what="experiment")
+        check_name(spec.compute, what="compute name")
+        check_script(self.settings.training_dir, spec.script)
+        for name in spec.args:
+            check_name(name, what="script argument name")
+        if spec.estimators is not None and spec.estimators < 1:
+            raise InvalidInput("estimators must be at least 1")
+        data_dir, data = self.datastore.current(spec.datapath)
+        return self.compute.start(spec, data_dir=data_dir, data_version=data.digest)
+
+    def get_run(self, run_id: str) -> RunInfo:
+        info = self.compute.info(run_id)
+        tags = {e["name"]: e["value"] for e in self._metric_events(run_id) if e.get("kind") == "tag"}
+        if tags:
+            info = RunInfo(**{**info.__dict__, "tags": tags})
+        return info
+
+    def _metric_events(self, run_id: str) -> list[dict[str, Any]]:
+        path = self.compute.run_dir(run_id) / "metrics.jsonl"
+        if not path.exists():
+            return []
+        events = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue  # a line cut short by a killed script
+        return events
+
+    def get_metrics(self, run_id: str) -> dict[str, list[Any]]:
+        history: dict[str, list[Any]] = {}
+        for event in self._metric_events(run_id):
+            if event.get("kind") not in ("tag", "property"):
+                history.setdefault(event["name"], []).append(event["value"])
+        return history
+
+    def get_log(self, run_id: str, *, tail: int | None = None) -> str:
+        path = self.compute.run_dir(run_id) / "driver.log"
+        if not path.exists():
+            return ""
+        with path.open("rb") as handle:
+            if tail is None:
+                return handle.read().decode(errors="replace")
+            return _tail_lines(handle, tail)
+
+    def cancel_run(self, run_id: str) -> None:
+        self.compute.cancel(run_id)
+
+    def list_run_outputs(self, run_id: str) -> list[str]:
+        outputs = self.compute.run_dir(run_id) / "work" / "outputs"
+        return [rel for rel, _ in list_files(outputs)] if outputs.is_dir() else []
+
+    # -- registry ------------------------------------------------------------
+    def register_model(self, *, run_id: str, model_name: str, tags: dict[str, Any]) -> ModelVersion:
+        info = self.compute.info(run_id)
+        outputs = self.compute.run_dir(run_id) / "work" / "outputs"
+        clean = {k: (tag_number(v) if k == "accuracy" and tag_number(v) is not None else v) for k, v in tags.items()}
+        return self.registry.register(
+            outputs,
+            name=model_name,
+            tags=clean,
+            run_id=run_id,
+            data_version=info.data_version,
+            script_digest=info.script_digest,
+        )
+
+    def list_models(self) -> list[str]:
+        return self.registry.list_models()
+
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
+        return self.registry.list_versions(name)
+
+    def download_model(self, name: str, version: int, dest: Path) -> list[str]:
+        source = self.registry.outputs_dir(name, version)
+        written = []
+        for rel, full in list_files(source):
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(full, dest / rel)
+            written.append(rel)
+        return written
+
+
+def _tail_lines(handle: Any, count: int) -> str:
+    """The last `count` lines of a binary file, reading backwards in blocks."""
+    if count <= 0:
+        return ""
+    handle.seek(0, 2)
+    end = handle.tell()
+    data = b""
+    while end > 0 and data.count(b"\n") <= count:
+        start = max(0, end - _TAIL_BLOCK)
+        handle.seek(start)
+        data = handle.read(end - start) + data
+        end = start
+    lines = data.decode(errors="replace").splitlines()
+    return "\n".join(lines[-count:]) + ("\n" if lines else "")

@@ -1,0 +1,172 @@
+"""Local compute: each run a detached OS process (local_runner) in its own folder.
+
+Layout of AZML_HOME/runs/<run_id>/: run.json (what to run), state.json (status,
+written by the runner), runner.pid, driver.log, metrics.jsonl, work/ (the
+snapshot of training/, the script's working folder, holding outputs/).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from amllib.backends.base import RunInfo, RunSpec, RunStatus
+from amllib.backends.local_runner import pid_alive, write_state
+from amllib.digest import file_sha256
+from amllib.errors import RunNotFound
+from amllib.settings import REPO_ROOT
+
+START_GRACE = 60.0
+_IGNORE = shutil.ignore_patterns("__pycache__", "outputs", ".*")
+
+
+class LocalCompute:
+    """Starts, watches and cancels local runs; every fact about a run lives in its folder."""
+
+    def __init__(self, home: Path, *, training_dir: Path, max_nodes: int) -> None:
+        self.runs_root = home / "runs"
+        self.compute_root = home / "compute"
+        self.runs_root.mkdir(parents=True, exist_ok=True)
+        self.training_dir = training_dir
+        self.max_nodes = max_nodes
+
+    def run_dir(self, run_id: str) -> Path:
+        folder = self.runs_root / run_id
+        if "/" in run_id or run_id.startswith(".") or not (folder / "run.json").is_file():
+            raise RunNotFound(f"run {run_id!r} not found")
+        return folder
+
+    def start(self, spec: RunSpec, *, data_dir: Path, data_version: str) -> str:
+        """Snapshot training/, write the run's folder, and launch its runner detached."""
+        run_id = f"{spec.experiment}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+        folder = self.runs_root / run_id
+        staging = self.runs_root / f".{run_id}.partial"
+        shutil.copytree(self.training_dir, staging / "work", ignore=_IGNORE, symlinks=False)
+        record = {
+            "run_id": run_id,
+            "experiment": spec.experiment,
+            "script": spec.script,
+            "compute": spec.compute,
+            "datapath": spec.datapath,
+            "data_dir": str(data_dir),
+            "data_version": data_version,
+            "script_digest": "sha256:" + file_sha256(staging / "work" / spec.script),
+            "argv": spec.script_arguments(str(data_dir)),
+            "python": sys.executable,
+            "max_nodes": self.max_nodes,
+            "compute_dir": str(self.compute_root / spec.compute),
+            "queued_ns": time.time_ns(),
+            "created_at": time.time(),
+            "estimators": spec.estimators,
+            "args": spec.args,
+        }
+        (staging / "run.json").write_text(json.dumps(record))
+        (staging / "state.json").write_text(json.dumps({"status": "Queued"}))
+        staging.rename(folder)
+        self._launch(folder)
+        return run_id
+
+    def _launch(self, folder: Path) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
+        with (folder / "runner.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "amllib.backends.local_runner", str(folder)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+                env=env,
+                cwd=folder,
+            )
+        # Reap the runner when it ends so it never lingers as a zombie that looks alive.
+        threading.Thread(target=proc.wait, daemon=True, name=f"reap-{proc.pid}").start()
+
+    def _runner_pid(self, folder: Path) -> int | None:
+        try:
+            return int((folder / "runner.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _runner_alive(self, folder: Path) -> bool:
+        pid = self._runner_pid(folder)
+        if pid is None or not pid_alive(pid):
+            return False
+        try:
+            return str(folder) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return True
+
+    def read(self, run_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """run.json and state.json, first settling a run whose runner vanished as Failed."""
+        folder = self.run_dir(run_id)
+        record = json.loads((folder / "run.json").read_text())
+        state = json.loads((folder / "state.json").read_text())
+        if RunStatus(state["status"]).terminal or self._runner_alive(folder):
+            return record, state
+        if self._runner_pid(folder) is None and time.time() - record["created_at"] < START_GRACE:
+            return record, state
+        state = json.loads((folder / "state.json").read_text())  # it may have just finished
+        if not RunStatus(state["status"]).terminal:
+            reason = (
+                "the local runner process ended without recording a result (killed, or the machine restarted)"
+                if self._runner_pid(folder)
+                else "the local runner process never started"
+            )
+            write_state(folder, status="Failed", finished_at=time.time(), error=reason)
+            state = json.loads((folder / "state.json").read_text())
+        return record, state
+
+    def info(self, run_id: str) -> RunInfo:
+        record, state = self.read(run_id)
+        return RunInfo(
+            run_id=run_id,
+            status=RunStatus(state["status"]),
+            experiment=record["experiment"],
+            script=record["script"],
+            created_at=record["created_at"],
+            started_at=state.get("started_at"),
+            finished_at=state.get("finished_at"),
+            exit_code=state.get("exit_code"),
+            error=state.get("error"),
+            data_version=record["data_version"],
+            script_digest=record["script_digest"],
+        )
+
+    def cancel(self, run_id: str) -> None:
+        folder = self.run_dir(run_id)
+        _, state = self.read(run_id)
+        if RunStatus(state["status"]).terminal:
+            return
+        (folder / "cancel").touch()
+        pid = self._runner_pid(folder)
+        if pid is not None and self._runner_alive(folder):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(os.getpgid(pid), signal.SIGTERM)
+        elif pid is None:
+            return  # the runner has not started; it sees the cancel file first thing
+        else:
+            write_state(folder, status="Canceled", finished_at=time.time(), error="canceled by request")
+
+    def active_data_dirs(self) -> set[Path]:
+        """Data version folders that runs not yet finished still read."""
+        in_use: set[Path] = set()
+        for folder in self.runs_root.iterdir():
+            try:
+                state = json.loads((folder / "state.json").read_text())
+                if not RunStatus(state["status"]).terminal:
+                    in_use.add(Path(json.loads((folder / "run.json").read_text())["data_dir"]))
+            except (OSError, ValueError, KeyError):
+                continue
+        return in_use

@@ -1,0 +1,129 @@
+"""The local model registry: versions in SQLite, files under AZML_HOME/models/<name>/<version>/."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from amllib.backends.base import ModelVersion
+from amllib.digest import list_files
+from amllib.errors import InvalidInput, ModelNotFound
+from amllib.paths import check_name
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS model_versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    tags TEXT NOT NULL,
+    run_id TEXT,
+    data_version TEXT,
+    script_digest TEXT,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (name, version)
+)
+"""
+
+
+class LocalRegistry:
+    """Numbered versions of named models; numbering is serialised by SQLite's write lock."""
+
+    def __init__(self, home: Path) -> None:
+        self.files_root = home / "models"
+        self.files_root.mkdir(parents=True, exist_ok=True)
+        self.db_path = home / "registry.sqlite"
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+
+    def register(
+        self,
+        outputs: Path,
+        *,
+        name: str,
+        tags: dict[str, Any],
+        run_id: str | None,
+        data_version: str | None,
+        script_digest: str | None,
+    ) -> ModelVersion:
+        """Copy outputs/ aside, then take the next version number and move the copy in, atomically."""
+        check_name(name, what="model name")
+        files = list_files(outputs) if outputs.is_dir() else []
+        if not files:
+            raise InvalidInput(f"run {run_id} produced no files in outputs/; nothing to register")
+        model_dir = self.files_root / name
+        model_dir.mkdir(parents=True, exist_ok=True)
+        staging = model_dir / f".{uuid.uuid4().hex}.partial"
+        try:
+            for rel, full in files:
+                (staging / "outputs" / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(full, staging / "outputs" / rel)
+            created = time.time()
+            db = self._connect()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                (last,) = db.execute(
+                    "SELECT COALESCE(MAX(version), 0) FROM model_versions WHERE name = ?", (name,)
+                ).fetchone()
+                version = last + 1
+                final = model_dir / str(version)
+                shutil.rmtree(final, ignore_errors=True)  # left by a crash before its row was committed
+                staging.rename(final)
+                db.execute(
+                    "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (name, version, json.dumps(tags), run_id, data_version, script_digest, created),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            finally:
+                db.close()
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return ModelVersion(
+            name=name,
+            version=version,
+            tags=tags,
+            run_id=run_id,
+            created_at=created,
+            data_version=data_version,
+            script_digest=script_digest,
+        )
+
+    def list_models(self) -> list[str]:
+        with self._connect() as db:
+            return [r[0] for r in db.execute("SELECT DISTINCT name FROM model_versions ORDER BY name")]
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT name, version, tags, run_id, data_version, script_digest, created_at "
+                "FROM model_versions WHERE name = ? ORDER BY version",
+                (name,),
+            ).fetchall()
+        return [
+            ModelVersion(
+                name=r[0],
+                version=r[1],
+                tags=json.loads(r[2]),
+                run_id=r[3],
+                data_version=r[4],
+                script_digest=r[5],
+                created_at=r[6],
+            )
+            for r in rows
+        ]
+
+    def outputs_dir(self, name: str, version: int) -> Path:
+        if not any(v.version == version for v in self.list_versions(name)):
+            raise ModelNotFound(f"model {name!r} version {version} not found")
+        return self.files_root / name / str(version) / "outputs"

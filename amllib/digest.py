@@ -1,0 +1,54 @@
+"""The content digest that names a data version, the same on every backend."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class TreeSummary:
+    """What a folder holds: its digest, file count and byte count."""
+
+    digest: str
+    files: int
+    bytes: int
+
+
+def list_files(folder: Path) -> list[tuple[str, Path]]:
+    """Regular files under folder as (posix relative path, path), sorted; links are skipped."""
+    found: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+        for name in filenames:
+            full = Path(dirpath, name)
+            if full.is_symlink() or not full.is_file():
+                continue
+            found.append((full.relative_to(folder).as_posix(), full))
+    found.sort()
+    return found
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of one file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def tree_digest(folder: Path) -> TreeSummary:
+    """sha256 over the sorted file list, each entry its relative path, size and content hash."""
+    digest = hashlib.sha256()
+    total = 0
+    files = list_files(folder)
+    for rel, full in files:
+        size = full.stat().st_size
+        total += size
+        digest.update(f"{rel}\0{size}\0{file_sha256(full)}\n".encode())
+    return TreeSummary(digest=f"sha256:{digest.hexdigest()}", files=len(files), bytes=total)

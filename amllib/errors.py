@@ -1,0 +1,60 @@
+"""The exceptions amllib raises, so callers can tell a user's mistake from a fault.
+
+    AmlError
+    ├── ConfigError           settings missing or invalid (every problem named at once)
+    ├── InvalidInput          a caller sent something unusable
+    │   └── UnsafePath        a path, archive entry or name that would escape its place
+    ├── NotFound
+    │   ├── DataNotFound
+    │   ├── RunNotFound
+    │   └── ModelNotFound     unknown model, or unknown version of it
+    ├── Conflict              the request clashes with existing state
+    ├── RunFailed             a training run ended Failed or Canceled
+    └── BackendUnavailable    the backend (Azure, the disk) could not be reached or failed
+
+The service maps this tree to HTTP statuses in one table (service/errors.py).
+"""
+
+
+class AmlError(Exception):
+    """Base of every error amllib raises on purpose."""
+
+
+class ConfigError(AmlError):
+    """Settings are missing or invalid."""
+
+
+class InvalidInput(AmlError):
+    """Input from a caller that cannot be used as given."""
+
+
+class UnsafePath(InvalidInput):
+    """A caller-supplied path that would reach outside its root."""
+
+
+class NotFound(AmlError):
+    """The named thing does not exist."""
+
+
+class DataNotFound(NotFound):
+    """No data at that datastore path."""
+
+
+class RunNotFound(NotFound):
+    """No run with that id."""
+
+
+class ModelNotFound(NotFound):
+    """No such model, or no such version of it."""
+
+
+class Conflict(AmlError):
+    """The request clashes with existing state."""
+
+
+class RunFailed(AmlError):
+    """A training run did not complete."""
+
+
+class BackendUnavailable(AmlError):
+    """The backend could not be reached, or failed on its side."""

@@ -1,0 +1,101 @@
+"""Predict whether a street crime ends with someone caught; runs unchanged on Azure ML and locally.
+
+Reads <data-path>/crime.zip holding YYYY-MM/*.csv files in the police street-crime
+layout, trains a random forest on force, crime type and month, logs accuracy,
+estimators and a 'Crime Index' table, and writes outputs/model.pkl, lookup.pkl
+and flags.pkl for the model API.
+"""
+
+import argparse
+import glob
+import os
+import pickle
+import tempfile
+import zipfile
+from collections import OrderedDict
+
+import pandas as pd
+from azureml.core import Run
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import train_test_split
+
+# Outcomes that mean a suspect was identified and dealt with.
+CAUGHT = {
+    "Awaiting court outcome",
+    "Court result unavailable",
+    "Defendant found not guilty",
+    "Local resolution",
+    "Offender given a caution",
+    "Offender given a drugs possession warning",
+    "Offender given penalty notice",
+    "Offender sent to prison",
+    "Offender fined",
+    "Offender given community sentence",
+    "Suspect charged as part of another case",
+    "Formal action is not in the public interest",
+}
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--data-path", dest="data_path", default="../data/batcomputer", help="data folder mounting point")
+parser.add_argument("--estimators", dest="estimators", type=int, default=100, help="number of trees")
+parser.add_argument("--seed", dest="seed", type=int, default=42, help="random seed, for repeatable results")
+args, _unknown = parser.parse_known_args()
+
+run = Run.get_context()
+
+with tempfile.TemporaryDirectory() as unzip_dir:
+    with zipfile.ZipFile(os.path.join(args.data_path, "crime.zip")) as archive:
+        archive.extractall(unzip_dir)
+    files = sorted(glob.glob(os.path.join(unzip_dir, "*", "*.csv")))
+    if not files:
+        raise SystemExit("crime.zip holds no YYYY-MM/*.csv files")
+    data = pd.concat((pd.read_csv(f) for f in files), ignore_index=True)
+
+data = data[["Month", "Reported by", "Crime type", "Last outcome category"]].dropna()
+print(f"### Working with a training set of {len(data):,} rows from {len(files)} files")
+run.log("training_rows", len(data), description="Number of rows of training data")
+
+forces = sorted(data["Reported by"].unique())
+crimes = sorted(data["Crime type"].unique())
+force_codes = {force: i for i, force in enumerate(forces)}
+crime_codes = {crime: i for i, crime in enumerate(crimes)}
+features = pd.DataFrame(
+    {
+        "force": data["Reported by"].map(force_codes),
+        "crime": data["Crime type"].map(crime_codes),
+        "month": data["Month"].astype(str).str[-2:].astype(int),
+    }
+)
+y = data["Last outcome category"].isin(CAUGHT).astype(int).to_numpy()
+
+X_train, X_test, y_train, y_test = train_test_split(features.to_numpy(), y, test_size=1 / 11, random_state=args.seed)
+model = RandomForestClassifier(n_estimators=args.estimators, random_state=args.seed, n_jobs=1)
+model.fit(X_train, y_train)
+accuracy = float(accuracy_score(y_test, model.predict(X_test)))
+print(f"### Accuracy on {len(y_test):,} held-out rows: {accuracy:.4f}")
+
+month = 7
+caught_column = list(model.classes_).index(1) if 1 in model.classes_ else None
+for crime, ci in crime_codes.items():
+    for force, fi in force_codes.items():
+        proba = model.predict_proba([[fi, ci, month]])[0]
+        caught = float(proba[caught_column]) if caught_column is not None else 0.0
+        run.log_row(name="Crime Index", force=force, crime=crime, caught=caught)
+
+run.log("accuracy", accuracy)
+run.log("estimators", float(args.estimators))
+
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/model.pkl", "wb") as handle:
+    pickle.dump(model, handle)
+
+lookup = OrderedDict()
+lookup["force"] = force_codes
+lookup["crime"] = crime_codes
+lookup["month"] = 0
+with open("outputs/lookup.pkl", "wb") as handle:
+    pickle.dump(lookup, handle)
+
+with open("outputs/flags.pkl", "wb") as handle:
+    pickle.dump(["notCaughtProb", "caughtProb"], handle)

@@ -1,0 +1,65 @@
+"""Train a random forest on the Titanic passenger list; runs unchanged on Azure ML and locally.
+
+Reads <data-path>/titanic.csv (Kaggle's columns), logs accuracy on a held-out
+split and the estimator count to the Azure ML run, and writes outputs/model.pkl,
+outputs/lookup.pkl and outputs/flags.pkl for the model API.
+"""
+
+import argparse
+import os
+import pickle
+from collections import OrderedDict
+
+import pandas as pd
+from azureml.core import Run
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import train_test_split
+
+FEATURES = ["Pclass", "Age", "SibSp", "Parch", "Fare", "Gender", "Port"]
+GENDER = {"female": 0, "male": 1}
+PORT = {"C": 1, "S": 2, "Q": 3}
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--data-path", dest="data_path", default="../data/titanic", help="data folder mounting point")
+parser.add_argument("--estimators", dest="estimators", type=int, default=100, help="number of trees")
+parser.add_argument("--seed", dest="seed", type=int, default=42, help="random seed, for repeatable results")
+parser.add_argument("--test-size", dest="test_size", type=float, default=0.2, help="share of rows held out")
+args, _unknown = parser.parse_known_args()
+
+run = Run.get_context()
+
+data = pd.read_csv(os.path.join(args.data_path, "titanic.csv"))
+data = data[["Survived", "Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]].dropna()
+data["Gender"] = data["Sex"].map(GENDER)
+data["Port"] = data["Embarked"].map(PORT)
+data = data.dropna(subset=["Gender", "Port"])
+print(f"### Training on {len(data):,} passengers with {args.estimators} estimators")
+
+X = data[FEATURES].astype(float).to_numpy()
+y = data["Survived"].astype(int).to_numpy()
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=args.test_size, random_state=args.seed, stratify=y)
+model = RandomForestClassifier(n_estimators=args.estimators, random_state=args.seed)
+model.fit(X_train, y_train)
+accuracy = float(accuracy_score(y_test, model.predict(X_test)))
+print(f"### Accuracy on {len(y_test)} held-out passengers: {accuracy:.4f}")
+
+run.log("accuracy", accuracy)
+run.log("estimators", float(args.estimators))
+run.log("training_rows", len(y_train))
+
+# Files in outputs/ are uploaded with the run by Azure ML and become the model.
+os.makedirs("outputs", exist_ok=True)
+with open("outputs/model.pkl", "wb") as handle:
+    pickle.dump(model, handle)
+
+lookup = OrderedDict()
+for name in ["Pclass", "Age", "SibSp", "Parch", "Fare"]:
+    lookup[name] = 0
+lookup["Gender"] = {"male": 1, "female": 0}
+lookup["Port"] = {"Cherbourg": 1, "Southampton": 2, "Queenstown": 3}
+with open("outputs/lookup.pkl", "wb") as handle:
+    pickle.dump(lookup, handle)
+
+with open("outputs/flags.pkl", "wb") as handle:
+    pickle.dump(["died_proba", "survived_proba"], handle)
