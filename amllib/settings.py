@@ -24,7 +24,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="AZML_",
-        env_file=(REPO_ROOT / ".env", ".env"),
+        env_file=".env",
         extra="ignore",
         populate_by_name=True,
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from amllib.backends.base import DataVersion
 from amllib.digest import list_files, tree_digest
-from amllib.errors import DataNotFound, InvalidInput, UnsafePath
+from amllib.errors import BackendUnavailable, DataNotFound, InvalidInput, UnsafePath
 from amllib.paths import safe_relpath
 
 
@@ -57,6 +57,8 @@ class LocalDatastore:
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(full, dest)
             return self.adopt(staging, target_path=target_path, link=link, version_id=version_id)
+        except OSError as exc:
+            raise BackendUnavailable(f"upload to {target_path!r} failed: {exc.strerror or exc}") from exc
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 

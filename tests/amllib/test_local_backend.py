@@ -1,0 +1,198 @@
+"""What only the embedded local backend promises: atomic uploads, queueing, detached runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from amllib.backends.base import RunSpec, RunStatus
+from amllib.backends.local import LocalBackend
+from amllib.digest import tree_digest
+from amllib.settings import REPO_ROOT, Settings
+from amllib.training import finish_run
+from tests.conftest import make_settings, run_script, script_env
+
+
+def spec(script: str, **kwargs: object) -> RunSpec:
+    return RunSpec(script=script, experiment="tests", datapath="test-data", compute="local-cluster", **kwargs)
+
+
+def test_upload_replaces_the_old_data_whole(backend: LocalBackend, data_dir: Path, tmp_path: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    (newer / "only.csv").write_text("new")
+    data = backend.upload_data(newer, target_path="test-data")
+    folder, current = backend.datastore.current("test-data")
+    assert sorted(p.name for p in folder.iterdir()) == ["only.csv"]
+    assert current == data
+    assert len([p for p in backend.datastore.versions.iterdir() if p.is_dir()]) == 1  # old version pruned
+
+
+def test_upload_failing_midway_leaves_the_old_data(settings: Settings, data_dir: Path, tmp_path: Path) -> None:
+    backend = LocalBackend(settings)
+    old = backend.upload_data(data_dir, target_path="test-data")
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "a.bin").write_bytes(os.urandom(256 * 1024))
+    (big / "b.bin").write_bytes(os.urandom(4 * 1024 * 1024))
+
+    def limit_file_size() -> None:  # the copy of b.bin fails halfway with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1024 * 1024, 1024 * 1024))
+
+    result = run_script(
+        "upload-data.py", "--data-dir", str(big), env=script_env(settings), cwd=tmp_path, preexec_fn=limit_file_size
+    )
+    assert result.returncode == 1
+    assert "File too large" in result.stderr and "Traceback" not in result.stderr
+    folder, current = backend.datastore.current("test-data")
+    assert current == old
+    assert tree_digest(folder).digest == old.digest
+
+
+def test_all_missing_variables_are_named_at_once(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZML_")}
+    env["AZML_HOME"] = str(tmp_path / "aml")
+    result = run_script("run-training.py", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    for name in ("AZML_MODEL", "AZML_EXPERIMENT", "AZML_DATAPATH", "AZML_SCRIPT", "AZML_COMPUTE_NAME"):
+        assert name in result.stderr
+    assert "AZML_SUBID" not in result.stderr  # the local backend needs no Azure identity
+    assert "Traceback" not in result.stderr
+    env["AZML_BACKEND"] = "azureml"
+    result = run_script("upload-data.py", "--data-dir", ".", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    for name in ("AZML_DATAPATH", "AZML_SUBID", "AZML_RESGRP", "AZML_WORKSPACE"):
+        assert name in result.stderr
+
+
+def test_concurrency_limit_holds(tmp_path: Path, data_dir: Path) -> None:
+    backend = LocalBackend(make_settings(tmp_path / "aml", compute_max_nodes=2))
+    backend.upload_data(data_dir, target_path="test-data")
+    record = tmp_path / "record.txt"
+    args = {"seconds": "1.5", "record": str(record)}
+    run_ids = [backend.submit_run(spec("sleep_and_record.py", args=args)) for _ in range(4)]
+    time.sleep(0.8)
+    statuses = [backend.get_run(r).status for r in run_ids]
+    assert statuses.count(RunStatus.RUNNING) == 2 and statuses.count(RunStatus.QUEUED) == 2, statuses
+    for run_id in run_ids:
+        assert backend.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED
+    spans = [tuple(map(float, line.split())) for line in record.read_text().splitlines()]
+    assert len(spans) == 4
+    for start, _ in spans:
+        assert sum(1 for s, e in spans if s <= start < e) <= 2
+    first_two = sorted(run_ids[:2])
+    started = sorted(run_ids, key=lambda r: backend.get_run(r).started_at)
+    assert sorted(started[:2]) == first_two  # queued runs start in submit order
+
+
+def test_run_outlives_its_killed_caller(settings: Settings, data_dir: Path, tmp_path: Path) -> None:
+    LocalBackend(settings).upload_data(data_dir, target_path="test-data")
+    code = (
+        "import os, sys\n"
+        "from amllib.backends.local import LocalBackend\n"
+        "from amllib.backends.base import RunSpec\n"
+        "from tests.conftest import make_settings\n"
+        f"b = LocalBackend(make_settings(__import__('pathlib').Path({str(settings.home)!r})))\n"
+        "rid = b.submit_run(RunSpec(script='fail.py', experiment='tests', datapath='test-data', compute='c'))\n"
+        "print(rid, flush=True)\n"
+        "os.kill(os.getpid(), 9)\n"
+    )
+    caller = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert caller.returncode == -signal.SIGKILL
+    run_id = caller.stdout.strip()
+    backend = LocalBackend(settings)  # the caller comes back
+    info = backend.wait_for_run(run_id, timeout=60, poll=0.2)
+    assert info.status == RunStatus.FAILED
+    assert info.exit_code == 3
+    assert info.finished_at is not None and info.finished_at >= info.started_at
+
+
+def test_a_vanished_runner_ends_the_run_failed_with_a_reason(backend: LocalBackend, data_dir: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec("sleep_and_record.py", args={"seconds": "60"}))
+    folder = backend.compute.run_dir(run_id)
+    deadline = time.time() + 20
+    while backend.get_run(run_id).status != RunStatus.RUNNING and time.time() < deadline:
+        time.sleep(0.1)
+    runner = int((folder / "runner.pid").read_text())
+    os.killpg(runner, signal.SIGKILL)
+    deadline = time.time() + 10
+    while not backend.get_run(run_id).status.terminal and time.time() < deadline:
+        time.sleep(0.1)
+    info = backend.get_run(run_id)
+    assert info.status == RunStatus.FAILED
+    assert "runner process ended without recording a result" in info.error
+
+
+def test_snapshot_keeps_what_ran_when_training_changes(tmp_path: Path, data_dir: Path) -> None:
+    training = tmp_path / "training"
+    training.mkdir()
+    (training / "train.py").write_text("import os\nos.makedirs('outputs')\nopen('outputs/v.txt','w').write('one')\n")
+    backend = LocalBackend(make_settings(tmp_path / "aml", training_dir=training))
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec("train.py"))
+    (training / "train.py").write_text("raise SystemExit(9)\n")
+    assert backend.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED
+    version = finish_run(backend, run_id, model_name="snap").model_version
+    assert version.script_digest.startswith("sha256:")
+    backend.download_model("snap", 1, tmp_path / "out")
+    assert (tmp_path / "out" / "v.txt").read_text() == "one"
+
+
+def test_simultaneous_registrations_get_distinct_versions(backend: LocalBackend, data_dir: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec("no_accuracy.py"))
+    assert backend.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED
+    barrier = threading.Barrier(8)
+    versions: list[int] = []
+
+    def register() -> None:
+        other = LocalBackend(backend.settings)  # its own connection, as another process would have
+        barrier.wait()
+        versions.append(other.register_model(run_id=run_id, model_name="race", tags={}).version)
+
+    threads = [threading.Thread(target=register) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(versions) == list(range(1, 9))
+
+
+def test_generated_crime_data_trains_with_batcomputer_script(tmp_path: Path) -> None:
+    data = tmp_path / "crime"
+    subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "generate-crime-data.py"), "--rows", "3000", "--out", str(data)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    backend = LocalBackend(make_settings(tmp_path / "aml", training_dir=REPO_ROOT / "training"))
+    backend.upload_data(data, target_path="crime")
+    run_id = backend.submit_run(
+        RunSpec(script="scikit-batcomputer.py", experiment="bat", datapath="crime", compute="c", estimators=10)
+    )
+    info = backend.wait_for_run(run_id, timeout=180, poll=0.3)
+    assert info.status == RunStatus.COMPLETED, backend.get_log(run_id, tail=30)
+    metrics = backend.get_metrics(run_id)
+    assert 0.6 < metrics["accuracy"][-1] <= 1.0
+    assert metrics["estimators"] == [10.0]
+    assert len(metrics["Crime Index"]) > 10
+    assert sorted(backend.list_run_outputs(run_id)) == ["flags.pkl", "lookup.pkl", "model.pkl"]
+
+
+def test_metrics_file_survives_a_torn_last_line(backend: LocalBackend, data_dir: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec("no_accuracy.py"))
+    backend.wait_for_run(run_id, timeout=60, poll=0.2)
+    path = backend.compute.run_dir(run_id) / "metrics.jsonl"
+    path.write_text(json.dumps({"kind": "scalar", "name": "m", "value": 1}) + '\n{"kind": "sca')
+    assert backend.get_metrics(run_id) == {"m": [1]}

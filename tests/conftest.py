@@ -1,0 +1,82 @@
+"""Shared fixtures: settings built explicitly, backends on real files and processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from amllib.backends import get_backend
+from amllib.backends.base import Backend
+from amllib.settings import REPO_ROOT, Settings
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TEST_TRAINING = FIXTURES / "training"
+TITANIC = REPO_ROOT / "data" / "titanic"
+
+
+def make_settings(home: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "home": home,
+        "training_dir": TEST_TRAINING,
+        "datapath": "test-data",
+        "experiment": "tests",
+        "model": "test-model",
+        "script": "aml_v1_logging.py",
+        "compute_name": "local-cluster",
+        "compute_max_nodes": 2,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path / "aml")
+
+
+@pytest.fixture
+def backend(settings: Settings) -> Backend:
+    return get_backend(settings)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "data"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.csv").write_text("x,y\n1,2\n")
+    (folder / "sub" / "b.txt").write_text("hello")
+    return folder
+
+
+def script_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """A clean environment for the scripts: AZML_* from settings only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZML_")}
+    env.update(
+        {
+            "AZML_HOME": str(settings.home),
+            "AZML_TRAINING_DIR": str(settings.training_dir),
+            "AZML_COMPUTE_MAX_NODES": str(settings.compute_max_nodes),
+        }
+    )
+    for name in ("datapath", "experiment", "model", "script", "compute_name"):
+        value = getattr(settings, name)
+        if value:
+            env[f"AZML_{name.upper()}"] = value
+    env.update(extra)
+    return env
+
+
+def run_script(name: str, *args: str, env: dict[str, str], cwd: Path, **kwargs: object) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / name), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        **kwargs,
+    )

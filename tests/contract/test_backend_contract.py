@@ -1,0 +1,131 @@
+"""The contract every backend keeps, run against each backend the `backend` fixture yields."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from amllib.backends.base import Backend, RunSpec, RunStatus
+from amllib.digest import tree_digest
+from amllib.errors import DataNotFound, InvalidInput, ModelNotFound, UnsafePath
+from amllib.fetch import fetch_model
+from amllib.training import finish_run
+
+
+def spec(script: str = "aml_v1_logging.py", **kwargs: object) -> RunSpec:
+    values = {"script": script, "experiment": "tests", "datapath": "test-data", "compute": "local-cluster"}
+    values.update(kwargs)
+    return RunSpec(**values)
+
+
+def test_upload_records_the_content_digest(backend: Backend, data_dir: Path) -> None:
+    data = backend.upload_data(data_dir, target_path="test-data")
+    expected = tree_digest(data_dir)
+    assert (data.digest, data.files, data.bytes) == (expected.digest, 2, expected.bytes)
+    assert data.digest.startswith("sha256:")
+
+
+@pytest.mark.parametrize("path", ["../outside", "/etc", "a/../../b", "", ".hidden"])
+def test_upload_refuses_paths_that_leave_the_datastore(backend: Backend, data_dir: Path, path: str) -> None:
+    with pytest.raises(InvalidInput):
+        backend.upload_data(data_dir, target_path=path)
+
+
+def test_upload_of_a_missing_folder_is_invalid(backend: Backend, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="does not exist"):
+        backend.upload_data(tmp_path / "nope", target_path="test-data")
+
+
+def test_run_without_data_is_refused(backend: Backend) -> None:
+    with pytest.raises(DataNotFound, match="test-data"):
+        backend.submit_run(spec())
+
+
+@pytest.mark.parametrize("script", ["../fail.py", "/etc/passwd", "missing.py", "sub/x.py"])
+def test_script_must_be_directly_inside_training(backend: Backend, data_dir: Path, script: str) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    with pytest.raises(InvalidInput):
+        backend.submit_run(spec(script))
+
+
+def test_unmodified_aml_v1_script_logs_become_metrics(backend: Backend, data_dir: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec(estimators=7, args={"flavour": "salty"}))
+    info = backend.wait_for_run(run_id, timeout=120, poll=0.2)
+    assert info.status == RunStatus.COMPLETED, backend.get_log(run_id)
+    metrics = backend.get_metrics(run_id)
+    assert metrics["accuracy"] == [0.5, 0.93]
+    assert metrics["estimators"] == [7]
+    assert metrics["losses"] == [[0.9, 0.5, 0.25]]
+    assert metrics["table"] == [{"epoch": 1, "loss": 0.5}]
+    assert "plot" in metrics
+    assert backend.get_run(run_id).tags["flavour"] == "salty"
+    assert "data files: ['a.csv', 'sub']" in backend.get_log(run_id)
+    assert backend.list_run_outputs(run_id) == ["model.txt"]
+
+
+def test_failed_run_reports_failure_and_log_tail(backend: Backend, data_dir: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec("fail.py"))
+    info = backend.wait_for_run(run_id, timeout=120, poll=0.2)
+    assert info.status == RunStatus.FAILED
+    assert info.error
+    tail = backend.get_log(run_id, tail=3)
+    assert "about to fail: the data is wrong" in tail
+    assert "line 10" not in tail
+    assert finish_run(backend, run_id, model_name="test-model").model_version is None
+    assert backend.list_model_versions("test-model") == []
+
+
+def test_two_runs_become_versions_one_and_two(backend: Backend, data_dir: Path, tmp_path: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    versions = []
+    for flavour in ("first", "second"):
+        run_id = backend.submit_run(spec(args={"flavour": flavour}))
+        assert backend.wait_for_run(run_id, timeout=120, poll=0.2).status == RunStatus.COMPLETED
+        versions.append(finish_run(backend, run_id, model_name="test-model").model_version)
+    assert [v.version for v in versions] == [1, 2]
+    assert all(v.tags == {"accuracy": 0.93} for v in versions)
+    assert [v.version for v in backend.list_model_versions("test-model")] == [1, 2]
+    assert "test-model" in backend.list_models()
+    assert backend.resolve_version("test-model").version == 2
+    assert backend.resolve_version("test-model", version=1).version == 1
+    with pytest.raises(ModelNotFound, match="no version 5"):
+        backend.resolve_version("test-model", version=5)
+    with pytest.raises(ModelNotFound):
+        backend.resolve_version("no-such-model")
+
+    result = fetch_model(backend, name="test-model", version=1, output_path=tmp_path / "out")
+    assert (tmp_path / "out" / "model.txt").read_text() == "first"
+    metadata = json.loads((tmp_path / "out" / "metadata.json").read_text())
+    assert metadata["name"] == "test-model" and metadata["version"] == 1
+    assert metadata["tags"] == {"accuracy": 0.93}
+    assert metadata["run_id"] == versions[0].run_id
+    assert metadata["data_version"] == tree_digest(data_dir).digest
+    assert result.files == ["model.txt"]
+
+
+def test_script_without_accuracy_registers_without_tag(backend: Backend, data_dir: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec("no_accuracy.py"))
+    assert backend.wait_for_run(run_id, timeout=120, poll=0.2).status == RunStatus.COMPLETED
+    version = finish_run(backend, run_id, model_name="test-model").model_version
+    assert version is not None and version.tags == {}
+    chosen = backend.resolve_version("test-model", best_by="accuracy")
+    assert chosen.version == version.version
+
+
+def test_cancel_ends_a_run_canceled(backend: Backend, data_dir: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec("sleep_and_record.py", args={"seconds": "60"}))
+    backend.wait_for_run(run_id, timeout=5, poll=0.2)
+    backend.cancel_run(run_id)
+    info = backend.wait_for_run(run_id, timeout=30, poll=0.2)
+    assert info.status == RunStatus.CANCELED
+
+
+def test_unsafe_output_names_are_refused(backend: Backend) -> None:
+    with pytest.raises(UnsafePath):
+        backend.submit_run(spec("../../etc/passwd"))

@@ -1,0 +1,79 @@
+"""The three seed scripts, run as a pipeline would run them, on the real Titanic data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from amllib.settings import REPO_ROOT
+from tests.conftest import TITANIC, make_settings, run_script, script_env
+
+
+def test_titanic_upload_train_twice_fetch(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path / "aml",
+        training_dir=REPO_ROOT / "training",
+        script="scikit-titanic.py",
+        datapath="titanic-data",
+        model="titanic-model",
+    )
+    github_output = tmp_path / "github_output"
+    env = script_env(settings, GITHUB_OUTPUT=str(github_output))
+
+    upload = run_script("upload-data.py", "--data-dir", str(TITANIC), env=env, cwd=tmp_path)
+    assert upload.returncode == 0, upload.stderr
+    accuracies = []
+    for estimators in ("3", "60"):
+        run = run_script("run-training.py", "--estimators", estimators, env=env, cwd=tmp_path)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "##vso[task.setvariable variable=AZML_MODEL_VER]" in run.stdout
+        accuracies.append(float(next(line for line in run.stdout.splitlines() if "accuracy =" in line).split()[-1]))
+    assert accuracies[0] != accuracies[1]
+    best = 1 + accuracies.index(max(accuracies))
+
+    out = tmp_path / "model-api" / "pickles"
+    fetched = run_script("fetch-model.py", "--use-best", "--output-path", str(out), env=env, cwd=tmp_path)
+    assert fetched.returncode == 0, fetched.stderr
+    assert f"##vso[task.setvariable variable=AZML_MODEL_VER]{best}" in fetched.stdout
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["version"] == best
+    assert metadata["tags"]["accuracy"] == max(accuracies)
+    assert sorted(p.name for p in out.iterdir()) == ["flags.pkl", "lookup.pkl", "metadata.json", "model.pkl"]
+
+    latest = run_script("fetch-model.py", "--output-path", str(tmp_path / "latest"), env=env, cwd=tmp_path)
+    assert json.loads((tmp_path / "latest" / "metadata.json").read_text())["version"] == 2, latest.stderr
+    first = run_script("fetch-model.py", "--model-ver", "1", "--output-path", str(out), env=env, cwd=tmp_path)
+    assert first.returncode == 0 and json.loads((out / "metadata.json").read_text())["version"] == 1
+    assert github_output.read_text().splitlines()[-1] == "model_version=1"
+
+    unknown = run_script("fetch-model.py", "--model-ver", "7", "--output-path", str(out), env=env, cwd=tmp_path)
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == "ERROR! model 'titanic-model' has no version 7 (latest is 2)"
+    assert json.loads((out / "metadata.json").read_text())["version"] == 1  # left as it was
+
+    env["AZML_MODEL"] = "never-registered"
+    missing = run_script("fetch-model.py", "--output-path", str(out), env=env, cwd=tmp_path)
+    assert missing.returncode == 1 and missing.stderr.strip() == "ERROR! model 'never-registered' not found"
+
+
+def test_use_best_without_accuracy_falls_back_to_latest(tmp_path: Path, data_dir: Path) -> None:
+    settings = make_settings(tmp_path / "aml", script="no_accuracy.py")
+    env = script_env(settings)
+    assert run_script("upload-data.py", "--data-dir", str(data_dir), env=env, cwd=tmp_path).returncode == 0
+    for _ in range(2):
+        assert run_script("run-training.py", env=env, cwd=tmp_path).returncode == 0
+    fetched = run_script("fetch-model.py", "--use-best", "--output-path", str(tmp_path / "o"), env=env, cwd=tmp_path)
+    assert fetched.returncode == 0
+    assert "WARNING" in fetched.stderr and "latest" in fetched.stderr
+    assert json.loads((tmp_path / "o" / "metadata.json").read_text())["version"] == 2
+
+
+def test_failing_run_exits_non_zero_with_its_log_tail(tmp_path: Path, data_dir: Path) -> None:
+    settings = make_settings(tmp_path / "aml", script="fail.py")
+    env = script_env(settings)
+    assert run_script("upload-data.py", "--data-dir", str(data_dir), env=env, cwd=tmp_path).returncode == 0
+    run = run_script("run-training.py", env=env, cwd=tmp_path)
+    assert run.returncode == 1
+    assert "about to fail: the data is wrong" in run.stderr
+    assert "exited with code 3" in run.stderr
+    assert "Traceback" not in run.stderr
