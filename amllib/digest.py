@@ -42,13 +42,33 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+class TreeHasher:
+    """Collects (path, size, content hash) per file in any order; summary() gives tree_digest's answer.
+
+    Lets an upload hash files while writing them instead of reading them back.
+    """
+
+    def __init__(self) -> None:
+        self._files: dict[str, tuple[int, str]] = {}
+
+    def add(self, rel: str, size: int, sha256_hex: str) -> None:
+        self._files[rel] = (size, sha256_hex)
+
+    def summary(self) -> TreeSummary:
+        digest = hashlib.sha256()
+        for rel in sorted(self._files):
+            size, sha = self._files[rel]
+            digest.update(f"{rel}\0{size}\0{sha}\n".encode())
+        return TreeSummary(
+            digest=f"sha256:{digest.hexdigest()}",
+            files=len(self._files),
+            bytes=sum(size for size, _ in self._files.values()),
+        )
+
+
 def tree_digest(folder: Path) -> TreeSummary:
     """sha256 over the sorted file list, each entry its relative path, size and content hash."""
-    digest = hashlib.sha256()
-    total = 0
-    files = list_files(folder)
-    for rel, full in files:
-        size = full.stat().st_size
-        total += size
-        digest.update(f"{rel}\0{size}\0{file_sha256(full)}\n".encode())
-    return TreeSummary(digest=f"sha256:{digest.hexdigest()}", files=len(files), bytes=total)
+    hasher = TreeHasher()
+    for rel, full in list_files(folder):
+        hasher.add(rel, full.stat().st_size, file_sha256(full))
+    return hasher.summary()

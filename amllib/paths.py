@@ -29,6 +29,17 @@ def safe_relpath(value: str, *, what: str) -> PurePosixPath:
     return PurePosixPath(*parts)
 
 
+def safe_entry(value: str) -> PurePosixPath:
+    """A file name inside an upload: relative, no '..', no NUL or backslash; any other characters."""
+    if not value or "\x00" in value or "\\" in value:
+        raise UnsafePath(f"upload entry {value!r} has an empty name, a NUL or a backslash")
+    path = PurePosixPath(value)
+    parts = [p for p in path.parts if p not in (".", "")]
+    if path.is_absolute() or ".." in parts or not parts:
+        raise UnsafePath(f"upload entry {value!r} is absolute or leaves its folder")
+    return PurePosixPath(*parts)
+
+
 def resolve_inside(root: Path, value: str, *, what: str) -> Path:
     """`root / value`, refusing anything (including symlinks on the way) that lands outside root."""
     rel = safe_relpath(value, what=what)

@@ -51,10 +51,49 @@ class Settings(BaseSettings):
         None, description="azureml auth when no service principal is set: msi, cli or interactive"
     )
 
-    @field_validator("home", "training_dir")
+    # The service.
+    db_url: str | None = Field(None, description="Job store, sqlite:///path (default: AZML_HOME/jobs.sqlite)")
+    api_tokens: str = Field("", description="Comma-separated bearer tokens with full access")
+    api_read_tokens: str = Field("", description="Comma-separated bearer tokens for GET requests only")
+    data_root: Path | None = Field(None, description="POST /data {data_dir} may only name folders under this")
+    output_root: Path | None = Field(None, description="POST /models/fetch writes only under this folder")
+    max_upload_bytes: int = Field(10 * 1024**3, ge=1, description="Largest upload, in bytes (unpacked)")
+    max_upload_files: int = Field(100_000, ge=1, description="Most files in one upload")
+    webhook_secret: str | None = Field(None, description="HMAC key for the X-Signature of callbacks")
+    callback_hosts: str = Field("", description="Comma-separated hosts (host or host:port) callbacks may go to")
+    cors_origins: str = Field("", description="Comma-separated origins allowed by CORS, e.g. the dashboard")
+    job_concurrency: int = Field(4, ge=1, description="Data and fetch jobs carried out at once")
+    poll_seconds: float = Field(1.0, gt=0, description="How often a running job's backend status is read")
+
+    @property
+    def token_set(self) -> frozenset[str]:
+        return _split(self.api_tokens)
+
+    @property
+    def read_token_set(self) -> frozenset[str]:
+        return _split(self.api_read_tokens)
+
+    @property
+    def callback_host_set(self) -> frozenset[str]:
+        return frozenset(h.lower() for h in _split(self.callback_hosts))
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return sorted(_split(self.cors_origins))
+
+    @property
+    def db_path(self) -> Path:
+        """The SQLite file of the job store."""
+        if not self.db_url:
+            return self.home / "jobs.sqlite"
+        if not self.db_url.startswith("sqlite:///"):
+            raise ConfigError("AZML_DB_URL must be sqlite:///<path>; other databases are not supported")
+        return Path(self.db_url.removeprefix("sqlite:///")).expanduser().resolve()
+
+    @field_validator("home", "training_dir", "data_root", "output_root")
     @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser().resolve()
 
     def missing(self, *names: str) -> list[str]:
         """Names (as AZML_* variables) of the given settings that are unset or empty."""
@@ -70,6 +109,10 @@ class Settings(BaseSettings):
         """The Azure identity variables are needed only by the azureml backend."""
         if self.backend == "azureml":
             self.require(*AZURE_IDENTITY)
+
+
+def _split(value: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -34,8 +34,10 @@ def main() -> int:
         print(f"demo failed at: {' '.join(map(str, exc.cmd[1:]))}", file=sys.stderr)
         return 1
     metadata = json.loads((OUTPUT / "metadata.json").read_text())
-    print(f"\nFetched {metadata['name']} version {metadata['version']} "
-          f"(accuracy {metadata['tags'].get('accuracy')}) into {OUTPUT}: {', '.join(sorted(os.listdir(OUTPUT)))}")
+    print(
+        f"\nFetched {metadata['name']} version {metadata['version']} "
+        f"(accuracy {metadata['tags'].get('accuracy')}) into {OUTPUT}: {', '.join(sorted(os.listdir(OUTPUT)))}"
+    )
     return 0
 
 

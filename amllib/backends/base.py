@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from amllib.digest import TreeSummary
 from amllib.errors import ModelNotFound
 
 
@@ -57,6 +58,7 @@ class RunSpec:
     compute: str
     estimators: int | None = None
     args: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
 
     def script_arguments(self, data_path: str) -> list[str]:
         """The command line the training script gets, the same on every backend."""
@@ -115,6 +117,25 @@ class Backend(ABC):
         BackendUnavailable if the datastore fails; on failure the old data stays.
         """
 
+    def staging_dir(self) -> Path:
+        """A new empty folder to receive an upload before upload_staged() (default: a temp folder)."""
+        import tempfile
+
+        return Path(tempfile.mkdtemp(prefix="aml-upload-"))
+
+    def upload_staged(self, staged: Path, *, target_path: str, summary: TreeSummary | None = None) -> DataVersion:
+        """Like upload_data, for a folder from staging_dir() that is consumed (moved or deleted).
+
+        `summary`, when the caller already hashed the files while writing them, saves reading
+        them again. Backends on the same disk override this to move instead of copy.
+        """
+        import shutil
+
+        try:
+            return self.upload_data(staged, target_path=target_path)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+
     # -- compute ---------------------------------------------------------------
     @abstractmethod
     def ensure_compute(self, name: str) -> str:
@@ -133,6 +154,10 @@ class Backend(ABC):
         for the run. Raises InvalidInput/UnsafePath for a bad script or path,
         DataNotFound if the data path holds nothing, BackendUnavailable on failure.
         """
+
+    @abstractmethod
+    def find_runs(self, experiment: str, *, tag: str, value: str) -> list[str]:
+        """Ids of the experiment's runs submitted with tags[tag] == value (finds a run again after a crash)."""
 
     @abstractmethod
     def get_run(self, run_id: str) -> RunInfo:

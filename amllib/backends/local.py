@@ -16,7 +16,7 @@ from amllib.backends.base import Backend, DataVersion, ModelVersion, RunInfo, Ru
 from amllib.backends.local_compute import LocalCompute
 from amllib.backends.local_datastore import LocalDatastore
 from amllib.backends.local_registry import LocalRegistry
-from amllib.digest import list_files
+from amllib.digest import TreeSummary, list_files
 from amllib.errors import InvalidInput
 from amllib.paths import check_name, check_script
 from amllib.settings import Settings
@@ -41,6 +41,19 @@ class LocalBackend(Backend):
     def upload_data(self, src_dir: Path, *, target_path: str) -> DataVersion:
         return self.datastore.upload(src_dir, target_path=target_path)
 
+    def staging_dir(self) -> Path:
+        return self.datastore.staging_dir()
+
+    def upload_staged(self, staged: Path, *, target_path: str, summary: TreeSummary | None = None) -> DataVersion:
+        try:
+            return self.datastore.adopt(staged, target_path=target_path, summary=summary)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+
+    def current_data(self, target_path: str) -> DataVersion:
+        """What is at a datastore path now (DataNotFound if nothing)."""
+        return self.datastore.current(target_path)[1]
+
     # -- compute -------------------------------------------------------------
     def ensure_compute(self, name: str) -> str:
         check_name(name, what="compute name")
@@ -57,6 +70,9 @@ class LocalBackend(Backend):
             raise InvalidInput("estimators must be at least 1")
         data_dir, data = self.datastore.current(spec.datapath)
         return self.compute.start(spec, data_dir=data_dir, data_version=data.digest)
+
+    def find_runs(self, experiment: str, *, tag: str, value: str) -> list[str]:
+        return self.compute.find(experiment, tag=tag, value=value)
 
     def get_run(self, run_id: str) -> RunInfo:
         info = self.compute.info(run_id)

@@ -159,6 +159,18 @@ class LocalCompute:
         else:
             write_state(folder, status="Canceled", finished_at=time.time(), error="canceled by request")
 
+    def find(self, experiment: str, *, tag: str, value: str) -> list[str]:
+        """Run ids of the experiment whose submit tags match."""
+        found = []
+        for folder in self.runs_root.glob(f"{experiment}_*"):
+            try:
+                record = json.loads((folder / "run.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if record.get("tags", {}).get(tag) == value:
+                found.append(record["run_id"])
+        return sorted(found)
+
     def active_data_dirs(self) -> set[Path]:
         """Data version folders that runs not yet finished still read."""
         in_use: set[Path] = set()

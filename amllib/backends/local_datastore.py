@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from amllib.backends.base import DataVersion
-from amllib.digest import list_files, tree_digest
+from amllib.digest import TreeSummary, list_files, tree_digest
 from amllib.errors import BackendUnavailable, DataNotFound, InvalidInput, UnsafePath
 from amllib.paths import safe_relpath
 
@@ -63,12 +63,18 @@ class LocalDatastore:
             shutil.rmtree(staging, ignore_errors=True)
 
     def adopt(
-        self, folder: Path, *, target_path: str, link: Path | None = None, version_id: str | None = None
+        self,
+        folder: Path,
+        *,
+        target_path: str,
+        link: Path | None = None,
+        version_id: str | None = None,
+        summary: TreeSummary | None = None,
     ) -> DataVersion:
         """Make an already-written folder (moved, not copied) the data at target_path."""
         link = link or self._link(target_path)
         version_id = version_id or uuid.uuid4().hex
-        summary = tree_digest(folder)
+        summary = summary or tree_digest(folder)
         if summary.files == 0:
             raise InvalidInput("the upload holds no files")
         final = self.versions / version_id
