@@ -136,6 +136,10 @@ class Backend(ABC):
         finally:
             shutil.rmtree(staged, ignore_errors=True)
 
+    def current_data(self, target_path: str) -> DataVersion | None:
+        """What the last upload put at target_path, if this backend keeps that record (else None)."""
+        return None
+
     # -- compute ---------------------------------------------------------------
     @abstractmethod
     def ensure_compute(self, name: str) -> str:

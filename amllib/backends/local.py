@@ -17,7 +17,7 @@ from amllib.backends.local_compute import LocalCompute
 from amllib.backends.local_datastore import LocalDatastore
 from amllib.backends.local_registry import LocalRegistry
 from amllib.digest import TreeSummary, list_files
-from amllib.errors import InvalidInput
+from amllib.errors import DataNotFound, InvalidInput
 from amllib.paths import check_name, check_script
 from amllib.settings import Settings
 
@@ -50,9 +50,11 @@ class LocalBackend(Backend):
         finally:
             shutil.rmtree(staged, ignore_errors=True)
 
-    def current_data(self, target_path: str) -> DataVersion:
-        """What is at a datastore path now (DataNotFound if nothing)."""
-        return self.datastore.current(target_path)[1]
+    def current_data(self, target_path: str) -> DataVersion | None:
+        try:
+            return self.datastore.current(target_path)[1]
+        except DataNotFound:
+            return None
 
     # -- compute -------------------------------------------------------------
     def ensure_compute(self, name: str) -> str:

@@ -1,0 +1,106 @@
+"""Models: fetch a version to the server's disk, list models and versions, download an archive."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.background import BackgroundTask
+
+from amllib.errors import InvalidInput, ModelNotFound
+from amllib.fetch import build_metadata, iso
+from amllib.paths import check_name, resolve_inside
+from service.api.common import accept, answer, find
+from service.callbacks import check_callback_url
+from service.deps import IdempotencyKey, Svc, Wait
+from service.schemas import FetchRequest
+
+router = APIRouter(tags=["models"])
+Version = Annotated[int, PathParam(ge=1)]
+
+
+@router.post("/models/fetch", status_code=202, summary="Write a model version and metadata.json to the server")
+async def fetch(
+    svc: Svc, request: FetchRequest, idempotency_key: IdempotencyKey = None, wait: Wait = None
+) -> JSONResponse:
+    callback = check_callback_url(request.callback_url, svc.settings.callback_host_set)
+    model = request.model or svc.settings.model
+    if not model:
+        raise InvalidInput("model is required (no AZML_MODEL default)")
+    check_name(model, what="model")
+    root = svc.settings.output_root
+    if root is None:
+        raise InvalidInput(
+            "fetching to the server's disk is off: AZML_OUTPUT_ROOT is not set "
+            "(GET /models/{name}/versions/{version}/archive downloads the files instead)"
+        )
+    output_path = request.output_path or model
+    target = resolve_inside(root, output_path, what="output_path")
+    spec = {
+        "model": model,
+        "version": request.version,
+        "use_best": request.use_best,
+        "output_path": str(target.relative_to(root.resolve())),
+    }
+    return await accept(
+        svc,
+        kind="fetch",
+        spec=spec,
+        fingerprint=request.model_dump(mode="json"),
+        idempotency_key=idempotency_key,
+        callback_url=callback,
+        wait=wait,
+    )
+
+
+@router.get("/models/fetch/{job_id}", summary="A fetch job")
+async def get_fetch(svc: Svc, job_id: str, wait: Wait = None) -> JSONResponse:
+    return await answer(svc, find(svc, job_id, "fetch"), wait=wait)
+
+
+@router.get("/models", summary="Registered model names")
+async def list_models(svc: Svc) -> dict:
+    return {"models": await svc.worker.call(svc.backend.list_models)}
+
+
+@router.get("/models/{name}/versions", summary="A model's versions with their tags, oldest first")
+async def list_versions(svc: Svc, name: str) -> dict:
+    versions = await svc.worker.call(svc.backend.list_model_versions, name)
+    if not versions:
+        raise ModelNotFound(f"model {name!r} not found")
+    return {"name": name, "versions": [{**v.__dict__, "created_at": iso(v.created_at)} for v in versions]}
+
+
+def _build_archive(svc: Svc, name: str, version: int) -> Path:
+    chosen = svc.backend.resolve_version(name, version=version)
+    work = Path(tempfile.mkdtemp(prefix="aml-archive-"))
+    try:
+        files = sorted(svc.backend.download_model(name, chosen.version, work / "files"))
+        metadata = build_metadata(chosen, backend=svc.backend.name, files=files)
+        (work / "files" / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        archive = work / "model.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            for rel in [*files, "metadata.json"]:
+                tar.add(work / "files" / rel, arcname=rel)
+        return archive
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+@router.get("/models/{name}/versions/{version}/archive", summary="A version's files and metadata.json as tar.gz")
+async def download_archive(svc: Svc, name: str, version: Version) -> FileResponse:
+    archive = await svc.worker.call(_build_archive, svc, name, version)
+    return FileResponse(
+        archive,
+        media_type="application/gzip",
+        filename=f"{name}-{version}.tar.gz",
+        background=BackgroundTask(shutil.rmtree, archive.parent, ignore_errors=True),
+    )

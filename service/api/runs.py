@@ -1,0 +1,110 @@
+"""POST /runs and the run's status, list, cancel, logs and metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from amllib.backends.base import RunStatus
+from amllib.errors import Conflict, InvalidInput
+from amllib.paths import check_name, check_script, safe_relpath
+from service.api.common import accept, answer, find, page
+from service.callbacks import check_callback_url
+from service.deps import IdempotencyKey, Svc, Wait
+from service.jobs import is_terminal
+from service.schemas import RunRequest
+
+router = APIRouter(tags=["runs"])
+
+_DEFAULTS = {
+    "experiment": "experiment",
+    "script": "script",
+    "model": "model",
+    "datapath": "datapath",
+    "compute": "compute_name",
+}
+
+
+def run_spec(svc: Svc, request: RunRequest) -> dict[str, Any]:
+    """The request with AZML_* defaults filled in, every field checked."""
+    spec: dict[str, Any] = {}
+    missing = []
+    for field, setting in _DEFAULTS.items():
+        spec[field] = getattr(request, field) or getattr(svc.settings, setting)
+        if not spec[field]:
+            missing.append(f"{field} (no AZML_{setting.upper()} default)")
+    if missing:
+        raise InvalidInput("missing: " + ", ".join(missing))
+    check_name(spec["experiment"], what="experiment")
+    check_name(spec["model"], what="model")
+    check_name(spec["compute"], what="compute")
+    check_script(svc.settings.training_dir, spec["script"])
+    spec["datapath"] = str(safe_relpath(spec["datapath"], what="datapath"))
+    for name in request.args:
+        check_name(name, what="args key")
+    spec["estimators"] = request.estimators
+    spec["args"] = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in request.args.items()}
+    return spec
+
+
+@router.post("/runs", status_code=202, summary="Train a model: submit a run, then register its outputs/")
+async def submit_run(
+    svc: Svc,
+    idempotency_key: IdempotencyKey = None,
+    wait: Wait = None,
+    request: Annotated[RunRequest | None, Body()] = None,
+) -> JSONResponse:
+    request = request or RunRequest()
+    callback = check_callback_url(request.callback_url, svc.settings.callback_host_set)
+    spec = run_spec(svc, request)
+    return await accept(
+        svc,
+        kind="run",
+        spec=spec,
+        fingerprint=request.model_dump(mode="json"),
+        idempotency_key=idempotency_key,
+        callback_url=callback,
+        wait=wait,
+    )
+
+
+@router.get("/runs", summary="Runs, newest first")
+async def list_runs(
+    svc: Svc,
+    status: RunStatus | None = None,
+    experiment: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict:
+    return page(svc, "run", status=status, experiment=experiment, cursor=cursor, limit=limit)
+
+
+@router.get("/runs/{run_id}", summary="A run's status, metrics and model version")
+async def get_run(svc: Svc, run_id: str, wait: Wait = None) -> JSONResponse:
+    return await answer(svc, find(svc, run_id, "run"), wait=wait)
+
+
+@router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a run")
+async def cancel_run(svc: Svc, run_id: str, wait: Wait = None) -> JSONResponse:
+    job = find(svc, run_id, "run")
+    if is_terminal(job.status):
+        raise Conflict(f"run {run_id} has already ended {job.status}")
+    job = await svc.jobs.update(run_id, cancel_requested=True)
+    return await answer(svc, job, wait=wait, status=202)
+
+
+@router.get("/runs/{run_id}/logs", response_class=PlainTextResponse, summary="The run's log so far")
+async def run_logs(svc: Svc, run_id: str, tail: Annotated[int | None, Query(ge=1, le=100_000)] = None) -> str:
+    job = find(svc, run_id, "run")
+    if job.backend_run_id is None:
+        return ""
+    return await svc.worker.call(svc.backend.get_log, job.backend_run_id, tail=tail)
+
+
+@router.get("/runs/{run_id}/metrics", summary="Every value of every metric the run logged")
+async def run_metrics(svc: Svc, run_id: str) -> dict:
+    job = find(svc, run_id, "run")
+    history = {} if job.backend_run_id is None else await svc.worker.call(svc.backend.get_metrics, job.backend_run_id)
+    return {"id": run_id, "metrics": history}

@@ -1,0 +1,81 @@
+"""The FastAPI app: create_app(settings), its lifespan (resume unfinished jobs), middleware and routes.
+
+`uvicorn service.app:app` builds the app from the environment and `.env`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from amllib.backends import get_backend
+from amllib.settings import Settings, load_settings
+from service import errors
+from service.api import data, models, runs
+from service.auth import BearerAuth
+from service.deps import Services
+from service.jobs import Jobs
+from service.store import JobStore
+from service.worker import Worker
+
+log = logging.getLogger("service")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the service for these settings (default: read from the environment)."""
+    settings = settings or load_settings()
+    settings.require_identity()
+    settings.db_path  # noqa: B018 - validates AZML_DB_URL at start-up
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        backend = get_backend(settings)
+        store = JobStore(settings.db_path)
+        jobs = Jobs(store)
+        worker = Worker(settings=settings, backend=backend, jobs=jobs)
+        app.state.services = Services(settings=settings, backend=backend, store=store, jobs=jobs, worker=worker)
+        resumed = await worker.resume()
+        log.info("service up on the %s backend; resumed %d unfinished jobs", backend.name, resumed)
+        try:
+            yield
+        finally:
+            await worker.close()
+            store.close()
+
+    app = FastAPI(
+        title="AML control plane",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Upload data, train, register and fetch models on Azure ML or locally.",
+    )
+    errors.install(app)
+
+    @app.get("/healthz", tags=["health"], summary="Liveness; needs no token")
+    async def healthz() -> dict:
+        return {"status": "ok", "backend": settings.backend}
+
+    for router in (data.router, runs.router, models.router):
+        app.include_router(router)
+    app.add_middleware(BearerAuth, settings=settings)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Location", "Idempotent-Replayed"],
+        )
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """`service.app:app`, built on first access so importing this module reads no settings."""
+    if name == "app":
+        globals()["app"] = application = create_app()
+        return application
+    raise AttributeError(name)

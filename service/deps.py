@@ -1,0 +1,38 @@
+"""Shared route dependencies as Annotated aliases, so routes stay flat and short."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+
+from amllib.backends.base import Backend
+from amllib.settings import Settings
+from service.jobs import Jobs
+from service.store import JobStore
+from service.worker import Worker
+
+MAX_WAIT = 3600.0
+
+
+@dataclass
+class Services:
+    """What the routes need, built once in the app's lifespan."""
+
+    settings: Settings
+    backend: Backend
+    store: JobStore
+    jobs: Jobs
+    worker: Worker
+
+
+def get_services(request: Request) -> Services:
+    return request.app.state.services
+
+
+Svc = Annotated[Services, Depends(get_services)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+Wait = Annotated[
+    float | None, Query(ge=0, le=MAX_WAIT, description="hold the answer until the job ends or this many seconds")
+]

@@ -1,0 +1,102 @@
+"""Domain errors to HTTP statuses, in one table, and the app's error handlers.
+
+Every error body is JSON: {"error": <kind>, "detail": <readable message>}, plus
+"job" when a waited-on job ended Failed. Nothing else leaks: an unexpected
+exception is logged here and answered 500 without its trace.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from amllib.errors import (
+    AmlError,
+    BackendUnavailable,
+    ConfigError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    RunFailed,
+    UnsafePath,
+)
+
+log = logging.getLogger("service")
+
+
+class TooLarge(InvalidInput):
+    """An upload over AZML_MAX_UPLOAD_BYTES or AZML_MAX_UPLOAD_FILES."""
+
+
+class UnsupportedMedia(InvalidInput):
+    """A request body of a type this endpoint does not take."""
+
+
+# (exception class, kind, HTTP status), most specific first.
+TABLE: list[tuple[type[Exception], str, int]] = [
+    (UnsafePath, "unsafe_path", 400),
+    (TooLarge, "too_large", 413),
+    (UnsupportedMedia, "unsupported_media_type", 415),
+    (InvalidInput, "invalid", 422),
+    (NotFound, "not_found", 404),
+    (Conflict, "conflict", 409),
+    (RunFailed, "run_failed", 502),
+    (BackendUnavailable, "backend", 502),
+    (ConfigError, "config", 500),
+    (AmlError, "internal", 500),
+]
+KIND_STATUS = {kind: status for _, kind, status in TABLE} | {"canceled": 409}
+
+
+def classify(exc: BaseException) -> tuple[str, int]:
+    """The kind and HTTP status of an error."""
+    for cls, kind, status in TABLE:
+        if isinstance(exc, cls):
+            return kind, status
+    return "internal", 500
+
+
+def error_response(status: int, kind: str, detail: str, **extra: object) -> JSONResponse:
+    return JSONResponse({"error": kind, "detail": detail, **extra}, status_code=status)
+
+
+def _validation_detail(exc: RequestValidationError) -> tuple[str, list[str]]:
+    parts, fields = [], []
+    for error in exc.errors():
+        loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        name = ".".join(loc) or "body"
+        fields.append(name)
+        parts.append(f"{name}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts), fields
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into the JSON shape above."""
+
+    @app.exception_handler(AmlError)
+    async def on_aml_error(request: Request, exc: AmlError) -> JSONResponse:
+        kind, status = classify(exc)
+        if status >= 500:
+            log.warning("%s %s failed: %s", request.method, request.url.path, exc)
+        return error_response(status, kind, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail, fields = _validation_detail(exc)
+        return error_response(422, "invalid", detail, fields=fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            {"error": kind, "detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error in %s %s", request.method, request.url.path)
+        return error_response(500, "internal", "internal error; the service log has the details")

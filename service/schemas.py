@@ -1,0 +1,119 @@
+"""Request bodies (validated, unknown fields refused) and the JSON shape of each kind of job."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+
+from amllib.fetch import iso
+from service.store import Job
+
+ArgValue = StrictStr | StrictInt | StrictFloat | StrictBool
+
+
+class RunRequest(BaseModel):
+    """POST /runs: every field optional, defaults from the AZML_* settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    experiment: str | None = None
+    script: str | None = None
+    model: str | None = None
+    datapath: str | None = None
+    compute: str | None = None
+    estimators: int | None = Field(None, ge=1)
+    args: dict[str, ArgValue] = Field(default_factory=dict)
+    callback_url: str | None = None
+
+
+class FetchRequest(BaseModel):
+    """POST /models/fetch."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    version: int | None = Field(None, ge=1)
+    use_best: bool = False
+    output_path: str | None = None
+    callback_url: str | None = None
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> FetchRequest:
+        if self.version is not None and self.use_best:
+            raise ValueError("give either version or use_best, not both")
+        return self
+
+
+class DataFolderRequest(BaseModel):
+    """POST /data with JSON: a folder on the server, under AZML_DATA_ROOT."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_dir: str
+    callback_url: str | None = None
+
+
+def _common(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "error": job.error,
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "callback_url": job.callback_url,
+        "callback_status": job.callback_status,
+    }
+
+
+def render_run(job: Job, backend: str) -> dict[str, Any]:
+    spec, result = job.spec, job.result
+    return {
+        **_common(job),
+        "experiment": spec["experiment"],
+        "script": spec["script"],
+        "model": spec["model"],
+        "datapath": spec["datapath"],
+        "compute": spec["compute"],
+        "backend": backend,
+        "backend_run_id": job.backend_run_id,
+        "params": {"estimators": spec.get("estimators"), "args": spec.get("args", {})},
+        "metrics": result.get("metrics", {}),
+        "model_version": result.get("model_version"),
+    }
+
+
+def render_data(job: Job, backend: str) -> dict[str, Any]:
+    result = job.result
+    return {
+        **_common(job),
+        "path": job.spec["path"],
+        "source": job.spec["source"],
+        "backend": backend,
+        "files": result.get("files"),
+        "bytes": result.get("bytes"),
+        "digest": result.get("digest"),
+    }
+
+
+def render_fetch(job: Job, backend: str) -> dict[str, Any]:
+    spec, result = job.spec, job.result
+    return {
+        **_common(job),
+        "model": spec["model"],
+        "version": result.get("version", spec.get("version")),
+        "use_best": spec.get("use_best", False),
+        "output_path": spec["output_path"],
+        "backend": backend,
+        "files": result.get("files"),
+        "metadata": result.get("metadata"),
+    }
+
+
+RENDERERS = {"run": render_run, "data": render_data, "fetch": render_fetch}
+
+
+def render(job: Job, backend: str) -> dict[str, Any]:
+    return RENDERERS[job.kind](job, backend)

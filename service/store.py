@@ -1,0 +1,255 @@
+"""Job persistence in SQLite: every write goes through one writer thread; reads are direct.
+
+No business rules live here (service/jobs.py owns status). Writes are queued to a
+single thread that batches them into one transaction, so competing writers never
+wait on SQLite's lock; readers use their own connections, which WAL never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    request_hash TEXT,
+    spec TEXT NOT NULL,
+    result TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    error_kind TEXT,
+    backend_run_id TEXT,
+    callback_url TEXT,
+    callback_status TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_kind_seq ON jobs (kind, seq);
+"""
+_COLUMNS = (
+    "seq, id, kind, status, idempotency_key, request_hash, spec, result, error, error_kind, backend_run_id, "
+    "callback_url, callback_status, cancel_requested, created_at, started_at, finished_at"
+)
+_BATCH = 64
+
+
+@dataclass
+class Job:
+    """One row of the jobs table, with spec and result decoded."""
+
+    id: str
+    kind: str
+    status: str
+    spec: dict[str, Any]
+    created_at: float
+    seq: int = 0
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    error_kind: str | None = None
+    backend_run_id: str | None = None
+    callback_url: str | None = None
+    callback_status: str | None = None
+    cancel_requested: bool = False
+    started_at: float | None = None
+    finished_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: tuple) -> Job:
+        values = dict(zip(_COLUMNS.split(", "), row, strict=True))
+        values["spec"] = json.loads(values["spec"])
+        values["result"] = json.loads(values["result"])
+        values["cancel_requested"] = bool(values["cancel_requested"])
+        return cls(**values)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db
+
+
+class _Writer(threading.Thread):
+    """The one thread that writes: runs queued operations, many per transaction."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(name="job-store-writer", daemon=True)
+        self._path = path
+        self._queue: queue.Queue[tuple[Callable[[sqlite3.Connection], Any], Future] | None] = queue.Queue()
+
+    def submit(self, operation: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((operation, future))
+        return future
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self.join(timeout=10)
+
+    def run(self) -> None:
+        db = _connect(self._path)
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < _BATCH:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)
+                    break
+                batch.append(item)
+            self._run_batch(db, batch)
+        db.close()
+
+    def _run_batch(self, db: sqlite3.Connection, batch: list) -> None:
+        outcomes: list[tuple[Future, bool, Any]] = []
+        db.execute("BEGIN IMMEDIATE")
+        for operation, future in batch:
+            db.execute("SAVEPOINT op")
+            try:
+                outcomes.append((future, True, operation(db)))
+                db.execute("RELEASE op")
+            except Exception as exc:
+                db.execute("ROLLBACK TO op")
+                db.execute("RELEASE op")
+                outcomes.append((future, False, exc))
+        try:
+            db.execute("COMMIT")
+        except Exception as exc:  # the whole batch is lost; tell every caller
+            db.execute("ROLLBACK")
+            outcomes = [(future, False, exc) for future, _, _ in outcomes]
+        for future, ok, value in outcomes:
+            future.set_result(value) if ok else future.set_exception(value)
+
+
+class JobStore:
+    """Jobs by id, written through one writer thread, read from per-thread connections."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _connect(path) as db:
+            db.executescript(_SCHEMA)
+        self._path = path
+        self._local = threading.local()
+        self._writer = _Writer(path)
+        self._writer.start()
+
+    def close(self) -> None:
+        self._writer.stop()
+
+    def _reader(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = _connect(self._path)
+        return db
+
+    # -- reads ---------------------------------------------------------------
+    def get(self, job_id: str, *, kind: str | None = None) -> Job | None:
+        row = self._reader().execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        job = Job.from_row(row) if row else None
+        return job if job and (kind is None or job.kind == kind) else None
+
+    def list(
+        self,
+        kind: str,
+        *,
+        status: str | None = None,
+        experiment: str | None = None,
+        before_seq: int | None = None,
+        limit: int = 50,
+    ) -> list[Job]:
+        clauses, params = ["kind = ?"], [kind]
+        if status:
+            clauses.append("status = ?")
+            params.append(status)
+        if experiment:
+            clauses.append("json_extract(spec, '$.experiment') = ?")
+            params.append(experiment)
+        if before_seq is not None:
+            clauses.append("seq < ?")
+            params.append(before_seq)
+        sql = f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY seq DESC LIMIT ?"
+        return [Job.from_row(r) for r in self._reader().execute(sql, (*params, limit))]
+
+    def unfinished(self, terminal: frozenset[str]) -> list[Job]:
+        marks = ",".join("?" * len(terminal))
+        sql = f"SELECT {_COLUMNS} FROM jobs WHERE status NOT IN ({marks}) ORDER BY seq"
+        return [Job.from_row(r) for r in self._reader().execute(sql, tuple(terminal))]
+
+    def undelivered_callbacks(self, terminal: frozenset[str]) -> list[Job]:
+        marks = ",".join("?" * len(terminal))
+        sql = (
+            f"SELECT {_COLUMNS} FROM jobs WHERE status IN ({marks}) AND callback_url IS NOT NULL "
+            "AND callback_status IS NULL ORDER BY seq"
+        )
+        return [Job.from_row(r) for r in self._reader().execute(sql, tuple(terminal))]
+
+    # -- writes --------------------------------------------------------------
+    async def write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run operation(db) in the writer thread, inside its transaction."""
+        return await asyncio.wrap_future(self._writer.submit(operation))
+
+    async def create(self, job: Job) -> tuple[Job, bool]:
+        """Insert job; if its idempotency key is taken, return (the existing job, False) instead."""
+
+        def insert(db: sqlite3.Connection) -> tuple[Job, bool]:
+            if job.idempotency_key:
+                row = db.execute(
+                    f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,)
+                ).fetchone()
+                if row:
+                    return Job.from_row(row), False
+            cursor = db.execute(
+                "INSERT INTO jobs (id, kind, status, idempotency_key, request_hash, spec, result, callback_url, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job.id,
+                    job.kind,
+                    job.status,
+                    job.idempotency_key,
+                    job.request_hash,
+                    json.dumps(job.spec),
+                    json.dumps(job.result),
+                    job.callback_url,
+                    job.created_at or time.time(),
+                ),
+            )
+            job.seq = cursor.lastrowid
+            return job, True
+
+        return await self.write(insert)
+
+    @staticmethod
+    def update_row(db: sqlite3.Connection, job_id: str, fields: dict[str, Any]) -> Job:
+        """Set columns of one row (spec/result given as dicts) and return the row; for writer operations."""
+        encoded = {k: json.dumps(v) if k in ("spec", "result") else v for k, v in fields.items()}
+        if encoded:
+            assignments = ", ".join(f"{name} = ?" for name in encoded)
+            db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*encoded.values(), job_id))
+        return Job.from_row(db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+    async def update(self, job_id: str, **fields: Any) -> Job:
+        return await self.write(lambda db: self.update_row(db, job_id, fields))

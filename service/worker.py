@@ -1,0 +1,238 @@
+"""Carries out jobs in the background: blocking backend calls run in a thread pool, off the event loop.
+
+Data and fetch jobs are bounded by AZML_JOB_CONCURRENCY; a run job submits its
+run (tagged with the job id, so a restart finds it again instead of submitting
+twice) and then watches it. On start-up resume() picks up every unfinished job,
+so a job accepted is never lost, whatever killed the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from amllib.backends.base import Backend, RunSpec, RunStatus
+from amllib.digest import TreeSummary
+from amllib.errors import AmlError, BackendUnavailable
+from amllib.fetch import fetch_model
+from amllib.paths import resolve_inside
+from amllib.settings import Settings
+from amllib.training import finish_run, last_values
+from service.callbacks import deliver
+from service.errors import classify
+from service.jobs import TERMINAL_NAMES, Jobs, is_terminal
+from service.schemas import render
+from service.store import Job
+
+log = logging.getLogger("service")
+LOG_TAIL = 30
+UNREACHABLE_SECONDS = 600.0
+
+
+def scalar_metrics(history: dict[str, list[Any]]) -> dict[str, Any]:
+    """Each metric's last value, for metrics whose values are plain numbers or strings."""
+    return {k: v for k, v in last_values(history).items() if isinstance(v, int | float | str | bool)}
+
+
+class Worker:
+    """Runs each accepted job to its end and then tells its callback."""
+
+    def __init__(self, *, settings: Settings, backend: Backend, jobs: Jobs) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.jobs = jobs
+        self.store = jobs.store
+        self.executor = ThreadPoolExecutor(max_workers=4 + 2 * settings.job_concurrency, thread_name_prefix="backend")
+        self._slots = asyncio.Semaphore(settings.job_concurrency)
+        self._tasks: set[asyncio.Task] = set()
+
+    async def call(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking backend call in the worker's thread pool."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, partial(fn, *args, **kwargs))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def start(self, job: Job) -> None:
+        self._spawn(self._carry_out(job.id))
+
+    async def resume(self) -> int:
+        """Pick up every job a previous process left unfinished, and undelivered callbacks."""
+        unfinished = self.store.unfinished(TERMINAL_NAMES)
+        for job in unfinished:
+            log.info("resuming %s job %s (%s)", job.kind, job.id, job.status)
+            self.start(job)
+        for job in self.store.undelivered_callbacks(TERMINAL_NAMES):
+            self._spawn(self._callback(job.id))
+        return len(unfinished)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _carry_out(self, job_id: str) -> None:
+        job = self.store.get(job_id)
+        try:
+            if job.kind == "run":
+                await self._run(job)
+            else:
+                async with self._slots:
+                    await (self._data(job) if job.kind == "data" else self._fetch(job))
+        except asyncio.CancelledError:
+            raise  # the service is stopping; the job resumes at the next start
+        except AmlError as exc:
+            kind, _ = classify(exc)
+            await self.jobs.transition(job_id, RunStatus.FAILED, error=str(exc), error_kind=kind)
+        except Exception as exc:
+            log.exception("job %s failed unexpectedly", job_id)
+            await self.jobs.transition(
+                job_id, RunStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}", error_kind="internal"
+            )
+        await self._callback(job_id)
+
+    # -- data ----------------------------------------------------------------
+    async def _data(self, job: Job) -> None:
+        spec = job.spec
+        await self.jobs.transition(job.id, RunStatus.RUNNING)
+        if spec["source"] == "folder":
+            data = await self.call(self.backend.upload_data, Path(spec["data_dir"]), target_path=spec["path"])
+        elif Path(spec["staging"]).is_dir():
+            summary = TreeSummary(**spec["summary"])
+            data = await self.call(
+                self.backend.upload_staged, Path(spec["staging"]), target_path=spec["path"], summary=summary
+            )
+        else:  # stopped after the data moved in but before the job was marked done?
+            data = await self.call(self.backend.current_data, spec["path"])
+            if data is None or data.digest != spec["summary"]["digest"]:
+                raise BackendUnavailable("the staged upload was lost when the service stopped; upload it again")
+        await self.jobs.transition(
+            job.id, RunStatus.COMPLETED, result={"files": data.files, "bytes": data.bytes, "digest": data.digest}
+        )
+
+    # -- fetch ---------------------------------------------------------------
+    async def _fetch(self, job: Job) -> None:
+        spec = job.spec
+        await self.jobs.transition(job.id, RunStatus.RUNNING)
+        target = resolve_inside(self.settings.output_root, spec["output_path"], what="output_path")
+        result = await self.call(
+            fetch_model,
+            self.backend,
+            name=spec["model"],
+            output_path=target,
+            version=spec.get("version"),
+            use_best=spec.get("use_best", False),
+        )
+        await self.jobs.transition(
+            job.id,
+            RunStatus.COMPLETED,
+            result={
+                "version": result.model.version,
+                "files": [*result.files, "metadata.json"],
+                "metadata": result.metadata,
+                "fell_back_to_latest": result.fell_back_to_latest,
+            },
+        )
+
+    # -- runs ----------------------------------------------------------------
+    async def _run(self, job: Job) -> None:
+        run_id = job.backend_run_id
+        if run_id is None:
+            if job.cancel_requested:
+                await self.jobs.transition(
+                    job.id, RunStatus.CANCELED, error="canceled before it started", error_kind="canceled"
+                )
+                return
+            run_id = await self._submit(job)
+        await self._watch(job.id, run_id)
+
+    async def _submit(self, job: Job) -> str:
+        spec = job.spec
+        found = await self.call(self.backend.find_runs, spec["experiment"], tag="job_id", value=job.id)
+        if found:
+            run_id = found[0]  # submitted before the service stopped; do not submit twice
+        else:
+            await self.call(self.backend.ensure_compute, spec["compute"])
+            run_spec = RunSpec(
+                script=spec["script"],
+                experiment=spec["experiment"],
+                datapath=spec["datapath"],
+                compute=spec["compute"],
+                estimators=spec.get("estimators"),
+                args=spec.get("args", {}),
+                tags={"job_id": job.id},
+            )
+            run_id = await self.call(self.backend.submit_run, run_spec)
+        await self.jobs.update(job.id, backend_run_id=run_id)
+        return run_id
+
+    async def _watch(self, job_id: str, run_id: str) -> None:
+        cancel_sent, unreachable_since, seen = False, None, None
+        loop = asyncio.get_running_loop()
+        while True:
+            job = self.store.get(job_id)
+            if is_terminal(job.status):
+                return
+            if job.cancel_requested and not cancel_sent:
+                await self.call(self.backend.cancel_run, run_id)
+                cancel_sent = True
+            try:
+                info = await self.call(self.backend.get_run, run_id)
+                metrics = scalar_metrics(await self.call(self.backend.get_metrics, run_id))
+                unreachable_since = None
+            except BackendUnavailable as exc:
+                unreachable_since = unreachable_since or loop.time()
+                if loop.time() - unreachable_since > UNREACHABLE_SECONDS:
+                    raise BackendUnavailable(
+                        f"run {run_id} could not be reached for {UNREACHABLE_SECONDS:.0f} s: {exc}"
+                    ) from exc
+                await asyncio.sleep(self.settings.poll_seconds)
+                continue
+            if info.status.terminal:
+                await self._settle(job_id, run_id, info.status, info.error, metrics)
+                return
+            if (info.status, metrics) != seen:
+                await self.jobs.transition(job_id, info.status, result={"metrics": metrics})
+                seen = (info.status, metrics)
+            await asyncio.sleep(self.settings.poll_seconds)
+
+    async def _settle(
+        self, job_id: str, run_id: str, status: RunStatus, error: str | None, metrics: dict[str, Any]
+    ) -> None:
+        job = self.store.get(job_id)
+        if status == RunStatus.COMPLETED:
+            await self.jobs.transition(job_id, RunStatus.FINALIZING, result={"metrics": metrics})
+            done = await self.call(finish_run, self.backend, run_id, model_name=job.spec["model"])
+            version = done.model_version
+            await self.jobs.transition(
+                job_id,
+                RunStatus.COMPLETED,
+                result={
+                    "metrics": scalar_metrics(done.metrics),
+                    "model_version": {"name": version.name, "version": version.version} if version else None,
+                },
+            )
+            return
+        tail = await self.call(self.backend.get_log, run_id, tail=LOG_TAIL)
+        reason = error or f"run {status.lower()}"
+        if tail.strip():
+            reason += f"\n--- last {LOG_TAIL} lines of the run's log ---\n{tail}"
+        kind = "canceled" if status == RunStatus.CANCELED else "run_failed"
+        await self.jobs.transition(job_id, status, error=reason, error_kind=kind, result={"metrics": metrics})
+
+    # -- callbacks -------------------------------------------------------------
+    async def _callback(self, job_id: str) -> None:
+        job = self.store.get(job_id)
+        if job is None or not job.callback_url or job.callback_status or not is_terminal(job.status):
+            return
+        body = json.dumps(render(job, self.backend.name)).encode()
+        outcome = await deliver(job.callback_url, body, job_id=job.id, secret=self.settings.webhook_secret)
+        await self.jobs.update(job_id, callback_status=outcome)
