@@ -182,8 +182,8 @@ def unpack_zip(path: Path, writer: TreeWriter) -> TreeSummary:
         for info in infos:  # check every entry before writing any
             if info.filename.strip("./"):
                 safe_entry(info.filename)
-            mode = info.external_attr >> 16
-            if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip tool recorded no type
+            if file_type and file_type not in (stat.S_IFREG, stat.S_IFDIR):
                 raise UnsafePath(f"archive entry {info.filename!r} is a link or special file; only files are accepted")
         if sum(1 for i in infos if not i.is_dir()) > writer.limits.max_files:
             raise TooLarge(f"the upload has more than {writer.limits.max_files} files (AZML_MAX_UPLOAD_FILES)")

@@ -1,0 +1,140 @@
+"""A real service: uvicorn on 127.0.0.1, a free port, a temp AZML_HOME, driven with httpx."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from amllib.settings import REPO_ROOT
+from tests.conftest import TEST_TRAINING
+
+FULL_TOKEN = "full-token-for-tests"
+READ_TOKEN = "read-token-for-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Service:
+    """One uvicorn process that can be killed with -9 and started again on the same state."""
+
+    def __init__(self, tmp: Path, env: dict[str, str]) -> None:
+        self.tmp = tmp
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.log = tmp / "service.log"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1", "--port", str(self.port)],
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("service exited:\n" + self.log.read_text())
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("service did not start:\n" + self.log.read_text())
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def client(self, token: str | None = FULL_TOKEN) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=120)
+
+
+def service_env(tmp: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZML_")}
+    env.update(
+        {
+            "AZML_HOME": str(tmp / "aml"),
+            "AZML_TRAINING_DIR": str(TEST_TRAINING),
+            "AZML_OUTPUT_ROOT": str(tmp / "outputs"),
+            "AZML_DATA_ROOT": str(tmp / "server-data"),
+            "AZML_API_TOKENS": FULL_TOKEN,
+            "AZML_API_READ_TOKENS": READ_TOKEN,
+            "AZML_DATAPATH": "test-data",
+            "AZML_EXPERIMENT": "svc",
+            "AZML_MODEL": "svc-model",
+            "AZML_SCRIPT": "aml_v1_logging.py",
+            "AZML_COMPUTE_NAME": "local-cluster",
+            "AZML_POLL_SECONDS": "0.2",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def make_service(tmp_path: Path) -> Iterator:
+    started: list[Service] = []
+
+    def make(**extra: str) -> Service:
+        service = Service(tmp_path, service_env(tmp_path, **extra))
+        service.start()
+        started.append(service)
+        return service
+
+    yield make
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture
+def service(make_service) -> Service:
+    return make_service()
+
+
+def tar_bytes(files: dict[str, bytes], *, gz: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz" if gz else "w") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def upload(
+    client: httpx.Client, files: dict[str, bytes], path: str = "test-data", headers: dict[str, str] | None = None
+) -> httpx.Response:
+    return client.post(
+        "/data",
+        params={"path": path, "wait": 30},
+        content=tar_bytes(files),
+        headers={"content-type": "application/x-tar", **(headers or {})},
+    )
