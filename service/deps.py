@@ -27,7 +27,8 @@ class Services:
     worker: Worker
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async, so FastAPI does not hop to a thread pool for it on every request."""
     return request.app.state.services
 
 

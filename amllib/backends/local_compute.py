@@ -27,6 +27,8 @@ from amllib.errors import RunNotFound
 from amllib.settings import REPO_ROOT
 
 START_GRACE = 60.0
+# Training runs below the control plane's priority, so a burst of runs cannot starve the API.
+_NICE = ["nice", "-n", "10"] if shutil.which("nice") else []
 _IGNORE = shutil.ignore_patterns("__pycache__", "outputs", ".*")
 
 
@@ -81,7 +83,7 @@ class LocalCompute:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
         with (folder / "runner.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "amllib.backends.local_runner", str(folder)],
+                [*_NICE, sys.executable, "-m", "amllib.backends.local_runner", str(folder)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

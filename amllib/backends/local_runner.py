@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 POLL = 0.1
+QUEUED_POLL = 0.5  # runners further back in the queue look less often
 CAPTURE_DIR = Path(__file__).resolve().parent / "local_capture"
 _AZURE_RUN_VARS = ("AZUREML_RUN_ID", "AZUREML_RUN_TOKEN", "AZUREML_SERVICE_ENDPOINT")
 
@@ -80,7 +81,8 @@ def acquire_slot(spec: dict, run_dir: Path) -> int | None:
     entry.write_text(str(os.getpid()))
     try:
         while not (run_dir / "cancel").exists():
-            if _head_of_queue(queue_dir, entry):
+            at_head = _head_of_queue(queue_dir, entry)
+            if at_head:
                 for index in range(int(spec["max_nodes"])):
                     fd = os.open(compute_dir / f"slot-{index}.lock", os.O_RDWR | os.O_CREAT, 0o644)
                     try:
@@ -88,7 +90,7 @@ def acquire_slot(spec: dict, run_dir: Path) -> int | None:
                         return fd
                     except BlockingIOError:
                         os.close(fd)
-            time.sleep(POLL)
+            time.sleep(POLL if at_head else QUEUED_POLL)
         return None
     finally:
         entry.unlink(missing_ok=True)

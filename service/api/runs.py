@@ -49,6 +49,11 @@ def run_spec(svc: Svc, request: RunRequest) -> dict[str, Any]:
     return spec
 
 
+@router.get("/runs/{run_id}", summary="A run's status, metrics and model version")
+async def get_run(svc: Svc, run_id: str, wait: Wait = None) -> JSONResponse:
+    return await answer(svc, find(svc, run_id, "run"), wait=wait)
+
+
 @router.post("/runs", status_code=202, summary="Train a model: submit a run, then register its outputs/")
 async def submit_run(
     svc: Svc,
@@ -79,11 +84,6 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict:
     return page(svc, "run", status=status, experiment=experiment, cursor=cursor, limit=limit)
-
-
-@router.get("/runs/{run_id}", summary="A run's status, metrics and model version")
-async def get_run(svc: Svc, run_id: str, wait: Wait = None) -> JSONResponse:
-    return await answer(svc, find(svc, run_id, "run"), wait=wait)
 
 
 @router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a run")
