@@ -38,9 +38,14 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "aml")
 
 
-@pytest.fixture
-def backend(settings: Settings) -> Backend:
-    return get_backend(settings)
+@pytest.fixture(params=["local", "azureml"])
+def backend(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Backend:
+    """Each contract test runs on the local backend and on the azureml backend over a fake workspace."""
+    if request.param == "local":
+        return get_backend(settings)
+    from tests.azure.fake_aml import FakeAzure
+
+    return FakeAzure(tmp_path / "azure", settings).backend(settings.model_copy(update={"backend": "azureml"}))
 
 
 @pytest.fixture

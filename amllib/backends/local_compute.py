@@ -71,6 +71,7 @@ class LocalCompute:
             "created_at": time.time(),
             "estimators": spec.estimators,
             "args": spec.args,
+            "tags": spec.tags,
         }
         (staging / "run.json").write_text(json.dumps(record))
         (staging / "state.json").write_text(json.dumps({"status": "Queued"}))

@@ -1,0 +1,380 @@
+"""The `azureml` backend: Azure ML SDK v1 (azureml-core), the seed's steps for real.
+
+Datastore = the workspace's default blob datastore; compute = an AmlCompute
+cluster (or this machine with AZML_RUN_LOCAL=true); registry = the workspace's
+models. Every SDK call that can fail for a passing reason goes through
+with_retry. azureml-core is imported only when this backend is built.
+
+Proven here without Azure: every call is made against autospec'd fakes of the real
+classes (tests/azure), the datastore upload and its verification against Azurite.
+Not proven here: real authentication, cluster provisioning and runs on Azure
+(tests/azure_live does that with AZML_LIVE=1 and a workspace).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from amllib.backends.azureml_auth import choose_auth, scrub
+from amllib.backends.azureml_env import PYTHON_VERSION, TRAINING_PIP_PACKAGES
+from amllib.backends.azureml_retry import with_retry
+from amllib.backends.azureml_sdk import Sdk, real_sdk
+from amllib.backends.base import Backend, DataVersion, ModelVersion, RunInfo, RunSpec, RunStatus, tag_number
+from amllib.digest import file_sha256, list_files, tree_digest
+from amllib.errors import BackendUnavailable, Conflict, DataNotFound, InvalidInput, ModelNotFound, RunNotFound
+from amllib.paths import check_name, check_script, safe_relpath
+from amllib.settings import Settings
+
+MOUNT_POINT = "/tmp"
+SCALE_DOWN_SECONDS = 3600  # the seed: the cluster scales down after an hour idle
+STATUS = {
+    "NotStarted": RunStatus.QUEUED,
+    "Unapproved": RunStatus.QUEUED,
+    "Queued": RunStatus.QUEUED,
+    "Starting": RunStatus.PREPARING,
+    "Provisioning": RunStatus.PREPARING,
+    "Preparing": RunStatus.PREPARING,
+    "Running": RunStatus.RUNNING,
+    "CancelRequested": RunStatus.RUNNING,
+    "NotResponding": RunStatus.RUNNING,
+    "Pausing": RunStatus.RUNNING,
+    "Paused": RunStatus.RUNNING,
+    "Finalizing": RunStatus.FINALIZING,
+    "Completed": RunStatus.COMPLETED,
+    "Failed": RunStatus.FAILED,
+    "Canceled": RunStatus.CANCELED,
+}
+DATA_TAG, SCRIPT_TAG = "data_version", "script_digest"
+VERSIONS_FOLDER = ".aml-data-versions"
+LOG_NAMES = ("user_logs/std_log.txt", "azureml-logs/70_driver_log.txt")
+
+
+def _version_blob(target: str) -> str:
+    return f"{VERSIONS_FOLDER}/{target}.json"
+
+
+def map_status(sdk_status: str) -> RunStatus:
+    """Azure's run status in our terms; an unknown one counts as still running, never as ended."""
+    return STATUS.get(sdk_status, RunStatus.RUNNING)
+
+
+def _timestamp(value: Any) -> float | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class AzureMLBackend(Backend):
+    """Backend on an Azure ML workspace."""
+
+    name = "azureml"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        workspace: Any = None,
+        sdk: Sdk | None = None,
+        retry_delay: float = 1.0,
+        compute_timeout_minutes: int = 20,
+    ) -> None:
+        self.settings = settings
+        self.sdk = sdk or real_sdk()
+        self._workspace = workspace
+        self.retry_delay = retry_delay
+        self.compute_timeout_minutes = compute_timeout_minutes
+
+    def _call(self, what: str, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        return with_retry(what, lambda: fn(*args, **kwargs), base_delay=self.retry_delay)
+
+    @property
+    def workspace(self) -> Any:
+        """Workspace.get with the chosen credentials, once; failures name the workspace and method."""
+        if self._workspace is None:
+            self.settings.require("subid", "resgrp", "workspace")
+            method, auth = choose_auth(self.settings)
+            try:
+                self._workspace = self._call(
+                    f"connecting to workspace {self.settings.workspace}",
+                    self.sdk.Workspace.get,
+                    name=self.settings.workspace,
+                    subscription_id=self.settings.subid,
+                    resource_group=self.settings.resgrp,
+                    auth=auth,
+                )
+            except Exception as exc:
+                raise BackendUnavailable(
+                    f"could not connect to workspace {self.settings.workspace!r} (resource group "
+                    f"{self.settings.resgrp!r}) with {method} auth: {scrub(str(exc))}"
+                ) from exc
+        return self._workspace
+
+    # -- datastore -----------------------------------------------------------
+    def upload_data(self, src_dir: Path, *, target_path: str) -> DataVersion:
+        target = str(safe_relpath(target_path, what="data path"))
+        if not src_dir.is_dir():
+            raise InvalidInput(f"data folder {str(src_dir)!r} does not exist or is not a folder")
+        summary = tree_digest(src_dir)
+        if summary.files == 0:
+            raise InvalidInput(f"data folder {str(src_dir)!r} holds no files")
+        datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
+        self._call(
+            f"uploading to {target!r}",
+            datastore.upload,
+            src_dir=str(src_dir),
+            target_path=target,
+            overwrite=True,
+            show_progress=False,
+        )
+        self._verify_upload(datastore, src_dir, target)
+        data = DataVersion(path=target, digest=summary.digest, files=summary.files, bytes=summary.bytes)
+        record = datastore.blob_service.get_blob_client(datastore.container_name, _version_blob(target))
+        self._call("recording the data version", record.upload_blob, json.dumps(data.__dict__), overwrite=True)
+        return data
+
+    def current_data(self, target_path: str) -> DataVersion | None:
+        """The version record the last upload left beside (not inside) the data folder."""
+        target = str(safe_relpath(target_path, what="data path"))
+        datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
+        record = datastore.blob_service.get_blob_client(datastore.container_name, _version_blob(target))
+        try:
+            return DataVersion(**json.loads(record.download_blob().readall()))
+        except Exception:
+            return None
+
+    def _has_data(self, datastore: Any, target: str) -> bool:
+        container = datastore.blob_service.get_container_client(datastore.container_name)
+        blobs = self._call("listing data", lambda: list(container.list_blobs(name_starts_with=target + "/")))
+        return bool(blobs)
+
+    def _verify_upload(self, datastore: Any, src_dir: Path, target: str) -> None:
+        """The SDK's upload() can give up silently (it logs and returns); check every blob arrived whole."""
+        container = datastore.blob_service.get_container_client(datastore.container_name)
+        arrived = self._call(
+            "listing the uploaded blobs",
+            lambda: {b.name: b.size for b in container.list_blobs(name_starts_with=target + "/")},
+        )
+        wrong = [rel for rel, full in list_files(src_dir) if arrived.get(f"{target}/{rel}") != full.stat().st_size]
+        if wrong:
+            raise BackendUnavailable(
+                f"upload to {target!r} is incomplete: {len(wrong)} file(s) missing or "
+                f"short in the datastore, e.g. {wrong[0]!r}"
+            )
+
+    # -- compute -------------------------------------------------------------
+    def ensure_compute(self, name: str) -> str:
+        """The seed's getComputeAML: reuse an AmlCompute of that name, or create it and wait."""
+        if self.settings.run_local:
+            return "local"
+        check_name(name, what="compute name")
+        sdk = self.sdk
+        try:
+            target = sdk.ComputeTarget(workspace=self.workspace, name=name)
+        except sdk.ComputeTargetException:
+            config = sdk.AmlCompute.provisioning_configuration(
+                vm_size=self.settings.compute_vmsize,
+                min_nodes=self.settings.compute_min_nodes,
+                max_nodes=self.settings.compute_max_nodes,
+                idle_seconds_before_scaledown=SCALE_DOWN_SECONDS,
+            )
+            target = self._call(f"creating compute {name!r}", sdk.ComputeTarget.create, self.workspace, name, config)
+            try:
+                target.wait_for_completion(show_output=False, timeout_in_minutes=self.compute_timeout_minutes)
+            except Exception as exc:
+                raise BackendUnavailable(
+                    f"compute {name!r} was not ready within {self.compute_timeout_minutes} minutes: {scrub(str(exc))}"
+                ) from exc
+            return name
+        if not isinstance(target, sdk.AmlCompute):
+            kind = getattr(target, "type", type(target).__name__)
+            raise Conflict(f"compute target {name!r} exists but is a {kind}, not an AmlCompute cluster")
+        return name
+
+    def run_configuration(self, spec: RunSpec, datastore_name: str) -> Any:
+        """Data mounted (downloaded) at /tmp; Docker + pinned conda packages, or this interpreter locally."""
+        sdk = self.sdk
+        config = sdk.RunConfiguration()
+        config.target = "local" if self.settings.run_local else spec.compute
+        config.data_references = {
+            datastore_name: sdk.DataReferenceConfiguration(
+                datastore_name=datastore_name,
+                mode="download",
+                path_on_datastore=spec.datapath,
+                path_on_compute=MOUNT_POINT,
+                overwrite=True,
+            )
+        }
+        if self.settings.run_local:
+            config.environment.python.user_managed_dependencies = True
+            config.environment.python.interpreter_path = sys.executable  # the virtualenv this runs in
+        else:
+            config.docker = sdk.DockerConfiguration(use_docker=True)
+            config.environment.python.user_managed_dependencies = False
+            config.environment.python.conda_dependencies = sdk.CondaDependencies.create(
+                pip_packages=TRAINING_PIP_PACKAGES, python_version=PYTHON_VERSION
+            )
+        return config
+
+    def submit_run(self, spec: RunSpec) -> str:
+        check_name(spec.experiment, what="experiment")
+        check_script(self.settings.training_dir, spec.script)
+        datapath = str(safe_relpath(spec.datapath, what="datapath"))
+        datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
+        data = self.current_data(datapath)
+        if data is None and not self._has_data(datastore, datapath):
+            raise DataNotFound(f"no data at datastore path {datapath!r}; upload it first")
+        tags = {
+            **spec.tags,
+            DATA_TAG: data.digest if data else "",
+            SCRIPT_TAG: "sha256:" + file_sha256(self.settings.training_dir / spec.script),
+        }
+        experiment = self.sdk.Experiment(self.workspace, spec.experiment)
+        config = self.sdk.ScriptRunConfig(
+            source_directory=str(self.settings.training_dir),
+            script=spec.script,
+            arguments=spec.script_arguments(f"{MOUNT_POINT}/{datapath}"),
+            run_config=self.run_configuration(spec, datastore.name),
+        )
+        run = self._call(f"submitting {spec.script}", experiment.submit, config, tags=tags)
+        return run.id
+
+    def _run(self, run_id: str) -> Any:
+        try:
+            return self._call(f"reading run {run_id}", self.workspace.get_run, run_id)
+        except BackendUnavailable:
+            raise
+        except Exception as exc:
+            raise RunNotFound(f"run {run_id!r} not found in workspace {self.settings.workspace!r}") from exc
+
+    def find_runs(self, experiment: str, *, tag: str, value: str) -> list[str]:
+        runs = self._call("listing runs", self.sdk.Experiment(self.workspace, experiment).get_runs, tags={tag: value})
+        return sorted(r.id for r in runs)
+
+    def get_run(self, run_id: str) -> RunInfo:
+        run = self._run(run_id)
+        status = map_status(self._call(f"reading run {run_id}", run.get_status))
+        details = self._call(f"reading run {run_id}", run.get_details) or {}
+        error = None
+        if status == RunStatus.FAILED:
+            inner = (details.get("error") or {}).get("error") or {}
+            error = inner.get("message") or "the run failed on Azure ML"
+        tags = dict(run.get_tags() or {})
+        return RunInfo(
+            run_id=run_id,
+            status=status,
+            experiment=run.experiment.name,
+            script=(details.get("runDefinition") or {}).get("script", ""),
+            created_at=_timestamp(details.get("startTimeUtc")) or 0.0,
+            started_at=_timestamp(details.get("startTimeUtc")),
+            finished_at=_timestamp(details.get("endTimeUtc")),
+            error=error,
+            data_version=tags.pop(DATA_TAG, None) or None,
+            script_digest=tags.pop(SCRIPT_TAG, None) or None,
+            tags=tags,
+        )
+
+    def get_metrics(self, run_id: str) -> dict[str, list[Any]]:
+        """A metric logged once comes back as a value, logged again as a list: always a list here."""
+        metrics = self._call(f"reading metrics of {run_id}", self._run(run_id).get_metrics) or {}
+        return {name: list(value) if isinstance(value, list) else [value] for name, value in metrics.items()}
+
+    def get_log(self, run_id: str, *, tail: int | None = None) -> str:
+        run = self._run(run_id)
+        with tempfile.TemporaryDirectory(prefix="aml-logs-") as folder:
+            names = self._call(f"downloading logs of {run_id}", run.get_all_logs, destination=folder) or []
+            found = [n for wanted in LOG_NAMES for n in names if n.replace("\\", "/").endswith(wanted)]
+            if not found:
+                return ""
+            text = Path(found[0]).read_text(errors="replace")
+        lines = text.splitlines()
+        return "\n".join(lines if tail is None else lines[-tail:]) + ("\n" if lines else "")
+
+    def cancel_run(self, run_id: str) -> None:
+        run = self._run(run_id)
+        if not map_status(run.get_status()).terminal:
+            self._call(f"canceling {run_id}", run.cancel)
+
+    def list_run_outputs(self, run_id: str) -> list[str]:
+        names = self._call(f"listing files of {run_id}", self._run(run_id).get_file_names) or []
+        return sorted(n.removeprefix("outputs/") for n in names if n.startswith("outputs/"))
+
+    # -- registry ------------------------------------------------------------
+    def register_model(self, *, run_id: str, model_name: str, tags: dict[str, Any]) -> ModelVersion:
+        check_name(model_name, what="model name")
+        if not self.list_run_outputs(run_id):
+            raise InvalidInput(f"run {run_id} produced no files in outputs/; nothing to register")
+        info = self.get_run(run_id)
+        properties = {DATA_TAG: info.data_version or "", SCRIPT_TAG: info.script_digest or ""}
+        model = self._call(
+            f"registering {model_name}",
+            self._run(run_id).register_model,
+            model_name=model_name,
+            model_path="outputs/",
+            tags=tags,
+            properties=properties,
+        )
+        return self._version(model)
+
+    def _version(self, model: Any) -> ModelVersion:
+        tags = dict(model.tags or {})
+        if tag_number(tags.get("accuracy")) is not None:
+            tags["accuracy"] = tag_number(tags["accuracy"])
+        return ModelVersion(
+            name=model.name,
+            version=int(model.version),
+            tags=tags,
+            run_id=model.run_id,
+            created_at=_timestamp(model.created_time) or 0.0,
+            data_version=(model.properties or {}).get(DATA_TAG) or None,
+            script_digest=(model.properties or {}).get(SCRIPT_TAG) or None,
+        )
+
+    def list_models(self) -> list[str]:
+        return sorted({m.name for m in self._call("listing models", self.sdk.Model.list, self.workspace)})
+
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
+        models = self._call(f"listing versions of {name}", self.sdk.Model.list, self.workspace, name=name)
+        return sorted((self._version(m) for m in models), key=lambda v: v.version)
+
+    def resolve_version(self, name: str, *, version: int | None = None, best_by: str | None = None) -> ModelVersion:
+        """Best by a tag looks only at the versions Azure returns for that tag, as the seed did."""
+        if best_by and version is None:
+            tagged = self._call(
+                f"listing versions of {name}", self.sdk.Model.list, self.workspace, name=name, tags=[best_by]
+            )
+            scored = [(tag_number((m.tags or {}).get(best_by)), int(m.version), m) for m in tagged]
+            scored = [s for s in scored if s[0] is not None]
+            if scored:
+                return self._version(max(scored, key=lambda s: (s[0], s[1]))[2])
+            best_by = None
+        return super().resolve_version(name, version=version, best_by=best_by)
+
+    def download_model(self, name: str, version: int, dest: Path) -> list[str]:
+        """Download the version, then keep only what is under outputs/, moved into dest."""
+        try:
+            model = self.sdk.Model(self.workspace, name=name, version=version)
+        except Exception as exc:
+            raise ModelNotFound(f"model {name!r} version {version} not found") from exc
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".download-", dir=dest.parent) as folder:
+            self._call(f"downloading {name}:{version}", model.download, target_dir=folder, exist_ok=True)
+            outputs = next((p for p in Path(folder).rglob("outputs") if p.is_dir()), None)
+            if outputs is None:
+                raise BackendUnavailable(f"model {name}:{version} has no outputs/ folder")
+            written = []
+            for rel, full in list_files(outputs):
+                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(full), dest / rel)
+                written.append(rel)
+        return written
