@@ -26,13 +26,13 @@ def status_of(exc: BaseException) -> int | None:
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionError | TimeoutError):
         return True
-    try:
-        import requests
+    import requests
+    from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 
-        if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
-            return True
-    except ImportError:  # pragma: no cover - requests comes with azureml-core
-        pass
+    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+        return True
+    if isinstance(exc, ServiceRequestError | ServiceResponseError):  # the blob client could not connect
+        return True
     return status_of(exc) in TRANSIENT_STATUS
 
 

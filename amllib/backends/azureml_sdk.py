@@ -27,7 +27,7 @@ def real_sdk() -> Sdk:
     from azureml.core.compute import AmlCompute, ComputeTarget
     from azureml.core.compute_target import ComputeTargetException
     from azureml.core.conda_dependencies import CondaDependencies
-    from azureml.core.runconfig import DataReferenceConfiguration, DockerConfiguration
+    from azureml.core.runconfig import DataReferenceConfiguration
 
     return Sdk(
         Workspace=Workspace,

@@ -33,8 +33,13 @@ from amllib.backends.local import LocalBackend
 from amllib.digest import list_files
 from amllib.settings import Settings
 
-SDK_STATUS = {RunStatus.QUEUED: "Queued", RunStatus.RUNNING: "Running", RunStatus.COMPLETED: "Completed",
-              RunStatus.FAILED: "Failed", RunStatus.CANCELED: "Canceled"}
+SDK_STATUS = {
+    RunStatus.QUEUED: "Queued",
+    RunStatus.RUNNING: "Running",
+    RunStatus.COMPLETED: "Completed",
+    RunStatus.FAILED: "Failed",
+    RunStatus.CANCELED: "Canceled",
+}
 
 
 def _parse_arguments(arguments: list[str]) -> tuple[int | None, dict[str, str]]:
@@ -75,8 +80,9 @@ class FakeAzure:
         workspace.get_run.side_effect = self._get_run
         return workspace
 
-    def _upload(self, src_dir: str, target_path: str | None = None, overwrite: bool = False,
-                show_progress: bool = True) -> None:
+    def _upload(
+        self, src_dir: str, target_path: str | None = None, overwrite: bool = False, show_progress: bool = True
+    ) -> None:
         target = self.container / (target_path or "")
         if overwrite and target.exists():
             shutil.rmtree(target)
@@ -88,8 +94,11 @@ class FakeAzure:
         client = create_autospec(ContainerClient, instance=True)
 
         def list_blobs(name_starts_with: str | None = None, include: Any = None, **kwargs: Any) -> list:
-            return [SimpleNamespace(name=rel, size=full.stat().st_size) for rel, full in list_files(self.container)
-                    if rel.startswith(name_starts_with or "")]
+            return [
+                SimpleNamespace(name=rel, size=full.stat().st_size)
+                for rel, full in list_files(self.container)
+                if rel.startswith(name_starts_with or "")
+            ]
 
         client.list_blobs.side_effect = list_blobs
         return client
@@ -98,8 +107,9 @@ class FakeAzure:
         client = create_autospec(BlobClient, instance=True)
         path = self.container / blob
 
-        def upload_blob(data: Any, blob_type: Any = None, length: Any = None, metadata: Any = None,
-                        **kwargs: Any) -> dict:
+        def upload_blob(
+            data: Any, blob_type: Any = None, length: Any = None, metadata: Any = None, **kwargs: Any
+        ) -> dict:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data.encode() if isinstance(data, str) else data)
             return {}
@@ -125,10 +135,19 @@ class FakeAzure:
         compute_cls.create.side_effect = self._compute_create
         workspace_cls = create_autospec(Workspace)
         workspace_cls.get.side_effect = lambda name, **kwargs: self.workspace
-        return Sdk(Workspace=workspace_cls, Experiment=experiment_cls, Model=model_cls, ComputeTarget=compute_cls,
-                   AmlCompute=AmlCompute, ScriptRunConfig=ScriptRunConfig, RunConfiguration=RunConfiguration,
-                   DataReferenceConfiguration=DataReferenceConfiguration, CondaDependencies=CondaDependencies,
-                   ComputeTargetException=ComputeTargetException, DockerConfiguration=DockerConfiguration)
+        return Sdk(
+            Workspace=workspace_cls,
+            Experiment=experiment_cls,
+            Model=model_cls,
+            ComputeTarget=compute_cls,
+            AmlCompute=AmlCompute,
+            ScriptRunConfig=ScriptRunConfig,
+            RunConfiguration=RunConfiguration,
+            DataReferenceConfiguration=DataReferenceConfiguration,
+            CondaDependencies=CondaDependencies,
+            ComputeTargetException=ComputeTargetException,
+            DockerConfiguration=DockerConfiguration,
+        )
 
     def add_compute(self, name: str, kind: type = AmlCompute) -> Any:
         target = create_autospec(kind, instance=True)
@@ -150,7 +169,8 @@ class FakeAzure:
         experiment.name = name
         experiment.submit.side_effect = lambda config, tags=None, **kwargs: self._submit(name, config, tags or {})
         experiment.get_runs.side_effect = lambda type=None, tags=None, properties=None, include_children=False: [
-            self._get_run(r) for r in self._runs_tagged(name, tags or {})]
+            self._get_run(r) for r in self._runs_tagged(name, tags or {})
+        ]
         return experiment
 
     def _runs_tagged(self, experiment: str, tags: dict[str, str]) -> list[str]:
@@ -167,8 +187,15 @@ class FakeAzure:
         datapath = reference.path_on_data_store
         self.cloud.upload_data(self.container / datapath, target_path=datapath)  # the download to /tmp
         estimators, args = _parse_arguments(list(config.arguments))
-        spec = RunSpec(script=config.script, experiment=experiment, datapath=datapath, compute="cloud",
-                       estimators=estimators, args=args, tags=dict(tags))
+        spec = RunSpec(
+            script=config.script,
+            experiment=experiment,
+            datapath=datapath,
+            compute="cloud",
+            estimators=estimators,
+            args=args,
+            tags=dict(tags),
+        )
         return self._get_run(self.cloud.submit_run(spec))
 
     def _get_run(self, run_id: str) -> Any:
@@ -178,23 +205,31 @@ class FakeAzure:
         run.id = run_id
         run.experiment = SimpleNamespace(name=info.experiment)
         run.get_status.side_effect = lambda: self.status_override.get(
-            run_id, SDK_STATUS[self.cloud.get_run(run_id).status])
+            run_id, SDK_STATUS[self.cloud.get_run(run_id).status]
+        )
         run.get_details.side_effect = lambda: self._details(run_id)
         run.get_tags.side_effect = lambda: {**record.get("tags", {}), **self.cloud.get_run(run_id).tags}
         run.get_metrics.side_effect = lambda name=None, recursive=False, run_type=None, populate=False: {
-            k: v[0] if len(v) == 1 else v for k, v in self.cloud.get_metrics(run_id).items()}
+            k: v[0] if len(v) == 1 else v for k, v in self.cloud.get_metrics(run_id).items()
+        }
         run.get_file_names.side_effect = lambda: [f"outputs/{f}" for f in self.cloud.list_run_outputs(run_id)]
         run.get_all_logs.side_effect = lambda destination=None: self._logs(run_id, Path(destination))
         run.cancel.side_effect = lambda: self.cloud.cancel_run(run_id)
         run.register_model.side_effect = lambda model_name, model_path=None, tags=None, properties=None, **kw: (
-            self._register(run_id, model_name, model_path, tags or {}, properties or {}))
+            self._register(run_id, model_name, model_path, tags or {}, properties or {})
+        )
         return run
 
     def _details(self, run_id: str) -> dict:
         info = self.cloud.get_run(run_id)
         iso = lambda t: datetime.fromtimestamp(t, UTC).isoformat() if t else None  # noqa: E731
-        details = {"runId": run_id, "status": SDK_STATUS[info.status], "startTimeUtc": iso(info.started_at),
-                   "endTimeUtc": iso(info.finished_at), "runDefinition": {"script": info.script}}
+        details = {
+            "runId": run_id,
+            "status": SDK_STATUS[info.status],
+            "startTimeUtc": iso(info.started_at),
+            "endTimeUtc": iso(info.finished_at),
+            "runDefinition": {"script": info.script},
+        }
         if info.status == RunStatus.FAILED:
             details["error"] = {"error": {"code": "UserError", "message": info.error}}
         return details
@@ -229,8 +264,16 @@ class FakeAzure:
         model.download.side_effect = download
         return model
 
-    def _model_lookup(self, workspace: Any, name: str | None = None, id: str | None = None, tags: Any = None,
-                      properties: Any = None, version: int | None = None, **kwargs: Any) -> Any:
+    def _model_lookup(
+        self,
+        workspace: Any,
+        name: str | None = None,
+        id: str | None = None,
+        tags: Any = None,
+        properties: Any = None,
+        version: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
         versions = self.cloud.list_model_versions(name)
         if not versions:
             raise Exception(f"ModelNotFound: {name}")

@@ -1,0 +1,247 @@
+"""What only the azureml backend does, against autospec'd fakes of the real azureml-core classes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from azureml.core.compute import ComputeInstance
+
+from amllib.backends.azureml import STATUS, AzureMLBackend, map_status
+from amllib.backends.azureml_auth import choose_auth
+from amllib.backends.azureml_env import TRAINING_PIP_PACKAGES
+from amllib.backends.azureml_retry import with_retry
+from amllib.backends.base import RunSpec, RunStatus
+from amllib.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput
+from amllib.settings import Settings
+from amllib.training import finish_run
+from tests.azure.fake_aml import FakeAzure
+from tests.conftest import make_settings
+
+SECRET = "s3cr3t-client-value"
+
+
+@pytest.fixture
+def azure_settings(tmp_path: Path) -> Settings:
+    return make_settings(
+        tmp_path / "aml",
+        backend="azureml",
+        subid="sub-1",
+        resgrp="rg-1",
+        workspace="ws-1",
+        compute_vmsize="Standard_D3_v2",
+        compute_min_nodes=0,
+        compute_max_nodes=3,
+    )
+
+
+@pytest.fixture
+def fake(tmp_path: Path, azure_settings: Settings) -> FakeAzure:
+    return FakeAzure(tmp_path / "azure", azure_settings)
+
+
+@pytest.fixture
+def backend(fake: FakeAzure, azure_settings: Settings) -> AzureMLBackend:
+    return fake.backend(azure_settings)
+
+
+def spec(**kwargs: object) -> RunSpec:
+    values = {"script": "aml_v1_logging.py", "experiment": "tests", "datapath": "test-data", "compute": "cluster"}
+    return RunSpec(**{**values, **kwargs})
+
+
+class Failing(Exception):
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+
+
+def test_compute_is_reused_when_it_exists(fake: FakeAzure, backend: AzureMLBackend) -> None:
+    fake.add_compute("cluster")
+    assert backend.ensure_compute("cluster") == "cluster"
+    fake.sdk.ComputeTarget.create.assert_not_called()
+
+
+def test_compute_is_created_with_the_settings_and_waited_for(fake: FakeAzure, backend: AzureMLBackend) -> None:
+    assert backend.ensure_compute("new-cluster") == "new-cluster"
+    config = fake.created_with
+    scale = config.scale_settings
+    assert (config.vm_size, scale.minimum_node_count, scale.maximum_node_count) == ("Standard_D3_v2", 0, 3)
+    assert scale.idle_seconds_before_scaledown == 3600
+    fake.computes["new-cluster"].wait_for_completion.assert_called_once()
+
+
+def test_compute_of_another_type_is_a_clear_error(fake: FakeAzure, backend: AzureMLBackend) -> None:
+    fake.add_compute("notebook", kind=ComputeInstance)
+    with pytest.raises(Conflict, match="not an AmlCompute"):
+        backend.ensure_compute("notebook")
+
+
+@pytest.mark.parametrize("sdk_status", sorted(STATUS))
+def test_every_sdk_status_maps(sdk_status: str) -> None:
+    mapped = map_status(sdk_status)
+    assert mapped.terminal == (sdk_status in ("Completed", "Failed", "Canceled"))
+    assert map_status("SomethingNew") == RunStatus.RUNNING  # unknown is never taken as ended
+
+
+def test_statuses_reach_the_run_info(fake: FakeAzure, backend: AzureMLBackend, data_dir: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec())
+    for sdk_status, ours in (
+        ("Provisioning", "Preparing"),
+        ("CancelRequested", "Running"),
+        ("NotResponding", "Running"),
+        ("Finalizing", "Finalizing"),
+    ):
+        fake.status_override[run_id] = sdk_status
+        assert backend.get_run(run_id).status == ours
+    fake.status_override.clear()
+    assert backend.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED
+
+
+def test_run_configuration_on_the_cluster(fake: FakeAzure, backend: AzureMLBackend, data_dir: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    backend.submit_run(spec(estimators=7, args={"flavour": "x"}))
+    config = fake.submitted[-1]
+    assert config.script == "aml_v1_logging.py"
+    assert list(config.arguments) == ["--data-path", "/tmp/test-data", "--estimators", "7", "--flavour", "x"]
+    run_config = config.run_config
+    assert run_config.target == "cluster"
+    reference = run_config.data_references["workspaceblobstore"]
+    assert (reference.data_store_name, reference.path_on_data_store) == ("workspaceblobstore", "test-data")
+    assert (reference.mode, reference.path_on_compute) == ("download", "/tmp")
+    assert run_config.docker.use_docker is True
+    pip = run_config.environment.python.conda_dependencies.serialize_to_string()
+    assert all(package in pip for package in TRAINING_PIP_PACKAGES)
+
+
+def test_run_local_uses_this_interpreter(fake: FakeAzure, azure_settings: Settings, data_dir: Path) -> None:
+    backend = fake.backend(azure_settings.model_copy(update={"run_local": True}))
+    assert backend.ensure_compute("cluster") == "local"
+    fake.sdk.ComputeTarget.assert_not_called()
+    backend.upload_data(data_dir, target_path="test-data")
+    backend.submit_run(spec())
+    python = fake.submitted[-1].run_config.environment.python
+    assert fake.submitted[-1].run_config.target == "local"
+    assert python.user_managed_dependencies is True and python.interpreter_path == sys.executable
+
+
+def test_register_needs_outputs(fake: FakeAzure, backend: AzureMLBackend, data_dir: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "training-empty"
+    empty.mkdir()
+    (empty / "nothing.py").write_text("print('no outputs')\n")
+    settings = backend.settings.model_copy(update={"training_dir": empty})
+    fake.cloud.settings = fake.cloud.settings.model_copy(update={"training_dir": empty})
+    fake.cloud.compute.training_dir = empty
+    other = fake.backend(settings)
+    other.upload_data(data_dir, target_path="test-data")
+    run_id = other.submit_run(spec(script="nothing.py"))
+    assert other.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED
+    assert finish_run(other, run_id, model_name="m").model_version is None
+    with pytest.raises(InvalidInput, match="no files in outputs"):
+        other.register_model(run_id=run_id, model_name="m", tags={})
+
+
+def test_best_version_by_accuracy_tag_and_fallback(fake: FakeAzure, backend: AzureMLBackend, data_dir: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec())
+    backend.wait_for_run(run_id, timeout=60, poll=0.2)
+    for accuracy in (0.7, 0.9, 0.8):
+        backend.register_model(run_id=run_id, model_name="scored", tags={"accuracy": accuracy})
+    best = backend.resolve_version("scored", best_by="accuracy")
+    assert (best.version, best.tags["accuracy"]) == (2, 0.9)
+    assert fake.sdk.Model.list.call_args.kwargs["tags"] == ["accuracy"]
+    backend.register_model(run_id=run_id, model_name="plain", tags={})
+    backend.register_model(run_id=run_id, model_name="plain", tags={})
+    assert backend.resolve_version("plain", best_by="accuracy").version == 2
+
+
+def test_upload_that_silently_dropped_files_fails(fake: FakeAzure, backend: AzureMLBackend, data_dir: Path) -> None:
+    original = fake.datastore.upload.side_effect
+
+    def lossy(src_dir: str, target_path: str | None = None, overwrite: bool = False, show_progress: bool = True):
+        original(src_dir, target_path, overwrite, show_progress)
+        (fake.container / target_path / "sub" / "b.txt").unlink()  # as the SDK does when it gives up
+
+    fake.datastore.upload.side_effect = lossy
+    with pytest.raises(BackendUnavailable, match="incomplete.*sub/b.txt"):
+        backend.upload_data(data_dir, target_path="test-data")
+    assert backend.current_data("test-data") is None  # no version recorded for a broken upload
+
+
+def test_transient_errors_are_retried_then_given_up(fake: FakeAzure, backend: AzureMLBackend, data_dir: Path) -> None:
+    original = fake.datastore.upload.side_effect
+    failures = [Failing(429), Failing(503)]
+
+    def flaky(*args: object, **kwargs: object) -> None:
+        if failures:
+            raise failures.pop(0)
+        original(*args, **kwargs)
+
+    fake.datastore.upload.side_effect = flaky
+    assert backend.upload_data(data_dir, target_path="test-data").files == 2
+    fake.datastore.upload.side_effect = Failing(503)
+    with pytest.raises(BackendUnavailable, match="failed 5 times.*HTTP 503"):
+        backend.upload_data(data_dir, target_path="test-data")
+    fake.datastore.upload.side_effect = Failing(403)
+    with pytest.raises(Failing):  # not transient: no retry
+        backend.upload_data(data_dir, target_path="test-data")
+
+
+def test_retry_backs_off_exponentially() -> None:
+    delays: list[float] = []
+    calls = iter([Failing(429), Failing(500), "ok"])
+
+    def call() -> str:
+        value = next(calls)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    assert with_retry("x", call, base_delay=1.0, sleep=delays.append) == "ok"
+    assert delays == [1.0, 2.0]
+
+
+def test_reattach_after_restart_by_run_id_and_job_tag(
+    fake: FakeAzure, azure_settings: Settings, data_dir: Path
+) -> None:
+    first = fake.backend(azure_settings)
+    first.upload_data(data_dir, target_path="test-data")
+    run_id = first.submit_run(spec(tags={"job_id": "run_abc"}))
+    again = fake.backend(azure_settings)  # a new process: nothing in memory
+    assert again.find_runs("tests", tag="job_id", value="run_abc") == [run_id]
+    assert again.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED
+    assert again.get_run(run_id).data_version.startswith("sha256:")
+
+
+def test_connect_chooses_auth_and_hides_secrets(
+    fake: FakeAzure, azure_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURE_TENANT_ID", "tenant")
+    monkeypatch.setenv("AZURE_CLIENT_ID", "client")
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", SECRET)
+    backend = AzureMLBackend(azure_settings, sdk=fake.sdk, retry_delay=0.0)
+    assert backend.workspace is fake.workspace
+    kwargs = fake.sdk.Workspace.get.call_args.kwargs
+    assert (kwargs["name"], kwargs["subscription_id"], kwargs["resource_group"]) == ("ws-1", "sub-1", "rg-1")
+    assert type(kwargs["auth"]).__name__ == "ServicePrincipalAuthentication"
+
+    fake.sdk.Workspace.get.side_effect = Exception(f"AADSTS7000215: invalid secret {SECRET}")
+    failing = AzureMLBackend(azure_settings, sdk=fake.sdk, retry_delay=0.0)
+    with pytest.raises(BackendUnavailable) as caught:
+        _ = failing.workspace
+    message = str(caught.value)
+    assert "'ws-1'" in message and "service principal" in message and "AADSTS7000215" in message
+    assert SECRET not in message
+
+
+def test_auth_order_and_clear_refusals(azure_settings: Settings) -> None:
+    with pytest.raises(ConfigError, match="AZURE_CLIENT_SECRET"):
+        choose_auth(azure_settings, {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c"})
+    with pytest.raises(ConfigError, match="AZML_AUTH=msi, cli or interactive"):
+        choose_auth(azure_settings, {})
+    method, _ = choose_auth(azure_settings.model_copy(update={"auth": "msi"}), {})
+    assert method == "managed identity"
+    with pytest.raises(BackendUnavailable, match="azure-cli"):
+        choose_auth(azure_settings.model_copy(update={"auth": "cli"}), {})
