@@ -165,7 +165,7 @@ def test_upload_that_silently_dropped_files_fails(fake: FakeAzure, backend: Azur
         (fake.container / target_path / "sub" / "b.txt").unlink()  # as the SDK does when it gives up
 
     fake.datastore.upload.side_effect = lossy
-    with pytest.raises(BackendUnavailable, match="incomplete.*sub/b.txt"):
+    with pytest.raises(BackendUnavailable, match=r"incomplete.*sub/b\.txt"):
         backend.upload_data(data_dir, target_path="test-data")
     assert backend.current_data("test-data") is None  # no version recorded for a broken upload
 
@@ -182,7 +182,7 @@ def test_transient_errors_are_retried_then_given_up(fake: FakeAzure, backend: Az
     fake.datastore.upload.side_effect = flaky
     assert backend.upload_data(data_dir, target_path="test-data").files == 2
     fake.datastore.upload.side_effect = Failing(503)
-    with pytest.raises(BackendUnavailable, match="failed 5 times.*HTTP 503"):
+    with pytest.raises(BackendUnavailable, match=r"failed 5 times.*HTTP 503"):
         backend.upload_data(data_dir, target_path="test-data")
     fake.datastore.upload.side_effect = Failing(403)
     with pytest.raises(Failing):  # not transient: no retry
