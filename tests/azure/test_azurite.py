@@ -1,0 +1,151 @@
+"""The azureml backend's datastore upload, for real: the SDK's own upload() into Azurite.
+
+Azurite (the Azure Storage emulator, installed by test.sh from npm) runs on 127.0.0.1
+for these tests only. The datastore is a real AzureBlobDatastore with the emulator's
+well-known devstoreaccount1 account; only the workspace around it is an autospec.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from unittest.mock import create_autospec
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+from azureml.core import Workspace
+from azureml.core.authentication import ServicePrincipalAuthentication
+from azureml.data.azure_storage_datastore import AzureBlobDatastore
+
+from amllib.backends.azureml import AzureMLBackend
+from amllib.digest import tree_digest
+from amllib.errors import BackendUnavailable
+from tests.azure.fake_aml import FakeAzure
+from tests.conftest import make_settings
+
+AZURITE = Path(__file__).resolve().parent.parent / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+ACCOUNT = "devstoreaccount1"
+KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # public
+CONTAINER = "azureml-blobstore"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Azurite:
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/{ACCOUNT}"
+        self.proc = subprocess.Popen(
+            [
+                str(AZURITE),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(self.port),
+                "--location",
+                str(folder),
+                "--disableTelemetry",
+                "--skipApiVersionCheck",
+                "--silent",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("Azurite did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=15)
+
+
+@pytest.fixture
+def azurite(tmp_path: Path) -> Iterator[Azurite]:
+    if not AZURITE.exists():
+        pytest.fail("Azurite is not installed: run ./test.sh (it installs tests/azurite with npm)")
+    emulator = Azurite(tmp_path / "azurite")
+    yield emulator
+    emulator.stop()
+
+
+def blob_datastore(azurite: Azurite, *, retries: int = 3) -> AzureBlobDatastore:
+    offline_auth = ServicePrincipalAuthentication(
+        tenant_id="t", service_principal_id="c", service_principal_password="unused"
+    )  # never used here
+    workspace = Workspace(
+        "00000000-0000-0000-0000-000000000000", "rg", "ws", auth=offline_auth, _disable_service_check=True
+    )
+    datastore = AzureBlobDatastore(
+        workspace,
+        "workspaceblobstore",
+        CONTAINER,
+        ACCOUNT,
+        account_key=KEY,
+        protocol="http",
+        endpoint="core.windows.net",
+    )
+    datastore.blob_service = BlobServiceClient(
+        account_url=azurite.url,
+        credential={"account_name": ACCOUNT, "account_key": KEY},
+        retry_total=retries,
+        retry_backoff_factor=0.1,
+        connection_timeout=2,
+        read_timeout=5,
+    )
+    return datastore
+
+
+def backend_over(datastore: AzureBlobDatastore, tmp_path: Path) -> AzureMLBackend:
+    settings = make_settings(tmp_path / "aml", backend="azureml")
+    fake = FakeAzure(tmp_path / "fake", settings)
+    workspace = create_autospec(Workspace, instance=True)
+    workspace.get_default_datastore.return_value = datastore
+    return AzureMLBackend(settings, workspace=workspace, sdk=fake.sdk, retry_delay=0.0)
+
+
+def test_sdk_upload_lands_whole_in_blob_storage(azurite: Azurite, tmp_path: Path, data_dir: Path) -> None:
+    datastore = blob_datastore(azurite)
+    datastore.blob_service.create_container(CONTAINER)
+    (data_dir / "sub" / "big.bin").write_bytes(bytes(range(256)) * 4096)
+    backend = backend_over(datastore, tmp_path)
+
+    data = backend.upload_data(data_dir, target_path="titanic-data")
+    assert data.digest == tree_digest(data_dir).digest and data.files == 3
+    assert backend.current_data("titanic-data") == data
+
+    back = tmp_path / "downloaded"
+    assert datastore.download(str(back), prefix="titanic-data/", show_progress=False) == 3
+    assert tree_digest(back / "titanic-data").digest == data.digest
+
+
+def test_upload_to_a_stopped_emulator_fails_the_job(
+    azurite: Azurite, tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The SDK logs each failed file with a malformed logging call; outside pytest (whose capture
+    # handler raises on it) that prints an error and upload() returns normally, which this test reproduces.
+    monkeypatch.setattr(logging.getLogger("azureml.data.azure_storage_datastore"), "propagate", False)
+    datastore = blob_datastore(azurite, retries=0)
+    datastore.blob_service.create_container(CONTAINER)
+    backend = backend_over(datastore, tmp_path)
+    azurite.stop()
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable):
+        backend.upload_data(data_dir, target_path="titanic-data")
+    assert time.monotonic() - started < 60
+    assert shutil.which("node")  # Azurite ran on node; its absence would have failed above
