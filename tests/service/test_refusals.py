@@ -169,3 +169,22 @@ def test_callback_hosts_are_checked(service: Service) -> None:
         for url in ("http://169.254.169.254/latest", "file:///etc/passwd", "http://user:pw@127.0.0.1/"):
             response = client.post("/runs", json={"callback_url": url})
             assert response.status_code == 422 and "callback_url" in response.json()["detail"]
+
+
+def test_cors_lets_the_dashboard_in(make_service) -> None:
+    service = make_service(AZML_CORS_ORIGINS="https://dash.example.com")
+    with service.client(token=None) as client:
+        preflight = client.options(
+            "/runs",
+            headers={
+                "Origin": "https://dash.example.com",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://dash.example.com"
+        other = client.options(
+            "/runs", headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "GET"}
+        )
+        assert "access-control-allow-origin" not in other.headers

@@ -1,0 +1,43 @@
+"""Settings: typed, validated, every problem named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from amllib.errors import ConfigError
+from amllib.settings import Settings, load_settings
+
+
+def test_require_names_every_missing_variable() -> None:
+    settings = Settings(_env_file=None)
+    with pytest.raises(ConfigError) as caught:
+        settings.require("model", "experiment", "datapath")
+    assert str(caught.value) == "missing required variables: AZML_MODEL, AZML_EXPERIMENT, AZML_DATAPATH"
+
+
+def test_invalid_values_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AZML_COMPUTE_MAX_NODES", "zero")
+    monkeypatch.setenv("AZML_BACKEND", "gcp")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(_env_file=None)
+    assert "AZML_COMPUTE_MAX_NODES" in str(caught.value) and "AZML_BACKEND" in str(caught.value)
+
+
+def test_db_url_must_be_sqlite(tmp_path: Path) -> None:
+    assert Settings(_env_file=None, db_url=f"sqlite:///{tmp_path}/j.sqlite").db_path == tmp_path / "j.sqlite"
+    assert Settings(_env_file=None, home=tmp_path).db_path == tmp_path / "jobs.sqlite"
+    with pytest.raises(ConfigError, match="sqlite"):
+        _ = Settings(_env_file=None, db_url="postgresql://x/y").db_path
+
+
+def test_env_file_is_read_from_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("AZML_MODEL=from-dotenv\nAZML_COMPUTE_MAX_NODES=7\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AZML_MODEL", raising=False)
+    monkeypatch.delenv("AZML_COMPUTE_MAX_NODES", raising=False)
+    settings = load_settings()
+    assert (settings.model, settings.compute_max_nodes) == ("from-dotenv", 7)
+    monkeypatch.setenv("AZML_MODEL", "from-environment")
+    assert load_settings().model == "from-environment"
