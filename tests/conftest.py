@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,13 @@ from amllib.settings import REPO_ROOT, Settings
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 TEST_TRAINING = FIXTURES / "training"
 TITANIC = REPO_ROOT / "data" / "titanic"
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def make_settings(home: Path, **overrides: object) -> Settings:

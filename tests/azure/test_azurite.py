@@ -26,18 +26,12 @@ from amllib.backends.azureml import AzureMLBackend
 from amllib.digest import tree_digest
 from amllib.errors import BackendUnavailable
 from tests.azure.fake_aml import FakeAzure
-from tests.conftest import make_settings
+from tests.conftest import free_port, make_settings
 
 AZURITE = Path(__file__).resolve().parent.parent / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 ACCOUNT = "devstoreaccount1"
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # public
 CONTAINER = "azureml-blobstore"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Azurite:

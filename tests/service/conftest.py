@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -17,16 +16,10 @@ import httpx
 import pytest
 
 from amllib.settings import REPO_ROOT
-from tests.conftest import TEST_TRAINING
+from tests.conftest import TEST_TRAINING, free_port
 
 FULL_TOKEN = "full-token-for-tests"
 READ_TOKEN = "read-token-for-tests"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Service:
@@ -117,6 +110,12 @@ def make_service(tmp_path: Path) -> Iterator:
 @pytest.fixture
 def service(make_service) -> Service:
     return make_service()
+
+
+def wait_for_status(client: httpx.Client, job_id: str, status: str, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while client.get(f"/runs/{job_id}").json()["status"] != status and time.time() < deadline:
+        time.sleep(0.1)
 
 
 def tar_bytes(files: dict[str, bytes], *, gz: bool = False) -> bytes:

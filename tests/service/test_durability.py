@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.service.conftest import FULL_TOKEN, Service, free_port, upload
+from tests.conftest import free_port
+from tests.service.conftest import FULL_TOKEN, Service, upload, wait_for_status
 
 
 def test_idempotency_key_replays_and_conflicts(service: Service) -> None:
@@ -111,9 +112,7 @@ def test_kill_9_during_a_run_then_restart_completes_it_once(make_service, tmp_pa
     with service.client() as client:
         upload(client, {"a.csv": b"1"})
         job = client.post("/runs", json={"script": "sleep_and_record.py", "args": {"seconds": 4}}).json()
-        deadline = time.time() + 20
-        while client.get(f"/runs/{job['id']}").json()["status"] != "Running" and time.time() < deadline:
-            time.sleep(0.1)
+        wait_for_status(client, job["id"], "Running")
         queued = client.post("/models/fetch", json={"output_path": "after"}).json()  # fails: no model yet
     service.kill9()
     service.start()
@@ -146,9 +145,7 @@ def test_a_run_whose_process_died_with_the_machine_ends_failed(make_service, tmp
     with service.client() as client:
         upload(client, {"a.csv": b"1"})
         job = client.post("/runs", json={"script": "sleep_and_record.py", "args": {"seconds": 60}}).json()
-        deadline = time.time() + 20
-        while client.get(f"/runs/{job['id']}").json()["status"] != "Running" and time.time() < deadline:
-            time.sleep(0.1)
+        wait_for_status(client, job["id"], "Running")
     service.kill9()
     run_dir = next(p for p in (tmp_path / "aml" / "runs").iterdir() if not p.name.startswith("."))
     import os
