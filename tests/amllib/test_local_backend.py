@@ -12,12 +12,20 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from amllib.backends.base import RunSpec, RunStatus
 from amllib.backends.local import LocalBackend
 from amllib.digest import tree_digest
 from amllib.settings import REPO_ROOT, Settings
 from amllib.training import finish_run
 from tests.conftest import make_settings, run_script, script_env
+
+
+@pytest.fixture
+def backend(settings: Settings) -> LocalBackend:
+    """These tests are about the local backend only (the contract suite covers both)."""
+    return LocalBackend(settings)
 
 
 def spec(script: str, **kwargs: object) -> RunSpec:
@@ -77,10 +85,14 @@ def test_concurrency_limit_holds(tmp_path: Path, data_dir: Path) -> None:
     backend = LocalBackend(make_settings(tmp_path / "aml", compute_max_nodes=2))
     backend.upload_data(data_dir, target_path="test-data")
     record = tmp_path / "record.txt"
-    args = {"seconds": "1.5", "record": str(record)}
+    args = {"seconds": "3", "record": str(record)}
     run_ids = [backend.submit_run(spec("sleep_and_record.py", args=args)) for _ in range(4)]
-    time.sleep(0.8)
-    statuses = [backend.get_run(r).status for r in run_ids]
+    deadline = time.time() + 15  # a loaded machine may take a while to start the first two
+    while time.time() < deadline:
+        statuses = [backend.get_run(r).status for r in run_ids]
+        if statuses.count(RunStatus.RUNNING) == 2:
+            break
+        time.sleep(0.1)
     assert statuses.count(RunStatus.RUNNING) == 2 and statuses.count(RunStatus.QUEUED) == 2, statuses
     for run_id in run_ids:
         assert backend.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED
