@@ -62,10 +62,6 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
 
     def start(self, job: Job, *, resumed: bool = False) -> None:
-        import os
-
-        if os.environ.get("NOSTART"):
-            return
         self._spawn(self._carry_out(job.id, resumed=resumed))
 
     async def resume(self) -> int:
