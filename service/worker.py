@@ -32,6 +32,7 @@ from service.store import Job
 log = logging.getLogger("service")
 LOG_TAIL = 30
 UNREACHABLE_SECONDS = 600.0
+MAX_BACKOFF = 8  # a quiet run is polled at most every 8 × AZML_POLL_SECONDS
 
 
 def scalar_metrics(history: dict[str, list[Any]]) -> dict[str, Any]:
@@ -181,6 +182,7 @@ class Worker:
     async def _watch(self, job_id: str, run_id: str) -> None:
         cancel_sent, unreachable_since, seen = False, None, None
         loop = asyncio.get_running_loop()
+        interval = self.settings.poll_seconds
         while True:
             job = self.store.get(job_id)
             if is_terminal(job.status):
@@ -190,7 +192,9 @@ class Worker:
                 cancel_sent = True
             try:
                 info = await self.call(self.backend.get_run, run_id)
-                metrics = scalar_metrics(await self.call(self.backend.get_metrics, run_id))
+                metrics = {}
+                if info.status != RunStatus.QUEUED:  # nothing is logged before it starts
+                    metrics = scalar_metrics(await self.call(self.backend.get_metrics, run_id))
                 unreachable_since = None
             except BackendUnavailable as exc:
                 unreachable_since = unreachable_since or loop.time()
@@ -206,7 +210,10 @@ class Worker:
             if (info.status, metrics) != seen:
                 await self.jobs.transition(job_id, info.status, result={"metrics": metrics})
                 seen = (info.status, metrics)
-            await asyncio.sleep(self.settings.poll_seconds)
+                interval = self.settings.poll_seconds
+            else:  # back off while nothing changes, so hundreds of waiting runs cost little
+                interval = min(interval * 1.5, self.settings.poll_seconds * MAX_BACKOFF)
+            await asyncio.sleep(interval)
 
     async def _settle(
         self, job_id: str, run_id: str, status: RunStatus, error: str | None, metrics: dict[str, Any]

@@ -19,10 +19,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 POLL = 0.1
-QUEUED_POLL = 0.5  # runners further back in the queue look less often
+MAX_QUEUED_POLL = 5.0
 CAPTURE_DIR = Path(__file__).resolve().parent / "local_capture"
 _AZURE_RUN_VARS = ("AZUREML_RUN_ID", "AZUREML_RUN_TOKEN", "AZUREML_SERVICE_ENDPOINT")
 
@@ -57,32 +58,38 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def _head_of_queue(queue_dir: Path, entry: Path) -> bool:
-    """True when no live run queued before ours is still waiting."""
+def _runs_ahead(queue_dir: Path, entry: Path) -> int:
+    """How many live runs queued before ours are still waiting (entries of dead runners are removed)."""
+    ahead = 0
     for other in sorted(queue_dir.iterdir()):
         if other.name >= entry.name:
-            return True
+            break
         try:
             pid = int(other.read_text() or 0)
         except (OSError, ValueError):
             continue
         if pid and pid_alive(pid):
-            return False
-        other.unlink(missing_ok=True)
-    return True
+            ahead += 1
+        else:
+            other.unlink(missing_ok=True)
+    return ahead
 
 
-def acquire_slot(spec: dict, run_dir: Path) -> int | None:
-    """Wait for a compute slot in submit order; None if the run is canceled while queued."""
+def acquire_slot(spec: dict, run_dir: Path, stopping: Callable[[], bool]) -> int | None:
+    """Wait for a compute slot in submit order; None if the run is canceled or stopped while queued.
+
+    Only the head of the queue tries the slots; the others look again after a time that grows with
+    their place in the queue, so hundreds of queued runs cost little.
+    """
     compute_dir = Path(spec["compute_dir"])
     queue_dir = compute_dir / "queue"
     queue_dir.mkdir(parents=True, exist_ok=True)
     entry = queue_dir / f"{spec['queued_ns']:020d}-{spec['run_id']}"
     entry.write_text(str(os.getpid()))
     try:
-        while not (run_dir / "cancel").exists():
-            at_head = _head_of_queue(queue_dir, entry)
-            if at_head:
+        while not (run_dir / "cancel").exists() and not stopping():
+            ahead = _runs_ahead(queue_dir, entry)
+            if ahead == 0:
                 for index in range(int(spec["max_nodes"])):
                     fd = os.open(compute_dir / f"slot-{index}.lock", os.O_RDWR | os.O_CREAT, 0o644)
                     try:
@@ -90,7 +97,7 @@ def acquire_slot(spec: dict, run_dir: Path) -> int | None:
                         return fd
                     except BlockingIOError:
                         os.close(fd)
-            time.sleep(POLL if at_head else QUEUED_POLL)
+            time.sleep(min(MAX_QUEUED_POLL, POLL * (1 + ahead)))
         return None
     finally:
         entry.unlink(missing_ok=True)
@@ -115,7 +122,7 @@ def execute(run_dir: Path) -> int:
         stop["requested"] = True
 
     signal.signal(signal.SIGTERM, on_term)
-    slot = acquire_slot(spec, run_dir)
+    slot = acquire_slot(spec, run_dir, lambda: stop["requested"])
     if slot is None or stop["requested"]:
         write_state(run_dir, status="Canceled", finished_at=time.time(), error="canceled while queued")
         return 0
