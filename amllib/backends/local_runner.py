@@ -24,6 +24,7 @@ from pathlib import Path
 
 POLL = 0.1
 MAX_QUEUED_POLL = 5.0
+START_GRACE = 60.0  # a queue entry with no runner pid yet counts as waiting for this long
 CAPTURE_DIR = Path(__file__).resolve().parent / "local_capture"
 _AZURE_RUN_VARS = ("AZUREML_RUN_ID", "AZUREML_RUN_TOKEN", "AZUREML_SERVICE_ENDPOINT")
 
@@ -58,21 +59,38 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def queue_entry(spec: dict) -> Path:
+    """The run's place in its compute's queue; the submitter creates it, in submit order."""
+    return Path(spec["compute_dir"]) / "queue" / f"{spec['queued_ns']:020d}-{spec['run_id']}"
+
+
+def _younger_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime < seconds
+    except OSError:
+        return False
+
+
 def _runs_ahead(queue_dir: Path, entry: Path) -> int:
-    """How many live runs queued before ours are still waiting (entries of dead runners are removed)."""
-    ahead = 0
-    for other in sorted(queue_dir.iterdir()):
-        if other.name >= entry.name:
-            break
+    """How many runs are queued before ours; 0 once every one ahead has started or died.
+
+    Only the nearest entry ahead is checked (and removed if its runner died), so a poll costs
+    one directory listing and one file read however long the queue is.
+    """
+    ahead = sorted(name for name in os.listdir(queue_dir) if name < entry.name)
+    while ahead:
+        nearest = queue_dir / ahead[-1]
         try:
-            pid = int(other.read_text() or 0)
+            pid = int(nearest.read_text() or 0)
         except (OSError, ValueError):
-            continue
+            pid = 0
         if pid and pid_alive(pid):
-            ahead += 1
-        else:
-            other.unlink(missing_ok=True)
-    return ahead
+            return len(ahead)
+        if not pid and _younger_than(nearest, START_GRACE):
+            return len(ahead)  # submitted, its runner not started yet
+        nearest.unlink(missing_ok=True)
+        ahead.pop()
+    return 0
 
 
 def acquire_slot(spec: dict, run_dir: Path, stopping: Callable[[], bool]) -> int | None:
@@ -82,9 +100,9 @@ def acquire_slot(spec: dict, run_dir: Path, stopping: Callable[[], bool]) -> int
     their place in the queue, so hundreds of queued runs cost little.
     """
     compute_dir = Path(spec["compute_dir"])
-    queue_dir = compute_dir / "queue"
+    entry = queue_entry(spec)
+    queue_dir = entry.parent
     queue_dir.mkdir(parents=True, exist_ok=True)
-    entry = queue_dir / f"{spec['queued_ns']:020d}-{spec['run_id']}"
     entry.write_text(str(os.getpid()))
     try:
         while not (run_dir / "cancel").exists() and not stopping():
