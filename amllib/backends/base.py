@@ -8,6 +8,8 @@ amllib.fetch is written once against this interface.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -119,8 +121,6 @@ class Backend(ABC):
 
     def staging_dir(self) -> Path:
         """A new empty folder to receive an upload before upload_staged() (default: a temp folder)."""
-        import tempfile
-
         return Path(tempfile.mkdtemp(prefix="aml-upload-"))
 
     def upload_staged(self, staged: Path, *, target_path: str, summary: TreeSummary | None = None) -> DataVersion:
@@ -129,8 +129,6 @@ class Backend(ABC):
         `summary`, when the caller already hashed the files while writing them, saves reading
         them again. Backends on the same disk override this to move instead of copy.
         """
-        import shutil
-
         try:
             return self.upload_data(staged, target_path=target_path)
         finally:
