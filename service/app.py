@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +26,16 @@ from service.worker import Worker
 log = logging.getLogger("service")
 
 
+def calm_garbage_collector() -> None:
+    """Fewer, shorter collection pauses: measured, they were most of POST /runs' p99 under a burst.
+
+    Objects alive after start-up are frozen out of collections, and young objects are collected
+    less often (a request allocates many short-lived ones that reference counting frees anyway).
+    """
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for these settings (default: read from the environment)."""
     settings = settings or load_settings()
@@ -39,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         worker = Worker(settings=settings, backend=backend, jobs=jobs)
         app.state.services = Services(settings=settings, backend=backend, store=store, jobs=jobs, worker=worker)
         resumed = await worker.resume()
+        calm_garbage_collector()
         log.info("service up on the %s backend; resumed %d unfinished jobs", backend.name, resumed)
         try:
             yield

@@ -50,7 +50,7 @@ class Worker:
         self.store = jobs.store
         self.executor = ThreadPoolExecutor(max_workers=4 + 2 * settings.job_concurrency, thread_name_prefix="backend")
         self._slots = asyncio.Semaphore(settings.job_concurrency)
-        self._submits = asyncio.Semaphore(2)  # a burst of submits must not starve the event loop
+        self._submits = asyncio.Semaphore(1)  # one at a time: a burst of submits must not starve the event loop
         self._tasks: set[asyncio.Task] = set()
 
     async def call(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
