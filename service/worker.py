@@ -68,6 +68,8 @@ class Worker:
     async def resume(self) -> int:
         """Pick up every job a previous process left unfinished, and undelivered callbacks."""
         unfinished = self.store.unfinished(TERMINAL_NAMES)
+        keep = {Path(j.spec["staging"]).resolve() for j in unfinished if j.spec.get("staging")}
+        await self.call(self.backend.discard_stale_staging, keep=keep)
         for job in unfinished:
             log.info("resuming %s job %s (%s)", job.kind, job.id, job.status)
             self.start(job, resumed=True)

@@ -134,6 +134,10 @@ class Backend(ABC):
         finally:
             shutil.rmtree(staged, ignore_errors=True)
 
+    def discard_stale_staging(self, *, keep: set[Path]) -> int:
+        """Remove staging_dir() folders of uploads that died long ago, except `keep`; how many went."""
+        return 0
+
     def current_data(self, target_path: str) -> DataVersion | None:
         """What the last upload put at target_path, if this backend keeps that record (else None)."""
         return None

@@ -50,6 +50,9 @@ class LocalBackend(Backend):
         finally:
             shutil.rmtree(staged, ignore_errors=True)
 
+    def discard_stale_staging(self, *, keep: set[Path]) -> int:
+        return self.datastore.discard_stale_staging(keep=keep)
+
     def current_data(self, target_path: str) -> DataVersion | None:
         try:
             return self.datastore.current(target_path)[1]

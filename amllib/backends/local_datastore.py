@@ -113,6 +113,20 @@ class LocalDatastore:
         meta.pop("created_at", None)
         return folder, DataVersion(**meta)
 
+    def discard_stale_staging(self, *, keep: set[Path], older_than: float = 3600.0) -> int:
+        """Remove staging folders left by uploads that died (not in keep, untouched for older_than s)."""
+        removed = 0
+        for folder in self.versions.glob("*.partial"):
+            try:
+                stale = time.time() - folder.stat().st_mtime > older_than
+            except OSError:
+                continue
+            if stale and folder.resolve() not in keep:
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.with_name(folder.name + ".zip").unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def staging_dir(self) -> Path:
         """A fresh folder on the datastore's disk to unpack an upload into before adopt()."""
         folder = self.versions / f"{uuid.uuid4().hex}.partial"

@@ -208,3 +208,11 @@ def test_metrics_file_survives_a_torn_last_line(backend: LocalBackend, data_dir:
     path = backend.compute.run_dir(run_id) / "metrics.jsonl"
     path.write_text(json.dumps({"kind": "scalar", "name": "m", "value": 1}) + '\n{"kind": "sca')
     assert backend.get_metrics(run_id) == {"m": [1]}
+
+
+def test_stale_staging_of_dead_uploads_is_discarded(backend: LocalBackend) -> None:
+    dead, kept, fresh = (backend.staging_dir() for _ in range(3))
+    for folder in (dead, kept):
+        os.utime(folder, (time.time() - 7200, time.time() - 7200))
+    assert backend.discard_stale_staging(keep={kept.resolve()}) == 1
+    assert not dead.exists() and kept.exists() and fresh.exists()
