@@ -96,10 +96,11 @@ async def upload_data(
     target = _target_path(svc, path)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media == "application/json":
-        spec, callback_url = await _from_folder(svc, request)
+        spec, body_callback = await _from_folder(svc, request)
+        callback = check_callback_url(body_callback or callback_url, svc.settings.callback_host_set)
         fingerprint = {**spec}
     elif media in uploads.TAR_TYPES | uploads.ZIP_TYPES or media == "multipart/form-data":
-        check_callback_url(callback_url, svc.settings.callback_host_set)
+        callback = check_callback_url(callback_url, svc.settings.callback_host_set)  # before the body streams
         spec = await _received(svc, request, media)
         fingerprint = {"digest": spec["summary"]["digest"]}
     else:
@@ -107,7 +108,6 @@ async def upload_data(
             f"content type {media or '(none)'!r} is not accepted: send a tar, tar.gz or zip "
             "archive, multipart/form-data 'files' parts, or JSON {\"data_dir\": ...}"
         )
-    callback = check_callback_url(callback_url, svc.settings.callback_host_set)
     spec["path"] = target
     try:
         response = await accept(

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import free_port
-from tests.service.conftest import Service, upload, wait_for_status
+from tests.service.conftest import Service, tar_bytes, upload, wait_for_status
 
 
 def test_idempotency_key_replays_and_conflicts(service: Service) -> None:
@@ -102,6 +102,21 @@ def test_callbacks_are_signed_retried_and_recorded(make_service) -> None:
             )
             other_port = client.post("/runs", json={"callback_url": f"http://127.0.0.1:{listener.port + 1}/"})
             assert other_port.status_code == 422
+            data = client.post(
+                "/data",
+                params={"path": "cb", "callback_url": url},
+                content=tar_bytes({"a": b"1"}),
+                headers={"content-type": "application/x-tar"},
+            ).json()
+            listener.wait(2)
+            assert json.loads(listener.received[1][1])["id"] == data["id"]
+            refused = client.post(
+                "/data",
+                params={"callback_url": "http://10.0.0.1/"},
+                content=b"x",
+                headers={"content-type": "application/x-tar"},
+            )
+            assert refused.status_code == 422 and "callback_url" in refused.json()["detail"]
     finally:
         listener.close()
     assert secret not in service.log.read_text()
