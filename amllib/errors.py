@@ -15,6 +15,14 @@
 The service maps this tree to HTTP statuses in one table (service/errors.py).
 """
 
+EXCERPT = 80
+
+
+def quoted(value: object, limit: int = EXCERPT) -> str:
+    """A caller's value for an error message: repr'd, cut to a short excerpt so a huge value is never echoed."""
+    text = str(value)
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"… ({len(text)} characters)"
+
 
 class AmlError(Exception):
     """Base of every error amllib raises on purpose."""

@@ -5,10 +5,21 @@ from __future__ import annotations
 import re
 from pathlib import Path, PurePosixPath
 
-from amllib.errors import InvalidInput, UnsafePath
+from amllib.errors import InvalidInput, UnsafePath, quoted
 
+MAX_PART_BYTES = 255  # a file name on every common file system
+MAX_PATH_BYTES = 1024  # well inside PATH_MAX once joined to the server's own roots
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._ +=@,-]*$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+
+
+def check_length(value: str, parts: list[str], *, what: str) -> None:
+    """Refuse a path the file system would refuse (ENAMETOOLONG) before it reaches the disk."""
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise InvalidInput(f"{what} {quoted(value)} is longer than {MAX_PATH_BYTES} bytes")
+    for part in parts:
+        if len(part.encode("utf-8", "surrogatepass")) > MAX_PART_BYTES:
+            raise InvalidInput(f"{what} {quoted(value)} has a name longer than {MAX_PART_BYTES} bytes")
 
 
 def safe_relpath(value: str, *, what: str) -> PurePosixPath:
@@ -16,27 +27,29 @@ def safe_relpath(value: str, *, what: str) -> PurePosixPath:
     if not value or not value.strip():
         raise InvalidInput(f"{what} must not be empty")
     if "\\" in value or "\x00" in value:
-        raise UnsafePath(f"{what} {value!r} contains a backslash or NUL")
+        raise UnsafePath(f"{what} {quoted(value)} contains a backslash or NUL")
     path = PurePosixPath(value)
     if path.is_absolute():
-        raise UnsafePath(f"{what} {value!r} must be relative")
+        raise UnsafePath(f"{what} {quoted(value)} must be relative")
     parts = [p for p in path.parts if p != "."]
     if not parts:
-        raise InvalidInput(f"{what} {value!r} names no folder")
+        raise InvalidInput(f"{what} {quoted(value)} names no folder")
+    check_length(value, parts, what=what)
     for part in parts:
         if part == ".." or not _SEGMENT.match(part):
-            raise UnsafePath(f"{what} {value!r} has an unsafe segment {part!r}")
+            raise UnsafePath(f"{what} {quoted(value)} has an unsafe segment {quoted(part)}")
     return PurePosixPath(*parts)
 
 
 def safe_entry(value: str) -> PurePosixPath:
     """A file name inside an upload: relative, no '..', no NUL or backslash; any other characters."""
     if not value or "\x00" in value or "\\" in value:
-        raise UnsafePath(f"upload entry {value!r} has an empty name, a NUL or a backslash")
+        raise UnsafePath(f"upload entry {quoted(value)} has an empty name, a NUL or a backslash")
     path = PurePosixPath(value)
     parts = [p for p in path.parts if p not in (".", "")]
     if path.is_absolute() or ".." in parts or not parts:
-        raise UnsafePath(f"upload entry {value!r} is absolute or leaves its folder")
+        raise UnsafePath(f"upload entry {quoted(value)} is absolute or leaves its folder")
+    check_length(value, parts, what="upload entry")
     return PurePosixPath(*parts)
 
 
@@ -46,7 +59,7 @@ def resolve_inside(root: Path, value: str, *, what: str) -> Path:
     root = root.resolve()
     target = (root / rel).resolve()
     if target != root and root not in target.parents:
-        raise UnsafePath(f"{what} {value!r} leads outside its root")
+        raise UnsafePath(f"{what} {quoted(value)} leads outside its root")
     return target
 
 
@@ -54,7 +67,7 @@ def check_name(value: str, *, what: str) -> str:
     """A model, experiment or compute name: letters, digits, '.', '_' and '-'."""
     if not isinstance(value, str) or not _NAME.match(value):
         raise InvalidInput(
-            f"{what} {value!r} must start with a letter or digit and use only letters, digits, '.', '_' or '-'"
+            f"{what} {quoted(value)} must start with a letter or digit and use only letters, digits, '.', '_' or '-'"
         )
     return value
 
@@ -62,10 +75,40 @@ def check_name(value: str, *, what: str) -> str:
 def check_script(training_dir: Path, script: str) -> Path:
     """The script must be a .py file directly inside the training folder."""
     if not script or "/" in script or "\\" in script or script in (".", "..") or "\x00" in script:
-        raise UnsafePath(f"script {script!r} must name a file directly inside training/")
+        raise UnsafePath(f"script {quoted(script)} must name a file directly inside training/")
+    check_length(script, [script], what="script")
     if not script.endswith(".py"):
-        raise InvalidInput(f"script {script!r} must be a .py file")
+        raise InvalidInput(f"script {quoted(script)} must be a .py file")
     path = training_dir / script
     if path.is_symlink() or not path.is_file():
-        raise InvalidInput(f"script {script!r} not found in {training_dir.name}/")
+        raise InvalidInput(f"script {quoted(script)} not found in {training_dir.name}/")
     return path
+
+
+SERVICE_OPTIONS = ("data-path", "estimators")  # set by the control plane, never by a caller's args
+MAX_SCRIPT_ARGS = 50
+MAX_ARG_VALUE = 4096
+
+
+def check_script_args(args: dict[str, object]) -> None:
+    """Extra script arguments: plain names, short values, and none that sets an option the service sets.
+
+    argparse takes any unambiguous prefix of an option (`--data` for `--data-path`) and
+    treats `-`/`_` alike only if the script says so, so every spelling and prefix is refused.
+    """
+    if len(args) > MAX_SCRIPT_ARGS:
+        raise InvalidInput(f"args has {len(args)} entries; at most {MAX_SCRIPT_ARGS} are allowed")
+    for name, value in args.items():
+        check_name(name, what="args key")
+        option = name.replace("_", "-").lower()
+        for reserved in SERVICE_OPTIONS:
+            if reserved.startswith(option):
+                raise InvalidInput(
+                    f"args key {quoted(name)} would set --{reserved}, which the service sets itself"
+                    + (" (use the estimators field)" if reserved == "estimators" else "")
+                )
+        text = str(value)
+        if len(text) > MAX_ARG_VALUE:
+            raise InvalidInput(f"args value of {quoted(name)} is longer than {MAX_ARG_VALUE} characters")
+        if "\x00" in text:
+            raise InvalidInput(f"args value of {quoted(name)} contains a NUL character")

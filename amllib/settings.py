@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(None, description="HMAC key for the X-Signature of callbacks")
     callback_hosts: str = Field("", description="Comma-separated hosts (host or host:port) callbacks may go to")
     cors_origins: str = Field("", description="Comma-separated origins allowed by CORS, e.g. the dashboard")
+    body_timeout: float = Field(
+        60.0, gt=0, description="Seconds a request body may stall (no bytes arriving) before it is cut off (408)"
+    )
     job_concurrency: int = Field(4, ge=1, description="Data and fetch jobs carried out at once")
     poll_seconds: float = Field(1.0, gt=0, description="How often a running job's backend status is read")
 

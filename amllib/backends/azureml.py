@@ -27,7 +27,7 @@ from amllib.backends.azureml_retry import with_retry
 from amllib.backends.azureml_sdk import Sdk, real_sdk
 from amllib.backends.base import Backend, DataVersion, ModelVersion, RunInfo, RunSpec, RunStatus, tag_number
 from amllib.digest import file_sha256, list_files, tree_digest
-from amllib.errors import BackendUnavailable, Conflict, DataNotFound, InvalidInput, ModelNotFound, RunNotFound
+from amllib.errors import BackendUnavailable, Conflict, DataNotFound, InvalidInput, ModelNotFound, RunNotFound, quoted
 from amllib.paths import check_name, check_script, safe_relpath
 from amllib.settings import Settings
 
@@ -130,7 +130,7 @@ class AzureMLBackend(Backend):
             raise InvalidInput(f"data folder {str(src_dir)!r} holds no files")
         datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
         self._call(
-            f"uploading to {target!r}",
+            f"uploading to {quoted(target)}",
             datastore.upload,
             src_dir=str(src_dir),
             target_path=target,
@@ -168,8 +168,8 @@ class AzureMLBackend(Backend):
         wrong = [rel for rel, full in list_files(src_dir) if arrived.get(f"{target}/{rel}") != full.stat().st_size]
         if wrong:
             raise BackendUnavailable(
-                f"upload to {target!r} is incomplete: {len(wrong)} file(s) missing or "
-                f"short in the datastore, e.g. {wrong[0]!r}"
+                f"upload to {quoted(target)} is incomplete: {len(wrong)} file(s) missing or "
+                f"short in the datastore, e.g. {quoted(wrong[0])}"
             )
 
     # -- compute -------------------------------------------------------------
@@ -188,17 +188,20 @@ class AzureMLBackend(Backend):
                 max_nodes=self.settings.compute_max_nodes,
                 idle_seconds_before_scaledown=SCALE_DOWN_SECONDS,
             )
-            target = self._call(f"creating compute {name!r}", sdk.ComputeTarget.create, self.workspace, name, config)
+            target = self._call(
+                f"creating compute {quoted(name)}", sdk.ComputeTarget.create, self.workspace, name, config
+            )
             try:
                 target.wait_for_completion(show_output=False, timeout_in_minutes=self.compute_timeout_minutes)
             except Exception as exc:
                 raise BackendUnavailable(
-                    f"compute {name!r} was not ready within {self.compute_timeout_minutes} minutes: {scrub(str(exc))}"
+                    f"compute {quoted(name)} was not ready within {self.compute_timeout_minutes} minutes: "
+                    + scrub(str(exc))
                 ) from exc
             return name
         if not isinstance(target, sdk.AmlCompute):
             kind = getattr(target, "type", type(target).__name__)
-            raise Conflict(f"compute target {name!r} exists but is a {kind}, not an AmlCompute cluster")
+            raise Conflict(f"compute target {quoted(name)} exists but is a {kind}, not an AmlCompute cluster")
         return name
 
     def run_configuration(self, spec: RunSpec, datastore_name: str) -> Any:
@@ -233,7 +236,7 @@ class AzureMLBackend(Backend):
         datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
         data = self.current_data(datapath)
         if data is None and not self._has_data(datastore, datapath):
-            raise DataNotFound(f"no data at datastore path {datapath!r}; upload it first")
+            raise DataNotFound(f"no data at datastore path {quoted(datapath)}; upload it first")
         tags = {
             **spec.tags,
             DATA_TAG: data.digest if data else "",
@@ -255,7 +258,7 @@ class AzureMLBackend(Backend):
         except BackendUnavailable:
             raise
         except Exception as exc:
-            raise RunNotFound(f"run {run_id!r} not found in workspace {self.settings.workspace!r}") from exc
+            raise RunNotFound(f"run {quoted(run_id)} not found in workspace {self.settings.workspace!r}") from exc
 
     def find_runs(self, experiment: str, *, tag: str, value: str) -> list[str]:
         runs = self._call("listing runs", self.sdk.Experiment(self.workspace, experiment).get_runs, tags={tag: value})
@@ -311,7 +314,13 @@ class AzureMLBackend(Backend):
 
     # -- registry ------------------------------------------------------------
     def register_model(self, *, run_id: str, model_name: str, tags: dict[str, Any]) -> ModelVersion:
+        """Registers a run once: a version already made from this run is returned, not made again."""
         check_name(model_name, what="model name")
+        made = self._call(
+            f"listing versions of {model_name}", self.sdk.Model.list, self.workspace, name=model_name, run_id=run_id
+        )
+        if made:
+            return self._version(min(made, key=lambda m: int(m.version)))
         if not self.list_run_outputs(run_id):
             raise InvalidInput(f"run {run_id} produced no files in outputs/; nothing to register")
         info = self.get_run(run_id)
@@ -365,7 +374,7 @@ class AzureMLBackend(Backend):
         try:
             model = self.sdk.Model(self.workspace, name=name, version=version)
         except Exception as exc:
-            raise ModelNotFound(f"model {name!r} version {version} not found") from exc
+            raise ModelNotFound(f"model {quoted(name)} version {version} not found") from exc
         dest.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".download-", dir=dest.parent) as folder:
             self._call(f"downloading {name}:{version}", model.download, target_dir=folder, exist_ok=True)

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from amllib.digest import TreeSummary
-from amllib.errors import ModelNotFound
+from amllib.errors import ModelNotFound, quoted
+from amllib.paths import check_script_args
 
 
 class RunStatus(StrEnum):
@@ -63,12 +64,16 @@ class RunSpec:
     tags: dict[str, str] = field(default_factory=dict)
 
     def script_arguments(self, data_path: str) -> list[str]:
-        """The command line the training script gets, the same on every backend."""
-        argv = ["--data-path", data_path]
+        """The command line the training script gets, the same on every backend.
+
+        Extra args come as single `--name=value` words, so no value is ever read as an
+        option, and the service's own options come last, so argparse keeps their values.
+        """
+        check_script_args(self.args)
+        argv = [f"--{name}={value}" for name, value in self.args.items()]
+        argv += ["--data-path", data_path]
         if self.estimators is not None:
             argv += ["--estimators", str(self.estimators)]
-        for name, value in self.args.items():
-            argv += [f"--{name}", str(value)]
         return argv
 
 
@@ -203,8 +208,11 @@ class Backend(ABC):
     def register_model(self, *, run_id: str, model_name: str, tags: dict[str, Any]) -> ModelVersion:
         """Register the run's outputs/ as the next version (1, 2, 3…) of `model_name`.
 
-        Two registrations at the same moment never get the same version. Raises
-        RunNotFound, InvalidInput if the run has no outputs/.
+        Two registrations at the same moment never get the same version. A run is
+        registered once per model name: if a version of `model_name` was already made
+        from `run_id` (a crash came between registering and recording it), that version
+        is returned and no new one is made. Raises RunNotFound, InvalidInput if the run
+        has no outputs/.
         """
 
     @abstractmethod
@@ -230,12 +238,12 @@ class Backend(ABC):
         """
         versions = self.list_model_versions(name)
         if not versions:
-            raise ModelNotFound(f"model {name!r} not found")
+            raise ModelNotFound(f"model {quoted(name)} not found")
         if version is not None:
             for candidate in versions:
                 if candidate.version == version:
                     return candidate
-            raise ModelNotFound(f"model {name!r} has no version {version} (latest is {versions[-1].version})")
+            raise ModelNotFound(f"model {quoted(name)} has no version {version} (latest is {versions[-1].version})")
         if best_by:
             scored = [(tag_number(v.tags.get(best_by)), v) for v in versions]
             ranked = [(score, v.version, v) for score, v in scored if score is not None]

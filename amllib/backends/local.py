@@ -18,7 +18,7 @@ from amllib.backends.local_datastore import LocalDatastore
 from amllib.backends.local_registry import LocalRegistry
 from amllib.digest import TreeSummary, list_files
 from amllib.errors import DataNotFound, InvalidInput
-from amllib.paths import check_name, check_script
+from amllib.paths import check_name, check_script, check_script_args
 from amllib.settings import Settings
 
 _TAIL_BLOCK = 64 * 1024
@@ -69,8 +69,7 @@ class LocalBackend(Backend):
         check_name(spec.experiment, what="experiment")
         check_name(spec.compute, what="compute name")
         check_script(self.settings.training_dir, spec.script)
-        for name in spec.args:
-            check_name(name, what="script argument name")
+        check_script_args(spec.args)
         if spec.estimators is not None and spec.estimators < 1:
             raise InvalidInput("estimators must be at least 1")
         data_dir, data = self.datastore.current(spec.datapath)

@@ -23,7 +23,7 @@ from typing import Any
 from amllib.backends.base import RunInfo, RunSpec, RunStatus
 from amllib.backends.local_runner import START_GRACE, pid_alive, queue_entry, write_state
 from amllib.digest import file_sha256
-from amllib.errors import RunNotFound
+from amllib.errors import RunNotFound, quoted
 from amllib.settings import REPO_ROOT
 
 # Training runs below the control plane's priority, so a burst of runs cannot starve the API.
@@ -44,7 +44,7 @@ class LocalCompute:
     def run_dir(self, run_id: str) -> Path:
         folder = self.runs_root / run_id
         if "/" in run_id or run_id.startswith(".") or not (folder / "run.json").is_file():
-            raise RunNotFound(f"run {run_id!r} not found")
+            raise RunNotFound(f"run {quoted(run_id)} not found")
         return folder
 
     def start(self, spec: RunSpec, *, data_dir: Path, data_version: str) -> str:

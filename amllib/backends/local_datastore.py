@@ -18,7 +18,7 @@ from pathlib import Path
 
 from amllib.backends.base import DataVersion
 from amllib.digest import TreeSummary, list_files, tree_digest
-from amllib.errors import BackendUnavailable, DataNotFound, InvalidInput, UnsafePath
+from amllib.errors import BackendUnavailable, DataNotFound, InvalidInput, UnsafePath, quoted
 from amllib.paths import safe_relpath
 
 
@@ -36,9 +36,9 @@ class LocalDatastore:
         link = self.root / rel
         for parent in list(link.parents)[: len(rel.parts) - 1]:
             if parent.is_symlink() or (parent.exists() and not parent.is_dir()):
-                raise UnsafePath(f"data path {target_path!r} lies inside another dataset ({parent.name})")
+                raise UnsafePath(f"data path {quoted(target_path)} lies inside another dataset ({parent.name})")
         if link.exists() and not link.is_symlink():
-            raise InvalidInput(f"data path {target_path!r} holds other datasets; choose another path")
+            raise InvalidInput(f"data path {quoted(target_path)} holds other datasets; choose another path")
         return link
 
     def upload(self, src_dir: Path, *, target_path: str) -> DataVersion:
@@ -58,7 +58,7 @@ class LocalDatastore:
                 shutil.copyfile(full, dest)
             return self.adopt(staging, target_path=target_path, link=link, version_id=version_id)
         except OSError as exc:
-            raise BackendUnavailable(f"upload to {target_path!r} failed: {exc.strerror or exc}") from exc
+            raise BackendUnavailable(f"upload to {quoted(target_path)} failed: {exc.strerror or exc}") from exc
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -108,7 +108,7 @@ class LocalDatastore:
         link = self._link(target_path)
         folder = self._target(link)
         if folder is None or not folder.is_dir():
-            raise DataNotFound(f"no data at datastore path {target_path!r}; upload it first")
+            raise DataNotFound(f"no data at datastore path {quoted(target_path)}; upload it first")
         meta = json.loads(folder.with_suffix(".json").read_text())
         meta.pop("created_at", None)
         return folder, DataVersion(**meta)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sqlite3
@@ -12,7 +13,7 @@ from typing import Any
 
 from amllib.backends.base import ModelVersion
 from amllib.digest import list_files
-from amllib.errors import InvalidInput, ModelNotFound
+from amllib.errors import InvalidInput, ModelNotFound, quoted
 from amllib.paths import check_name
 
 _SCHEMA = """
@@ -53,8 +54,16 @@ class LocalRegistry:
         data_version: str | None,
         script_digest: str | None,
     ) -> ModelVersion:
-        """Copy outputs/ aside, then take the next version number and move the copy in, atomically."""
+        """Copy outputs/ aside, then take the next version number and move the copy in, atomically.
+
+        A run is registered once per name: registering it again (say, after a crash between
+        registering and recording that) returns the version it already made.
+        """
         check_name(name, what="model name")
+        with contextlib.closing(self._connect()) as db:
+            made = self._made_from(db, name, run_id)
+        if made is not None:
+            return made
         files = list_files(outputs) if outputs.is_dir() else []
         if not files:
             raise InvalidInput(f"run {run_id} produced no files in outputs/; nothing to register")
@@ -69,6 +78,10 @@ class LocalRegistry:
             db = self._connect()
             try:
                 db.execute("BEGIN IMMEDIATE")
+                made = self._made_from(db, name, run_id)
+                if made is not None:
+                    db.execute("ROLLBACK")
+                    return made
                 (last,) = db.execute(
                     "SELECT COALESCE(MAX(version), 0) FROM model_versions WHERE name = ?", (name,)
                 ).fetchone()
@@ -99,6 +112,30 @@ class LocalRegistry:
             script_digest=script_digest,
         )
 
+    _FIELDS = "name, version, tags, run_id, data_version, script_digest, created_at"
+
+    @staticmethod
+    def _from_row(row: tuple) -> ModelVersion:
+        return ModelVersion(
+            name=row[0],
+            version=row[1],
+            tags=json.loads(row[2]),
+            run_id=row[3],
+            data_version=row[4],
+            script_digest=row[5],
+            created_at=row[6],
+        )
+
+    def _made_from(self, db: sqlite3.Connection, name: str, run_id: str | None) -> ModelVersion | None:
+        """The first version of `name` registered from run_id, if any."""
+        if run_id is None:
+            return None
+        row = db.execute(
+            f"SELECT {self._FIELDS} FROM model_versions WHERE name = ? AND run_id = ? ORDER BY version LIMIT 1",
+            (name, run_id),
+        ).fetchone()
+        return None if row is None else self._from_row(row)
+
     def list_models(self) -> list[str]:
         with self._connect() as db:
             return [r[0] for r in db.execute("SELECT DISTINCT name FROM model_versions ORDER BY name")]
@@ -106,24 +143,11 @@ class LocalRegistry:
     def list_versions(self, name: str) -> list[ModelVersion]:
         with self._connect() as db:
             rows = db.execute(
-                "SELECT name, version, tags, run_id, data_version, script_digest, created_at "
-                "FROM model_versions WHERE name = ? ORDER BY version",
-                (name,),
+                f"SELECT {self._FIELDS} FROM model_versions WHERE name = ? ORDER BY version", (name,)
             ).fetchall()
-        return [
-            ModelVersion(
-                name=r[0],
-                version=r[1],
-                tags=json.loads(r[2]),
-                run_id=r[3],
-                data_version=r[4],
-                script_digest=r[5],
-                created_at=r[6],
-            )
-            for r in rows
-        ]
+        return [self._from_row(r) for r in rows]
 
     def outputs_dir(self, name: str, version: int) -> Path:
         if not any(v.version == version for v in self.list_versions(name)):
-            raise ModelNotFound(f"model {name!r} version {version} not found")
+            raise ModelNotFound(f"model {quoted(name)} version {version} not found")
         return self.files_root / name / str(version) / "outputs"

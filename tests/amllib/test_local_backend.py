@@ -159,24 +159,28 @@ def test_snapshot_keeps_what_ran_when_training_changes(tmp_path: Path, data_dir:
     assert (tmp_path / "out" / "v.txt").read_text() == "one"
 
 
-def test_simultaneous_registrations_get_distinct_versions(backend: LocalBackend, data_dir: Path) -> None:
+def test_simultaneous_registrations_get_distinct_versions_once_per_run(backend: LocalBackend, data_dir: Path) -> None:
     backend.upload_data(data_dir, target_path="test-data")
-    run_id = backend.submit_run(spec("no_accuracy.py"))
-    assert backend.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED
+    run_ids = [backend.submit_run(spec("no_accuracy.py")) for _ in range(4)]
+    for run_id in run_ids:
+        assert backend.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED
     barrier = threading.Barrier(8)
-    versions: list[int] = []
+    made: list[tuple[str, int]] = []
 
-    def register() -> None:
+    def register(run_id: str) -> None:
         other = LocalBackend(backend.settings)  # its own connection, as another process would have
         barrier.wait()
-        versions.append(other.register_model(run_id=run_id, model_name="race", tags={}).version)
+        made.append((run_id, other.register_model(run_id=run_id, model_name="race", tags={}).version))
 
-    threads = [threading.Thread(target=register) for _ in range(8)]
+    threads = [threading.Thread(target=register, args=(run_id,)) for run_id in run_ids * 2]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(versions) == list(range(1, 9))
+    by_run = {run_id: {v for r, v in made if r == run_id} for run_id in run_ids}
+    assert all(len(versions) == 1 for versions in by_run.values())  # each run registered once
+    assert sorted(v for (v,) in by_run.values()) == [1, 2, 3, 4]
+    assert [v.version for v in backend.list_model_versions("race")] == [1, 2, 3, 4]
 
 
 def test_generated_crime_data_trains_with_batcomputer_script(tmp_path: Path) -> None:

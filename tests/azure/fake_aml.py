@@ -43,10 +43,16 @@ SDK_STATUS = {
 
 
 def _parse_arguments(arguments: list[str]) -> tuple[int | None, dict[str, str]]:
-    pairs = dict(zip(arguments[::2], arguments[1::2], strict=True))
-    pairs.pop("--data-path")
-    estimators = pairs.pop("--estimators", None)
-    return (int(estimators) if estimators else None), {k.removeprefix("--"): v for k, v in pairs.items()}
+    """Extra args come as `--name=value` words, the service's own options as `--option value` pairs."""
+    words, options, args = iter(arguments), {}, {}
+    for word in words:
+        if word in ("--data-path", "--estimators"):
+            options[word] = next(words)
+        else:
+            name, _, value = word.removeprefix("--").partition("=")
+            args[name] = value
+    estimators = options.get("--estimators")
+    return (int(estimators) if estimators else None), args
 
 
 class FakeAzure:
@@ -58,6 +64,7 @@ class FakeAzure:
         self.cloud = LocalBackend(settings.model_copy(update={"home": root / "cloud", "run_local": False}))
         self.computes: dict[str, Any] = {}
         self.properties: dict[tuple[str, int], dict[str, str]] = {}
+        self.model_runs: dict[tuple[str, int], str] = {}
         self.status_override: dict[str, str] = {}
         self.submitted: list[ScriptRunConfig] = []
         self.workspace = self._workspace()
@@ -242,9 +249,18 @@ class FakeAzure:
 
     # -- models ------------------------------------------------------------------
     def _register(self, run_id: str, name: str, model_path: str, tags: dict, properties: dict) -> Any:
+        """As Azure does: every call makes a new version, even for a run registered before."""
         assert model_path == "outputs/"
-        version = self.cloud.register_model(run_id=run_id, model_name=name, tags={k: str(v) for k, v in tags.items()})
+        version = self.cloud.registry.register(
+            self.cloud.compute.run_dir(run_id) / "work" / "outputs",
+            name=name,
+            tags={k: str(v) for k, v in tags.items()},
+            run_id=None,
+            data_version=None,
+            script_digest=None,
+        )
         self.properties[(name, version.version)] = dict(properties)
+        self.model_runs[(name, version.version)] = run_id
         return self._model(name, version.version)
 
     def _model(self, name: str, version: int) -> Any:
@@ -252,7 +268,7 @@ class FakeAzure:
         if found is None:
             raise Exception(f"ModelNotFound: {name}:{version}")  # the SDK raises WebserviceException
         model = create_autospec(Model, instance=True)
-        model.name, model.version, model.run_id = name, version, found.run_id
+        model.name, model.version, model.run_id = name, version, self.model_runs.get((name, version))
         model.tags = {k: str(v) for k, v in found.tags.items()}
         model.properties = self.properties.get((name, version), {})
         model.created_time = datetime.fromtimestamp(found.created_at, UTC)
@@ -279,9 +295,13 @@ class FakeAzure:
             raise Exception(f"ModelNotFound: {name}")
         return self._model(name, version or versions[-1].version)
 
-    def _model_list(self, workspace: Any, name: str | None = None, tags: Any = None, **kwargs: Any) -> list:
+    def _model_list(
+        self, workspace: Any, name: str | None = None, tags: Any = None, run_id: str | None = None, **kwargs: Any
+    ) -> list:
         names = [name] if name else self.cloud.list_models()
         models = [self._model(n, v.version) for n in names for v in self.cloud.list_model_versions(n)]
         for tag in tags or []:
             models = [m for m in models if tag in m.tags]
+        if run_id is not None:
+            models = [m for m in models if m.run_id == run_id]
         return models

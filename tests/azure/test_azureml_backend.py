@@ -105,7 +105,7 @@ def test_run_configuration_on_the_cluster(fake: FakeAzure, backend: AzureMLBacke
     backend.submit_run(spec(estimators=7, args={"flavour": "x"}))
     config = fake.submitted[-1]
     assert config.script == "aml_v1_logging.py"
-    assert list(config.arguments) == ["--data-path", "/tmp/test-data", "--estimators", "7", "--flavour", "x"]
+    assert list(config.arguments) == ["--flavour=x", "--data-path", "/tmp/test-data", "--estimators", "7"]
     run_config = config.run_config
     assert run_config.target == "cluster"
     reference = run_config.data_references["workspaceblobstore"]
@@ -145,15 +145,15 @@ def test_register_needs_outputs(fake: FakeAzure, backend: AzureMLBackend, data_d
 
 def test_best_version_by_accuracy_tag_and_fallback(fake: FakeAzure, backend: AzureMLBackend, data_dir: Path) -> None:
     backend.upload_data(data_dir, target_path="test-data")
-    run_id = backend.submit_run(spec())
-    backend.wait_for_run(run_id, timeout=60, poll=0.2)
-    for accuracy in (0.7, 0.9, 0.8):
+    run_ids = [backend.submit_run(spec()) for _ in range(3)]
+    for run_id, accuracy in zip(run_ids, (0.7, 0.9, 0.8), strict=True):
+        backend.wait_for_run(run_id, timeout=60, poll=0.2)
         backend.register_model(run_id=run_id, model_name="scored", tags={"accuracy": accuracy})
     best = backend.resolve_version("scored", best_by="accuracy")
     assert (best.version, best.tags["accuracy"]) == (2, 0.9)
     assert fake.sdk.Model.list.call_args.kwargs["tags"] == ["accuracy"]
-    backend.register_model(run_id=run_id, model_name="plain", tags={})
-    backend.register_model(run_id=run_id, model_name="plain", tags={})
+    backend.register_model(run_id=run_ids[0], model_name="plain", tags={})
+    backend.register_model(run_id=run_ids[1], model_name="plain", tags={})
     assert backend.resolve_version("plain", best_by="accuracy").version == 2
 
 

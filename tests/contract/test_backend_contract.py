@@ -131,3 +131,46 @@ def test_cancel_ends_a_run_canceled(backend: Backend, data_dir: Path) -> None:
 def test_unsafe_output_names_are_refused(backend: Backend) -> None:
     with pytest.raises(UnsafePath):
         backend.submit_run(spec("../../etc/passwd"))
+
+
+def test_registering_a_run_again_returns_the_version_it_made(backend: Backend, data_dir: Path) -> None:
+    """A crash between registering and recording it must not make a second version on retry."""
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec())
+    assert backend.wait_for_run(run_id, timeout=120, poll=0.2).status == RunStatus.COMPLETED
+    first = finish_run(backend, run_id, model_name="test-model").model_version
+    again = finish_run(backend, run_id, model_name="test-model").model_version
+    assert (first.version, again.version, again.run_id) == (1, 1, run_id)
+    assert [v.version for v in backend.list_model_versions("test-model")] == [1]
+    other = backend.register_model(run_id=run_id, model_name="other-model", tags={})
+    assert other.version == 1  # once per model name, not once ever
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        {"data-path": "/etc"},
+        {"data_path": "/etc"},
+        {"data": "/etc"},
+        {"d": "/etc"},
+        {"DATA-PATH": "/etc"},
+        {"estimators": "9"},
+        {"est": "9"},
+        {"flavour": "x" * 5000},
+        {"flavour": "a\x00b"},
+        {f"k{i}": "v" for i in range(51)},
+    ],
+)
+def test_args_cannot_set_the_data_path_or_estimators(backend: Backend, data_dir: Path, args: dict) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    with pytest.raises(InvalidInput):
+        backend.submit_run(spec(args=args))
+
+
+def test_an_arg_value_is_never_read_as_an_option(backend: Backend, data_dir: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec(estimators=3, args={"flavour": "--data-path=/etc"}))
+    assert backend.wait_for_run(run_id, timeout=120, poll=0.2).status == RunStatus.COMPLETED, backend.get_log(run_id)
+    assert backend.get_run(run_id).tags["flavour"] == "--data-path=/etc"
+    assert "data files: ['a.csv', 'sub']" in backend.get_log(run_id)  # it read the datastore, not /etc
+    assert backend.get_metrics(run_id)["estimators"] == [3]
