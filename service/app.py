@@ -20,6 +20,7 @@ from service.api import data, models, runs
 from service.auth import BearerAuth
 from service.deps import Services
 from service.jobs import Jobs
+from service.middleware import BodyLimit, HeadAsGet, redact_access_log
 from service.store import JobStore
 from service.worker import Worker
 
@@ -74,7 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # noticeably slower, and the dashboard polls GET /runs/{id} thousands of times a second.
     for router in (runs.router, data.router, models.router):
         app.router.routes.extend(router.routes)
+    app.add_middleware(BodyLimit, timeout=settings.body_timeout)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(BearerAuth, settings=settings)
+    redact_access_log()
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import logging
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from amllib.settings import Settings
+from service.errors import send_error
 
 log = logging.getLogger("service")
 OPEN_PATHS = frozenset({"/healthz"})
@@ -55,12 +55,8 @@ class BearerAuth:
             await self.app(scope, receive, send)
             return
         status, kind, detail = problem
-        headers = [(b"content-type", b"application/json")]
-        if status == 401:
-            headers.append((b"www-authenticate", b"Bearer"))
-        body = json.dumps({"error": kind, "detail": detail}).encode()
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        headers = [(b"www-authenticate", b"Bearer")] if status == 401 else []
+        await send_error(send, status, kind, detail, headers=headers)
 
     def _check(self, scope: Scope) -> tuple[int, str, str] | None:
         if not self.full and not self.read:

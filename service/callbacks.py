@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from amllib.errors import InvalidInput
+from amllib.errors import InvalidInput, quoted
 
 log = logging.getLogger("service")
 ATTEMPTS = 6
@@ -35,7 +35,7 @@ def check_callback_url(url: str | None, allowed_hosts: frozenset[str]) -> str | 
     if parts.username or parts.password:
         raise InvalidInput("callback_url must not carry credentials")
     if host not in allowed_hosts and f"{host}:{port}" not in allowed_hosts:
-        raise InvalidInput(f"callback_url host {host!r} is not in AZML_CALLBACK_HOSTS")
+        raise InvalidInput(f"callback_url host {quoted(host)} is not in AZML_CALLBACK_HOSTS")
     return url
 
 

@@ -34,6 +34,9 @@ async def get_services(request: Request) -> Services:
 
 Svc = Annotated[Services, Depends(get_services)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+Cursor = Annotated[str | None, Query(max_length=18, pattern="^[0-9]+$", description="next_cursor of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=200, description="how many items a page holds")]
+CallbackUrlQuery = Annotated[str | None, Query(max_length=2048, description="POSTed the job when it ends")]
 Wait = Annotated[
     float | None, Query(ge=0, le=MAX_WAIT, description="hold the answer until the job ends or this many seconds")
 ]

@@ -7,12 +7,15 @@ exception is logged here and answered 500 without its trace.
 
 from __future__ import annotations
 
+import json
 import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import Send
 
 from amllib.errors import (
     AmlError,
@@ -36,10 +39,15 @@ class UnsupportedMedia(InvalidInput):
     """A request body of a type this endpoint does not take."""
 
 
+class BodyTimeout(InvalidInput):
+    """A request body that stopped arriving for longer than AZML_BODY_TIMEOUT."""
+
+
 # (exception class, kind, HTTP status), most specific first.
 TABLE: list[tuple[type[Exception], str, int]] = [
     (UnsafePath, "unsafe_path", 400),
     (TooLarge, "too_large", 413),
+    (BodyTimeout, "body_timeout", 408),
     (UnsupportedMedia, "unsupported_media_type", 415),
     (InvalidInput, "invalid", 422),
     (NotFound, "not_found", 404),
@@ -62,6 +70,14 @@ def classify(exc: BaseException) -> tuple[str, int]:
 
 def error_response(status: int, kind: str, detail: str, **extra: object) -> JSONResponse:
     return JSONResponse({"error": kind, "detail": detail, **extra}, status_code=status)
+
+
+async def send_error(send: Send, status: int, kind: str, detail: str, *, headers: list | None = None) -> None:
+    """The same JSON error, sent by middleware that answers before any route runs."""
+    body = json.dumps({"error": kind, "detail": detail}).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _validation_detail(exc: RequestValidationError) -> tuple[str, list[str]]:
@@ -95,6 +111,11 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             {"error": kind, "detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def on_disconnect(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        log.info("%s %s: the client went away before its body arrived", request.method, request.url.path)
+        return error_response(400, "client_disconnected", "the client disconnected before the body arrived")
 
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    model_validator,
+)
 
 from amllib.fetch import iso
+from amllib.paths import MAX_ARG_VALUE, MAX_SCRIPT_ARGS
 from service.store import Job
 
-ArgValue = StrictStr | StrictInt | StrictFloat | StrictBool
+MAX_NAME = 255
+MAX_PATH = 1024
+MAX_URL = 2048
+MAX_ESTIMATORS = 100_000
+
+Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+RelPath = Annotated[str, Field(min_length=1, max_length=MAX_PATH)]
+CallbackUrl = Annotated[str, Field(max_length=MAX_URL, description="POSTed the job as JSON when it ends")]
+ArgKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ArgValue = Annotated[StrictStr, StringConstraints(max_length=MAX_ARG_VALUE)] | StrictInt | StrictFloat | StrictBool
 
 
 class RunRequest(BaseModel):
@@ -17,14 +37,18 @@ class RunRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    experiment: str | None = None
-    script: str | None = None
-    model: str | None = None
-    datapath: str | None = None
-    compute: str | None = None
-    estimators: int | None = Field(None, ge=1)
-    args: dict[str, ArgValue] = Field(default_factory=dict)
-    callback_url: str | None = None
+    experiment: Name | None = None
+    script: Name | None = None
+    model: Name | None = None
+    datapath: RelPath | None = None
+    compute: Name | None = None
+    estimators: int | None = Field(None, ge=1, le=MAX_ESTIMATORS)
+    args: dict[ArgKey, ArgValue] = Field(
+        default_factory=dict,
+        max_length=MAX_SCRIPT_ARGS,
+        description="extra script arguments, passed as --key=value (not data-path or estimators)",
+    )
+    callback_url: CallbackUrl | None = None
 
 
 class FetchRequest(BaseModel):
@@ -32,11 +56,11 @@ class FetchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str | None = None
-    version: int | None = Field(None, ge=1)
+    model: Name | None = None
+    version: int | None = Field(None, ge=1, le=2**31 - 1)
     use_best: bool = False
-    output_path: str | None = None
-    callback_url: str | None = None
+    output_path: RelPath | None = None
+    callback_url: CallbackUrl | None = None
 
     @model_validator(mode="after")
     def _one_choice(self) -> FetchRequest:
@@ -50,8 +74,8 @@ class DataFolderRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    data_dir: str
-    callback_url: str | None = None
+    data_dir: RelPath
+    callback_url: CallbackUrl | None = None
 
 
 def _common(job: Job) -> dict[str, Any]:

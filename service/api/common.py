@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.responses import JSONResponse
 
 from amllib.backends.base import RunStatus
-from amllib.errors import Conflict, InvalidInput, NotFound
+from amllib.errors import Conflict, InvalidInput, NotFound, quoted
 from service.deps import Services
 from service.errors import KIND_STATUS
 from service.schemas import render
@@ -51,7 +51,7 @@ async def accept(
     stored, created = await svc.store.create(job)
     if not created and stored.request_hash != job.request_hash:
         raise Conflict(
-            f"Idempotency-Key {idempotency_key!r} was already used with a different request (job {stored.id})"
+            f"Idempotency-Key {quoted(idempotency_key)} was already used with a different request (job {stored.id})"
         )
     if created:
         svc.worker.start(stored)
@@ -67,7 +67,7 @@ _NOUN = {"run": "run", "data": "data upload", "fetch": "fetch"}
 def find(svc: Services, job_id: str, kind: str) -> Job:
     job = svc.store.get(job_id, kind=kind)
     if job is None:
-        raise NotFound(f"{_NOUN[kind]} job {job_id!r} not found")
+        raise NotFound(f"{_NOUN[kind]} job {quoted(job_id)} not found")
     return job
 
 
@@ -93,8 +93,8 @@ def page(
     """Newest first; next_cursor fetches the following page."""
     before = None
     if cursor:
-        if not cursor.isdigit():
-            raise InvalidInput(f"cursor {cursor!r} is not one this service gave out")
+        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
+            raise InvalidInput(f"cursor {quoted(cursor)} is not one this service gave out")
         before = int(cursor)
     jobs = svc.store.list(kind, status=status, experiment=experiment, before_seq=before, limit=limit + 1)
     more = len(jobs) > limit

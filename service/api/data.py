@@ -10,19 +10,17 @@ from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from starlette.formparsers import MultiPartException
 
-from amllib.errors import InvalidInput
+from amllib.errors import InvalidInput, quoted
 from amllib.paths import resolve_inside, safe_relpath
 from service import uploads
 from service.api.common import accept, answer, find, page
 from service.callbacks import check_callback_url
-from service.deps import IdempotencyKey, Svc, Wait
-from service.errors import TooLarge, UnsupportedMedia
-from service.schemas import DataFolderRequest
+from service.deps import CallbackUrlQuery, Cursor, IdempotencyKey, Limit, Svc, Wait
+from service.errors import UnsupportedMedia
+from service.schemas import MAX_PATH, DataFolderRequest
 
 router = APIRouter(tags=["data"])
-MAX_JSON = 64 * 1024
 
 
 def _target_path(svc: Svc, path: str | None) -> str:
@@ -33,9 +31,8 @@ def _target_path(svc: Svc, path: str | None) -> str:
 
 
 async def _from_folder(svc: Svc, request: Request) -> tuple[dict, str | None]:
+    """The JSON body was already read and capped by the request limits middleware."""
     body = await request.body()
-    if len(body) > MAX_JSON:
-        raise TooLarge("a JSON body is limited to 64 KiB")
     try:
         folder = DataFolderRequest.model_validate(json.loads(body or b"null"))
     except json.JSONDecodeError as exc:
@@ -47,40 +44,25 @@ async def _from_folder(svc: Svc, request: Request) -> tuple[dict, str | None]:
         raise InvalidInput("uploading a server folder is off: AZML_DATA_ROOT is not set")
     source = resolve_inside(root, folder.data_dir, what="data_dir")
     if not source.is_dir():
-        raise InvalidInput(f"data_dir {folder.data_dir!r} is not a folder under AZML_DATA_ROOT")
+        raise InvalidInput(f"data_dir {quoted(folder.data_dir)} is not a folder under AZML_DATA_ROOT")
     return {"source": "folder", "data_dir": str(source)}, folder.callback_url
 
 
 async def _received(svc: Svc, request: Request, media: str) -> dict:
-    limits = uploads.Limits(svc.settings.max_upload_bytes, svc.settings.max_upload_files)
     staging = svc.backend.staging_dir()
-    executor = svc.worker.executor
-    length = request.headers.get("content-length")
     try:
-        if media in uploads.TAR_TYPES:
-            summary = await uploads.receive_tar(
-                request.stream(), declared_length=length, staging=staging, limits=limits, executor=executor
-            )
-            source = "archive"
-        elif media in uploads.ZIP_TYPES:
-            summary = await uploads.receive_zip(
-                request.stream(), declared_length=length, staging=staging, limits=limits, executor=executor
-            )
-            source = "archive"
-        else:
-            uploads.check_length(length, limits)
-            try:
-                async with request.form(max_files=limits.max_files, max_fields=100) as form:
-                    files = [f for f in form.getlist("files") if not isinstance(f, str)]
-                    if not files:
-                        raise InvalidInput("multipart body has no 'files' parts")
-                    summary = await uploads.receive_files(files, staging=staging, limits=limits, executor=executor)
-            except MultiPartException as exc:
-                raise InvalidInput(f"bad multipart body: {exc.message}") from exc
-            source = "multipart"
+        summary = await uploads.receive(
+            request.stream(),
+            content_type=request.headers.get("content-type", ""),
+            declared_length=request.headers.get("content-length"),
+            staging=staging,
+            limits=uploads.Limits(svc.settings.max_upload_bytes, svc.settings.max_upload_files),
+            timeout=svc.settings.body_timeout,
+        )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    source = "multipart" if media == uploads.MULTIPART else "archive"
     return {"source": source, "staging": str(staging), "summary": summary.__dict__}
 
 
@@ -90,8 +72,10 @@ async def upload_data(
     request: Request,
     idempotency_key: IdempotencyKey = None,
     wait: Wait = None,
-    path: Annotated[str | None, Query(description="datastore path (default AZML_DATAPATH)")] = None,
-    callback_url: str | None = None,
+    path: Annotated[
+        str | None, Query(max_length=MAX_PATH, description="datastore path (default AZML_DATAPATH)")
+    ] = None,
+    callback_url: CallbackUrlQuery = None,
 ) -> JSONResponse:
     target = _target_path(svc, path)
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -99,13 +83,13 @@ async def upload_data(
         spec, body_callback = await _from_folder(svc, request)
         callback = check_callback_url(body_callback or callback_url, svc.settings.callback_host_set)
         fingerprint = {**spec}
-    elif media in uploads.TAR_TYPES | uploads.ZIP_TYPES or media == "multipart/form-data":
+    elif media in uploads.UPLOAD_TYPES:
         callback = check_callback_url(callback_url, svc.settings.callback_host_set)  # before the body streams
         spec = await _received(svc, request, media)
         fingerprint = {"digest": spec["summary"]["digest"]}
     else:
         raise UnsupportedMedia(
-            f"content type {media or '(none)'!r} is not accepted: send a tar, tar.gz or zip "
+            f"content type {quoted(media or '(none)')} is not accepted: send a tar, tar.gz or zip "
             "archive, multipart/form-data 'files' parts, or JSON {\"data_dir\": ...}"
         )
     spec["path"] = target
@@ -133,7 +117,7 @@ def _discard(spec: dict) -> None:
 
 
 @router.get("/data", summary="Data uploads, newest first")
-async def list_uploads(svc: Svc, cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict:
+async def list_uploads(svc: Svc, cursor: Cursor = None, limit: Limit = 50) -> dict:
     return page(svc, "data", status=None, experiment=None, cursor=cursor, limit=limit)
 
 

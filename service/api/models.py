@@ -14,7 +14,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 
-from amllib.errors import InvalidInput, ModelNotFound
+from amllib.errors import InvalidInput, ModelNotFound, quoted
 from amllib.fetch import build_metadata, iso
 from amllib.paths import check_name, resolve_inside
 from service.api.common import accept, answer, find
@@ -74,7 +74,7 @@ async def list_models(svc: Svc) -> dict:
 async def list_versions(svc: Svc, name: str) -> dict:
     versions = await svc.worker.call(svc.backend.list_model_versions, name)
     if not versions:
-        raise ModelNotFound(f"model {name!r} not found")
+        raise ModelNotFound(f"model {quoted(name)} not found")
     return {"name": name, "versions": [{**v.__dict__, "created_at": iso(v.created_at)} for v in versions]}
 
 

@@ -9,12 +9,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from amllib.backends.base import RunStatus
 from amllib.errors import Conflict, InvalidInput
-from amllib.paths import check_name, check_script, safe_relpath
+from amllib.paths import check_name, check_script, check_script_args, safe_relpath
 from service.api.common import accept, answer, find, page
 from service.callbacks import check_callback_url
-from service.deps import IdempotencyKey, Svc, Wait
+from service.deps import Cursor, IdempotencyKey, Limit, Svc, Wait
 from service.jobs import is_terminal
-from service.schemas import RunRequest
+from service.schemas import MAX_NAME, RunRequest
 
 router = APIRouter(tags=["runs"])
 
@@ -42,8 +42,7 @@ def run_spec(svc: Svc, request: RunRequest) -> dict[str, Any]:
     check_name(spec["compute"], what="compute")
     check_script(svc.settings.training_dir, spec["script"])
     spec["datapath"] = str(safe_relpath(spec["datapath"], what="datapath"))
-    for name in request.args:
-        check_name(name, what="args key")
+    check_script_args(request.args)
     spec["estimators"] = request.estimators
     spec["args"] = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in request.args.items()}
     return spec
@@ -79,9 +78,9 @@ async def submit_run(
 async def list_runs(
     svc: Svc,
     status: RunStatus | None = None,
-    experiment: str | None = None,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    experiment: Annotated[str | None, Query(max_length=MAX_NAME)] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
 ) -> dict:
     return page(svc, "run", status=status, experiment=experiment, cursor=cursor, limit=limit)
 

@@ -1,0 +1,144 @@
+"""ASGI middleware at the service's edge: bounded request bodies, HEAD for every GET, a clean access log.
+
+Upload bodies (POST /data with an archive or multipart type) stream past untouched:
+service/uploads.py bounds them itself. Every other body is read here, at most
+MAX_BODY bytes and never stalling longer than AZML_BODY_TIMEOUT between chunks,
+before any route sees it; so no route can be made to hold a huge or endless body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.errors import send_error
+from service.uploads import UPLOAD_TYPES
+
+MAX_BODY = 64 * 1024
+MAX_JSON_DEPTH = 32
+_SECRET_QUERY = re.compile(r"(?i)([?&][^=&]*(?:token|secret|key|sig|signature|password|auth)[^=&]*=)[^&\s]*")
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return ""
+
+
+def _streamed_upload(scope: Scope) -> bool:
+    media = _header(scope, b"content-type").split(";")[0].strip().lower()
+    return scope["path"] == "/data" and media in UPLOAD_TYPES
+
+
+def _depth(value: object, level: int = 0) -> int:
+    if level > MAX_JSON_DEPTH:
+        return level
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    return max((_depth(child, level + 1) for child in children), default=level)
+
+
+class BodyLimit:
+    """Reads every non-upload body whole, bounded in size and time, then replays it to the app."""
+
+    def __init__(self, app: ASGIApp, *, timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS") or _streamed_upload(scope):
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
+            await send_error(send, 413, "too_large", f"a request body is limited to {MAX_BODY} bytes here")
+            return
+        body = bytearray()
+        more = True
+        while more:
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except TimeoutError:
+                detail = f"no part of the body arrived for {self.timeout:g} s (AZML_BODY_TIMEOUT)"
+                await send_error(send, 408, "body_timeout", detail)
+                return
+            if message["type"] == "http.disconnect":
+                return  # the client has gone; nobody to answer
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_BODY:
+                await send_error(send, 413, "too_large", f"a request body is limited to {MAX_BODY} bytes here")
+                return
+        problem = self._json_problem(scope, bytes(body))
+        if problem:
+            await send_error(send, 422, "invalid", problem)
+            return
+        await self.app(scope, _replay(bytes(body), receive), send)
+
+    @staticmethod
+    def _json_problem(scope: Scope, body: bytes) -> str | None:
+        """Nesting the JSON parser or validator could choke on, refused before they see it."""
+        if not body or "json" not in _header(scope, b"content-type").lower():
+            return None
+        try:
+            value = json.loads(body)
+        except RecursionError:
+            return f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
+        except ValueError:
+            return None  # not JSON: the route's own validation says so, naming the problem
+        if _depth(value) > MAX_JSON_DEPTH:
+            return f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
+        return None
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+class HeadAsGet:
+    """HEAD answered as GET without its body, for every GET route (FastAPI's routes take GET only)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
+class RedactQuery(logging.Filter):
+    """Drops the values of query parameters named like secrets (?token=…) from uvicorn's access log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
+            args = list(record.args)
+            args[2] = _SECRET_QUERY.sub(r"\1[redacted]", args[2])
+            record.args = tuple(args)
+        return True
+
+
+def redact_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactQuery) for f in access.filters):
+        access.addFilter(RedactQuery())
