@@ -34,7 +34,7 @@ class LocalBackend(Backend):
         home.mkdir(parents=True, exist_ok=True)
         self.settings = settings
         self.compute = LocalCompute(home, training_dir=settings.training_dir, max_nodes=settings.compute_max_nodes)
-        self.datastore = LocalDatastore(home / "datastore", in_use=lambda d: d in self.compute.active_data_dirs())
+        self.datastore = LocalDatastore(home / "datastore", holder_alive=self.compute.holds_data)
         self.registry = LocalRegistry(home)
 
     # -- datastore -----------------------------------------------------------
@@ -51,7 +51,9 @@ class LocalBackend(Backend):
             shutil.rmtree(staged, ignore_errors=True)
 
     def discard_stale_staging(self, *, keep: set[Path]) -> int:
-        return self.datastore.discard_stale_staging(keep=keep)
+        """Also the half-written run folders of submits that died, and data versions nothing holds."""
+        removed = self.datastore.discard_stale_staging(keep=keep) + self.compute.discard_stale_partials()
+        return removed + self.datastore.collect()
 
     def current_data(self, target_path: str) -> DataVersion | None:
         try:
@@ -72,14 +74,22 @@ class LocalBackend(Backend):
         check_script_args(spec.args)
         if spec.estimators is not None and spec.estimators < 1:
             raise InvalidInput("estimators must be at least 1")
-        data_dir, data = self.datastore.current(spec.datapath)
-        return self.compute.start(spec, data_dir=data_dir, data_version=data.digest)
+        run_id = self.compute.new_run_id(spec)
+        data_dir, data = self.datastore.lease(spec.datapath, holder=run_id)
+        try:
+            return self.compute.start(spec, run_id=run_id, data_dir=data_dir, data_version=data.digest)
+        except BaseException:
+            self.datastore.release(data_dir, holder=run_id)
+            raise
 
     def find_runs(self, experiment: str, *, tag: str, value: str) -> list[str]:
         return self.compute.find(experiment, tag=tag, value=value)
 
     def get_run(self, run_id: str) -> RunInfo:
         info = self.compute.info(run_id)
+        if info.status.terminal:  # the first to see it ended frees its data version, if nothing else holds it
+            record, _ = self.compute.read(run_id)
+            self.datastore.release(Path(record["data_dir"]), holder=run_id)
         tags = {e["name"]: e["value"] for e in self._metric_events(run_id) if e.get("kind") == "tag"}
         if tags:
             info = RunInfo(**{**info.__dict__, "tags": tags})

@@ -47,11 +47,27 @@ class LocalCompute:
             raise RunNotFound(f"run {quoted(run_id)} not found")
         return folder
 
-    def start(self, spec: RunSpec, *, data_dir: Path, data_version: str) -> str:
+    @staticmethod
+    def new_run_id(spec: RunSpec) -> str:
+        return f"{spec.experiment}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
+
+    def start(self, spec: RunSpec, *, run_id: str, data_dir: Path, data_version: str) -> str:
         """Snapshot training/, write the run's folder, and launch its runner detached."""
-        run_id = f"{spec.experiment}_{int(time.time())}_{uuid.uuid4().hex[:8]}"
         folder = self.runs_root / run_id
         staging = self.runs_root / f".{run_id}.partial"
+        try:
+            self._prepare(spec, run_id=run_id, staging=staging, data_dir=data_dir, data_version=data_version)
+            staging.rename(folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        record = json.loads((folder / "run.json").read_text())
+        entry = queue_entry(record)  # taken now, so runs start in submit order whichever runner is quicker
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        entry.touch()
+        self._launch(folder)
+        return run_id
+
+    def _prepare(self, spec: RunSpec, *, run_id: str, staging: Path, data_dir: Path, data_version: str) -> None:
         shutil.copytree(self.training_dir, staging / "work", ignore=_IGNORE, symlinks=False)
         record = {
             "run_id": run_id,
@@ -74,12 +90,28 @@ class LocalCompute:
         }
         (staging / "run.json").write_text(json.dumps(record))
         (staging / "state.json").write_text(json.dumps({"status": "Queued"}))
-        staging.rename(folder)
-        entry = queue_entry(record)  # taken now, so runs start in submit order whichever runner is quicker
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        entry.touch()
-        self._launch(folder)
-        return run_id
+
+    def discard_stale_partials(self, older_than: float = 3600.0) -> int:
+        """Remove run folders whose submit died half-written (a kill during the snapshot)."""
+        removed = 0
+        for folder in self.runs_root.glob(".*.partial"):
+            try:
+                stale = time.time() - folder.stat().st_mtime > older_than
+            except OSError:
+                continue
+            if stale:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        return removed
+
+    def holds_data(self, run_id: str) -> bool | None:
+        """Whether the run may still read its data (it has not ended); None if it is not written yet."""
+        try:
+            return not RunStatus(self.read(run_id)[1]["status"]).terminal
+        except RunNotFound:
+            return None
+        except (OSError, ValueError, KeyError):
+            return False
 
     def _launch(self, folder: Path) -> None:
         env = dict(os.environ)
@@ -175,15 +207,3 @@ class LocalCompute:
             if record.get("tags", {}).get(tag) == value:
                 found.append(record["run_id"])
         return sorted(found)
-
-    def active_data_dirs(self) -> set[Path]:
-        """Data version folders that runs not yet finished still read."""
-        in_use: set[Path] = set()
-        for folder in self.runs_root.iterdir():
-            try:
-                state = json.loads((folder / "state.json").read_text())
-                if not RunStatus(state["status"]).terminal:
-                    in_use.add(Path(json.loads((folder / "run.json").read_text())["data_dir"]))
-            except (OSError, ValueError, KeyError):
-                continue
-        return in_use

@@ -2,18 +2,24 @@
 
 Each upload is copied into a new folder under `.versions/`, and the datastore path
 is a symlink switched to it with one rename, so readers see the old data or the
-new, never half of either. Runs are given the version folder itself, so a later
-upload does not change data under a running script.
+new, never half of either. A run is given the version folder itself, under a lease
+(`.versions/<version>.leases/<run id>`) taken in the same locked step that reads
+the link, so a later upload can neither change nor remove data under a run from
+the moment it is submitted until it ends. collect() removes the versions nothing
+references any more: no link points at them and no live run holds a lease.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import re
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from amllib.backends.base import DataVersion
@@ -21,15 +27,28 @@ from amllib.digest import TreeSummary, list_files, tree_digest
 from amllib.errors import BackendUnavailable, DataNotFound, InvalidInput, UnsafePath, quoted
 from amllib.paths import safe_relpath
 
+LEASE_GRACE = 60.0  # a lease whose run folder is not written yet counts as held for this long
+_VERSION = re.compile(r"^[0-9a-f]{32}$")
+
 
 class LocalDatastore:
     """Folders of data by path, each path pointing at an immutable version folder."""
 
-    def __init__(self, root: Path, *, in_use: Callable[[Path], bool] = lambda _: False) -> None:
+    def __init__(self, root: Path, *, holder_alive: Callable[[str], bool | None] = lambda _: None) -> None:
         self.root = root
         self.versions = root / ".versions"
         self.versions.mkdir(parents=True, exist_ok=True)
-        self._in_use = in_use
+        self._holder_alive = holder_alive
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One datastore-wide lock (every process on the machine) around reading, switching and removing."""
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def _link(self, target_path: str) -> Path:
         rel = safe_relpath(target_path, what="data path")
@@ -78,7 +97,6 @@ class LocalDatastore:
         if summary.files == 0:
             raise InvalidInput("the upload holds no files")
         final = self.versions / version_id
-        os.replace(folder, final)
         data = DataVersion(
             path=str(safe_relpath(target_path, what="data path")),
             digest=summary.digest,
@@ -86,22 +104,82 @@ class LocalDatastore:
             bytes=summary.bytes,
         )
         meta = {**data.__dict__, "created_at": time.time()}
-        (self.versions / f"{version_id}.json").write_text(json.dumps(meta))
-        previous = self._target(link)
-        link.parent.mkdir(parents=True, exist_ok=True)
-        tmp_link = link.parent / f".{link.name}.{version_id}.link"
-        os.symlink(os.path.relpath(final, link.parent), tmp_link)
-        os.replace(tmp_link, link)
-        if previous is not None and not self._in_use(previous):
-            self._discard(previous)
+        with self._locked():  # collect() must never see the new version before its link does
+            os.replace(folder, final)
+            (self.versions / f"{version_id}.json").write_text(json.dumps(meta))
+            link.parent.mkdir(parents=True, exist_ok=True)
+            tmp_link = link.parent / f".{version_id}.link"
+            os.symlink(os.path.relpath(final, link.parent), tmp_link)
+            os.replace(tmp_link, link)
+        self.collect()
         return data
 
     def _target(self, link: Path) -> Path | None:
         return link.resolve() if link.is_symlink() else None
 
-    def _discard(self, version_dir: Path) -> None:
-        shutil.rmtree(version_dir, ignore_errors=True)
-        version_dir.with_suffix(".json").unlink(missing_ok=True)
+    def lease(self, target_path: str, *, holder: str) -> tuple[Path, DataVersion]:
+        """current(target_path), held for `holder` (a run id) so no upload removes it until released."""
+        with self._locked():
+            folder, data = self.current(target_path)
+            leases = folder.with_name(folder.name + ".leases")
+            leases.mkdir(exist_ok=True)
+            (leases / holder).touch()
+        return folder, data
+
+    def release(self, version_dir: Path, *, holder: str) -> None:
+        """Give up holder's lease; the version goes as soon as nothing else references it."""
+        lease = version_dir.with_name(version_dir.name + ".leases") / holder
+        if lease.exists():
+            lease.unlink(missing_ok=True)
+            self.collect()
+
+    def _lease_alive(self, lease: Path) -> bool:
+        """Its run has not ended; or its run is not written yet and the lease is new (a submit in progress)."""
+        alive = self._holder_alive(lease.name)
+        if alive is not None:
+            return alive
+        try:
+            return time.time() - lease.stat().st_mtime < LEASE_GRACE
+        except OSError:
+            return False
+
+    def _linked(self) -> set[str]:
+        """Names of the version folders some datastore path points at now."""
+        names = set()
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            if dirpath == str(self.root):
+                dirnames[:] = [d for d in dirnames if d != ".versions"]
+            for name in [*dirnames, *filenames]:
+                entry = Path(dirpath, name)
+                if entry.is_symlink():
+                    names.add(Path(os.readlink(entry)).name)
+        return names
+
+    def collect(self) -> int:
+        """Remove every version no link points at and no live run holds; how many went.
+
+        A version is first renamed into `.trash-*` under the lock, then deleted outside it,
+        so a kill in the middle leaves only trash that nothing serves and the next collect clears.
+        """
+        doomed = []
+        with self._locked():
+            linked = self._linked()
+            for folder in self.versions.iterdir():
+                if not _VERSION.match(folder.name) or folder.name in linked:
+                    continue
+                leases = folder.with_name(folder.name + ".leases")
+                held = [lease for lease in leases.glob("*") if self._lease_alive(lease)] if leases.is_dir() else []
+                if held:
+                    continue
+                trash = self.versions / f".trash-{folder.name}"
+                os.replace(folder, trash)
+                doomed.append(trash)
+                folder.with_suffix(".json").unlink(missing_ok=True)
+                shutil.rmtree(leases, ignore_errors=True)
+            doomed += [t for t in self.versions.glob(".trash-*") if t not in doomed]
+        for trash in doomed:
+            shutil.rmtree(trash, ignore_errors=True)
+        return len(doomed)
 
     def current(self, target_path: str) -> tuple[Path, DataVersion]:
         """The version folder and DataVersion now at target_path."""
