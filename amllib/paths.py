@@ -63,6 +63,17 @@ def resolve_inside(root: Path, value: str, *, what: str) -> Path:
     return target
 
 
+def check_folder_target(root: Path, target: Path, *, value: str, what: str) -> Path:
+    """A folder-to-be under root: neither it nor any folder on the way may be an existing file."""
+    for place in [target, *target.parents]:
+        if place == root or root not in place.parents:
+            break
+        if place.exists() and not place.is_dir():
+            where = "is" if place == target else "lies inside"
+            raise InvalidInput(f"{what} {quoted(value)} {where} a file, not a folder")
+    return target
+
+
 def check_name(value: str, *, what: str) -> str:
     """A model, experiment or compute name: letters, digits, '.', '_' and '-'."""
     if not isinstance(value, str) or not _NAME.match(value):

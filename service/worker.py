@@ -20,11 +20,11 @@ from amllib.backends.base import Backend, RunSpec, RunStatus
 from amllib.digest import TreeSummary
 from amllib.errors import AmlError, BackendUnavailable
 from amllib.fetch import fetch_model
-from amllib.paths import resolve_inside
+from amllib.paths import check_folder_target, resolve_inside
 from amllib.settings import Settings
 from amllib.training import finish_run, last_values
 from service.callbacks import deliver
-from service.errors import classify
+from service.job_errors import ErrorWriter
 from service.jobs import TERMINAL_NAMES, Jobs, is_terminal
 from service.schemas import render
 from service.store import Job
@@ -48,6 +48,7 @@ class Worker:
         self.backend = backend
         self.jobs = jobs
         self.store = jobs.store
+        self.errors = ErrorWriter(settings)
         self.executor = ThreadPoolExecutor(max_workers=4 + 2 * settings.job_concurrency, thread_name_prefix="backend")
         self._slots = asyncio.Semaphore(settings.job_concurrency)
         self._submits = asyncio.Semaphore(1)  # one at a time: a burst of submits must not starve the event loop
@@ -93,14 +94,11 @@ class Worker:
                     await (self._data(job) if job.kind == "data" else self._fetch(job))
         except asyncio.CancelledError:
             raise  # the service is stopping; the job resumes at the next start
-        except AmlError as exc:
-            kind, _ = classify(exc)
-            await self.jobs.transition(job_id, RunStatus.FAILED, error=str(exc), error_kind=kind)
         except Exception as exc:
-            log.exception("job %s failed unexpectedly", job_id)
-            await self.jobs.transition(
-                job_id, RunStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}", error_kind="internal"
-            )
+            if not isinstance(exc, AmlError):
+                log.exception("job %s failed unexpectedly", job_id)
+            message, kind = self.errors.describe(exc)
+            await self.jobs.transition(job_id, RunStatus.FAILED, error=message, error_kind=kind)
         await self._callback(job_id)
 
     # -- data ----------------------------------------------------------------
@@ -126,7 +124,9 @@ class Worker:
     async def _fetch(self, job: Job) -> None:
         spec = job.spec
         await self.jobs.transition(job.id, RunStatus.RUNNING)
-        target = resolve_inside(self.settings.output_root, spec["output_path"], what="output_path")
+        root = self.settings.output_root.resolve()
+        target = resolve_inside(root, spec["output_path"], what="output_path")
+        check_folder_target(root, target, value=spec["output_path"], what="output_path")  # it may have changed
         result = await self.call(
             fetch_model,
             self.backend,
@@ -235,7 +235,7 @@ class Worker:
             )
             return
         tail = await self.call(self.backend.get_log, run_id, tail=LOG_TAIL)
-        reason = error or f"run {status.lower()}"
+        reason = self.errors.redact(error) if error else f"run {status.lower()}"
         if tail.strip():
             reason += f"\n--- last {LOG_TAIL} lines of the run's log ---\n{tail}"
         kind = "canceled" if status == RunStatus.CANCELED else "run_failed"

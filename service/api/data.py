@@ -18,6 +18,7 @@ from service.api.common import accept, answer, find, page
 from service.callbacks import check_callback_url
 from service.deps import CallbackUrlQuery, Cursor, IdempotencyKey, Limit, Svc, Wait
 from service.errors import UnsupportedMedia
+from service.openapi import BODY_ERRORS, DataJob, errors, job, page_of, upload_body
 from service.schemas import MAX_PATH, DataFolderRequest
 
 router = APIRouter(tags=["data"])
@@ -66,7 +67,13 @@ async def _received(svc: Svc, request: Request, media: str) -> dict:
     return {"source": source, "staging": str(staging), "summary": summary.__dict__}
 
 
-@router.post("/data", status_code=202, summary="Upload a data folder to the datastore")
+@router.post(
+    "/data",
+    status_code=202,
+    summary="Upload a data folder to the datastore",
+    responses=job(DataJob, accepted=True) | errors(*BODY_ERRORS, 415),
+    openapi_extra={"requestBody": upload_body(DataFolderRequest)},
+)
 async def upload_data(
     svc: Svc,
     request: Request,
@@ -116,11 +123,11 @@ def _discard(spec: dict) -> None:
         shutil.rmtree(spec["staging"], ignore_errors=True)
 
 
-@router.get("/data", summary="Data uploads, newest first")
+@router.get("/data", summary="Data uploads, newest first", responses={200: {"model": page_of(DataJob)}} | errors())
 async def list_uploads(svc: Svc, cursor: Cursor = None, limit: Limit = 50) -> dict:
     return page(svc, "data", status=None, experiment=None, cursor=cursor, limit=limit)
 
 
-@router.get("/data/{job_id}", summary="A data upload job")
+@router.get("/data/{job_id}", summary="A data upload job", responses=job(DataJob, accepted=False))
 async def get_upload(svc: Svc, job_id: str, wait: Wait = None) -> JSONResponse:
     return await answer(svc, find(svc, job_id, "data"), wait=wait)

@@ -16,17 +16,23 @@ from starlette.background import BackgroundTask
 
 from amllib.errors import InvalidInput, ModelNotFound, quoted
 from amllib.fetch import build_metadata, iso
-from amllib.paths import check_name, resolve_inside
+from amllib.paths import check_folder_target, check_name, resolve_inside
 from service.api.common import accept, answer, find
 from service.callbacks import check_callback_url
 from service.deps import IdempotencyKey, Svc, Wait
+from service.openapi import ARCHIVE, BODY_ERRORS, FetchJob, errors, job
 from service.schemas import FetchRequest
 
 router = APIRouter(tags=["models"])
 Version = Annotated[int, PathParam(ge=1)]
 
 
-@router.post("/models/fetch", status_code=202, summary="Write a model version and metadata.json to the server")
+@router.post(
+    "/models/fetch",
+    status_code=202,
+    summary="Write a model version and metadata.json to the server",
+    responses=job(FetchJob, accepted=True) | errors(*BODY_ERRORS),
+)
 async def fetch(
     svc: Svc, request: FetchRequest, idempotency_key: IdempotencyKey = None, wait: Wait = None
 ) -> JSONResponse:
@@ -43,6 +49,7 @@ async def fetch(
         )
     output_path = request.output_path or model
     target = resolve_inside(root, output_path, what="output_path")
+    check_folder_target(root.resolve(), target, value=output_path, what="output_path")
     spec = {
         "model": model,
         "version": request.version,
@@ -60,17 +67,19 @@ async def fetch(
     )
 
 
-@router.get("/models/fetch/{job_id}", summary="A fetch job")
+@router.get("/models/fetch/{job_id}", summary="A fetch job", responses=job(FetchJob, accepted=False))
 async def get_fetch(svc: Svc, job_id: str, wait: Wait = None) -> JSONResponse:
     return await answer(svc, find(svc, job_id, "fetch"), wait=wait)
 
 
-@router.get("/models", summary="Registered model names")
+@router.get("/models", summary="Registered model names", responses=errors())
 async def list_models(svc: Svc) -> dict:
     return {"models": await svc.worker.call(svc.backend.list_models)}
 
 
-@router.get("/models/{name}/versions", summary="A model's versions with their tags, oldest first")
+@router.get(
+    "/models/{name}/versions", summary="A model's versions with their tags, oldest first", responses=errors(404)
+)
 async def list_versions(svc: Svc, name: str) -> dict:
     versions = await svc.worker.call(svc.backend.list_model_versions, name)
     if not versions:
@@ -95,7 +104,12 @@ def _build_archive(svc: Svc, name: str, version: int) -> Path:
         raise
 
 
-@router.get("/models/{name}/versions/{version}/archive", summary="A version's files and metadata.json as tar.gz")
+@router.get(
+    "/models/{name}/versions/{version}/archive",
+    summary="A version's files and metadata.json as tar.gz",
+    response_class=FileResponse,
+    responses={200: ARCHIVE} | errors(404),
+)
 async def download_archive(svc: Svc, name: str, version: Version) -> FileResponse:
     archive = await svc.worker.call(_build_archive, svc, name, version)
     return FileResponse(

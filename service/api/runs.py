@@ -14,6 +14,7 @@ from service.api.common import accept, answer, find, page
 from service.callbacks import check_callback_url
 from service.deps import Cursor, IdempotencyKey, Limit, Svc, Wait
 from service.jobs import is_terminal
+from service.openapi import BODY_ERRORS, RunJob, errors, job, page_of
 from service.schemas import MAX_NAME, RunRequest
 
 router = APIRouter(tags=["runs"])
@@ -48,12 +49,19 @@ def run_spec(svc: Svc, request: RunRequest) -> dict[str, Any]:
     return spec
 
 
-@router.get("/runs/{run_id}", summary="A run's status, metrics and model version")
+@router.get(
+    "/runs/{run_id}", summary="A run's status, metrics and model version", responses=job(RunJob, accepted=False)
+)
 async def get_run(svc: Svc, run_id: str, wait: Wait = None) -> JSONResponse:
     return await answer(svc, find(svc, run_id, "run"), wait=wait)
 
 
-@router.post("/runs", status_code=202, summary="Train a model: submit a run, then register its outputs/")
+@router.post(
+    "/runs",
+    status_code=202,
+    summary="Train a model: submit a run, then register its outputs/",
+    responses=job(RunJob, accepted=True) | errors(*BODY_ERRORS),
+)
 async def submit_run(
     svc: Svc,
     idempotency_key: IdempotencyKey = None,
@@ -74,7 +82,7 @@ async def submit_run(
     )
 
 
-@router.get("/runs", summary="Runs, newest first")
+@router.get("/runs", summary="Runs, newest first", responses={200: {"model": page_of(RunJob)}} | errors())
 async def list_runs(
     svc: Svc,
     status: RunStatus | None = None,
@@ -85,7 +93,7 @@ async def list_runs(
     return page(svc, "run", status=status, experiment=experiment, cursor=cursor, limit=limit)
 
 
-@router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a run")
+@router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a run", responses=job(RunJob, accepted=True))
 async def cancel_run(svc: Svc, run_id: str, wait: Wait = None) -> JSONResponse:
     job = find(svc, run_id, "run")
     if is_terminal(job.status):
@@ -94,7 +102,12 @@ async def cancel_run(svc: Svc, run_id: str, wait: Wait = None) -> JSONResponse:
     return await answer(svc, job, wait=wait, status=202)
 
 
-@router.get("/runs/{run_id}/logs", response_class=PlainTextResponse, summary="The run's log so far")
+@router.get(
+    "/runs/{run_id}/logs",
+    response_class=PlainTextResponse,
+    summary="The run's log so far",
+    responses=errors(404, json_route=False),
+)
 async def run_logs(svc: Svc, run_id: str, tail: Annotated[int | None, Query(ge=1, le=100_000)] = None) -> str:
     job = find(svc, run_id, "run")
     if job.backend_run_id is None:
@@ -102,7 +115,7 @@ async def run_logs(svc: Svc, run_id: str, tail: Annotated[int | None, Query(ge=1
     return await svc.worker.call(svc.backend.get_log, job.backend_run_id, tail=tail)
 
 
-@router.get("/runs/{run_id}/metrics", summary="Every value of every metric the run logged")
+@router.get("/runs/{run_id}/metrics", summary="Every value of every metric the run logged", responses=errors(404))
 async def run_metrics(svc: Svc, run_id: str) -> dict:
     job = find(svc, run_id, "run")
     history = {} if job.backend_run_id is None else await svc.worker.call(svc.backend.get_metrics, job.backend_run_id)

@@ -1,0 +1,129 @@
+"""What /openapi.json publishes about responses: every status a route really sends, with its body.
+
+Generated clients trust this, so each route lists the error statuses it (or the
+middleware in front of it) can answer, all with the one error body, and the job
+bodies it returns. A schemathesis run in the test suite holds the service to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+
+class ErrorBody(BaseModel):
+    """Every error: a kind a program can switch on and a message a person can read."""
+
+    error: str = Field(description="kind: invalid, unsafe_path, not_found, conflict, too_large, run_failed, ...")
+    detail: str
+    fields: list[str] | None = Field(None, description="the fields a validation error names")
+    job: dict[str, Any] | None = Field(None, description="after ?wait=, the job that ended Failed or Canceled")
+
+
+class _Job(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    kind: str
+    status: str = Field(description="Queued, Preparing, Running, Finalizing, Completed, Failed or Canceled")
+    error: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    callback_url: str | None
+    callback_status: str | None
+    backend: str
+
+
+class RunJob(_Job):
+    experiment: str
+    script: str
+    model: str
+    datapath: str
+    compute: str
+    backend_run_id: str | None
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    model_version: dict[str, Any] | None
+
+
+class DataJob(_Job):
+    path: str
+    source: str
+    files: int | None
+    bytes: int | None
+    digest: str | None
+
+
+class FetchJob(_Job):
+    model: str
+    version: int | None
+    use_best: bool
+    output_path: str
+    files: list[str] | None
+    metadata: dict[str, Any] | None
+
+
+_ERRORS = {
+    400: "an unsafe path or archive entry (absolute, '..', a link or device); nothing was written",
+    401: "no bearer token, or a wrong one",
+    403: "a read token on a write, or a non-loopback client while no tokens are configured",
+    404: "no such job, run, model or version (after ?wait=: the job ended not finding its input)",
+    408: "the request body stopped arriving for AZML_BODY_TIMEOUT seconds",
+    409: "Idempotency-Key reused with another request; a run already ended; a canceled job after ?wait=",
+    413: "the body is over its limit (uploads: AZML_MAX_UPLOAD_BYTES / AZML_MAX_UPLOAD_FILES)",
+    415: "a body type this endpoint does not take",
+    422: "a field is invalid; `fields` names it",
+    502: "after ?wait=: the training run failed or the backend did",
+}
+_AFTER_WAIT = (400, 404, 409, 422, 502)
+
+
+def errors(*statuses: int, json_route: bool = True) -> dict[int | str, dict[str, Any]]:
+    """The listed error statuses, plus 401/403 (every route but /healthz) and 422 (every parameter).
+
+    A route whose own answers are not JSON (logs) names the error body's media type itself.
+    """
+    wanted = sorted({401, 403, 422, *statuses})
+    body: dict[str, Any] = (
+        {"model": ErrorBody}
+        if json_route
+        else {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+    )
+    return {status: {**body, "description": _ERRORS[status]} for status in wanted}
+
+
+def job(model: type[BaseModel], *, accepted: bool) -> dict[int | str, dict[str, Any]]:
+    """A job answer: 202 while it goes on (POSTs), 200 once read or ended, and the statuses of ?wait=."""
+    answers: dict[int | str, dict[str, Any]] = {200: {"model": model, "description": "the job"}}
+    if accepted:
+        answers[202] = {"model": model, "description": "accepted; the job as it is now (Location: its URL)"}
+    return answers | errors(*_AFTER_WAIT, 404)
+
+
+BODY_ERRORS = (408, 413)
+
+
+def page_of(model: type[BaseModel]) -> type[BaseModel]:
+    """A page of jobs, newest first; next_cursor fetches the following page."""
+    return create_model(f"{model.__name__}Page", items=(list[model], ...), next_cursor=(str | None, None))
+
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+ARCHIVE = {"description": "the version's files and metadata.json", "content": {"application/gzip": _BINARY}}
+
+
+def upload_body(folder_request: type[BaseModel]) -> dict[str, Any]:
+    """POST /data reads its body itself (streamed), so its forms are declared here."""
+    files = {"type": "array", "items": {"type": "string", "format": "binary"}}
+    return {
+        "required": True,
+        "content": {
+            **{media: _BINARY for media in ("application/x-tar", "application/gzip", "application/zip")},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"files": files}, "required": ["files"]}
+            },
+            "application/json": {"schema": folder_request.model_json_schema()},
+        },
+    }
