@@ -80,10 +80,15 @@ async def send_error(send: Send, status: int, kind: str, detail: str, *, headers
     await send({"type": "http.response.body", "body": body})
 
 
+def _excerpt(text: str, limit: int = 60) -> str:
+    """A field name from the caller (a dict key) shown short: an error never echoes a huge value."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _validation_detail(exc: RequestValidationError) -> tuple[str, list[str]]:
     parts, fields = [], []
     for error in exc.errors():
-        loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        loc = [_excerpt(str(p)) for p in error.get("loc", ()) if p not in ("body", "query", "path", "header")]
         name = ".".join(loc) or "body"
         fields.append(name)
         parts.append(f"{name}: {error.get('msg', 'invalid')}")

@@ -1,0 +1,46 @@
+"""schemathesis against a live service: no 5xx, and no answer outside what /openapi.json publishes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.service.conftest import FULL_TOKEN, Service, upload
+
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+
+
+def test_schemathesis_finds_no_server_error_and_nothing_off_schema(service: Service, tmp_path: Path) -> None:
+    with service.client() as client:  # something to find: data, a run with a model version, a fetch
+        upload(client, {"a.csv": b"1,2\n"})
+        assert client.post("/runs", params={"wait": 60}, json={"estimators": 2}).status_code == 200
+    st = Path(sys.executable).with_name("st")
+    result = subprocess.run(
+        [
+            str(st),
+            "run",
+            f"{service.url}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {FULL_TOKEN}",
+            "--checks",
+            CHECKS,
+            "--max-examples",
+            "40",
+            "--request-timeout",
+            "30",
+            "--seed",
+            "20261127",
+            "--report-dir",
+            str(tmp_path / "schemathesis"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    generated = re.search(r"(\d+) generated", result.stdout)
+    assert generated and int(generated.group(1)) > 300, result.stdout[-3000:]  # it really tested the API
+    assert "Traceback" not in service.log.read_text()
