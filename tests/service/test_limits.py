@@ -63,6 +63,8 @@ def test_fields_and_json_bodies_are_bounded(service: Service) -> None:
         assert_refused(
             client.post("/runs", content=chunked(), headers={"content-type": "application/json"}), 413, "limited"
         )
+        wrong_type = client.post("/data", content=b"x" * 200_000, headers={"content-type": "text/plain"})
+        assert_refused(wrong_type, 415, "content type")
         assert client.get("/runs").json()["items"] == []  # nothing was accepted
 
 
