@@ -12,4 +12,4 @@ COPY training training
 COPY data/titanic data/titanic
 VOLUME /data
 EXPOSE 8000
-CMD ["uvicorn", "service.app:app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "service.app:app", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "5"]

@@ -12,5 +12,6 @@ if [ "${1:-}" != "--no-demo" ]; then
   python scripts/demo.py
 fi
 if [ -f service/app.py ]; then
-  exec uvicorn service.app:app --host "${AZML_HOST:-127.0.0.1}" --port "${AZML_PORT:-8000}"
+  # Open event streams never end by themselves: give them 5 s at shutdown, then close them.
+  exec uvicorn service.app:app --host "${AZML_HOST:-127.0.0.1}" --port "${AZML_PORT:-8000}" --timeout-graceful-shutdown 5
 fi

@@ -10,17 +10,19 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 
 from amllib.backends import get_backend
 from amllib.settings import Settings, load_settings
 from service import errors
-from service.api import data, models, runs
+from service.api import data, events, models, runs
 from service.auth import BearerAuth
 from service.deps import Services
+from service.events import EventFeed
 from service.jobs import Jobs
 from service.middleware import BodyLimit, HeadAsGet, redact_access_log
+from service.schemas import render
 from service.store import JobStore
 from service.worker import Worker
 
@@ -47,9 +49,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backend = get_backend(settings)
         store = JobStore(settings.db_path)
-        jobs = Jobs(store)
+        feed = EventFeed(store)
+        jobs = Jobs(store, render=lambda job: render(job, backend.name), feed=feed)
         worker = Worker(settings=settings, backend=backend, jobs=jobs)
-        app.state.services = Services(settings=settings, backend=backend, store=store, jobs=jobs, worker=worker)
+        app.state.services = Services(
+            settings=settings, backend=backend, store=store, jobs=jobs, worker=worker, feed=feed
+        )
         resumed = await worker.resume()
         calm_garbage_collector()
         log.info("service up on the %s backend; resumed %d unfinished jobs", backend.name, resumed)
@@ -68,12 +73,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
 
     @app.get("/healthz", tags=["health"], summary="Liveness; needs no token")
-    async def healthz() -> dict:
-        return {"status": "ok", "backend": settings.backend}
+    async def healthz(request: Request) -> dict:
+        services = getattr(request.app.state, "services", None)
+        streams = services.feed.open_streams if services else 0
+        return {"status": "ok", "backend": settings.backend, "event_streams": streams}
 
     # Routes are added flat, hot path first: this FastAPI matches nested routers
     # noticeably slower, and the dashboard polls GET /runs/{id} thousands of times a second.
-    for router in (runs.router, data.router, models.router):
+    for router in (runs.router, data.router, models.router, events.router):
         app.router.routes.extend(router.routes)
     app.add_middleware(BodyLimit, timeout=settings.body_timeout)
     app.add_middleware(HeadAsGet)

@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Query, Request
 
 from amllib.backends.base import Backend
 from amllib.settings import Settings
+from service.events import EventFeed
 from service.jobs import Jobs
 from service.store import JobStore
 from service.worker import Worker
@@ -25,6 +26,7 @@ class Services:
     store: JobStore
     jobs: Jobs
     worker: Worker
+    feed: EventFeed
 
 
 async def get_services(request: Request) -> Services:

@@ -3,8 +3,9 @@
 Statuses are Azure ML's names (amllib RunStatus). A job only moves forward through
 Queued → Preparing → Running → Finalizing and ends in one of the terminal states,
 which it never leaves. Every change of status goes through Jobs.transition, which
-checks and writes in one step in the store's writer thread, then wakes whoever
-waits on the job (?wait=).
+checks and writes in one step in the store's writer thread, together with the
+event that tells the live feed (service/events.py), then wakes whoever waits on
+the job (?wait=) or streams the feed.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import asyncio
 import contextlib
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 from amllib.backends.base import TERMINAL, RunStatus
+from service.events import EventFeed
 from service.store import Job, JobStore
 
 ORDER = [RunStatus.QUEUED, RunStatus.PREPARING, RunStatus.RUNNING, RunStatus.FINALIZING]
@@ -36,11 +39,30 @@ def allowed(current: str, new: str) -> bool:
 
 
 class Jobs:
-    """The owner of job status: transitions and waiting for them."""
+    """The owner of job status: creation, transitions and waiting for them; every change is also an event."""
 
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobStore, *, render: Callable[[Job], dict[str, Any]], feed: EventFeed) -> None:
         self.store = store
+        self.render = render
+        self.feed = feed
         self._events: dict[str, asyncio.Event] = {}
+
+    def _publish(self, db: sqlite3.Connection, job: Job) -> None:
+        JobStore.append_event(db, topic=f"{job.kind}", job_id=job.id, data=self.render(job))
+
+    async def create(self, job: Job) -> tuple[Job, bool]:
+        """Store a new job; (the job already holding its Idempotency-Key, False) when there is one."""
+
+        def insert(db: sqlite3.Connection) -> tuple[Job, bool]:
+            stored, created = JobStore.insert_row(db, job)
+            if created:
+                self._publish(db, stored)
+            return stored, created
+
+        stored, created = await self.store.write(insert)
+        if created:
+            self.feed.changed()
+        return stored, created
 
     async def transition(self, job_id: str, status: str, **fields: Any) -> Job | None:
         """Move job_id to status (setting fields with it); None if that move is not allowed."""
@@ -55,7 +77,9 @@ class Jobs:
                 changes["started_at"] = now
             if is_terminal(status):
                 changes.setdefault("finished_at", now)
-            return JobStore.update_row(db, job_id, changes)
+            job = JobStore.update_row(db, job_id, changes)
+            self._publish(db, job)
+            return job
 
         job = await self.store.write(apply)
         if job is not None:
@@ -66,11 +90,18 @@ class Jobs:
         """Change fields other than status (results so far, flags)."""
         if "status" in fields:
             raise ValueError("status changes go through transition()")
-        job = await self.store.update(job_id, **fields)
+
+        def apply(db: sqlite3.Connection) -> Job:
+            job = JobStore.update_row(db, job_id, fields)
+            self._publish(db, job)
+            return job
+
+        job = await self.store.write(apply)
         self._wake(job_id)
         return job
 
     def _wake(self, job_id: str) -> None:
+        self.feed.changed()
         event = self._events.pop(job_id, None)
         if event is not None:
             event.set()

@@ -42,7 +42,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_kind_seq ON jobs (kind, seq);
+CREATE INDEX IF NOT EXISTS jobs_backend_run ON jobs (backend_run_id) WHERE backend_run_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    job_id TEXT,
+    created_at REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
 """
+EVENTS_KEPT = 100_000  # the feed keeps this many; a client further behind is told to reload
 _COLUMNS = (
     "seq, id, kind, status, idempotency_key, request_hash, spec, result, error, error_kind, backend_run_id, "
     "callback_url, callback_status, cancel_requested, created_at, started_at, finished_at"
@@ -214,35 +224,65 @@ class JobStore:
         """Run operation(db) in the writer thread, inside its transaction."""
         return await asyncio.wrap_future(self._writer.submit(operation))
 
-    async def create(self, job: Job) -> tuple[Job, bool]:
-        """Insert job; if its idempotency key is taken, return (the existing job, False) instead."""
+    @staticmethod
+    def insert_row(db: sqlite3.Connection, job: Job) -> tuple[Job, bool]:
+        """Insert job; if its idempotency key is taken, (the existing job, False) instead; for writer operations."""
+        if job.idempotency_key:
+            sql = f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = ?"
+            row = db.execute(sql, (job.idempotency_key,)).fetchone()
+            if row:
+                return Job.from_row(row), False
+        cursor = db.execute(
+            "INSERT INTO jobs (id, kind, status, idempotency_key, request_hash, spec, result, error, backend_run_id, "
+            "callback_url, created_at, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job.id,
+                job.kind,
+                job.status,
+                job.idempotency_key,
+                job.request_hash,
+                json.dumps(job.spec),
+                json.dumps(job.result),
+                job.error,
+                job.backend_run_id,
+                job.callback_url,
+                job.created_at or time.time(),
+                job.started_at,
+                job.finished_at,
+            ),
+        )
+        job.seq = cursor.lastrowid
+        return job, True
 
-        def insert(db: sqlite3.Connection) -> tuple[Job, bool]:
-            if job.idempotency_key:
-                row = db.execute(
-                    f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,)
-                ).fetchone()
-                if row:
-                    return Job.from_row(row), False
-            cursor = db.execute(
-                "INSERT INTO jobs (id, kind, status, idempotency_key, request_hash, spec, result, callback_url, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job.id,
-                    job.kind,
-                    job.status,
-                    job.idempotency_key,
-                    job.request_hash,
-                    json.dumps(job.spec),
-                    json.dumps(job.result),
-                    job.callback_url,
-                    job.created_at or time.time(),
-                ),
-            )
-            job.seq = cursor.lastrowid
-            return job, True
+    # -- the event feed --------------------------------------------------------
+    @staticmethod
+    def append_event(db: sqlite3.Connection, *, topic: str, job_id: str | None, data: dict[str, Any]) -> int:
+        """Add an event in the caller's transaction (so a change and its event commit together)."""
+        seq = db.execute(
+            "INSERT INTO events (topic, job_id, created_at, data) VALUES (?, ?, ?, ?)",
+            (topic, job_id, time.time(), json.dumps(data)),
+        ).lastrowid
+        if seq % 1000 == 0:
+            db.execute("DELETE FROM events WHERE seq <= ?", (seq - EVENTS_KEPT,))
+        return seq
 
-        return await self.write(insert)
+    def events_after(self, seq: int, *, job_id: str | None = None, limit: int = 500) -> list[tuple[int, str, str]]:
+        """(seq, topic, data as JSON text) of the events after seq, oldest first."""
+        if job_id is None:
+            sql, params = "SELECT seq, topic, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        else:
+            sql = "SELECT seq, topic, data FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+            params = (job_id, seq, limit)
+        return self._reader().execute(sql, params).fetchall()
+
+    def event_bounds(self) -> tuple[int, int]:
+        """The oldest kept and the newest event seq (0, 0 when there is none)."""
+        low, high = self._reader().execute("SELECT MIN(seq), MAX(seq) FROM events").fetchone()
+        return low or 0, high or 0
+
+    def by_backend_run(self, run_id: str) -> Job | None:
+        row = self._reader().execute(f"SELECT {_COLUMNS} FROM jobs WHERE backend_run_id = ?", (run_id,)).fetchone()
+        return Job.from_row(row) if row else None
 
     @staticmethod
     def update_row(db: sqlite3.Connection, job_id: str, fields: dict[str, Any]) -> Job:
@@ -252,6 +292,3 @@ class JobStore:
             assignments = ", ".join(f"{name} = ?" for name in encoded)
             db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*encoded.values(), job_id))
         return Job.from_row(db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone())
-
-    async def update(self, job_id: str, **fields: Any) -> Job:
-        return await self.write(lambda db: self.update_row(db, job_id, fields))

@@ -48,7 +48,7 @@ async def accept(
         request_hash=request_hash(fingerprint),
         callback_url=callback_url,
     )
-    stored, created = await svc.store.create(job)
+    stored, created = await svc.jobs.create(job)
     if not created and stored.request_hash != job.request_hash:
         raise Conflict(
             f"Idempotency-Key {quoted(idempotency_key)} was already used with a different request (job {stored.id})"

@@ -36,7 +36,10 @@ class Service:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1", "--port", str(self.port)],
+                [
+                    *(sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1"),
+                    *("--port", str(self.port), "--timeout-graceful-shutdown", "3"),
+                ],
                 cwd=REPO_ROOT,
                 env=self.env,
                 stdout=log,

@@ -150,7 +150,7 @@ def test_fetch_of_unknown_model_or_version_answers_404_after_wait(service: Servi
 
 def test_tokens(service: Service) -> None:
     with service.client(token=None) as anonymous:
-        assert anonymous.get("/healthz").json() == {"status": "ok", "backend": "local"}
+        assert anonymous.get("/healthz").json() == {"status": "ok", "backend": "local", "event_streams": 0}
         response = anonymous.get("/runs")
         assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
     with service.client(token="wrong") as wrong:

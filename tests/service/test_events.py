@@ -1,0 +1,119 @@
+"""The live feed (GET /events): ordered, resumable with Last-Event-ID, nothing lost, freed on disconnect."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.service.conftest import FULL_TOKEN, Service, upload
+
+
+class Listener:
+    """Reads one event stream in a thread over a plain socket (closable from the test), collecting events."""
+
+    def __init__(self, service: Service, *, params: dict | None = None, last_event_id: str | None = None) -> None:
+        query = "&".join(f"{k}={v}" for k, v in (params or {}).items())
+        head = f"GET /events?{query} HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {FULL_TOKEN}\r\n"
+        if last_event_id is not None:
+            head += f"Last-Event-ID: {last_event_id}\r\n"
+        self.sock = socket.create_connection(("127.0.0.1", service.port))
+        self.sock.sendall((head + "\r\n").encode())
+        self.events: list[tuple[int, str, dict]] = []
+        self.opened = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        assert self.opened.wait(10)
+
+    def _read(self) -> None:
+        reader = self.sock.makefile("rb")
+        status = reader.readline().decode()
+        headers = []
+        while (line := reader.readline().decode().strip()) != "":
+            headers.append(line.lower())
+        assert status.startswith("HTTP/1.1 200") and "content-type: text/event-stream; charset=utf-8" in headers
+        self.opened.set()
+        fields: dict[str, str] = {}
+        try:
+            for raw in reader:
+                line = raw.decode().rstrip("\n")
+                if line == "":
+                    if "data" in fields and "id" in fields:
+                        self.events.append((int(fields["id"]), fields.get("event", ""), json.loads(fields["data"])))
+                    fields = {}
+                elif not line.startswith(":"):
+                    name, _, value = line.partition(":")
+                    fields[name] = value.removeprefix(" ")
+        except OSError:
+            pass  # closed by the test
+
+    def wait_for(self, predicate, timeout: float = 30) -> None:
+        deadline = time.time() + timeout
+        while not predicate(self.events) and time.time() < deadline:
+            time.sleep(0.05)
+        assert predicate(self.events), self.events[-5:]
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self._thread.join(5)
+
+
+def completed(job_id: str):
+    return lambda events: any(e[2]["id"] == job_id and e[2]["status"] == "Completed" for e in events)
+
+
+def test_resume_with_last_event_id_loses_and_repeats_nothing(service: Service) -> None:
+    with service.client() as client:
+        first = upload(client, {"a.csv": b"1"}).json()
+        listener = Listener(service, params={"after": 0})
+        listener.wait_for(completed(first["id"]))
+        listener.close()
+        seen = [seq for seq, _, _ in listener.events]
+        assert seen == list(range(1, len(seen) + 1))
+        assert {e[1] for e in listener.events} == {"data"}
+        last = seen[-1]
+        second = upload(client, {"b.csv": b"2"}).json()  # happens while nobody listens
+        resumed = Listener(service, last_event_id=str(last))
+        resumed.wait_for(completed(second["id"]))
+        resumed.close()
+        ids = [seq for seq, _, _ in resumed.events]
+        assert ids[0] == last + 1 and ids == list(range(last + 1, last + 1 + len(ids)))
+        assert next(e[2]["status"] for e in resumed.events if e[2]["id"] == second["id"]) == "Queued"
+
+
+def test_a_burst_of_changes_arrives_whole_and_in_order(service: Service) -> None:
+    listener = Listener(service)  # from now on
+    with ThreadPoolExecutor(8) as pool, service.client() as client:
+        jobs = list(pool.map(lambda i: upload(client, {f"f{i}.csv": b"1"}, path=f"burst{i}").json()["id"], range(70)))
+    listener.wait_for(lambda events: all(completed(j)(events) for j in jobs))
+    listener.close()
+    ids = [seq for seq, _, _ in listener.events]
+    assert len(ids) >= 210 and ids == list(range(ids[0], ids[0] + len(ids)))  # no gap, no repeat
+    for job_id in jobs:
+        statuses = [e[2]["status"] for e in listener.events if e[2]["id"] == job_id]
+        assert statuses[0] == "Queued" and statuses[-1] == "Completed"
+
+
+def test_a_closed_stream_is_freed(service: Service) -> None:
+    listeners = [Listener(service) for _ in range(5)]
+    with service.client() as client:
+        assert client.get("/healthz").json()["event_streams"] == 5
+        for listener in listeners:
+            listener.close()
+        deadline = time.time() + 10
+        while client.get("/healthz").json()["event_streams"] and time.time() < deadline:
+            time.sleep(0.1)
+        assert client.get("/healthz").json()["event_streams"] == 0
+
+
+def test_a_job_filtered_stream_and_a_read_token(service: Service) -> None:
+    with service.client() as client:
+        job = upload(client, {"a.csv": b"1"}).json()
+        upload(client, {"b.csv": b"1"}, path="other")
+    listener = Listener(service, params={"after": 0, "job": job["id"]})
+    listener.wait_for(completed(job["id"]))
+    listener.close()
+    assert {e[2]["id"] for e in listener.events} == {job["id"]}
