@@ -9,6 +9,7 @@ from amllib.backends.base import Backend, ModelVersion, RunInfo, RunSpec, RunSta
 from amllib.settings import Settings
 
 RUN_VARIABLES = ("model", "experiment", "datapath", "script", "compute_name")
+STARTED_BY = "started_by"  # a run's tag naming who or what started it
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,11 @@ class TrainingResult:
 
 
 def spec_from_settings(
-    settings: Settings, *, estimators: int | None = None, args: dict[str, str] | None = None
+    settings: Settings,
+    *,
+    estimators: int | None = None,
+    args: dict[str, str] | None = None,
+    started_by: str | None = None,
 ) -> RunSpec:
     """A RunSpec from AZML_SCRIPT, AZML_EXPERIMENT, AZML_DATAPATH and AZML_COMPUTE_NAME."""
     settings.require(*RUN_VARIABLES)
@@ -32,6 +37,7 @@ def spec_from_settings(
         compute=settings.compute_name,
         estimators=estimators,
         args=dict(args or {}),
+        tags={STARTED_BY: started_by} if started_by else {},
     )
 
 

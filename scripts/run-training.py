@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from pathlib import Path
 
@@ -26,6 +27,13 @@ def parse_extra(values: list[str]) -> dict[str, str]:
     return extra
 
 
+def who() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "unknown user"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--estimators", type=int, help="number of estimators, passed to the training script")
@@ -34,7 +42,7 @@ def main() -> int:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="extra argument passed to the script as --NAME VALUE (repeatable)",
+        help="extra argument passed to the script as --NAME=VALUE (repeatable)",
     )
     parser.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
     args = parser.parse_args()
@@ -42,7 +50,8 @@ def main() -> int:
         parser.error("--estimators must be at least 1")
     settings = settings_requiring(*RUN_VARIABLES)
     backend = get_backend(settings)
-    spec = spec_from_settings(settings, estimators=args.estimators, args=parse_extra(args.arg))
+    started_by = f"run-training.py ({who()})"
+    spec = spec_from_settings(settings, estimators=args.estimators, args=parse_extra(args.arg), started_by=started_by)
     print(f"### Running {spec.script} in experiment {spec.experiment!r} on {spec.compute!r} ({backend.name})")
     result = train_and_register(backend, spec, model_name=settings.model, timeout=args.timeout)
     run = result.run

@@ -13,10 +13,12 @@ Not proven here: real authentication, cluster provisioning and runs on Azure
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import sys
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,16 @@ from amllib.backends.azureml_auth import choose_auth, scrub
 from amllib.backends.azureml_env import PYTHON_VERSION, TRAINING_PIP_PACKAGES
 from amllib.backends.azureml_retry import with_retry
 from amllib.backends.azureml_sdk import Sdk, real_sdk
-from amllib.backends.base import Backend, DataVersion, ModelVersion, RunInfo, RunSpec, RunStatus, tag_number
+from amllib.backends.base import (
+    Backend,
+    DataVersion,
+    ModelVersion,
+    RunInfo,
+    RunSpec,
+    RunStatus,
+    parse_script_arguments,
+    tag_number,
+)
 from amllib.digest import file_sha256, list_files, tree_digest
 from amllib.errors import BackendUnavailable, Conflict, DataNotFound, InvalidInput, ModelNotFound, RunNotFound, quoted
 from amllib.paths import check_name, check_script, safe_relpath
@@ -264,8 +275,23 @@ class AzureMLBackend(Backend):
         runs = self._call("listing runs", self.sdk.Experiment(self.workspace, experiment).get_runs, tags={tag: value})
         return sorted(r.id for r in runs)
 
+    def list_runs(self, *, created_after: float = 0.0, limit: int = 500) -> list[RunInfo]:
+        """Every experiment's runs newest first, until one started before created_after (queued ones count as new)."""
+        found: list[RunInfo] = []
+        for experiment in self._call("listing experiments", self.sdk.Experiment.list, self.workspace):
+            runs = self._call(f"listing runs of {experiment.name}", experiment.get_runs)
+            for run in itertools.islice(runs, limit):
+                info = self._info(run)
+                if info.started_at is not None and info.created_at <= created_after:
+                    break
+                found.append(info)
+        return sorted(found, key=lambda info: info.created_at)[-limit:]
+
     def get_run(self, run_id: str) -> RunInfo:
-        run = self._run(run_id)
+        return self._info(self._run(run_id))
+
+    def _info(self, run: Any) -> RunInfo:
+        run_id = run.id
         status = map_status(self._call(f"reading run {run_id}", run.get_status))
         details = self._call(f"reading run {run_id}", run.get_details) or {}
         error = None
@@ -273,18 +299,25 @@ class AzureMLBackend(Backend):
             inner = (details.get("error") or {}).get("error") or {}
             error = inner.get("message") or "the run failed on Azure ML"
         tags = dict(run.get_tags() or {})
+        definition = details.get("runDefinition") or {}
+        data_path, estimators, args = parse_script_arguments([str(a) for a in definition.get("arguments") or []])
+        started = _timestamp(details.get("startTimeUtc"))
         return RunInfo(
             run_id=run_id,
             status=status,
             experiment=run.experiment.name,
-            script=(details.get("runDefinition") or {}).get("script", ""),
-            created_at=_timestamp(details.get("startTimeUtc")) or 0.0,
-            started_at=_timestamp(details.get("startTimeUtc")),
+            script=definition.get("script", ""),
+            created_at=started or time.time(),  # v1 gives no submit time; a queued run counts as new
+            started_at=started,
             finished_at=_timestamp(details.get("endTimeUtc")),
             error=error,
             data_version=tags.pop(DATA_TAG, None) or None,
             script_digest=tags.pop(SCRIPT_TAG, None) or None,
             tags=tags,
+            datapath=data_path.removeprefix(MOUNT_POINT + "/") if data_path else None,
+            compute=definition.get("target"),
+            estimators=estimators,
+            args=args,
         )
 
     def get_metrics(self, run_id: str) -> dict[str, list[Any]]:
@@ -351,6 +384,10 @@ class AzureMLBackend(Backend):
 
     def list_models(self) -> list[str]:
         return sorted({m.name for m in self._call("listing models", self.sdk.Model.list, self.workspace)})
+
+    def versions_of_run(self, run_id: str) -> list[ModelVersion]:
+        models = self._call(f"listing models of {run_id}", self.sdk.Model.list, self.workspace, run_id=run_id)
+        return sorted((self._version(m) for m in models), key=lambda v: (v.name, v.version))
 
     def list_model_versions(self, name: str) -> list[ModelVersion]:
         models = self._call(f"listing versions of {name}", self.sdk.Model.list, self.workspace, name=name)

@@ -77,6 +77,19 @@ class RunSpec:
         return argv
 
 
+def parse_script_arguments(argv: list[str]) -> tuple[str | None, int | None, dict[str, str]]:
+    """(data path, estimators, extra args) back from a command line RunSpec.script_arguments made."""
+    words, options, args = iter(argv), {}, {}
+    for word in words:
+        if word in ("--data-path", "--estimators"):
+            options[word] = next(words, "")
+        elif word.startswith("--"):
+            name, _, value = word.removeprefix("--").partition("=")
+            args[name] = value
+    estimators = options.get("--estimators", "")
+    return options.get("--data-path"), int(estimators) if estimators.isdigit() else None, args
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """A run as the backend sees it now."""
@@ -93,6 +106,10 @@ class RunInfo:
     data_version: str | None = None
     script_digest: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)
+    datapath: str | None = None
+    compute: str | None = None
+    estimators: int | None = None
+    args: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -171,6 +188,15 @@ class Backend(ABC):
         """Ids of the experiment's runs submitted with tags[tag] == value (finds a run again after a crash)."""
 
     @abstractmethod
+    def list_runs(self, *, created_after: float = 0.0, limit: int = 500) -> list[RunInfo]:
+        """Runs of every experiment created after `created_after` (epoch seconds), oldest first, at most `limit`.
+
+        Whoever started them: this service, the scripts, or another tool. Each RunInfo
+        carries the run's submit tags (a service-started run has `job_id`) and, where
+        the backend knows them, its datapath, compute, estimators and args.
+        """
+
+    @abstractmethod
     def get_run(self, run_id: str) -> RunInfo:
         """The run's current status and details. Raises RunNotFound for an unknown id.
 
@@ -229,6 +255,10 @@ class Backend(ABC):
 
         Returns the written paths relative to dest. Raises ModelNotFound.
         """
+
+    def versions_of_run(self, run_id: str) -> list[ModelVersion]:
+        """The model versions registered from run_id (any model name), oldest first."""
+        return [v for name in self.list_models() for v in self.list_model_versions(name) if v.run_id == run_id]
 
     def resolve_version(self, name: str, *, version: int | None = None, best_by: str | None = None) -> ModelVersion:
         """A given version, the best by a numeric tag, or else the latest.

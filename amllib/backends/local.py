@@ -82,6 +82,11 @@ class LocalBackend(Backend):
             self.datastore.release(data_dir, holder=run_id)
             raise
 
+    def list_runs(self, *, created_after: float = 0.0, limit: int = 500) -> list[RunInfo]:
+        return [
+            self.compute.info(run_id) for run_id in self.compute.list_run_ids(created_after=created_after, limit=limit)
+        ]
+
     def find_runs(self, experiment: str, *, tag: str, value: str) -> list[str]:
         return self.compute.find(experiment, tag=tag, value=value)
 
@@ -90,9 +95,9 @@ class LocalBackend(Backend):
         if info.status.terminal:  # the first to see it ended frees its data version, if nothing else holds it
             record, _ = self.compute.read(run_id)
             self.datastore.release(Path(record["data_dir"]), holder=run_id)
-        tags = {e["name"]: e["value"] for e in self._metric_events(run_id) if e.get("kind") == "tag"}
-        if tags:
-            info = RunInfo(**{**info.__dict__, "tags": tags})
+        logged = {e["name"]: e["value"] for e in self._metric_events(run_id) if e.get("kind") == "tag"}
+        if logged:  # tags the script set itself, over those given at submit
+            info = RunInfo(**{**info.__dict__, "tags": {**info.tags, **logged}})
         return info
 
     def _metric_events(self, run_id: str) -> list[dict[str, Any]]:

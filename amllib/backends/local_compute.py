@@ -179,7 +179,30 @@ class LocalCompute:
             error=state.get("error"),
             data_version=record["data_version"],
             script_digest=record["script_digest"],
+            tags=dict(record.get("tags") or {}),
+            datapath=record.get("datapath"),
+            compute=record.get("compute"),
+            estimators=record.get("estimators"),
+            args=dict(record.get("args") or {}),
         )
+
+    def list_run_ids(self, *, created_after: float, limit: int) -> list[str]:
+        """Ids of the runs created after that time, oldest first; old ones are skipped by name, unread."""
+        found = []
+        for name in os.listdir(self.runs_root):
+            try:
+                named_at = int(name.rsplit("_", 2)[1])  # run ids are <experiment>_<epoch seconds>_<hex>
+            except (IndexError, ValueError):
+                continue
+            if name.startswith(".") or named_at + 1 < created_after:
+                continue
+            try:
+                created = json.loads((self.runs_root / name / "run.json").read_text())["created_at"]
+            except (OSError, ValueError, KeyError):
+                continue
+            if created > created_after:
+                found.append((created, name))
+        return [name for _, name in sorted(found)[:limit]]
 
     def cancel(self, run_id: str) -> None:
         folder = self.run_dir(run_id)

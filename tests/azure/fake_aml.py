@@ -28,7 +28,7 @@ from azureml.data.azure_storage_datastore import AzureBlobDatastore
 
 from amllib.backends.azureml import AzureMLBackend
 from amllib.backends.azureml_sdk import Sdk
-from amllib.backends.base import RunSpec, RunStatus
+from amllib.backends.base import RunSpec, RunStatus, parse_script_arguments
 from amllib.backends.local import LocalBackend
 from amllib.digest import list_files
 from amllib.settings import Settings
@@ -42,19 +42,6 @@ SDK_STATUS = {
 }
 
 
-def _parse_arguments(arguments: list[str]) -> tuple[int | None, dict[str, str]]:
-    """Extra args come as `--name=value` words, the service's own options as `--option value` pairs."""
-    words, options, args = iter(arguments), {}, {}
-    for word in words:
-        if word in ("--data-path", "--estimators"):
-            options[word] = next(words)
-        else:
-            name, _, value = word.removeprefix("--").partition("=")
-            args[name] = value
-    estimators = options.get("--estimators")
-    return (int(estimators) if estimators else None), args
-
-
 class FakeAzure:
     """One fake workspace: its datastore, experiments, runs, models and compute targets."""
 
@@ -65,6 +52,7 @@ class FakeAzure:
         self.computes: dict[str, Any] = {}
         self.properties: dict[tuple[str, int], dict[str, str]] = {}
         self.model_runs: dict[tuple[str, int], str] = {}
+        self.arguments: dict[str, list[str]] = {}
         self.status_override: dict[str, str] = {}
         self.submitted: list[ScriptRunConfig] = []
         self.workspace = self._workspace()
@@ -134,6 +122,7 @@ class FakeAzure:
     def _sdk(self) -> Sdk:
         experiment_cls = create_autospec(Experiment)
         experiment_cls.side_effect = lambda workspace, name, **kwargs: self._experiment(name)
+        experiment_cls.list.side_effect = self._experiment_list
         model_cls = create_autospec(Model)
         model_cls.side_effect = self._model_lookup
         model_cls.list.side_effect = self._model_list
@@ -176,9 +165,16 @@ class FakeAzure:
         experiment.name = name
         experiment.submit.side_effect = lambda config, tags=None, **kwargs: self._submit(name, config, tags or {})
         experiment.get_runs.side_effect = lambda type=None, tags=None, properties=None, include_children=False: [
-            self._get_run(r) for r in self._runs_tagged(name, tags or {})
+            self._get_run(r) for r in (self._runs_tagged(name, tags) if tags else self._runs_newest_first(name))
         ]
         return experiment
+
+    def _runs_newest_first(self, experiment: str) -> list[str]:
+        return [r.run_id for r in reversed(self.cloud.list_runs()) if r.experiment == experiment]
+
+    def _experiment_list(self, workspace: Any, experiment_name: str | None = None, **kwargs: Any) -> list:
+        names = sorted({r.experiment for r in self.cloud.list_runs()})
+        return [self._experiment(n) for n in names if experiment_name in (None, n)]
 
     def _runs_tagged(self, experiment: str, tags: dict[str, str]) -> list[str]:
         found = None
@@ -193,7 +189,7 @@ class FakeAzure:
         reference = next(iter(config.run_config.data_references.values()))
         datapath = reference.path_on_data_store
         self.cloud.upload_data(self.container / datapath, target_path=datapath)  # the download to /tmp
-        estimators, args = _parse_arguments(list(config.arguments))
+        _, estimators, args = parse_script_arguments(list(config.arguments))
         spec = RunSpec(
             script=config.script,
             experiment=experiment,
@@ -203,7 +199,9 @@ class FakeAzure:
             args=args,
             tags=dict(tags),
         )
-        return self._get_run(self.cloud.submit_run(spec))
+        run_id = self.cloud.submit_run(spec)
+        self.arguments[run_id] = list(config.arguments)
+        return self._get_run(run_id)
 
     def _get_run(self, run_id: str) -> Any:
         info = self.cloud.get_run(run_id)  # raises for an unknown id, as the SDK does
@@ -235,7 +233,7 @@ class FakeAzure:
             "status": SDK_STATUS[info.status],
             "startTimeUtc": iso(info.started_at),
             "endTimeUtc": iso(info.finished_at),
-            "runDefinition": {"script": info.script},
+            "runDefinition": {"script": info.script, "arguments": self.arguments.get(run_id, [])},
         }
         if info.status == RunStatus.FAILED:
             details["error"] = {"error": {"code": "UserError", "message": info.error}}

@@ -174,3 +174,22 @@ def test_an_arg_value_is_never_read_as_an_option(backend: Backend, data_dir: Pat
     assert backend.get_run(run_id).tags["flavour"] == "--data-path=/etc"
     assert "data files: ['a.csv', 'sub']" in backend.get_log(run_id)  # it read the datastore, not /etc
     assert backend.get_metrics(run_id)["estimators"] == [3]
+
+
+def test_runs_started_anywhere_are_listed_with_what_they_were_given(backend: Backend, data_dir: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    first = backend.submit_run(spec(estimators=4, args={"flavour": "x"}, tags={"started_by": "someone"}))
+    second = backend.submit_run(spec("no_accuracy.py"))
+    for run_id in (first, second):
+        assert backend.wait_for_run(run_id, timeout=120, poll=0.2).status == RunStatus.COMPLETED
+    listed = backend.list_runs()
+    assert {r.run_id for r in listed} == {first, second}
+    assert [r.created_at for r in listed] == sorted(r.created_at for r in listed)
+    info = next(r for r in listed if r.run_id == first)
+    assert (info.experiment, info.script, info.datapath) == ("tests", "aml_v1_logging.py", "test-data")
+    assert (info.estimators, info.args, info.tags["started_by"]) == (4, {"flavour": "x"}, "someone")
+    assert info.status == RunStatus.COMPLETED
+    assert backend.list_runs(created_after=max(r.created_at for r in listed)) == []
+    made = finish_run(backend, first, model_name="test-model").model_version
+    assert [(v.name, v.version) for v in backend.versions_of_run(first)] == [("test-model", made.version)]
+    assert backend.versions_of_run(second) == []
