@@ -66,6 +66,11 @@ class Settings(BaseSettings):
         60.0, gt=0, description="Seconds a request body may stall (no bytes arriving) before it is cut off (408)"
     )
     job_concurrency: int = Field(4, ge=1, description="Data and fetch jobs carried out at once")
+    run_import_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How often runs started elsewhere (scripts, studio) are brought into GET /runs; 0: never",
+    )
     poll_seconds: float = Field(1.0, gt=0, description="How often a running job's backend status is read")
 
     @property

@@ -39,13 +39,17 @@ class _Job(BaseModel):
 class RunJob(_Job):
     experiment: str
     script: str
-    model: str
-    datapath: str
-    compute: str
+    model: str | None = Field(description="the model its outputs register as; null for an imported run")
+    datapath: str | None
+    compute: str | None
     backend_run_id: str | None
     params: dict[str, Any]
     metrics: dict[str, Any]
     model_version: dict[str, Any] | None
+    data_version: str | None
+    script_digest: str | None
+    started_by: str = Field(description="api, or for a run started elsewhere what its started_by tag says")
+    imported: bool = Field(description="started elsewhere (scripts, studio) and brought in by the service")
 
 
 class DataJob(_Job):

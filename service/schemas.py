@@ -106,6 +106,10 @@ def render_run(job: Job, backend: str) -> dict[str, Any]:
         "params": {"estimators": spec.get("estimators"), "args": spec.get("args", {})},
         "metrics": result.get("metrics", {}),
         "model_version": result.get("model_version"),
+        "data_version": result.get("data_version"),
+        "script_digest": result.get("script_digest"),
+        "started_by": spec.get("started_by", "api"),
+        "imported": bool(spec.get("imported")),
     }
 
 

@@ -280,6 +280,14 @@ class JobStore:
         low, high = self._reader().execute("SELECT MIN(seq), MAX(seq) FROM events").fetchone()
         return low or 0, high or 0
 
+    def imported_without_model(self, *, since: float) -> list[Job]:
+        """Imported runs that completed after `since` and have no model version recorded yet."""
+        sql = (
+            f"SELECT {_COLUMNS} FROM jobs WHERE kind = 'run' AND status = 'Completed' AND finished_at > ? "
+            "AND json_extract(spec, '$.imported') = 1 AND json_extract(result, '$.model_version') IS NULL"
+        )
+        return [Job.from_row(r) for r in self._reader().execute(sql, (since,))]
+
     def by_backend_run(self, run_id: str) -> Job | None:
         row = self._reader().execute(f"SELECT {_COLUMNS} FROM jobs WHERE backend_run_id = ?", (run_id,)).fetchone()
         return Job.from_row(row) if row else None

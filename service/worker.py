@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from amllib.backends.base import Backend, RunSpec, RunStatus
+from amllib.backends.base import Backend, RunInfo, RunSpec, RunStatus
 from amllib.digest import TreeSummary
 from amllib.errors import AmlError, BackendUnavailable
 from amllib.fetch import fetch_model
@@ -33,6 +33,11 @@ log = logging.getLogger("service")
 LOG_TAIL = 30
 UNREACHABLE_SECONDS = 600.0
 MAX_BACKOFF = 8  # a quiet run is polled at most every 8 × AZML_POLL_SECONDS
+
+
+def run_result(info: RunInfo, metrics: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """What a run job records of its run: last metric values, data version and script digest (lineage)."""
+    return {"metrics": metrics, "data_version": info.data_version, "script_digest": info.script_digest, **extra}
 
 
 def scalar_metrics(history: dict[str, list[Any]]) -> dict[str, Any]:
@@ -76,6 +81,11 @@ class Worker:
             self.start(job, resumed=True)
         for job in self.store.undelivered_callbacks(TERMINAL_NAMES):
             self._spawn(self._callback(job.id))
+        if self.settings.run_import_seconds > 0:
+            from service.run_import import RunImporter  # imports this module
+
+            self.importer = RunImporter(worker=self, jobs=self.jobs, interval=self.settings.run_import_seconds)
+            self._spawn(self.importer.run_forever())
         return len(unfinished)
 
     async def close(self) -> None:
@@ -207,39 +217,37 @@ class Worker:
                 await asyncio.sleep(self.settings.poll_seconds)
                 continue
             if info.status.terminal:
-                await self._settle(job_id, run_id, info.status, info.error, metrics)
+                await self._settle(job_id, info, metrics)
                 return
             if (info.status, metrics) != seen:
-                await self.jobs.transition(job_id, info.status, result={"metrics": metrics})
+                await self.jobs.transition(job_id, info.status, result=run_result(info, metrics))
                 seen = (info.status, metrics)
                 interval = self.settings.poll_seconds
             else:  # back off while nothing changes, so hundreds of waiting runs cost little
                 interval = min(interval * 1.5, self.settings.poll_seconds * MAX_BACKOFF)
             await asyncio.sleep(interval)
 
-    async def _settle(
-        self, job_id: str, run_id: str, status: RunStatus, error: str | None, metrics: dict[str, Any]
-    ) -> None:
-        job = self.store.get(job_id)
+    async def _settle(self, job_id: str, info: RunInfo, metrics: dict[str, Any]) -> None:
+        job, run_id, status = self.store.get(job_id), info.run_id, info.status
         if status == RunStatus.COMPLETED:
-            await self.jobs.transition(job_id, RunStatus.FINALIZING, result={"metrics": metrics})
-            done = await self.call(finish_run, self.backend, run_id, model_name=job.spec["model"])
-            version = done.model_version
-            await self.jobs.transition(
-                job_id,
-                RunStatus.COMPLETED,
-                result={
-                    "metrics": scalar_metrics(done.metrics),
-                    "model_version": {"name": version.name, "version": version.version} if version else None,
-                },
-            )
+            await self.jobs.transition(job_id, RunStatus.FINALIZING, result=run_result(info, metrics))
+            if job.spec.get("imported"):  # whoever started it registers it; the importer picks the version up
+                history = await self.call(self.backend.get_metrics, run_id)
+                versions = await self.call(self.backend.versions_of_run, run_id)
+                version = versions[0] if versions else None
+            else:
+                done = await self.call(finish_run, self.backend, run_id, model_name=job.spec["model"])
+                history, version = done.metrics, done.model_version
+            made = {"name": version.name, "version": version.version} if version else None
+            result = run_result(info, scalar_metrics(history), model_version=made)
+            await self.jobs.transition(job_id, RunStatus.COMPLETED, result=result)
             return
         tail = await self.call(self.backend.get_log, run_id, tail=LOG_TAIL)
-        reason = self.errors.redact(error) if error else f"run {status.lower()}"
+        reason = self.errors.redact(info.error) if info.error else f"run {status.lower()}"
         if tail.strip():
             reason += f"\n--- last {LOG_TAIL} lines of the run's log ---\n{tail}"
         kind = "canceled" if status == RunStatus.CANCELED else "run_failed"
-        await self.jobs.transition(job_id, status, error=reason, error_kind=kind, result={"metrics": metrics})
+        await self.jobs.transition(job_id, status, error=reason, error_kind=kind, result=run_result(info, metrics))
 
     # -- callbacks -------------------------------------------------------------
     async def _callback(self, job_id: str) -> None:

@@ -65,7 +65,10 @@ _NOUN = {"run": "run", "data": "data upload", "fetch": "fetch"}
 
 
 def find(svc: Services, job_id: str, kind: str) -> Job:
+    """A job by its id; a run job also by its backend run id (a model version's run_id links here)."""
     job = svc.store.get(job_id, kind=kind)
+    if job is None and kind == "run":
+        job = svc.store.by_backend_run(job_id)
     if job is None:
         raise NotFound(f"{_NOUN[kind]} job {quoted(job_id)} not found")
     return job
