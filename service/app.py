@@ -16,7 +16,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from amllib.backends import get_backend
 from amllib.settings import Settings, load_settings
 from service import errors
-from service.api import data, events, models, runs
+from service.api import catalog, data, events, models, runs
 from service.auth import BearerAuth
 from service.deps import Services
 from service.events import EventFeed
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Routes are added flat, hot path first: this FastAPI matches nested routers
     # noticeably slower, and the dashboard polls GET /runs/{id} thousands of times a second.
-    for router in (runs.router, data.router, models.router, events.router):
+    for router in (runs.router, data.router, models.router, catalog.router, events.router):
         app.router.routes.extend(router.routes)
     app.add_middleware(BodyLimit, timeout=settings.body_timeout)
     app.add_middleware(HeadAsGet)

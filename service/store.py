@@ -190,6 +190,7 @@ class JobStore:
         *,
         status: str | None = None,
         experiment: str | None = None,
+        data_version: str | None = None,
         before_seq: int | None = None,
         limit: int = 50,
     ) -> list[Job]:
@@ -200,6 +201,9 @@ class JobStore:
         if experiment:
             clauses.append("json_extract(spec, '$.experiment') = ?")
             params.append(experiment)
+        if data_version:
+            clauses.append("json_extract(result, '$.data_version') = ?")
+            params.append(data_version)
         if before_seq is not None:
             clauses.append("seq < ?")
             params.append(before_seq)

@@ -164,6 +164,21 @@ class AzureMLBackend(Backend):
         except Exception:
             return None
 
+    def list_data(self) -> list[DataVersion]:
+        """The version records uploads left under .aml-data-versions/."""
+        datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
+        container = datastore.blob_service.get_container_client(datastore.container_name)
+        names = self._call(
+            "listing data versions", lambda: [b.name for b in container.list_blobs(name_starts_with=VERSIONS_FOLDER)]
+        )
+        found = []
+        for name in sorted(names):
+            path = name.removeprefix(VERSIONS_FOLDER + "/").removesuffix(".json")
+            data = self.current_data(path)
+            if data is not None:
+                found.append(data)
+        return found
+
     def _has_data(self, datastore: Any, target: str) -> bool:
         container = datastore.blob_service.get_container_client(datastore.container_name)
         blobs = self._call("listing data", lambda: list(container.list_blobs(name_starts_with=target + "/")))

@@ -164,6 +164,10 @@ class Backend(ABC):
         """What the last upload put at target_path, if this backend keeps that record (else None)."""
         return None
 
+    @abstractmethod
+    def list_data(self) -> list[DataVersion]:
+        """Every datastore path an upload of this tool made, with the data version now there, sorted by path."""
+
     # -- compute ---------------------------------------------------------------
     @abstractmethod
     def ensure_compute(self, name: str) -> str:

@@ -61,6 +61,15 @@ class LocalBackend(Backend):
         except DataNotFound:
             return None
 
+    def list_data(self) -> list[DataVersion]:
+        found = []
+        for path in self.datastore.paths():
+            try:
+                found.append(self.datastore.current(path)[1])
+            except (DataNotFound, OSError, ValueError):
+                continue  # switched or removed while we looked
+        return found
+
     # -- compute -------------------------------------------------------------
     def ensure_compute(self, name: str) -> str:
         check_name(name, what="compute name")

@@ -117,6 +117,18 @@ class LocalDatastore:
     def _target(self, link: Path) -> Path | None:
         return link.resolve() if link.is_symlink() else None
 
+    def paths(self) -> list[str]:
+        """Every datastore path that holds data now, sorted."""
+        found = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            if dirpath == str(self.root):
+                dirnames[:] = [d for d in dirnames if d != ".versions"]
+            for name in [*dirnames, *filenames]:
+                entry = Path(dirpath, name)
+                if entry.is_symlink() and not name.startswith("."):
+                    found.append(entry.relative_to(self.root).as_posix())
+        return sorted(found)
+
     def lease(self, target_path: str, *, holder: str) -> tuple[Path, DataVersion]:
         """current(target_path), held for `holder` (a run id) so no upload removes it until released."""
         with self._locked():

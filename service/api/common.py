@@ -91,7 +91,14 @@ async def answer(
 
 
 def page(
-    svc: Services, kind: str, *, status: str | None, experiment: str | None, cursor: str | None, limit: int
+    svc: Services,
+    kind: str,
+    *,
+    status: str | None,
+    experiment: str | None,
+    cursor: str | None,
+    limit: int,
+    data_version: str | None = None,
 ) -> dict[str, Any]:
     """Newest first; next_cursor fetches the following page."""
     before = None
@@ -99,7 +106,9 @@ def page(
         if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
             raise InvalidInput(f"cursor {quoted(cursor)} is not one this service gave out")
         before = int(cursor)
-    jobs = svc.store.list(kind, status=status, experiment=experiment, before_seq=before, limit=limit + 1)
+    jobs = svc.store.list(
+        kind, status=status, experiment=experiment, data_version=data_version, before_seq=before, limit=limit + 1
+    )
     more = len(jobs) > limit
     jobs = jobs[:limit]
     return {

@@ -87,10 +87,11 @@ async def list_runs(
     svc: Svc,
     status: RunStatus | None = None,
     experiment: Annotated[str | None, Query(max_length=MAX_NAME)] = None,
+    data_version: Annotated[str | None, Query(max_length=80, description="runs that read this data version")] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> dict:
-    return page(svc, "run", status=status, experiment=experiment, cursor=cursor, limit=limit)
+    return page(svc, "run", status=status, experiment=experiment, data_version=data_version, cursor=cursor, limit=limit)
 
 
 @router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a run", responses=job(RunJob, accepted=True))

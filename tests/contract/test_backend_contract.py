@@ -193,3 +193,13 @@ def test_runs_started_anywhere_are_listed_with_what_they_were_given(backend: Bac
     made = finish_run(backend, first, model_name="test-model").model_version
     assert [(v.name, v.version) for v in backend.versions_of_run(first)] == [("test-model", made.version)]
     assert backend.versions_of_run(second) == []
+
+
+def test_the_datastore_paths_are_listed_with_their_data_version(backend: Backend, data_dir: Path) -> None:
+    assert backend.list_data() == []
+    first = backend.upload_data(data_dir, target_path="test-data")
+    nested = backend.upload_data(data_dir, target_path="team/nightly")
+    again = backend.upload_data(data_dir / "sub", target_path="test-data")
+    listed = backend.list_data()
+    assert [d.path for d in listed] == ["team/nightly", "test-data"]
+    assert listed == [nested, again] and again.digest != first.digest

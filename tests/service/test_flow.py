@@ -123,3 +123,23 @@ def test_multipart_and_server_folder_uploads(service: Service, tmp_path: Path) -
         assert escape.status_code == 400 and "data_dir" in escape.json()["detail"]
         assert client.post("/data", json={"data_dir": "missing"}).status_code == 422
         assert client.post("/data", json={"folder": "x"}).status_code == 422
+
+
+def test_scripts_datastore_and_the_runs_of_a_data_version(service: Service) -> None:
+    with service.client() as client:
+        scripts = client.get("/scripts").json()["scripts"]
+        names = [s["name"] for s in scripts]
+        assert "aml_v1_logging.py" in names and "sleep_and_record.py" in names
+        assert all(s["digest"].startswith("sha256:") for s in scripts)
+        assert client.get("/datastore").json() == {"paths": []}
+        data = upload(client, {"a.csv": b"1,2\n"}).json()
+        upload(client, {"b.csv": b"3"}, path="team/other")
+        paths = client.get("/datastore").json()["paths"]
+        assert [(p["path"], p["digest"]) for p in paths][1] == ("test-data", data["digest"])
+        assert [p["path"] for p in paths] == ["team/other", "test-data"]
+        run = client.post("/runs", params={"wait": 60}, json={"estimators": 1}).json()
+        digest = next(s["digest"] for s in scripts if s["name"] == "aml_v1_logging.py")
+        assert (run["data_version"], run["script_digest"]) == (data["digest"], digest)
+        used = client.get("/runs", params={"data_version": data["digest"]}).json()["items"]
+        assert [r["id"] for r in used] == [run["id"]]
+        assert client.get("/runs", params={"data_version": "sha256:nothing"}).json()["items"] == []

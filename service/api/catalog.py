@@ -1,0 +1,32 @@
+"""What a run can be made of: the training scripts and the datastore's paths (the Train form's lists)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from amllib.digest import file_sha256
+from service.deps import Svc
+from service.openapi import errors
+
+router = APIRouter(tags=["catalog"])
+
+
+@router.get("/scripts", summary="The training scripts a run may name", responses=errors())
+async def list_scripts(svc: Svc) -> dict:
+    """Each .py directly in AZML_TRAINING_DIR, with the digest a run of it records as script_digest."""
+
+    def scan() -> list[dict]:
+        folder = svc.settings.training_dir
+        found = []
+        for path in sorted(folder.glob("*.py")):
+            if path.is_file() and not path.is_symlink() and not path.name.startswith((".", "_")):
+                found.append({"name": path.name, "bytes": path.stat().st_size, "digest": "sha256:" + file_sha256(path)})
+        return found
+
+    return {"scripts": await svc.worker.call(scan)}
+
+
+@router.get("/datastore", summary="The datastore's paths with the data version now at each", responses=errors())
+async def list_datastore(svc: Svc) -> dict:
+    data = await svc.worker.call(svc.backend.list_data)
+    return {"paths": [d.__dict__ for d in data]}
