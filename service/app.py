@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 
 from amllib.backends import get_backend
 from amllib.settings import Settings, load_settings
@@ -24,6 +25,8 @@ from service.jobs import Jobs
 from service.middleware import BodyLimit, HeadAsGet, redact_access_log
 from service.schemas import render
 from service.store import JobStore
+from service.ui import routes as ui_routes
+from service.ui.session import SessionSigner
 from service.worker import Worker
 
 log = logging.getLogger("service")
@@ -82,9 +85,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # noticeably slower, and the dashboard polls GET /runs/{id} thousands of times a second.
     for router in (runs.router, data.router, models.router, catalog.router, events.router):
         app.router.routes.extend(router.routes)
+    app.mount("/ui/static", StaticFiles(directory=ui_routes.STATIC), name="ui-static")  # before /ui/{page}
+    app.router.routes.extend(ui_routes.router.routes)
+    signer = SessionSigner(settings.home, full=settings.token_set, read=settings.read_token_set)
+    app.state.signer = signer
+    app.state.signer_has_tokens = bool(settings.token_set or settings.read_token_set)
     app.add_middleware(BodyLimit, timeout=settings.body_timeout)
     app.add_middleware(HeadAsGet)
-    app.add_middleware(BearerAuth, settings=settings)
+    app.add_middleware(BearerAuth, settings=settings, signer=signer)
     redact_access_log()
     if settings.cors_origin_list:
         app.add_middleware(

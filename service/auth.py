@@ -1,8 +1,11 @@
-"""Bearer-token access control, as ASGI middleware so it guards every route alike.
+"""Access control for every route alike, as ASGI middleware: bearer tokens for programs, a cookie for browsers.
 
-AZML_API_TOKENS give full access; AZML_API_READ_TOKENS only GET/HEAD. With no token
-configured the service answers loopback clients only. Tokens are compared in
-constant time and never logged.
+AZML_API_TOKENS give full access; AZML_API_READ_TOKENS only GET/HEAD. A browser that
+logged in on /ui/login carries a signed session cookie standing for one such token
+(service/ui/session.py); a write made with the cookie must carry the session's CSRF
+token too. A write whose Origin is another site is refused whatever it carries.
+With no token configured the service answers loopback clients only. Tokens are
+compared in constant time and never logged.
 """
 
 from __future__ import annotations
@@ -10,14 +13,18 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+from urllib.parse import quote, urlsplit
 
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from amllib.settings import Settings
 from service.errors import send_error
+from service.ui.session import COOKIE, CSRF_HEADER, SessionSigner
 
 log = logging.getLogger("service")
-OPEN_PATHS = frozenset({"/healthz"})
+OPEN_PATHS = frozenset({"/", "/healthz", "/ui/login", "/ui/logout"})
+OPEN_PREFIXES = ("/ui/static/",)
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -36,43 +43,92 @@ def _matches(token: bytes, candidates: tuple[bytes, ...]) -> bool:
     return found
 
 
-class BearerAuth:
-    """Answers 401 (no or wrong token), 403 (read token on a write, or non-loopback without tokens)."""
+def _is_page(scope: Scope) -> bool:
+    return scope["method"] in READ_METHODS and (scope["path"] == "/" or scope["path"].startswith("/ui"))
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+
+class BearerAuth:
+    """Answers 401 (no or wrong credentials), 403 (a read identity writing, a foreign origin, no CSRF token)."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, signer: SessionSigner) -> None:
         self.app = app
         self.full = tuple(t.encode() for t in sorted(settings.token_set))
         self.read = tuple(t.encode() for t in sorted(settings.read_token_set))
+        self.signer = signer
+        self.cors_origins = frozenset(settings.cors_origin_list)
         if not self.full and not self.read:
             log.warning("no AZML_API_TOKENS set: answering loopback clients (127.0.0.1, ::1) only")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["method"] == "OPTIONS":
+        path = scope.get("path", "")
+        if scope["type"] != "http" or scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
-        problem = self._check(scope)
+        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        problem = self._foreign_origin(scope, headers) or self._check(scope, headers)
         if problem is None:
             await self.app(scope, receive, send)
             return
         status, kind, detail = problem
-        headers = [(b"www-authenticate", b"Bearer")] if status == 401 else []
-        await send_error(send, status, kind, detail, headers=headers)
+        if status == 401 and _is_page(scope):  # a browser without a session: to the login form
+            target = quote(path + ("?" + scope["query_string"].decode("latin-1") if scope["query_string"] else ""))
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [(b"location", b"/ui/login?next=" + target.encode())],
+                }
+            )
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send_error(
+            send, status, kind, detail, headers=[(b"www-authenticate", b"Bearer")] if status == 401 else []
+        )
 
-    def _check(self, scope: Scope) -> tuple[int, str, str] | None:
+    def _foreign_origin(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
+        """A browser's write from another site (CSRF), told by its Origin header; curl sends none."""
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        if scope["method"] in READ_METHODS or not origin or origin in self.cors_origins:
+            return None
+        if urlsplit(origin).netloc.lower() == headers.get(b"host", b"").decode("latin-1").lower():
+            return None
+        return 403, "forbidden", "a write from another site's page is refused (Origin does not match)"
+
+    def _check(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
+        state = scope.setdefault("state", {})
         if not self.full and not self.read:
             client = scope.get("client")
             if _is_loopback(client[0] if client else None):
+                state["role"] = "full"
                 return None
             return 403, "forbidden", "no API tokens are configured, so only loopback clients are answered"
-        header = dict(scope["headers"]).get(b"authorization", b"")
-        scheme, _, token = header.partition(b" ")
-        if scheme.lower() != b"bearer" or not token.strip():
-            return 401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)"
-        token = token.strip()
-        if _matches(token, self.full):
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        if scheme or token:
+            return self._check_bearer(scope, scheme, token.strip())
+        session = self.signer.check(cookie_parser(headers.get(b"cookie", b"").decode("latin-1")).get(COOKIE, ""))
+        if session is None:
+            return 401, "unauthorized", "missing bearer token (Authorization: Bearer <token>) or session"
+        state["role"], state["csrf"] = session.role, self.signer.csrf(session)
+        if scope["method"] in READ_METHODS:
             return None
-        if _matches(token, self.read):
+        if not session.may_write:
+            return 403, "forbidden", "this session may only read; writes need a full-access token"
+        if not hmac.compare_digest(headers.get(CSRF_HEADER.encode(), b""), state["csrf"].encode()):
+            return 403, "forbidden", "a write with the session cookie needs the page's X-CSRF-Token"
+        return None
+
+    def _check_bearer(self, scope: Scope, scheme: bytes, raw: bytes) -> tuple[int, str, str] | None:
+        if scheme.lower() != b"bearer" or not raw:
+            return 401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)"
+        if _matches(raw, self.full):
+            scope["state"]["role"] = "full"
+            return None
+        if _matches(raw, self.read):
             if scope["method"] in READ_METHODS:
+                scope["state"]["role"] = "read"
                 return None
             return 403, "forbidden", "this token may only read (GET); writes need a full-access token"
         return 401, "unauthorized", "invalid bearer token"

@@ -48,11 +48,19 @@ class EventFeed:
         return self.store.event_bounds()[1]
 
     async def stream(
-        self, after: int, *, gone: Callable[[], Awaitable[bool]], job_id: str | None = None
+        self,
+        after: int,
+        *,
+        gone: Callable[[], Awaitable[bool]],
+        job_id: str | None = None,
+        extra: Callable[[int], Awaitable[list[ServerSentEvent]]] | None = None,
+        ident: Callable[[int], str] = str,
     ) -> AsyncIterator[ServerSentEvent]:
         """The events after `after`, then each new one as it happens, until the client is `gone()`.
 
-        A dropped client is noticed within IDLE_WAKE seconds, not only at the next write that fails.
+        `extra(last seq)` adds events that are not rows (a run's new log lines), looked for at
+        every wake; `ident` makes each event's id (so such a stream can resume both). A dropped
+        client is noticed within IDLE_WAKE seconds, not only at the next write that fails.
         """
         self.open_streams += 1
         try:
@@ -63,10 +71,12 @@ class EventFeed:
             while True:
                 rows = self.store.events_after(last, job_id=job_id, limit=BATCH)
                 for seq, topic, data in rows:
-                    yield ServerSentEvent(id=str(seq), event=topic, raw_data=data)
+                    yield ServerSentEvent(id=ident(seq), event=topic, raw_data=data)
                 if rows:
                     last = rows[-1][0]
                     continue
+                for event in await extra(last) if extra else []:
+                    yield event
                 if await gone():
                     return
                 await self._quiet(IDLE_WAKE)

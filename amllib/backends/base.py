@@ -216,6 +216,11 @@ class Backend(ABC):
     def get_log(self, run_id: str, *, tail: int | None = None) -> str:
         """The run's output so far (stdout and stderr), or its last `tail` lines."""
 
+    def read_log(self, run_id: str, offset: int) -> tuple[str, int]:
+        """The whole lines of the run's log from byte `offset` on, and the offset after them (for a live tail)."""
+        data = self.get_log(run_id).encode()
+        return whole_lines(data[offset:], offset)
+
     @abstractmethod
     def cancel_run(self, run_id: str) -> None:
         """Ask the run to stop; it ends Canceled. A finished run is left as it is."""
@@ -284,6 +289,12 @@ class Backend(ABC):
             if ranked:
                 return max(ranked, key=lambda item: (item[0], item[1]))[2]
         return versions[-1]
+
+
+def whole_lines(chunk: bytes, offset: int) -> tuple[str, int]:
+    """The chunk up to its last newline, decoded, and the offset after that newline."""
+    end = chunk.rfind(b"\n") + 1
+    return chunk[:end].decode(errors="replace"), offset + end
 
 
 def tag_number(value: Any) -> float | None:

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from amllib.backends.base import Backend, DataVersion, ModelVersion, RunInfo, RunSpec, tag_number
+from amllib.backends.base import Backend, DataVersion, ModelVersion, RunInfo, RunSpec, tag_number, whole_lines
 from amllib.backends.local_compute import LocalCompute
 from amllib.backends.local_datastore import LocalDatastore
 from amllib.backends.local_registry import LocalRegistry
@@ -22,6 +22,7 @@ from amllib.paths import check_name, check_script, check_script_args
 from amllib.settings import Settings
 
 _TAIL_BLOCK = 64 * 1024
+_TAIL_CHUNK = 1 << 20  # a live tail sends at most this much at a time
 
 
 class LocalBackend(Backend):
@@ -136,6 +137,14 @@ class LocalBackend(Backend):
             if tail is None:
                 return handle.read().decode(errors="replace")
             return _tail_lines(handle, tail)
+
+    def read_log(self, run_id: str, offset: int) -> tuple[str, int]:
+        path = self.compute.run_dir(run_id) / "driver.log"
+        if not path.exists():
+            return "", offset
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return whole_lines(handle.read(_TAIL_CHUNK), offset)
 
     def cancel_run(self, run_id: str) -> None:
         self.compute.cancel(run_id)

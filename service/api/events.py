@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
+from amllib.errors import AmlError
 from service.deps import Svc
 from service.openapi import errors
 
@@ -23,11 +24,46 @@ router = APIRouter(tags=["events"])
 async def events(
     svc: Svc,
     request: Request,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
     after: Annotated[int | None, Query(ge=0, le=2**62, description="start after this event id")] = None,
     job: Annotated[str | None, Query(max_length=64, description="only this job's events")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
-    """Each event: id (give it back as Last-Event-ID), event = the job kind (run, data, fetch), data = the job."""
-    start = svc.feed.start_after(last_event_id, after)
-    async for event in svc.feed.stream(start, gone=request.is_disconnected, job_id=job):
+    """Each event: id (give it back as Last-Event-ID), event = the job kind (run, data, fetch), data = the job.
+
+    For one run job (`?job=`), `event: log` events carry its new log lines as they are written
+    (`{"text": ...}`); their ids, like the job's in that stream, are `<event id>.<log offset>`.
+    """
+    seq_text, _, offset_text = (last_event_id or "").partition(".")
+    start = svc.feed.start_after(seq_text or None, after)
+    found = svc.store.get(job) if job else None
+    if found is None or found.kind != "run":
+        async for event in svc.feed.stream(start, gone=request.is_disconnected, job_id=job):
+            yield event
+        return
+    tail = LogTail(svc, found.id, int(offset_text) if offset_text.isdigit() else 0)
+    stream = svc.feed.stream(start, gone=request.is_disconnected, job_id=job, extra=tail.new_lines, ident=tail.ident)
+    async for event in stream:
         yield event
+
+
+class LogTail:
+    """A run's log lines not yet sent to one stream, read from the backend at each wake."""
+
+    def __init__(self, svc: Svc, job_id: str, offset: int) -> None:
+        self.svc, self.job_id, self.offset = svc, job_id, offset
+
+    def ident(self, seq: int) -> str:
+        return f"{seq}.{self.offset}"
+
+    async def new_lines(self, seq: int) -> list[ServerSentEvent]:
+        job = self.svc.store.get(self.job_id)
+        if job is None or job.backend_run_id is None:
+            return []
+        try:
+            text, offset = await self.svc.worker.call(self.svc.backend.read_log, job.backend_run_id, self.offset)
+        except AmlError:
+            return []
+        if not text:
+            return []
+        self.offset = offset
+        return [ServerSentEvent(id=self.ident(seq), event="log", data={"text": text})]

@@ -174,11 +174,12 @@ def test_a_run_whose_process_died_with_the_machine_ends_failed(make_service, tmp
         assert "ended without recording a result" in ended.json()["detail"]
 
 
-def test_no_tokens_means_loopback_only() -> None:
+def test_no_tokens_means_loopback_only(tmp_path: Path) -> None:
     import asyncio
 
     from amllib.settings import Settings
     from service.auth import BearerAuth
+    from service.ui.session import SessionSigner
 
     sent: list[dict] = []
 
@@ -188,7 +189,7 @@ def test_no_tokens_means_loopback_only() -> None:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    auth = BearerAuth(app, Settings(_env_file=None))
+    auth = BearerAuth(app, Settings(_env_file=None), SessionSigner(tmp_path, full=frozenset(), read=frozenset()))
     for host, status in (("127.0.0.1", 200), ("::1", 200), ("10.1.2.3", 403), ("203.0.113.9", 403)):
         sent.clear()
         scope = {"type": "http", "path": "/runs", "method": "GET", "headers": [], "client": (host, 5000)}

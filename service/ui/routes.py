@@ -1,0 +1,81 @@
+"""The dashboard's HTML: a login form and one shell page; everything on it comes from the JSON API.
+
+Like Datasette, the page is only a view of the API (service/ui/static/app.js fetches
+the same routes curl uses and listens to GET /events), so what a run is, who may do
+what and how an error reads are decided once, by the API. No build step, nothing
+fetched from outside the service.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from service.ui.session import COOKIE, LIFETIME, SessionSigner
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a page of this dashboard: never another site (an open redirect)."""
+    if value and value.startswith("/ui") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/ui/"
+
+
+@router.get("/")
+async def root() -> RedirectResponse:
+    return RedirectResponse("/ui/", status_code=307)
+
+
+@router.get("/ui/login", response_class=HTMLResponse)
+async def login_form(request: Request, next: str | None = None) -> Response:
+    return templates.TemplateResponse(request, "login.html", {"next": _safe_next(next), "error": None})
+
+
+@router.post("/ui/login", response_class=HTMLResponse)
+async def login(
+    request: Request, token: Annotated[str, Form(max_length=512)], next: Annotated[str, Form(max_length=2048)] = ""
+) -> Response:
+    signer: SessionSigner = request.app.state.signer
+    cookie = signer.issue(token.strip())
+    if cookie is None:
+        context = {"next": _safe_next(next), "error": "That token is not one this service accepts."}
+        return templates.TemplateResponse(request, "login.html", context, status_code=401)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(
+        COOKIE,
+        cookie,
+        max_age=LIFETIME,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.get("/ui/logout")
+async def logout() -> RedirectResponse:
+    response = RedirectResponse("/ui/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/ui", response_class=HTMLResponse)
+@router.get("/ui/{page:path}", response_class=HTMLResponse)
+async def shell(request: Request, page: str = "") -> Response:
+    state = request.scope.get("state", {})
+    context = {
+        "role": state.get("role", "read"),
+        "csrf": state.get("csrf", ""),
+        "tokens": bool(request.app.state.signer_has_tokens),
+    }
+    return templates.TemplateResponse(request, "shell.html", context)

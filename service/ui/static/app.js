@@ -1,0 +1,361 @@
+// The dashboard: a view of the JSON API (the same routes curl uses) and its live feed, GET /events.
+// No framework and no build step; every value from the API goes into the page as text, never as HTML.
+"use strict";
+
+const ROLE = document.querySelector('meta[name="role"]').content;
+const CSRF = document.querySelector('meta[name="csrf"]').content;
+const TERMINAL = new Set(["Completed", "Failed", "Canceled"]);
+const app = document.getElementById("app");
+
+// -- small helpers -------------------------------------------------------------------------
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "class") el.className = value;
+    else el.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+async function api(path, options = {}) {
+  const headers = { "X-CSRF-Token": CSRF };
+  if (options.json !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method: options.method || "GET",
+    credentials: "same-origin",
+    headers,
+    body: options.json !== undefined ? JSON.stringify(options.json) : undefined,
+  });
+  if (response.status === 401) {
+    location.href = "/ui/login?next=" + encodeURIComponent(location.pathname + location.search);
+    throw new Error("signed out");
+  }
+  const type = response.headers.get("content-type") || "";
+  const body = type.includes("json") ? await response.json() : await response.text();
+  if (!response.ok) throw new Error((body && body.detail) || response.statusText);
+  return body;
+}
+
+const short = (text, n = 12) => (text ? (text.length > n ? text.slice(0, n) + "…" : text) : "—");
+const digest = (value) => (value ? short(value.replace("sha256:", ""), 12) : "—");
+const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
+function duration(job) {
+  if (!job.started_at) return "—";
+  const end = job.finished_at ? new Date(job.finished_at) : new Date();
+  const seconds = Math.max(0, Math.round((end - new Date(job.started_at)) / 1000));
+  return seconds < 120 ? `${seconds} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
+}
+const badge = (status) => h("span", { class: `status ${status}`, "data-status": status }, status);
+function headline(metrics) {
+  if (!metrics) return "—";
+  if (typeof metrics.accuracy === "number") return metrics.accuracy.toFixed(4);
+  const first = Object.entries(metrics).find(([, v]) => typeof v === "number");
+  return first ? `${first[0]} ${Number(first[1]).toPrecision(4)}` : "—";
+}
+const modelLink = (mv) => (mv ? h("a", { href: `/ui/models/${encodeURIComponent(mv.name)}` }, `${mv.name} v${mv.version}`) : "—");
+function failure(error) {
+  return h("p", { class: "error", role: "alert" }, String(error.message || error));
+}
+
+// One EventSource per page; the browser resumes it with Last-Event-ID by itself.
+function listen(url, handlers) {
+  const source = new EventSource(url);
+  const dot = document.getElementById("live");
+  source.onopen = () => dot.classList.add("on");
+  source.onerror = () => dot.classList.remove("on");
+  for (const [name, handler] of Object.entries(handlers)) {
+    source.addEventListener(name, (event) => handler(JSON.parse(event.data), event));
+  }
+  window.addEventListener("pagehide", () => source.close());
+  return source;
+}
+
+// -- charts, drawn as SVG by the page ------------------------------------------------------
+function chart(points, { best = null, label = "" } = {}) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("viewBox", "0 0 300 120");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", label);
+  const add = (tag, attrs, text) => {
+    const el = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+    if (text !== undefined) el.textContent = text;
+    svg.append(el);
+    return el;
+  };
+  const ys = points.map((p) => p[1]);
+  if (!ys.length) return svg;
+  const xs = points.map((p) => p[0]);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const X = (x) => 30 + (x1 === x0 ? 130 : ((x - x0) / (x1 - x0)) * 260);
+  const Y = (y) => 100 - (y1 === y0 ? 45 : ((y - y0) / (y1 - y0)) * 90);
+  add("line", { class: "axis", x1: 30, y1: 100, x2: 290, y2: 100 });
+  add("text", { x: 0, y: 14 }, Number(y1).toPrecision(3));
+  add("text", { x: 0, y: 104 }, Number(y0).toPrecision(3));
+  add("polyline", { class: "line", points: points.map(([x, y]) => `${X(x)},${Y(y)}`).join(" ") });
+  for (const [x, y] of points) {
+    add("circle", { class: x === best ? "dot best" : "dot", cx: X(x), cy: Y(y), r: 3 }).append(
+      Object.assign(document.createElementNS(ns, "title"), { textContent: `${x}: ${y}` }),
+    );
+  }
+  return svg;
+}
+
+// -- runs ----------------------------------------------------------------------------------
+function runRow(job) {
+  return h(
+    "tr",
+    { "data-id": job.id },
+    h("td", {}, h("a", { href: `/ui/runs/${encodeURIComponent(job.id)}`, class: "mono" }, short(job.id, 16))),
+    h("td", {}, badge(job.status)),
+    h("td", {}, job.experiment),
+    h("td", {}, job.script),
+    h("td", {}, job.started_by || "api"),
+    h("td", { class: "mono" }, job.data_version ? h("a", { href: `/ui/?data_version=${encodeURIComponent(job.data_version)}` }, digest(job.data_version)) : "—"),
+    h("td", {}, duration(job)),
+    h("td", { class: "accuracy" }, headline(job.metrics)),
+    h("td", {}, modelLink(job.model_version)),
+  );
+}
+
+async function runsPage() {
+  const params = new URLSearchParams(location.search);
+  const status = h("select", { name: "status", "aria-label": "status" },
+    ["", "Queued", "Preparing", "Running", "Finalizing", "Completed", "Failed", "Canceled"].map((s) =>
+      h("option", { value: s, selected: s === (params.get("status") || "") }, s || "any status")));
+  const experiment = h("input", { name: "experiment", placeholder: "experiment", value: params.get("experiment") || "", "aria-label": "experiment" });
+  const filters = h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); apply(); } },
+    h("label", {}, "Status", status), h("label", {}, "Experiment", experiment), h("button", { type: "submit" }, "Filter"));
+  function apply() {
+    const next = new URLSearchParams();
+    if (status.value) next.set("status", status.value);
+    if (experiment.value.trim()) next.set("experiment", experiment.value.trim());
+    if (params.get("data_version")) next.set("data_version", params.get("data_version"));
+    location.search = next.toString();
+  }
+  status.addEventListener("change", apply);
+  const body = h("tbody");
+  const table = h("div", { class: "table-wrap" }, h("table", { id: "runs" },
+    h("thead", {}, h("tr", {}, ["Run", "Status", "Experiment", "Script", "Started by", "Data", "Duration", "Accuracy", "Model"].map((t) => h("th", { scope: "col" }, t)))),
+    body));
+  const pager = h("div", { class: "pager" });
+  const title = params.get("data_version") ? `Runs that read ${digest(params.get("data_version"))}` : "Runs";
+  app.replaceChildren(h("h1", {}, title), filters, table, pager);
+  const query = new URLSearchParams(params);
+  let page;
+  try {
+    page = await api("/runs?" + query.toString());
+  } catch (error) {
+    app.append(failure(error));
+    return;
+  }
+  body.replaceChildren(...page.items.map(runRow));
+  if (!page.items.length) body.append(h("tr", {}, h("td", { colspan: 9, class: "hint" }, "No runs yet.")));
+  if (page.next_cursor) {
+    const older = new URLSearchParams(params);
+    older.set("cursor", page.next_cursor);
+    pager.append(h("a", { href: "?" + older.toString() }, "Older runs →"));
+  }
+  if (params.get("cursor")) pager.prepend(h("a", { href: location.pathname }, "← Newest"));
+  const matches = (job) =>
+    (!params.get("status") || job.status === params.get("status")) &&
+    (!params.get("experiment") || job.experiment === params.get("experiment")) &&
+    (!params.get("data_version") || job.data_version === params.get("data_version"));
+  listen("/events", {
+    run: (job) => {
+      const existing = body.querySelector(`tr[data-id="${CSS.escape(job.id)}"]`);
+      if (existing) existing.replaceWith(runRow(job));
+      else if (!params.get("cursor") && matches(job)) {
+        body.querySelector("td.hint")?.parentElement.remove();
+        body.prepend(runRow(job));
+      }
+    },
+  });
+}
+
+async function runPage(id) {
+  let job;
+  try {
+    job = await api(`/runs/${encodeURIComponent(id)}`);
+  } catch (error) {
+    app.replaceChildren(h("h1", {}, "Run"), failure(error));
+    return;
+  }
+  const facts = h("dl", { class: "facts" });
+  const charts = h("div", { class: "charts", id: "charts" });
+  const log = h("pre", { class: "log", id: "log", tabindex: "0", "aria-label": "log" });
+  const actions = h("div", {});
+  const status = h("span", { id: "run-status" });
+  app.replaceChildren(h("h1", {}, "Run ", h("span", { class: "mono" }, job.id), " ", status), actions, facts,
+    h("h2", {}, "Metrics"), charts, h("h2", {}, "Log"), log);
+  let lastMetrics = null;
+  async function draw(current) {
+    job = current;
+    status.replaceChildren(badge(job.status));
+    const rows = [
+      ["Experiment", job.experiment], ["Script", job.script], ["Started by", job.started_by],
+      ["Backend run", job.backend_run_id || "—"], ["Data path", job.datapath || "—"],
+      ["Data version", job.data_version || "—"], ["Script digest", job.script_digest || "—"],
+      ["Estimators", job.params.estimators ?? "—"], ["Arguments", Object.entries(job.params.args || {}).map(([k, v]) => `--${k}=${v}`).join(" ") || "—"],
+      ["Started", when(job.started_at)], ["Duration", duration(job)], ["Model version", modelLink(job.model_version)],
+    ];
+    if (job.error) rows.push(["Error", h("span", { class: "error" }, job.error.split("\n")[0])]);
+    facts.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+    actions.replaceChildren();
+    if (ROLE === "full" && !TERMINAL.has(job.status)) {
+      actions.append(h("button", { class: "danger", id: "cancel", onclick: cancel }, "Cancel run"));
+    }
+    const signature = JSON.stringify(job.metrics);
+    if (signature !== lastMetrics) {
+      lastMetrics = signature;
+      const history = await api(`/runs/${encodeURIComponent(job.id)}/metrics`).catch(() => ({ metrics: {} }));
+      charts.replaceChildren(...Object.entries(history.metrics)
+        .map(([name, values]) => [name, values.flat().filter((v) => typeof v === "number")])
+        .filter(([, values]) => values.length)
+        .map(([name, values]) => h("figure", { "data-metric": name }, h("figcaption", {}, `${name} (${values.length})`),
+          chart(values.map((v, i) => [i + 1, v]), { label: name }))));
+      if (!charts.children.length) charts.append(h("p", { class: "hint" }, "No numeric metrics logged yet."));
+    }
+  }
+  async function cancel() {
+    try {
+      await draw(await api(`/runs/${encodeURIComponent(job.id)}/cancel`, { method: "POST" }));
+    } catch (error) {
+      actions.append(failure(error));
+    }
+  }
+  await draw(job);
+  setInterval(() => TERMINAL.has(job.status) || draw(job), 1000); // the duration ticks while it runs
+  listen(`/events?job=${encodeURIComponent(job.id)}&after=0`, {
+    run: (current) => draw(current),
+    log: (chunk) => {
+      const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+      log.append(chunk.text);
+      if (atEnd) log.scrollTop = log.scrollHeight;
+    },
+  });
+}
+
+// -- models --------------------------------------------------------------------------------
+async function modelsPage() {
+  app.replaceChildren(h("h1", {}, "Models"));
+  try {
+    const { models } = await api("/models");
+    app.append(models.length
+      ? h("ul", {}, models.map((name) => h("li", {}, h("a", { href: `/ui/models/${encodeURIComponent(name)}` }, name))))
+      : h("p", { class: "hint" }, "No model registered yet."));
+  } catch (error) {
+    app.append(failure(error));
+  }
+}
+
+async function modelPage(name) {
+  app.replaceChildren(h("h1", {}, "Model ", name));
+  let versions;
+  try {
+    ({ versions } = await api(`/models/${encodeURIComponent(name)}/versions`));
+  } catch (error) {
+    app.append(failure(error));
+    return;
+  }
+  const scored = versions.filter((v) => typeof v.tags.accuracy === "number");
+  const best = scored.length ? scored.reduce((a, b) => (b.tags.accuracy >= a.tags.accuracy ? b : a)).version : null;
+  if (scored.length) {
+    app.append(h("figure", {}, h("figcaption", {}, "accuracy by version (best marked)"),
+      chart(scored.map((v) => [v.version, v.tags.accuracy]), { best, label: "accuracy by version" })));
+  }
+  const rows = versions.slice().reverse().map((v) => h("tr", { class: v.version === best ? "best" : null, "data-version": v.version },
+    h("td", {}, `v${v.version}`, v.version === best ? " ★ best" : ""),
+    h("td", {}, typeof v.tags.accuracy === "number" ? v.tags.accuracy.toFixed(4) : "—"),
+    h("td", { class: "mono" }, Object.entries(v.tags).map(([k, t]) => `${k}=${t}`).join(" ") || "—"),
+    h("td", {}, v.run_id ? h("a", { href: `/ui/runs/${encodeURIComponent(v.run_id)}`, class: "mono run-link" }, short(v.run_id, 24)) : "—"),
+    h("td", { class: "mono" }, v.data_version ? h("a", { href: `/ui/?data_version=${encodeURIComponent(v.data_version)}` }, digest(v.data_version)) : "—"),
+    h("td", { class: "mono" }, digest(v.script_digest)),
+    h("td", {}, when(v.created_at)),
+    h("td", {}, h("a", { href: `/models/${encodeURIComponent(name)}/versions/${v.version}/archive`, download: "" }, "tar.gz")),
+  ));
+  app.append(h("div", { class: "table-wrap" }, h("table", { id: "versions" },
+    h("thead", {}, h("tr", {}, ["Version", "Accuracy", "Tags", "Run", "Data version", "Script digest", "Registered", "Download"].map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, rows))));
+}
+
+// -- data ----------------------------------------------------------------------------------
+async function dataPage() {
+  app.replaceChildren(h("h1", {}, "Data"));
+  try {
+    const [{ paths }, uploads] = await Promise.all([api("/datastore"), api("/data")]);
+    app.append(h("h2", {}, "Datastore paths"), h("div", { class: "table-wrap" }, h("table", { id: "paths" },
+      h("thead", {}, h("tr", {}, ["Path", "Data version", "Files", "Bytes", "Runs"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, paths.map((p) => h("tr", {}, h("td", {}, p.path), h("td", { class: "mono" }, digest(p.digest)),
+        h("td", {}, p.files), h("td", {}, p.bytes.toLocaleString()),
+        h("td", {}, h("a", { href: `/ui/?data_version=${encodeURIComponent(p.digest)}` }, "runs that read it"))))))));
+    app.append(h("h2", {}, "Uploads"), h("div", { class: "table-wrap" }, h("table", { id: "uploads" },
+      h("thead", {}, h("tr", {}, ["Upload", "Status", "Path", "Files", "Bytes", "Data version", "When"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, uploads.items.map((u) => h("tr", {}, h("td", { class: "mono" }, short(u.id, 16)), h("td", {}, badge(u.status)),
+        h("td", {}, u.path), h("td", {}, u.files ?? "—"), h("td", {}, u.bytes?.toLocaleString() ?? "—"),
+        h("td", { class: "mono" }, u.digest ? h("a", { href: `/ui/?data_version=${encodeURIComponent(u.digest)}` }, digest(u.digest)) : "—"),
+        h("td", {}, when(u.created_at))))))));
+  } catch (error) {
+    app.append(failure(error));
+  }
+}
+
+// -- train ---------------------------------------------------------------------------------
+async function trainPage() {
+  app.replaceChildren(h("h1", {}, "Train a model"));
+  if (ROLE !== "full") {
+    app.append(h("p", { class: "hint" }, "This session may only read: sign in with a full-access token to train."));
+    return;
+  }
+  const [{ scripts }, { paths }] = await Promise.all([api("/scripts"), api("/datastore")]);
+  const script = h("select", { name: "script", id: "script" }, h("option", { value: "" }, "(the service's default)"), scripts.map((s) => h("option", { value: s.name }, s.name)));
+  const datapath = h("select", { name: "datapath", id: "datapath" }, h("option", { value: "" }, "(the service's default)"), paths.map((p) => h("option", { value: p.path }, `${p.path} (${digest(p.digest)})`)));
+  const experiment = h("input", { name: "experiment", id: "experiment", placeholder: "(the service's default)" });
+  const estimators = h("input", { name: "estimators", id: "estimators", type: "number", min: 1, max: 100000 });
+  const extra = h("textarea", { name: "args", id: "args", rows: 3, placeholder: "seed=7\none name=value per line" });
+  const problem = h("div", { role: "alert" });
+  const form = h("form", { class: "train", onsubmit: submit },
+    h("label", {}, "Script", script), h("label", {}, "Experiment", experiment), h("label", {}, "Data path", datapath),
+    h("label", {}, "Estimators", estimators), h("label", {}, "Extra arguments", extra), problem,
+    h("button", { type: "submit", class: "primary" }, "Start run"));
+  app.append(form);
+  async function submit(event) {
+    event.preventDefault();
+    const body = { args: {} };
+    for (const [key, input] of Object.entries({ script, experiment, datapath })) if (input.value.trim()) body[key] = input.value.trim();
+    if (estimators.value) body.estimators = Number(estimators.value);
+    for (const line of extra.value.split("\n").map((l) => l.trim()).filter(Boolean)) {
+      const at = line.indexOf("=");
+      if (at < 1) { problem.replaceChildren(failure(`"${line}" is not name=value`)); return; }
+      body.args[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    }
+    try {
+      const job = await api("/runs", { method: "POST", json: body });
+      location.href = `/ui/runs/${encodeURIComponent(job.id)}`;
+    } catch (error) {
+      problem.replaceChildren(failure(error));
+    }
+  }
+}
+
+// -- the router ----------------------------------------------------------------------------
+function route() {
+  const path = location.pathname.replace(/\/+$/, "");
+  let match;
+  if (path === "/ui" || path === "/ui/runs") return runsPage();
+  if ((match = path.match(/^\/ui\/runs\/(.+)$/))) return runPage(decodeURIComponent(match[1]));
+  if (path === "/ui/models") return modelsPage();
+  if ((match = path.match(/^\/ui\/models\/(.+)$/))) return modelPage(decodeURIComponent(match[1]));
+  if (path === "/ui/data") return dataPage();
+  if (path === "/ui/train") return trainPage();
+  app.replaceChildren(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/ui/" }, "Back to the runs")));
+}
+route();

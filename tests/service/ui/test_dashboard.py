@@ -1,0 +1,181 @@
+"""The dashboard in a real headless Chromium (Debian's, driven by Playwright): what a person would do and see.
+
+Screenshots go to test-artifacts/screenshots/ at the top of the repository.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from amllib.settings import REPO_ROOT
+from tests.conftest import run_script
+from tests.service.conftest import FULL_TOKEN, READ_TOKEN, Service, upload
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = REPO_ROOT / "test-artifacts" / "screenshots"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT = 30_000
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is needed for the dashboard tests: ./test.sh installs it (apt-get)")
+    with playwright.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def dashboard(make_service) -> Service:
+    service = make_service(AZML_RUN_IMPORT_SECONDS="0.5", AZML_SCRIPT="slow_accuracy.py")
+    with service.client() as client:
+        upload(client, {"a.csv": b"1,2\n"})
+    return service
+
+
+class Page:
+    """One browser tab on the dashboard, recording every address it loads."""
+
+    def __init__(self, browser, service: Service, *, width: int = 1200) -> None:
+        self.service = service
+        self.context = browser.new_context(viewport={"width": width, "height": 900})
+        self.context.set_default_timeout(TIMEOUT)
+        self.page = self.context.new_page()
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def login(self, token: str) -> None:
+        self.page.goto(self.service.url + "/")
+        self.page.fill("#token", token)
+        self.page.click("button[type=submit]")
+        self.page.wait_for_url("**/ui/")
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        outside = [url for url in self.requests if not url.startswith(self.service.url)]
+        assert outside == [], f"the page loaded from outside the service: {outside}"
+        assert self.errors == [], self.errors
+        self.context.close()
+
+
+def test_a_full_token_trains_watches_and_finds_the_model(browser, dashboard: Service, tmp_path: Path) -> None:
+    tab = Page(browser, dashboard)
+    page = tab.page
+    tab.login(FULL_TOKEN)
+    page.evaluate("window.notReloaded = true")
+    assert page.locator("#runs td.hint").inner_text() == "No runs yet."
+
+    # A run started elsewhere appears in the open list and reaches Completed with its accuracy, live.
+    with dashboard.client() as client:
+        started = client.post("/runs", json={"args": {"seconds": 2}}).json()
+    row = page.locator(f'#runs tr[data-id="{started["id"]}"]')
+    row.locator('[data-status="Completed"]').wait_for()
+    assert row.locator("td.accuracy").inner_text() == "0.8100"
+    assert page.evaluate("window.notReloaded") is True
+    tab.shot("runs")
+
+    # Train from the form: it lands on the new run's live page.
+    page.click("a.train-link")
+    page.select_option("#script", "slow_accuracy.py")
+    page.select_option("#datapath", "test-data")
+    page.fill("#estimators", "5")
+    page.fill("#args", "seconds=3")
+    page.click("button.primary")
+    page.wait_for_url("**/ui/runs/run_*")
+    page.evaluate("window.notReloaded = true")
+    page.locator("#log").filter(has_text="epoch 1 of 6").wait_for()  # the log streams while it runs
+    page.locator('#run-status [data-status="Running"]').wait_for()
+    page.locator('#run-status [data-status="Completed"]').wait_for()
+    page.locator("#log").filter(has_text="done").wait_for()
+    page.locator('#charts figure[data-metric="accuracy"]').wait_for()
+    page.locator('#charts figure[data-metric="loss"] svg circle').first.wait_for()
+    assert page.evaluate("window.notReloaded") is True
+    assert "--seconds=3" in page.locator("dl.facts").inner_text()
+    tab.shot("run")
+
+    # The model page lists the new version, best marked, its run a working link.
+    page.click("dl.facts a[href^='/ui/models/']")
+    page.locator("#versions tbody tr").nth(1).wait_for()
+    assert page.locator("#versions tr.best").count() == 1
+    tab.shot("model")
+    page.locator("#versions tbody tr").first.locator("a.run-link").click()
+    page.locator('#run-status [data-status="Completed"]').wait_for()
+
+    # A long run is canceled from its page.
+    with dashboard.client() as client:
+        long = client.post("/runs", json={"script": "sleep_and_record.py", "args": {"seconds": 60}}).json()
+    page.goto(f"{dashboard.url}/ui/runs/{long['id']}")
+    page.locator('#run-status [data-status="Running"]').wait_for()
+    page.click("#cancel")
+    page.locator('#run-status [data-status="Canceled"]').wait_for()
+
+    # A run of scripts/run-training.py shows in the list; the data page shows the upload and its runs.
+    done = run_script("run-training.py", "--arg", "seconds=0.5", env=dashboard.env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    page.goto(f"{dashboard.url}/ui/")
+    page.locator("#runs td", has_text="run-training.py (").wait_for()
+    page.goto(f"{dashboard.url}/ui/data")
+    page.locator("#paths td", has_text="test-data").wait_for()
+    tab.shot("data")
+    page.click("#paths a")
+    page.locator("#runs tbody tr").nth(2).wait_for()
+    tab.close()
+
+
+def test_a_read_token_sees_everything_but_cannot_train_or_cancel(browser, dashboard: Service) -> None:
+    with dashboard.client() as client:
+        running = client.post("/runs", json={"script": "sleep_and_record.py", "args": {"seconds": 30}}).json()
+    tab = Page(browser, dashboard, width=390)  # a phone
+    page = tab.page
+    tab.login(READ_TOKEN)
+    page.locator(f'#runs tr[data-id="{running["id"]}"]').wait_for()
+    assert page.locator("a.train-link").count() == 0
+    page.goto(f"{dashboard.url}/ui/runs/{running['id']}")
+    page.locator('#run-status [data-status="Running"]').wait_for()
+    assert page.locator("#cancel").count() == 0
+    tab.shot("read-only-phone")
+    refused = page.evaluate(
+        """async () => (await fetch('/runs', {method: 'POST', headers: {'Content-Type': 'application/json',
+             'X-CSRF-Token': document.querySelector('meta[name=csrf]').content}, body: '{}'})).status"""
+    )
+    assert refused == 403
+    tab.close()
+    with dashboard.client() as client:
+        client.post(f"/runs/{running['id']}/cancel")
+
+
+def test_login_refuses_a_wrong_token_and_cookie_writes_need_the_csrf_token(browser, dashboard: Service) -> None:
+    tab = Page(browser, dashboard)
+    page = tab.page
+    page.goto(dashboard.url + "/ui/models")
+    page.fill("#token", "not-a-token")
+    page.click("button[type=submit]")
+    assert "not one this service accepts" in page.locator(".error").inner_text()
+    page.fill("#token", FULL_TOKEN)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/ui/models")
+    cookie = next(c for c in tab.context.cookies() if c["name"] == "azml_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    without_csrf = page.evaluate("async () => (await fetch('/runs', {method: 'POST', body: '{}'})).status")
+    assert without_csrf == 403
+    tab.close()
