@@ -10,6 +10,7 @@ compared in constant time and never logged.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import logging
@@ -28,6 +29,7 @@ OPEN_PREFIXES = ("/ui/static/",)
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_loopback(host: str | None) -> bool:
     try:
         return host is not None and ipaddress.ip_address(host).is_loopback

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
 
 from amllib.backends.base import Backend
 from amllib.settings import Settings
@@ -42,3 +43,29 @@ CallbackUrlQuery = Annotated[str | None, Query(max_length=2048, description="POS
 Wait = Annotated[
     float | None, Query(ge=0, le=MAX_WAIT, description="hold the answer until the job ends or this many seconds")
 ]
+
+
+# The same `wait` for routes that read it themselves (GET /runs/{id}), with the same 422 when it is bad.
+WAIT_PARAMETER = {
+    "name": "wait",
+    "in": "query",
+    "required": False,
+    "description": "hold the answer until the job ends or this many seconds",
+    "schema": {"anyOf": [{"type": "number", "minimum": 0, "maximum": MAX_WAIT}, {"type": "null"}], "title": "Wait"},
+}
+RUN_ID_PARAMETER = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string", "title": "Run Id"}}
+
+
+def wait_parameter(request: Request) -> float | None:
+    """?wait= as the Wait alias would give it, or the RequestValidationError it would raise."""
+    raw = request.query_params.get("wait")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = None
+    if value is None or not (0 <= value <= MAX_WAIT):  # also refuses nan and inf
+        message = f"Input should be a number between 0 and {MAX_WAIT:g}"
+        raise RequestValidationError([{"loc": ("query", "wait"), "msg": message, "type": "value_error"}])
+    return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from amllib.backends.base import RunStatus
@@ -12,7 +12,7 @@ from amllib.errors import Conflict, InvalidInput
 from amllib.paths import check_name, check_script, check_script_args, safe_relpath
 from service.api.common import accept, answer, find, page
 from service.callbacks import check_callback_url
-from service.deps import Cursor, IdempotencyKey, Limit, Svc, Wait
+from service.deps import RUN_ID_PARAMETER, WAIT_PARAMETER, Cursor, IdempotencyKey, Limit, Svc, Wait, wait_parameter
 from service.jobs import is_terminal
 from service.openapi import BODY_ERRORS, RunJob, errors, job, page_of
 from service.schemas import MAX_NAME, RunRequest
@@ -50,10 +50,16 @@ def run_spec(svc: Svc, request: RunRequest) -> dict[str, Any]:
 
 
 @router.get(
-    "/runs/{run_id}", summary="A run's status, metrics and model version", responses=job(RunJob, accepted=False)
+    "/runs/{run_id}",
+    summary="A run's status, metrics and model version",
+    responses=job(RunJob, accepted=False),
+    openapi_extra={"parameters": [RUN_ID_PARAMETER, WAIT_PARAMETER]},
 )
-async def get_run(svc: Svc, run_id: str, wait: Wait = None) -> JSONResponse:
-    return await answer(svc, find(svc, run_id, "run"), wait=wait)
+async def get_run(request: Request) -> JSONResponse:
+    """The dashboards' and pipelines' hottest route reads its two parameters itself: FastAPI's
+    per-request parameter machinery was most of its cost (see bench/api_latency.py)."""
+    svc = request.app.state.services
+    return await answer(svc, find(svc, request.path_params["run_id"], "run"), wait=wait_parameter(request))
 
 
 @router.post(

@@ -188,3 +188,11 @@ def test_cors_lets_the_dashboard_in(make_service) -> None:
             "/runs", headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "GET"}
         )
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_wait_on_the_hot_route_is_checked_like_everywhere(service: Service) -> None:
+    with service.client() as client:
+        for bad in ("-1", "3601", "nan", "inf", "soon"):
+            response = client.get("/runs/anything", params={"wait": bad})
+            assert response.status_code == 422 and response.json()["fields"] == ["wait"], bad
+        assert client.get("/runs/anything", params={"wait": "0.1"}).status_code == 404
