@@ -58,8 +58,8 @@ def run_spec(svc: Svc, request: RunRequest) -> dict[str, Any]:
 async def get_run(request: Request) -> JSONResponse:
     """The dashboards' and pipelines' hottest route reads its two parameters itself: FastAPI's
     per-request parameter machinery was most of its cost (see bench/api_latency.py)."""
-    svc = request.app.state.services
-    return await answer(svc, find(svc, request.path_params["run_id"], "run"), wait=wait_parameter(request))
+    svc, wait = request.app.state.services, wait_parameter(request)  # a bad wait is a 422 before any lookup
+    return await answer(svc, find(svc, request.path_params["run_id"], "run"), wait=wait)
 
 
 @router.post(
