@@ -270,12 +270,15 @@ class JobStore:
             db.execute("DELETE FROM events WHERE seq <= ?", (seq - EVENTS_KEPT,))
         return seq
 
-    def events_after(self, seq: int, *, job_id: str | None = None, limit: int = 500) -> list[tuple[int, str, str]]:
-        """(seq, topic, data as JSON text) of the events after seq, oldest first."""
+    def events_after(
+        self, seq: int, *, job_id: str | None = None, limit: int = 500, with_job: bool = False
+    ) -> list[tuple]:
+        """(seq, topic, data as JSON text) of the events after seq, oldest first (with_job: job_id before data)."""
+        columns = "seq, topic, job_id, data" if with_job else "seq, topic, data"
         if job_id is None:
-            sql, params = "SELECT seq, topic, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+            sql, params = f"SELECT {columns} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
         else:
-            sql = "SELECT seq, topic, data FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+            sql = f"SELECT {columns} FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?"
             params = (job_id, seq, limit)
         return self._reader().execute(sql, params).fetchall()
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from amllib.errors import AmlError
 from service.deps import Svc
+from service.events import Disconnect, EventStream, sse
 from service.openapi import errors
 
 router = APIRouter(tags=["events"])
@@ -17,9 +18,9 @@ router = APIRouter(tags=["events"])
 
 @router.get(
     "/events",
-    response_class=EventSourceResponse,
+    response_class=EventStream,
     summary="Every job change as it happens (text/event-stream); resumes after Last-Event-ID",
-    responses=errors(json_route=False),
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}} | errors(json_route=False),
 )
 async def events(
     svc: Svc,
@@ -27,7 +28,7 @@ async def events(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
     after: Annotated[int | None, Query(ge=0, le=2**62, description="start after this event id")] = None,
     job: Annotated[str | None, Query(max_length=64, description="only this job's events")] = None,
-) -> AsyncIterator[ServerSentEvent]:
+) -> EventStream:
     """Each event: id (give it back as Last-Event-ID), event = the job kind (run, data, fetch), data = the job.
 
     For one run job (`?job=`), `event: log` events carry its new log lines as they are written
@@ -37,13 +38,24 @@ async def events(
     start = svc.feed.start_after(seq_text or None, after)
     found = svc.store.get(job) if job else None
     if found is None or found.kind != "run":
-        async for event in svc.feed.stream(start, gone=request.is_disconnected, job_id=job):
-            yield event
-        return
+        return EventStream(_until_gone(request, lambda gone: svc.feed.stream(start, gone=gone, job_id=job)))
     tail = LogTail(svc, found.id, int(offset_text) if offset_text.isdigit() else 0)
-    stream = svc.feed.stream(start, gone=request.is_disconnected, job_id=job, extra=tail.new_lines, ident=tail.ident)
-    async for event in stream:
-        yield event
+    return EventStream(
+        _until_gone(
+            request,
+            lambda gone: svc.feed.stream(start, gone=gone, job_id=job, extra=tail.new_lines, ident=tail.ident),
+        )
+    )
+
+
+async def _until_gone(request: Request, make: Callable[[Disconnect], AsyncIterator[bytes]]) -> AsyncIterator[bytes]:
+    """The stream `make` builds, told when its client disconnects; the watcher ends with it."""
+    disconnect = Disconnect(request.receive)
+    try:
+        async for chunk in make(disconnect):
+            yield chunk
+    finally:
+        disconnect.close()
 
 
 class LogTail:
@@ -55,7 +67,7 @@ class LogTail:
     def ident(self, seq: int) -> str:
         return f"{seq}.{self.offset}"
 
-    async def new_lines(self, seq: int) -> list[ServerSentEvent]:
+    async def new_lines(self, seq: int) -> list[bytes]:
         job = self.svc.store.get(self.job_id)
         if job is None or job.backend_run_id is None:
             return []
@@ -66,4 +78,4 @@ class LogTail:
         if not text:
             return []
         self.offset = offset
-        return [ServerSentEvent(id=self.ident(seq), event="log", data={"text": text})]
+        return [sse(self.ident(seq), "log", json.dumps({"text": text}))]

@@ -1,0 +1,222 @@
+"""The dashboard's figures, each beside its baseline from the same run.
+
+    python -m bench.dashboard [--runs 10000] [--seconds 8]
+
+1. First screen of the runs page (headless Chromium: login cookie set, navigate, first row
+   drawn) with 10,000 runs in the store, beside the same with 10 runs. Target < 300 ms.
+2. A status change reaching an open runs page: POST /runs answered → its row drawn, by the
+   page's own event stream. Target < 500 ms.
+3. GET /runs/{id} throughput (wrk, 16 connections) with 100 open event streams while a
+   change happens every 100 ms, beside none open. Target: less than 10 % lower.
+Needs wrk (apt-get install wrk) and Debian's chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from bench.api_latency import wrk
+from bench.common import start_uvicorn, stop
+from service.store import Job, JobStore
+
+TOKEN = "bench-token"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def fill_store(db: Path, count: int) -> None:
+    """count finished run jobs, written straight into the job store before the service starts."""
+    store = JobStore(db)
+    spec = {"experiment": "bench", "script": "quick.py", "model": "m", "datapath": "d", "compute": "c", "args": {}}
+
+    def insert(conn: object) -> None:
+        now = time.time() - count
+        for index in range(count):
+            job = Job(
+                id=f"run_{uuid.uuid4().hex[:20]}",
+                kind="run",
+                status="Completed",
+                spec=spec,
+                created_at=now + index,
+                started_at=now + index,
+                finished_at=now + index + 1,
+                result={"metrics": {"accuracy": 0.5 + index % 50 / 100}},
+            )
+            JobStore.insert_row(conn, job)
+
+    import asyncio
+
+    asyncio.run(store.write(insert))
+    store.close()
+
+
+def service_env(work: Path, home: str) -> dict[str, str]:
+    return {
+        "AZML_HOME": str(work / home),
+        "AZML_TRAINING_DIR": str(work / "training"),
+        "AZML_DATAPATH": "d",
+        "AZML_EXPERIMENT": "bench",
+        "AZML_MODEL": "bench-model",
+        "AZML_COMPUTE_NAME": "bench",
+        "AZML_DATA_ROOT": str(work),
+        "AZML_API_TOKENS": TOKEN,
+        "AZML_RUN_IMPORT_SECONDS": "0",
+    }
+
+
+def first_screen(browser: object, url: str, tries: int = 5) -> list[float]:
+    """Milliseconds from navigating to /ui/ (already signed in) to the first run row drawn."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(url + "/ui/login")
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#runs tbody tr")
+    times = []
+    for _ in range(tries):
+        started = time.perf_counter()
+        page.goto(url + "/ui/")
+        page.wait_for_selector("#runs tbody tr[data-id]")
+        times.append((time.perf_counter() - started) * 1000)
+    context.close()
+    return times
+
+
+def change_to_page(browser: object, url: str, tries: int = 5) -> list[float]:
+    """Milliseconds from POST /runs answering to the new run's row drawn on an open runs page."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(url + "/ui/login")
+    page.fill("#token", TOKEN)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#runs tbody tr")
+    page.wait_for_function("document.getElementById('live').classList.contains('on')")
+    times = []
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http:
+        for _ in range(tries):
+            job = http.post("/runs", json={"script": "quick.py"}).json()
+            answered = time.perf_counter()
+            page.wait_for_selector(f'tr[data-id="{job["id"]}"]')
+            times.append((time.perf_counter() - answered) * 1000)
+    context.close()
+    return times
+
+
+def open_streams(port: int, count: int) -> list[socket.socket]:
+    streams = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(f"GET /events HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n".encode())
+        streams.append(sock)
+    drain = threading.Thread(target=_drain, args=(streams,), daemon=True)
+    drain.start()
+    return streams
+
+
+def _drain(streams: list[socket.socket]) -> None:
+    """Read what the streams send, as a browser would, so the server is never held up by full buffers."""
+    import selectors
+
+    selector = selectors.DefaultSelector()
+    for sock in streams:
+        selector.register(sock, selectors.EVENT_READ)
+    while True:
+        try:
+            for key, _ in selector.select(timeout=1):
+                if not key.fileobj.recv(65536):
+                    selector.unregister(key.fileobj)
+        except (OSError, ValueError):
+            return
+
+
+def churn(url: str, stop_at: float) -> None:
+    """A data upload every 100 ms (three job changes each), so the streams have events to send."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http:
+        while time.time() < stop_at:
+            http.post("/data", params={"path": "churn"}, json={"data_dir": "data"})
+            time.sleep(0.1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--seconds", type=int, default=8)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is needed: apt-get install -y wrk")
+    from playwright.sync_api import sync_playwright
+
+    work = Path(tempfile.mkdtemp(prefix="bench-ui-"))
+    (work / "training").mkdir()
+    (work / "training" / "quick.py").write_text("import os\nos.makedirs('outputs', exist_ok=True)\n")
+    (work / "data").mkdir()
+    (work / "data" / "a.csv").write_text("a\n")
+    fill_store(work / "many" / "jobs.sqlite", args.runs)
+    fill_store(work / "few" / "jobs.sqlite", 10)
+    many, many_url = start_uvicorn("service.app:app", service_env(work, "many"))
+    few, few_url = start_uvicorn("service.app:app", service_env(work, "few"))
+    try:
+        with httpx.Client(base_url=many_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as http:
+            http.post("/data", params={"wait": 30}, json={"data_dir": "data"}).raise_for_status()
+            job = http.post("/runs", params={"wait": 60}, json={"script": "quick.py"}).json()
+        with sync_playwright() as driver:
+            browser = driver.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
+            small, big = first_screen(browser, few_url), first_screen(browser, many_url)
+            print(
+                f"\nruns page, first screen: {args.runs:,} runs median {statistics.median(big):.0f} ms "
+                f"(max {max(big):.0f}); 10 runs median {statistics.median(small):.0f} ms   [target < 300 ms]"
+            )
+            changes = change_to_page(browser, many_url)
+            print(
+                f"status change → open page: median {statistics.median(changes):.0f} ms, "
+                f"max {max(changes):.0f} ms   [target < 500 ms]"
+            )
+            browser.close()
+        target = f"{many_url}/runs/{job['id']}"
+        header = work / "auth.lua"
+        header.write_text(f'wrk.headers["Authorization"] = "Bearer {TOKEN}"\n')
+        worker = threading.Thread(target=churn, args=(many_url, time.time() + args.seconds + 1), daemon=True)
+        worker.start()
+        quiet = wrk(target, args.seconds, script=header)
+        worker.join()
+        port = int(many_url.rsplit(":", 1)[1])
+        streams = open_streams(port, 100)
+        time.sleep(1)
+        worker = threading.Thread(target=churn, args=(many_url, time.time() + args.seconds + 1), daemon=True)
+        worker.start()
+        busy = wrk(target, args.seconds, script=header)
+        worker.join()
+        with httpx.Client(base_url=many_url, timeout=10) as http:
+            open_now = http.get("/healthz").json()["event_streams"]
+        for sock in streams:
+            sock.close()
+        print(
+            f"GET /runs/{{id}}: {quiet['rate']:.0f} req/s with no stream open; {busy['rate']:.0f} req/s with "
+            f"{open_now} streams open and a change every 100 ms: {busy['rate'] / quiet['rate'] - 1:+.1%}   "
+            "[target: less than 10 % lower]"
+        )
+        print(json.dumps({"first_screen_ms": big, "change_ms": changes, "quiet": quiet, "busy": busy}))
+    finally:
+        stop(many)
+        stop(few)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
