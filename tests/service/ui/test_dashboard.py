@@ -94,23 +94,34 @@ def test_a_full_token_trains_watches_and_finds_the_model(browser, dashboard: Ser
     assert page.evaluate("window.notReloaded") is True
     tab.shot("runs")
 
-    # Train from the form: it lands on the new run's live page.
+    # Train from the form: it lands on the new run's live page, its log streaming while it runs.
     page.click("a.train-link")
     page.select_option("#script", "slow_accuracy.py")
     page.select_option("#datapath", "test-data")
     page.fill("#estimators", "5")
-    page.fill("#args", "seconds=3")
+    page.fill("#args", "seconds=4")
     page.click("button.primary")
     page.wait_for_url("**/ui/runs/run_*")
-    page.evaluate("window.notReloaded = true")
-    page.locator("#log").filter(has_text="epoch 1 of 6").wait_for()  # the log streams while it runs
+    trained = page.url.rsplit("/", 1)[1]
+    page.locator("#log").filter(has_text="epoch 1 of 8").wait_for()
     page.locator('#run-status [data-status="Running"]').wait_for()
+
+    # Back on the list while it runs: its row reaches Completed with its accuracy, no reload.
+    page.click("header a[href='/ui/']")
+    page.evaluate("window.notReloaded = true")
+    row = page.locator(f'#runs tr[data-id="{trained}"]')
+    row.locator('[data-status="Running"]').wait_for()
+    row.locator('[data-status="Completed"]').wait_for()
+    assert row.locator("td.accuracy").inner_text() == "0.8100"
+    assert page.evaluate("window.notReloaded") is True
+
+    # Its page: the whole log, a chart per metric, its arguments.
+    row.locator("a").first.click()
     page.locator('#run-status [data-status="Completed"]').wait_for()
     page.locator("#log").filter(has_text="done").wait_for()
     page.locator('#charts figure[data-metric="accuracy"]').wait_for()
     page.locator('#charts figure[data-metric="loss"] svg circle').first.wait_for()
-    assert page.evaluate("window.notReloaded") is True
-    assert "--seconds=3" in page.locator("dl.facts").inner_text()
+    assert "--seconds=4" in page.locator("dl.facts").inner_text()
     tab.shot("run")
 
     # The model page lists the new version, best marked, its run a working link.
