@@ -18,6 +18,7 @@ router = APIRouter(tags=["events"])
 
 @router.get(
     "/events",
+    status_code=200,
     response_class=EventStream,
     summary="Every job change as it happens (text/event-stream); resumes after Last-Event-ID",
     responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}} | errors(json_route=False),
