@@ -80,14 +80,20 @@ def service_env(work: Path, home: str) -> dict[str, str]:
     }
 
 
-def first_screen(browser: object, url: str, tries: int = 5) -> list[float]:
-    """Milliseconds from navigating to /ui/ (already signed in) to the first run row drawn."""
+def signed_in(browser: object, url: str) -> tuple[object, object]:
+    """A new browser context signed in, on the runs page."""
     context = browser.new_context()
     page = context.new_page()
     page.goto(url + "/ui/login")
     page.fill("#token", TOKEN)
     page.click("button[type=submit]")
     page.wait_for_selector("#runs tbody tr")
+    return context, page
+
+
+def first_screen(browser: object, url: str, tries: int = 5) -> list[float]:
+    """Milliseconds from navigating to /ui/ (already signed in) to the first run row drawn."""
+    context, page = signed_in(browser, url)
     times = []
     for _ in range(tries):
         started = time.perf_counter()
@@ -100,12 +106,7 @@ def first_screen(browser: object, url: str, tries: int = 5) -> list[float]:
 
 def change_to_page(browser: object, url: str, tries: int = 5) -> list[float]:
     """Milliseconds from POST /runs answering to the new run's row drawn on an open runs page."""
-    context = browser.new_context()
-    page = context.new_page()
-    page.goto(url + "/ui/login")
-    page.fill("#token", TOKEN)
-    page.click("button[type=submit]")
-    page.wait_for_selector("#runs tbody tr")
+    context, page = signed_in(browser, url)
     page.wait_for_function("document.getElementById('live').classList.contains('on')")
     times = []
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http:

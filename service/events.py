@@ -16,6 +16,7 @@ import bisect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from fastapi.sse import format_sse_event
 from starlette.responses import StreamingResponse
 
 from service.store import JobStore
@@ -121,8 +122,8 @@ class EventFeed:
 
 
 def sse(event_id: str, event: str, data: str) -> bytes:
-    """One event in the text/event-stream format; data is one line of JSON."""
-    return f"id: {event_id}\nevent: {event}\ndata: {data}\n\n".encode()
+    """One event in the text/event-stream format (FastAPI's own encoder); data is JSON text."""
+    return format_sse_event(data_str=data, event=event, id=event_id)
 
 
 class Disconnect:
