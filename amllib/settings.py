@@ -73,6 +73,23 @@ class Settings(BaseSettings):
     )
     poll_seconds: float = Field(1.0, gt=0, description="How often a running job's backend status is read")
 
+    # Chat-ops and the dashboard's links.
+    public_url: str | None = Field(None, description="The service's address as users reach it; links to /ui/runs/{id}")
+    slack_signing_secret: str | None = Field(None, description="Slack app's signing secret (slash commands)")
+    slack_webhook_url: str | None = Field(
+        None, description="Slack incoming webhook for notices once a response_url expired"
+    )
+    teams_hmac_secret: str | None = Field(None, description="Teams outgoing webhook's security token (base64)")
+    teams_webhook_url: str | None = Field(
+        None, description="Teams Workflows 'webhook request received' URL for notices"
+    )
+    mattermost_token: str | None = Field(None, description="Mattermost slash command's token")
+    chatops_writers: str = Field("", description="Chat user ids (or platform:id) allowed to train and cancel; * all")
+
+    @property
+    def chatops_writer_set(self) -> frozenset[str]:
+        return _split(self.chatops_writers)
+
     @property
     def token_set(self) -> frozenset[str]:
         return _split(self.api_tokens)

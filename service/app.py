@@ -19,6 +19,7 @@ from amllib.settings import Settings, load_settings
 from service import errors
 from service.api import catalog, data, events, models, runs
 from service.auth import BearerAuth
+from service.chatops import mattermost, slack, teams
 from service.deps import Services
 from service.events import EventFeed
 from service.jobs import Jobs
@@ -30,6 +31,7 @@ from service.ui.session import SessionSigner
 from service.worker import Worker
 
 log = logging.getLogger("service")
+chatops_routers = (slack.router, teams.router, mattermost.router)
 
 
 def calm_garbage_collector() -> None:
@@ -81,14 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         streams = services.feed.open_streams if services else 0
         return {"status": "ok", "backend": settings.backend, "event_streams": streams}
 
-    # Routes are added flat, hot path first: this FastAPI matches nested routers
-    # noticeably slower, and the dashboard polls GET /runs/{id} thousands of times a second.
-    # Routes go flat and ahead of the docs routes, hot path first: this FastAPI matches nested
-    # routers slowly, and each route tried before the match costs a regex on every request.
-    api_routes = [
-        r for router in (runs.router, data.router, models.router, catalog.router, events.router) for r in router.routes
-    ]
-    app.router.routes[0:0] = api_routes
+    # Routes go flat and ahead of the docs routes, hot path (GET /runs/{id}) first: this FastAPI
+    # matches nested routers slowly, and each route tried before the match costs a regex per request.
+    routers = (runs.router, data.router, models.router, catalog.router, events.router, *chatops_routers)
+    app.router.routes[0:0] = [route for router in routers for route in router.routes]
     app.mount("/ui/static", StaticFiles(directory=ui_routes.STATIC), name="ui-static")  # before /ui/{page}
     app.router.routes.extend(ui_routes.router.routes)
     signer = SessionSigner(settings.home, full=settings.token_set, read=settings.read_token_set)

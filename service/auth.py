@@ -25,7 +25,7 @@ from service.ui.session import COOKIE, CSRF_HEADER, SessionSigner
 
 log = logging.getLogger("service")
 OPEN_PATHS = frozenset({"/", "/healthz", "/ui/login", "/ui/logout"})
-OPEN_PREFIXES = ("/ui/static/",)
+OPEN_PREFIXES = ("/ui/static/", "/chatops/")  # chat platforms sign their requests their own way
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 

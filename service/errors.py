@@ -39,6 +39,10 @@ class UnsupportedMedia(InvalidInput):
     """A request body of a type this endpoint does not take."""
 
 
+class NotAuthenticated(InvalidInput):
+    """A request whose signature, token or HMAC does not check out (chat platforms' own schemes)."""
+
+
 class BodyTimeout(InvalidInput):
     """A request body that stopped arriving for longer than AZML_BODY_TIMEOUT."""
 
@@ -48,6 +52,7 @@ TABLE: list[tuple[type[Exception], str, int]] = [
     (UnsafePath, "unsafe_path", 400),
     (TooLarge, "too_large", 413),
     (BodyTimeout, "body_timeout", 408),
+    (NotAuthenticated, "unauthorized", 401),
     (UnsupportedMedia, "unsupported_media_type", 415),
     (InvalidInput, "invalid", 422),
     (NotFound, "not_found", 404),
@@ -85,7 +90,7 @@ def _excerpt(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _validation_detail(exc: RequestValidationError) -> tuple[str, list[str]]:
+def validation_detail(exc: RequestValidationError) -> tuple[str, list[str]]:
     parts, fields = [], []
     for error in exc.errors():
         loc = [_excerpt(str(p)) for p in error.get("loc", ()) if p not in ("body", "query", "path", "header")]
@@ -107,7 +112,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail, fields = _validation_detail(exc)
+        detail, fields = validation_detail(exc)
         return error_response(422, "invalid", detail, fields=fields)
 
     @app.exception_handler(StarletteHTTPException)

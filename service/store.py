@@ -218,8 +218,9 @@ class JobStore:
     def undelivered_callbacks(self, terminal: frozenset[str]) -> list[Job]:
         marks = ",".join("?" * len(terminal))
         sql = (
-            f"SELECT {_COLUMNS} FROM jobs WHERE status IN ({marks}) AND callback_url IS NOT NULL "
-            "AND callback_status IS NULL ORDER BY seq"
+            f"SELECT {_COLUMNS} FROM jobs WHERE status IN ({marks}) AND ((callback_url IS NOT NULL "
+            "AND callback_status IS NULL) OR (json_extract(spec, '$.notify') IS NOT NULL "
+            "AND json_extract(result, '$.notice') IS NULL)) ORDER BY seq"
         )
         return [Job.from_row(r) for r in self._reader().execute(sql, tuple(terminal))]
 

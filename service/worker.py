@@ -80,7 +80,7 @@ class Worker:
             log.info("resuming %s job %s (%s)", job.kind, job.id, job.status)
             self.start(job, resumed=True)
         for job in self.store.undelivered_callbacks(TERMINAL_NAMES):
-            self._spawn(self._callback(job.id))
+            self._spawn(self._callback(job.id))  # callback_url posts and chat notices alike
         if self.settings.run_import_seconds > 0:
             from service.run_import import RunImporter  # imports this module
 
@@ -251,9 +251,17 @@ class Worker:
 
     # -- callbacks -------------------------------------------------------------
     async def _callback(self, job_id: str) -> None:
+        """Tell whoever asked that the job ended: its callback_url, and the chat that started it."""
         job = self.store.get(job_id)
-        if job is None or not job.callback_url or job.callback_status or not is_terminal(job.status):
+        if job is None or not is_terminal(job.status):
             return
-        body = json.dumps(render(job, self.backend.name)).encode()
-        outcome = await deliver(job.callback_url, body, job_id=job.id, secret=self.settings.webhook_secret)
-        await self.jobs.update(job_id, callback_status=outcome)
+        if job.callback_url and not job.callback_status:
+            body = json.dumps(render(job, self.backend.name)).encode()
+            outcome = await deliver(job.callback_url, body, job_id=job.id, secret=self.settings.webhook_secret)
+            job = await self.jobs.update(job_id, callback_status=outcome)
+        if job.spec.get("notify") and "notice" not in job.result:
+            from service.chatops.notices import notify_end
+
+            body = render(job, self.backend.name)
+            outcome = await notify_end(self.settings, body, job.spec["notify"])
+            await self.jobs.update(job_id, result={**job.result, "notice": outcome})

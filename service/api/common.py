@@ -14,6 +14,7 @@ from amllib.backends.base import RunStatus
 from amllib.errors import Conflict, InvalidInput, NotFound, quoted
 from service.deps import Services
 from service.errors import KIND_STATUS
+from service.jobs import is_terminal
 from service.schemas import render
 from service.store import Job
 
@@ -27,7 +28,7 @@ def location(job: Job) -> str:
     return {"run": "/runs/", "data": "/data/", "fetch": "/models/fetch/"}[job.kind] + job.id
 
 
-async def accept(
+async def create_job(
     svc: Services,
     *,
     kind: str,
@@ -35,9 +36,8 @@ async def accept(
     fingerprint: dict[str, Any],
     idempotency_key: str | None,
     callback_url: str | None,
-    wait: float | None,
-) -> JSONResponse:
-    """Store the job before answering, start it, and answer 202 with it (or the original, for a replay)."""
+) -> tuple[Job, bool]:
+    """Store a job and start it; for a replayed Idempotency-Key, (the original job, False). Every caller's way in."""
     job = Job(
         id=f"{kind}_{uuid.uuid4().hex[:20]}",
         kind=kind,
@@ -55,10 +55,39 @@ async def accept(
         )
     if created:
         svc.worker.start(stored)
+    return stored, created
+
+
+async def accept(
+    svc: Services,
+    *,
+    kind: str,
+    spec: dict[str, Any],
+    fingerprint: dict[str, Any],
+    idempotency_key: str | None,
+    callback_url: str | None,
+    wait: float | None,
+) -> JSONResponse:
+    """Store the job before answering, start it, and answer 202 with it (or the original, for a replay)."""
+    stored, created = await create_job(
+        svc,
+        kind=kind,
+        spec=spec,
+        fingerprint=fingerprint,
+        idempotency_key=idempotency_key,
+        callback_url=callback_url,
+    )
     headers = {"Location": location(stored)}
     if not created:
         headers["Idempotent-Replayed"] = "true"
     return await answer(svc, stored, wait=wait, status=202, headers=headers)
+
+
+async def request_cancel(svc: Services, job: Job) -> Job:
+    """Ask a run to stop (the worker tells the backend); Conflict if it has already ended."""
+    if is_terminal(job.status):
+        raise Conflict(f"run {job.id} has already ended {job.status}")
+    return await svc.jobs.update(job.id, cancel_requested=True)
 
 
 _NOUN = {"run": "run", "data": "data upload", "fetch": "fetch"}

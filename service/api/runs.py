@@ -8,12 +8,11 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from amllib.backends.base import RunStatus
-from amllib.errors import Conflict, InvalidInput
+from amllib.errors import InvalidInput
 from amllib.paths import check_name, check_script, check_script_args, safe_relpath
-from service.api.common import accept, answer, find, page
+from service.api.common import accept, answer, find, page, request_cancel
 from service.callbacks import check_callback_url
 from service.deps import RUN_ID_PARAMETER, WAIT_PARAMETER, Cursor, IdempotencyKey, Limit, Svc, Wait, wait_parameter
-from service.jobs import is_terminal
 from service.openapi import BODY_ERRORS, RunJob, errors, job, page_of
 from service.schemas import MAX_NAME, RunRequest
 
@@ -102,10 +101,7 @@ async def list_runs(
 
 @router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a run", responses=job(RunJob, accepted=True))
 async def cancel_run(svc: Svc, run_id: str, wait: Wait = None) -> JSONResponse:
-    job = find(svc, run_id, "run")
-    if is_terminal(job.status):
-        raise Conflict(f"run {run_id} has already ended {job.status}")
-    job = await svc.jobs.update(run_id, cancel_requested=True)
+    job = await request_cancel(svc, find(svc, run_id, "run"))
     return await answer(svc, job, wait=wait, status=202)
 
 

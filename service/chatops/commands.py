@@ -1,0 +1,231 @@
+"""One command grammar for every chat platform, carried out by the same functions as the HTTP API.
+
+    train [script=… experiment=… datapath=… model=… estimators=N key=value …]
+    status <run>   runs [N] [status=…]   logs <run> [N]   cancel <run>   models   best [model]   help
+
+A platform module (slack.py, teams.py, mattermost.py) verifies and parses its request
+into a ChatRequest, calls handle(), and renders the Reply its own way. Writes (train,
+cancel) are for AZML_CHATOPS_WRITERS only. A mistake answers with a short message
+in the chat, never an error page; the message is the API's own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from amllib.errors import AmlError, InvalidInput, quoted
+from amllib.fetch import BEST_BY
+from amllib.paths import check_name
+from amllib.settings import Settings
+from service.api.common import create_job, find, page, request_cancel
+from service.api.runs import run_spec
+from service.deps import Services
+from service.errors import validation_detail
+from service.schemas import RunRequest, render
+from service.store import Job
+
+USAGE = (
+    "Commands: `train [script=… experiment=… datapath=… model=… estimators=N key=value …]`, "
+    "`status <run>`, `runs [N] [status=…]`, `logs <run> [N]`, `cancel <run>`, `models`, `best [model]`, `help`."
+)
+TRAIN_FIELDS = ("script", "experiment", "datapath", "model", "compute", "estimators")
+WRITES = frozenset({"train", "cancel"})
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """A command as any platform delivers it, after the platform's own checks."""
+
+    platform: str  # slack, teams, mattermost
+    user_id: str
+    text: str
+    retry_key: str  # the same for a platform's retry of one command
+    notify: dict[str, Any] = field(default_factory=dict)  # where the completion notice goes
+
+
+@dataclass
+class Reply:
+    """What to say: a headline, detail lines, and the run it is about (for a link)."""
+
+    text: str
+    lines: list[str] = field(default_factory=list)
+    job: dict[str, Any] | None = None
+    ok: bool = True
+
+
+def run_link(svc: Services | Settings, job_id: str) -> str:
+    """The dashboard's page of a run (AZML_PUBLIC_URL + /ui/runs/{id}), or the id alone."""
+    base = (svc if isinstance(svc, Settings) else svc.settings).public_url
+    return f"{base.rstrip('/')}/ui/runs/{job_id}" if base else job_id
+
+
+def may_write(svc: Services, chat: ChatRequest) -> bool:
+    writers = svc.settings.chatops_writer_set
+    return "*" in writers or chat.user_id in writers or f"{chat.platform}:{chat.user_id}" in writers
+
+
+async def handle(svc: Services, chat: ChatRequest) -> Reply:
+    """Carry out one command; every failure becomes a Reply saying what was wrong."""
+    try:
+        words = shlex.split(chat.text)
+    except ValueError as exc:
+        return Reply(f"Could not read that: {exc}. {USAGE}", ok=False)
+    if not words:
+        return Reply(USAGE)
+    command, rest = words[0].lower(), words[1:]
+    if command in WRITES and not may_write(svc, chat):
+        return Reply(
+            f"You may not `{command}` here: ask an admin to add your {chat.platform} user id "
+            f"`{chat.user_id}` to AZML_CHATOPS_WRITERS.",
+            ok=False,
+        )
+    handler = COMMANDS.get(command)
+    if handler is None:
+        return Reply(f"Unknown command {quoted(command, 30)}. {USAGE}", ok=False)
+    try:
+        return await handler(svc, chat, rest)
+    except (RequestValidationError, ValidationError) as exc:
+        errors = exc if isinstance(exc, RequestValidationError) else RequestValidationError(exc.errors())
+        detail, _ = validation_detail(errors)
+        return Reply(f"That `{command}` was not valid: {detail}", ok=False)
+    except AmlError as exc:
+        return Reply(f"`{command}` failed: {exc}", ok=False)
+
+
+def _pairs(words: list[str]) -> tuple[list[str], dict[str, str]]:
+    plain, named = [], {}
+    for word in words:
+        name, sep, value = word.partition("=")
+        if sep and name:
+            named[name] = value
+        else:
+            plain.append(word)
+    return plain, named
+
+
+def _count(value: str | None, default: int, most: int) -> int:
+    if value is None:
+        return default
+    if not value.isascii() or not value.isdigit() or not 1 <= int(value) <= most:
+        raise InvalidInput(f"give a number from 1 to {most}, not {quoted(value, 20)}")
+    return int(value)
+
+
+def summary(svc: Services | Settings, job: Job | dict[str, Any]) -> list[str]:
+    """The lines every answer about a run shares: status, headline metrics, model version, link."""
+    body = job if isinstance(job, dict) else render(job, svc.backend.name)
+    lines = [f"Run {body['id']} ({body['script']}, experiment {body['experiment']}): {body['status']}"]
+    metrics = {k: v for k, v in (body.get("metrics") or {}).items() if isinstance(v, int | float)}
+    if metrics:
+        lines.append("Metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in list(metrics.items())[:6]))
+    if body.get("model_version"):
+        lines.append(f"Model: {body['model_version']['name']} version {body['model_version']['version']}")
+    if body.get("error"):
+        lines.append("Error: " + "\n".join(body["error"].splitlines()[:3]))
+    lines.append(run_link(svc, body["id"]))
+    return lines
+
+
+async def train(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    plain, named = _pairs(words)
+    if plain:
+        raise InvalidInput(f"train takes name=value words only, not {quoted(plain[0], 40)}")
+    fields: dict[str, Any] = {k: named.pop(k) for k in TRAIN_FIELDS if k in named}
+    if "estimators" in fields:
+        fields["estimators"] = _count(fields["estimators"], 1, 100_000)
+    request = RunRequest.model_validate({**fields, "args": named})
+    spec = run_spec(svc, request)
+    spec["started_by"] = f"{chat.platform}:{chat.user_id}"
+    spec["notify"] = chat.notify
+    retry = hashlib.sha256(chat.retry_key.encode()).hexdigest()[:32]
+    job, created = await create_job(
+        svc,
+        kind="run",
+        spec=spec,
+        fingerprint={"chat": chat.retry_key},
+        idempotency_key=f"chat:{chat.platform}:{retry}",
+        callback_url=None,
+    )
+    verb = "Started" if created else "Already started"
+    return Reply(f"{verb} run {job.id}: {job.status}", summary(svc, job)[1:], job={"id": job.id})
+
+
+async def status(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    if len(words) != 1:
+        raise InvalidInput("usage: status <run>")
+    job = find(svc, words[0], "run")
+    lines = summary(svc, job)
+    return Reply(lines[0], lines[1:], job={"id": job.id})
+
+
+async def runs(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    plain, named = _pairs(words)
+    limit = _count(plain[0] if plain else None, 10, 50)
+    found = page(svc, "run", status=named.get("status"), experiment=named.get("experiment"), cursor=None, limit=limit)
+    if not found["items"]:
+        return Reply("No runs.")
+    lines = []
+    for job in found["items"]:
+        accuracy = job["metrics"].get("accuracy")
+        scored = f" accuracy {accuracy:.4g}" if isinstance(accuracy, int | float) else ""
+        lines.append(f"{job['id']} {job['status']} {job['script']}{scored} {run_link(svc, job['id'])}")
+    return Reply(f"The latest {len(lines)} runs:", lines)
+
+
+async def logs(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    if not 1 <= len(words) <= 2:
+        raise InvalidInput("usage: logs <run> [N]")
+    job = find(svc, words[0], "run")
+    count = _count(words[1] if len(words) > 1 else None, 20, 200)
+    text = ""
+    if job.backend_run_id is not None:
+        text = await svc.worker.call(svc.backend.get_log, job.backend_run_id, tail=count)
+    lines = ["```", text.rstrip()[-2800:] or "(nothing yet)", "```", run_link(svc, job.id)]
+    return Reply(f"Last {count} lines of run {job.id}:", lines, job={"id": job.id})
+
+
+async def cancel(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    if len(words) != 1:
+        raise InvalidInput("usage: cancel <run>")
+    job = await request_cancel(svc, find(svc, words[0], "run"))
+    return Reply(f"Asked run {job.id} to stop.", [run_link(svc, job.id)], job={"id": job.id})
+
+
+async def models(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    names = await svc.worker.call(svc.backend.list_models)
+    return Reply("Models: " + (", ".join(names) if names else "none registered yet."))
+
+
+async def best(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    name = words[0] if words else svc.settings.model
+    if not name:
+        raise InvalidInput("usage: best <model> (there is no AZML_MODEL default)")
+    check_name(name, what="model")
+    version = await svc.worker.call(svc.backend.resolve_version, name, best_by=BEST_BY)
+    accuracy = version.tags.get(BEST_BY)
+    lines = [f"accuracy {accuracy}" if accuracy is not None else "no version has an accuracy tag: the latest"]
+    if version.run_id:
+        lines.append(f"from run {version.run_id} {run_link(svc, version.run_id)}")
+    return Reply(f"Best {name}: version {version.version}", lines)
+
+
+async def usage(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    return Reply(USAGE)
+
+
+COMMANDS = {
+    "train": train,
+    "status": status,
+    "runs": runs,
+    "logs": logs,
+    "cancel": cancel,
+    "models": models,
+    "best": best,
+    "help": usage,
+}

@@ -1,0 +1,145 @@
+"""Telling a chat that a run it started has ended: Slack Block Kit, a Teams Adaptive Card, Mattermost text.
+
+Posts go only to the platform's own hosts (hooks.slack.com), the configured webhook
+URLs' hosts, or AZML_CALLBACK_HOSTS; redirects are not followed, and a refused URL is
+logged (its host only), never fetched. (slack_sdk's WebhookClient follows redirects
+through urllib, so the post is made here with httpx, as the callbacks are.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from amllib.settings import Settings
+
+log = logging.getLogger("service")
+SLACK_HOSTS = frozenset({"hooks.slack.com"})
+RESPONSE_URL_SECONDS = 30 * 60  # Slack and Mattermost honour a response_url this long
+ATTEMPTS = 3
+
+
+def _host(url: str | None) -> str:
+    try:
+        parts = urlsplit(url or "")
+        return "" if parts.username or parts.password else (parts.hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def url_allowed(settings: Settings, url: str | None, *, platform: str) -> bool:
+    """Whether the service may post to url for this platform (https, or http to an AZML_CALLBACK_HOSTS host)."""
+    try:
+        parts = urlsplit(url or "")
+        port = parts.port
+    except ValueError:
+        return False
+    host = _host(url)
+    if not host or parts.scheme not in ("http", "https"):
+        return False
+    callbacks = settings.callback_host_set
+    if host in callbacks or f"{host}:{port}" in callbacks:
+        return True
+    platform_hosts = {
+        "slack": SLACK_HOSTS | {_host(settings.slack_webhook_url)},
+        "teams": {_host(settings.teams_webhook_url)},
+        "mattermost": set(),
+    }[platform] - {""}
+    return parts.scheme == "https" and host in platform_hosts
+
+
+def slack_message(headline: str, lines: list[str]) -> dict[str, Any]:
+    body = "\n".join(lines)[:2900]  # a section's text holds 3,000 characters
+    return {
+        "response_type": "in_channel",
+        "text": f"{headline}\n{body}",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": body or " "}},
+        ],
+    }
+
+
+def teams_card(headline: str, lines: list[str], link: str | None) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.4",
+        "body": [
+            {"type": "TextBlock", "text": headline, "weight": "Bolder", "wrap": True},
+            *({"type": "TextBlock", "text": line, "wrap": True} for line in lines),
+        ],
+    }
+    if link and link.startswith("http"):
+        card["actions"] = [{"type": "Action.OpenUrl", "title": "Open the run", "url": link}]
+    return {
+        "type": "message",
+        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
+    }
+
+
+def destination(settings: Settings, notify: dict[str, Any]) -> str | None:
+    """Where a finished run's notice goes: the command's response_url while it is valid, else the webhook."""
+    platform = notify.get("platform")
+    fresh = time.time() - float(notify.get("at", 0)) < RESPONSE_URL_SECONDS
+    if platform in ("slack", "mattermost") and fresh and notify.get("response_url"):
+        return notify["response_url"]
+    if platform == "slack":
+        return settings.slack_webhook_url
+    if platform == "teams":
+        return settings.teams_webhook_url
+    return None
+
+
+async def post_notice(settings: Settings, notify: dict[str, Any], payload: dict[str, Any]) -> str:
+    """POST the notice, retrying a failure; returns the outcome to record on the job."""
+    url = destination(settings, notify)
+    platform = str(notify.get("platform"))
+    if not url:
+        return "no destination (the response_url expired and no webhook is configured)"
+    if not url_allowed(settings, url, platform=platform):
+        log.warning("chat notice refused: host %r is not allowed for %s", _host(url), platform)
+        return "refused: the destination's host is not allowed"
+    last = "not attempted"
+    async with httpx.AsyncClient(timeout=10, follow_redirects=False) as client:
+        for attempt in range(ATTEMPTS):
+            try:
+                response = await client.post(url, json=payload)
+                if 200 <= response.status_code < 300:
+                    return f"delivered (HTTP {response.status_code})"
+                last = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            await asyncio.sleep(0.5 * 2**attempt)
+    log.warning("chat notice to %s failed: %s", platform, last)
+    return f"failed: {last}"
+
+
+def duration_text(body: dict[str, Any]) -> str:
+    from datetime import datetime
+
+    if not body.get("started_at") or not body.get("finished_at"):
+        return ""
+    seconds = (datetime.fromisoformat(body["finished_at"]) - datetime.fromisoformat(body["started_at"])).total_seconds()
+    return f" in {seconds:.0f} s" if seconds < 120 else f" in {seconds / 60:.1f} min"
+
+
+async def notify_end(settings: Settings, body: dict[str, Any], notify: dict[str, Any]) -> str:
+    """Post the outcome of a run a chat started (status, metrics, model version, duration, error, link)."""
+    from service.chatops.commands import run_link, summary
+
+    lines = summary(settings, body)
+    headline = f"Run {body['id']} {body['status']}{duration_text(body)}"
+    platform = notify.get("platform")
+    if platform == "teams":
+        payload = teams_card(headline, lines[1:], run_link(settings, body["id"]))
+    elif platform == "slack":
+        payload = slack_message(headline, lines[1:])
+    else:
+        payload = {"response_type": "in_channel", "text": "\n".join([headline, *lines[1:]])}
+    return await post_notice(settings, notify, payload)

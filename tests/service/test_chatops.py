@@ -1,0 +1,193 @@
+"""Chat-ops against a real service: requests signed as Slack, Teams and Mattermost sign them, a local
+listener playing each command's response_url and the incoming webhooks."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+from slack_sdk.signature import SignatureVerifier
+
+from tests.service.conftest import Service, upload
+from tests.service.test_durability import Listener
+
+SLACK_SECRET = "slack-signing-secret-for-tests"
+TEAMS_SECRET = base64.b64encode(b"teams-outgoing-webhook-token").decode()
+MATTERMOST_TOKEN = "mattermost-token-for-tests"
+PUBLIC = "https://dash.example"
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    server = Listener()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def chat(make_service, listener: Listener) -> Service:
+    service = make_service(
+        AZML_SLACK_SIGNING_SECRET=SLACK_SECRET,
+        AZML_TEAMS_HMAC_SECRET=TEAMS_SECRET,
+        AZML_TEAMS_WEBHOOK_URL=f"http://127.0.0.1:{listener.port}/teams",
+        AZML_MATTERMOST_TOKEN=MATTERMOST_TOKEN,
+        AZML_CHATOPS_WRITERS="U_WRITER,teams:29:writer,mattermost:mm-writer",
+        AZML_CALLBACK_HOSTS=f"127.0.0.1:{listener.port}",
+        AZML_PUBLIC_URL=PUBLIC,
+    )
+    with service.client() as client:
+        upload(client, {"a.csv": b"1,2\n"})
+    return service
+
+
+def slack(service: Service, text: str, *, user: str = "U_WRITER", response_url: str | None = None, **sign: object):
+    """POST a slash command signed with slack_sdk, as Slack does; sign= may set timestamp, secret, retry."""
+    fields = {
+        "team_id": "T1",
+        "user_id": user,
+        "user_name": "someone",
+        "command": "/aml",
+        "text": text,
+        "response_url": response_url or "",
+        "trigger_id": f"trigger-{text}-{sign.get('trigger', time.time())}",
+    }
+    body = urlencode(fields)
+    timestamp = str(int(sign.get("timestamp", time.time())))
+    signature = SignatureVerifier(str(sign.get("secret", SLACK_SECRET))).generate_signature(
+        timestamp=timestamp, body=body
+    )
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-Slack-Request-Timestamp": timestamp,
+        "X-Slack-Signature": signature,
+    }
+    if "retry" in sign:
+        headers["X-Slack-Retry-Num"] = str(sign["retry"])
+    return httpx.post(f"{service.url}/chatops/slack", content=body, headers=headers, timeout=10)
+
+
+def runs_of(service: Service) -> list[dict]:
+    with service.client() as client:
+        return client.get("/runs").json()["items"]
+
+
+def test_slack_train_is_acknowledged_at_once_and_reported_in_the_channel(chat: Service, listener: Listener) -> None:
+    hook = f"http://127.0.0.1:{listener.port}/slack-response"
+    started = time.monotonic()
+    answer = slack(chat, 'train estimators=10 flavour="nightly build"', response_url=hook)
+    assert answer.status_code == 200 and time.monotonic() - started < 3
+    ack = answer.json()
+    assert ack["response_type"] == "ephemeral" and ack["text"].startswith("Started run run_")
+    job_id = ack["text"].split()[2].rstrip(":")
+    assert f"{PUBLIC}/ui/runs/{job_id}" in ack["text"]
+    listener.wait(1)
+    _headers, body = listener.received[0]
+    notice = json.loads(body)
+    assert notice["response_type"] == "in_channel" and notice["blocks"]
+    assert f"Run {job_id} Completed" in notice["text"]
+    assert "accuracy 0.93" in notice["text"] and "Model: svc-model version 1" in notice["text"]
+    run = runs_of(chat)[0]
+    assert run["started_by"] == "slack:U_WRITER" and run["params"] == {
+        "estimators": 10,
+        "args": {"flavour": "nightly build"},
+    }
+
+
+def test_slack_read_commands_and_cancel(chat: Service) -> None:
+    slack(chat, "train")
+    with chat.client() as client:
+        done = client.get(f"/runs/{runs_of(chat)[0]['id']}", params={"wait": 60}).json()
+    assert "Completed" in slack(chat, f"status {done['id']}").json()["text"]
+    assert done["id"] in slack(chat, "runs 5").json()["text"]
+    best = slack(chat, "best").json()["text"]
+    assert best.startswith("Best svc-model: version 1") and "accuracy 0.93" in best
+    assert "data files" in slack(chat, f"logs {done['id']} 5").json()["text"]
+    assert slack(chat, "models").json()["text"] == "Models: svc-model"
+    long = slack(chat, "train script=sleep_and_record.py seconds=60").json()["text"].split()[2].rstrip(":")
+    assert slack(chat, f"cancel {long}").json()["text"].startswith(f"Asked run {long} to stop")
+    with chat.client() as client:
+        assert client.get(f"/runs/{long}", params={"wait": 30}).json()["job"]["status"] == "Canceled"
+    for mistake in (
+        "frobnicate",
+        "status",
+        "runs lots",
+        'train flavour="unclosed',
+        "status run_nope",
+        "train estimators=0",
+    ):
+        reply = slack(chat, mistake)
+        assert reply.status_code == 200 and reply.json()["response_type"] == "ephemeral", mistake
+    assert "Unknown command" in slack(chat, "frobnicate").json()["text"]
+    assert "not found" in slack(chat, "status run_nope").json()["text"]
+
+
+def test_slack_refusals_start_nothing(make_service, chat: Service, listener: Listener) -> None:
+    assert slack(chat, "train", secret="not-the-secret").status_code == 401
+    assert slack(chat, "train", timestamp=time.time() - 600).status_code == 401  # a replay
+    unsigned = httpx.post(f"{chat.url}/chatops/slack", content="text=train&user_id=U_WRITER", timeout=10)
+    assert unsigned.status_code == 401
+    stranger = slack(chat, "train", user="U_STRANGER").json()["text"]
+    assert "U_STRANGER" in stranger and "AZML_CHATOPS_WRITERS" in stranger
+    elsewhere = slack(chat, "train", response_url="https://evil.example/hook")
+    assert elsewhere.status_code == 422 and "evil" not in elsewhere.text
+    assert runs_of(chat) == []
+    no_secret = make_service()
+    assert slack(no_secret, "train").status_code == 401
+    assert runs_of(no_secret) == []
+    assert SLACK_SECRET not in chat.log.read_text()
+
+
+def test_a_slack_retry_never_starts_a_second_run(chat: Service) -> None:
+    first = slack(chat, "train", trigger="same").json()["text"]
+    again = slack(chat, "train", trigger="same", retry=1).json()["text"]
+    assert first.split()[2] == again.split()[3] and again.startswith("Already started run")
+    assert len(runs_of(chat)) == 1
+
+
+def teams(service: Service, activity: dict, *, secret: str = TEAMS_SECRET) -> httpx.Response:
+    body = json.dumps(activity).encode()
+    digest = hmac.new(base64.b64decode(secret), body, hashlib.sha256).digest()
+    headers = {"Authorization": "HMAC " + base64.b64encode(digest).decode(), "Content-Type": "application/json"}
+    return httpx.post(f"{service.url}/chatops/teams", content=body, headers=headers, timeout=10)
+
+
+def test_teams_hmac_mention_and_adaptive_card(chat: Service, listener: Listener) -> None:
+    activity = {
+        "type": "message",
+        "id": "1",
+        "text": "<at>AML</at>&nbsp;train estimators=3",
+        "from": {"id": "29:writer"},
+    }
+    reply = teams(chat, activity)
+    assert reply.status_code == 200 and reply.json()["type"] == "message"
+    assert reply.json()["text"].startswith("Started run run_")
+    listener.wait(1)
+    _headers, body = listener.received[0]
+    card = json.loads(body)["attachments"][0]
+    assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
+    assert "Completed" in card["content"]["body"][0]["text"]
+    assert card["content"]["actions"][0]["url"].startswith(f"{PUBLIC}/ui/runs/run_")
+    forged = teams(chat, {**activity, "id": "2"}, secret=base64.b64encode(b"another token").decode())
+    assert forged.status_code == 401
+    reader = teams(chat, {**activity, "id": "3", "from": {"id": "29:reader"}}).json()["text"]
+    assert "AZML_CHATOPS_WRITERS" in reader
+    assert len(runs_of(chat)) == 1
+
+
+def test_mattermost_token(chat: Service, listener: Listener) -> None:
+    fields = {"token": MATTERMOST_TOKEN, "user_id": "mm-writer", "text": "train", "trigger_id": "mm-1"}
+    fields["response_url"] = f"http://127.0.0.1:{listener.port}/mattermost"
+    reply = httpx.post(f"{chat.url}/chatops/mattermost", data=fields, timeout=10)
+    assert reply.status_code == 200 and reply.json()["text"].startswith("Started run run_")
+    listener.wait(1)
+    assert json.loads(listener.received[0][1])["response_type"] == "in_channel"
+    wrong = httpx.post(f"{chat.url}/chatops/mattermost", data={**fields, "token": "guess"}, timeout=10)
+    assert wrong.status_code == 401
+    assert len(runs_of(chat)) == 1
