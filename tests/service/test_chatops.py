@@ -191,3 +191,21 @@ def test_mattermost_token(chat: Service, listener: Listener) -> None:
     wrong = httpx.post(f"{chat.url}/chatops/mattermost", data={**fields, "token": "guess"}, timeout=10)
     assert wrong.status_code == 401
     assert len(runs_of(chat)) == 1
+
+
+def test_notices_fall_back_to_the_webhook_once_the_response_url_expired() -> None:
+    from amllib.settings import Settings
+    from service.chatops.notices import destination, url_allowed
+
+    settings = Settings(_env_file=None, slack_webhook_url="https://hooks.slack.com/services/T/B/x")
+    fresh = {"platform": "slack", "response_url": "https://hooks.slack.com/commands/1", "at": time.time()}
+    assert destination(settings, fresh) == fresh["response_url"]
+    assert destination(settings, {**fresh, "at": time.time() - 31 * 60}) == settings.slack_webhook_url
+    assert url_allowed(settings, fresh["response_url"], platform="slack")
+    for refused in (
+        "http://hooks.slack.com/commands/1",
+        "https://hooks.slack.com.evil.example/x",
+        "https://u:p@hooks.slack.com/x",
+    ):
+        assert not url_allowed(settings, refused, platform="slack"), refused
+    assert not url_allowed(settings, "https://mattermost.example/hook", platform="mattermost")
