@@ -6,6 +6,8 @@ the process environment.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -53,8 +55,8 @@ class Settings(BaseSettings):
 
     # The service.
     db_url: str | None = Field(None, description="Job store, sqlite:///path (default: AZML_HOME/jobs.sqlite)")
-    api_tokens: str = Field("", description="Comma-separated bearer tokens with full access")
-    api_read_tokens: str = Field("", description="Comma-separated bearer tokens for GET requests only")
+    api_tokens: str = Field("", description="Comma-separated bearer tokens with full access, each name:token or token")
+    api_read_tokens: str = Field("", description="Comma-separated bearer tokens for GET requests only (name:token)")
     data_root: Path | None = Field(None, description="POST /data {data_dir} may only name folders under this")
     output_root: Path | None = Field(None, description="POST /models/fetch writes only under this folder")
     max_upload_bytes: int = Field(10 * 1024**3, ge=1, description="Largest upload, in bytes (unpacked)")
@@ -91,12 +93,21 @@ class Settings(BaseSettings):
         return _split(self.chatops_writers)
 
     @property
+    def named_tokens(self) -> dict[str, str]:
+        """Full-access token → its name (who did what is recorded by name, never by token)."""
+        return _named(self.api_tokens)
+
+    @property
+    def named_read_tokens(self) -> dict[str, str]:
+        return _named(self.api_read_tokens)
+
+    @property
     def token_set(self) -> frozenset[str]:
-        return _split(self.api_tokens)
+        return frozenset(self.named_tokens)
 
     @property
     def read_token_set(self) -> frozenset[str]:
-        return _split(self.api_read_tokens)
+        return frozenset(self.named_read_tokens)
 
     @property
     def callback_host_set(self) -> frozenset[str]:
@@ -138,6 +149,26 @@ class Settings(BaseSettings):
 
 def _split(value: str) -> frozenset[str]:
     return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+_TOKEN_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def token_name(token: str) -> str:
+    """The name a bare token goes by: a short hash, so logs can tell tokens apart without showing one."""
+    return "token-" + hashlib.sha256(token.encode()).hexdigest()[:8]
+
+
+def _named(value: str) -> dict[str, str]:
+    """`name:token` entries (a bare token is named by its hash) as token → name."""
+    found = {}
+    for entry in _split(value):
+        name, sep, token = entry.partition(":")
+        if sep and token and _TOKEN_NAME.match(name):
+            found[token] = name
+        else:
+            found[entry] = token_name(entry)
+    return found
 
 
 def load_settings(**overrides: object) -> Settings:

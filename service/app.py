@@ -44,9 +44,21 @@ def calm_garbage_collector() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
+def configure_logging() -> None:
+    """The service's own lines (jobs accepted, resumed, failed) at INFO beside uvicorn's, unless already set up."""
+    service_log = logging.getLogger("service")
+    if not service_log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+        service_log.addHandler(handler)
+        service_log.setLevel(logging.INFO)
+        service_log.propagate = False
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for these settings (default: read from the environment)."""
     settings = settings or load_settings()
+    configure_logging()
     settings.require_identity()
     settings.db_path  # noqa: B018 - validates AZML_DB_URL at start-up
 
@@ -89,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.routes[0:0] = [route for router in routers for route in router.routes]
     app.mount("/ui/static", StaticFiles(directory=ui_routes.STATIC), name="ui-static")  # before /ui/{page}
     app.router.routes.extend(ui_routes.router.routes)
-    signer = SessionSigner(settings.home, full=settings.token_set, read=settings.read_token_set)
+    signer = SessionSigner(settings.home, full=settings.named_tokens, read=settings.named_read_tokens)
     app.state.signer = signer
     app.state.signer_has_tokens = bool(settings.token_set or settings.read_token_set)
     app.add_middleware(BodyLimit, timeout=settings.body_timeout)

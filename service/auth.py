@@ -37,11 +37,12 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
-def _matches(token: bytes, candidates: tuple[bytes, ...]) -> bool:
-    """Compare against every candidate, so timing does not tell which (or whether one) matched."""
-    found = False
-    for candidate in candidates:
-        found |= hmac.compare_digest(token, candidate)
+def _matching(token: bytes, candidates: tuple[tuple[bytes, str], ...]) -> str | None:
+    """The name of the candidate token matches; every one is compared, so timing tells nothing."""
+    found = None
+    for candidate, name in candidates:
+        if hmac.compare_digest(token, candidate):
+            found = name
     return found
 
 
@@ -54,8 +55,8 @@ class BearerAuth:
 
     def __init__(self, app: ASGIApp, settings: Settings, signer: SessionSigner) -> None:
         self.app = app
-        self.full = tuple(t.encode() for t in sorted(settings.token_set))
-        self.read = tuple(t.encode() for t in sorted(settings.read_token_set))
+        self.full = tuple((t.encode(), n) for t, n in sorted(settings.named_tokens.items()))
+        self.read = tuple((t.encode(), n) for t, n in sorted(settings.named_read_tokens.items()))
         self.signer = signer
         self.cors_origins = frozenset(settings.cors_origin_list)
         if not self.full and not self.read:
@@ -104,7 +105,7 @@ class BearerAuth:
         if not self.full and not self.read:
             client = scope.get("client")
             if _is_loopback(client[0] if client else None):
-                state["role"] = "full"
+                state["role"], state["caller"] = "full", "loopback"
                 return None
             return 403, "forbidden", "no API tokens are configured, so only loopback clients are answered"
         scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
@@ -113,7 +114,7 @@ class BearerAuth:
         session = self.signer.check(cookie_parser(headers.get(b"cookie", b"").decode("latin-1")).get(COOKIE, ""))
         if session is None:
             return 401, "unauthorized", "missing bearer token (Authorization: Bearer <token>) or session"
-        state["role"], state["csrf"] = session.role, self.signer.csrf(session)
+        state["role"], state["csrf"], state["caller"] = session.role, self.signer.csrf(session), session.name
         if scope["method"] in READ_METHODS:
             return None
         if not session.may_write:
@@ -125,12 +126,15 @@ class BearerAuth:
     def _check_bearer(self, scope: Scope, scheme: bytes, raw: bytes) -> tuple[int, str, str] | None:
         if scheme.lower() != b"bearer" or not raw:
             return 401, "unauthorized", "missing bearer token (Authorization: Bearer <token>)"
-        if _matches(raw, self.full):
-            scope["state"]["role"] = "full"
+        state = scope["state"]
+        name = _matching(raw, self.full)
+        if name is not None:
+            state["role"], state["caller"] = "full", name
             return None
-        if _matches(raw, self.read):
+        name = _matching(raw, self.read)
+        if name is not None:
             if scope["method"] in READ_METHODS:
-                scope["state"]["role"] = "read"
+                state["role"], state["caller"] = "read", name
                 return None
             return 403, "forbidden", "this token may only read (GET); writes need a full-access token"
         return 401, "unauthorized", "invalid bearer token"

@@ -36,6 +36,14 @@ async def get_services(request: Request) -> Services:
 
 
 Svc = Annotated[Services, Depends(get_services)]
+
+
+async def get_caller(request: Request) -> str:
+    """Who is asking, as the auth middleware named them: a token's name, or loopback."""
+    return request.scope.get("state", {}).get("caller", "anonymous")
+
+
+Caller = Annotated[str, Depends(get_caller)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
 Cursor = Annotated[str | None, Query(max_length=18, pattern="^[0-9]+$", description="next_cursor of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=200, description="how many items a page holds")]

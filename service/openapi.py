@@ -33,6 +33,7 @@ class _Job(BaseModel):
     finished_at: str | None
     callback_url: str | None
     callback_status: str | None
+    created_by: str | None = Field(description="the name of the token (or chat user) that asked for it")
     backend: str
 
 
@@ -48,7 +49,7 @@ class RunJob(_Job):
     model_version: dict[str, Any] | None
     data_version: str | None
     script_digest: str | None
-    started_by: str = Field(description="api, or for a run started elsewhere what its started_by tag says")
+    started_by: str = Field(description="who started it: created_by, or a run's started_by tag if started elsewhere")
     imported: bool = Field(description="started elsewhere (scripts, studio) and brought in by the service")
 
 

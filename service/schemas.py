@@ -89,6 +89,7 @@ def _common(job: Job) -> dict[str, Any]:
         "finished_at": iso(job.finished_at),
         "callback_url": job.callback_url,
         "callback_status": job.callback_status,
+        "created_by": job.spec.get("created_by"),
     }
 
 
@@ -108,7 +109,7 @@ def render_run(job: Job, backend: str) -> dict[str, Any]:
         "model_version": result.get("model_version"),
         "data_version": result.get("data_version"),
         "script_digest": result.get("script_digest"),
-        "started_by": spec.get("started_by", "api"),
+        "started_by": spec.get("started_by") or spec.get("created_by") or "api",
         "imported": bool(spec.get("imported")),
     }
 

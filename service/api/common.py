@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -17,6 +18,8 @@ from service.errors import KIND_STATUS
 from service.jobs import is_terminal
 from service.schemas import render
 from service.store import Job
+
+log = logging.getLogger("service")
 
 
 def request_hash(payload: dict[str, Any]) -> str:
@@ -36,13 +39,14 @@ async def create_job(
     fingerprint: dict[str, Any],
     idempotency_key: str | None,
     callback_url: str | None,
+    created_by: str,
 ) -> tuple[Job, bool]:
     """Store a job and start it; for a replayed Idempotency-Key, (the original job, False). Every caller's way in."""
     job = Job(
         id=f"{kind}_{uuid.uuid4().hex[:20]}",
         kind=kind,
         status=RunStatus.QUEUED,
-        spec=spec,
+        spec={**spec, "created_by": created_by},
         created_at=time.time(),
         idempotency_key=f"{kind}:{idempotency_key}" if idempotency_key else None,
         request_hash=request_hash(fingerprint),
@@ -54,6 +58,7 @@ async def create_job(
             f"Idempotency-Key {quoted(idempotency_key)} was already used with a different request (job {stored.id})"
         )
     if created:
+        log.info("%s job %s accepted from %s", kind, stored.id, created_by)
         svc.worker.start(stored)
     return stored, created
 
@@ -67,6 +72,7 @@ async def accept(
     idempotency_key: str | None,
     callback_url: str | None,
     wait: float | None,
+    created_by: str,
 ) -> JSONResponse:
     """Store the job before answering, start it, and answer 202 with it (or the original, for a replay)."""
     stored, created = await create_job(
@@ -76,6 +82,7 @@ async def accept(
         fingerprint=fingerprint,
         idempotency_key=idempotency_key,
         callback_url=callback_url,
+        created_by=created_by,
     )
     headers = {"Location": location(stored)}
     if not created:

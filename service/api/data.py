@@ -16,7 +16,7 @@ from amllib.paths import resolve_inside, safe_relpath
 from service import uploads
 from service.api.common import accept, answer, find, page
 from service.callbacks import check_callback_url
-from service.deps import CallbackUrlQuery, Cursor, IdempotencyKey, Limit, Svc, Wait
+from service.deps import CallbackUrlQuery, Caller, Cursor, IdempotencyKey, Limit, Svc, Wait
 from service.errors import UnsupportedMedia
 from service.openapi import BODY_ERRORS, DataJob, errors, job, page_of, upload_body
 from service.schemas import MAX_PATH, DataFolderRequest
@@ -76,6 +76,7 @@ async def _received(svc: Svc, request: Request, media: str) -> dict:
 )
 async def upload_data(
     svc: Svc,
+    caller: Caller,
     request: Request,
     idempotency_key: IdempotencyKey = None,
     wait: Wait = None,
@@ -109,6 +110,7 @@ async def upload_data(
             idempotency_key=idempotency_key,
             callback_url=callback,
             wait=wait,
+            created_by=caller,
         )
     except BaseException:
         _discard(spec)

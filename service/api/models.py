@@ -19,7 +19,7 @@ from amllib.fetch import build_metadata, iso
 from amllib.paths import check_folder_target, check_name, resolve_inside
 from service.api.common import accept, answer, find
 from service.callbacks import check_callback_url
-from service.deps import IdempotencyKey, Svc, Wait
+from service.deps import Caller, IdempotencyKey, Svc, Wait
 from service.openapi import ARCHIVE, BODY_ERRORS, FetchJob, errors, job
 from service.schemas import FetchRequest
 
@@ -34,7 +34,7 @@ Version = Annotated[int, PathParam(ge=1)]
     responses=job(FetchJob, accepted=True) | errors(*BODY_ERRORS),
 )
 async def fetch(
-    svc: Svc, request: FetchRequest, idempotency_key: IdempotencyKey = None, wait: Wait = None
+    svc: Svc, caller: Caller, request: FetchRequest, idempotency_key: IdempotencyKey = None, wait: Wait = None
 ) -> JSONResponse:
     callback = check_callback_url(request.callback_url, svc.settings.callback_host_set)
     model = request.model or svc.settings.model
@@ -64,6 +64,7 @@ async def fetch(
         idempotency_key=idempotency_key,
         callback_url=callback,
         wait=wait,
+        created_by=caller,
     )
 
 

@@ -12,7 +12,17 @@ from amllib.errors import InvalidInput
 from amllib.paths import check_name, check_script, check_script_args, safe_relpath
 from service.api.common import accept, answer, find, page, request_cancel
 from service.callbacks import check_callback_url
-from service.deps import RUN_ID_PARAMETER, WAIT_PARAMETER, Cursor, IdempotencyKey, Limit, Svc, Wait, wait_parameter
+from service.deps import (
+    RUN_ID_PARAMETER,
+    WAIT_PARAMETER,
+    Caller,
+    Cursor,
+    IdempotencyKey,
+    Limit,
+    Svc,
+    Wait,
+    wait_parameter,
+)
 from service.openapi import BODY_ERRORS, RunJob, errors, job, page_of
 from service.schemas import MAX_NAME, RunRequest
 
@@ -69,6 +79,7 @@ async def get_run(request: Request) -> JSONResponse:
 )
 async def submit_run(
     svc: Svc,
+    caller: Caller,
     idempotency_key: IdempotencyKey = None,
     wait: Wait = None,
     request: Annotated[RunRequest | None, Body()] = None,
@@ -84,6 +95,7 @@ async def submit_run(
         idempotency_key=idempotency_key,
         callback_url=callback,
         wait=wait,
+        created_by=caller,
     )
 
 

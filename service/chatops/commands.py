@@ -151,6 +151,7 @@ async def train(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
         fingerprint={"chat": chat.retry_key},
         idempotency_key=f"chat:{chat.platform}:{retry}",
         callback_url=None,
+        created_by=spec["started_by"],
     )
     verb = "Started" if created else "Already started"
     return Reply(f"{verb} run {job.id}: {job.status}", summary(svc, job)[1:], job={"id": job.id})

@@ -31,6 +31,7 @@ def fingerprint(token: str) -> str:
 @dataclass(frozen=True)
 class Session:
     role: str  # "full" or "read"
+    name: str  # the token's name: who the browser acts as
     fingerprint: str
     expires: int
     value: str  # the cookie as sent
@@ -43,9 +44,11 @@ class Session:
 class SessionSigner:
     """Signs and checks session cookies with a key kept under AZML_HOME (so restarts keep sessions)."""
 
-    def __init__(self, home: Path, *, full: frozenset[str], read: frozenset[str]) -> None:
+    def __init__(self, home: Path, *, full: dict[str, str], read: dict[str, str]) -> None:
+        """full and read map each token to its name (Settings.named_tokens)."""
         self._key = _load_key(home / ".ui-session-key")
         self._roles = {fingerprint(t): "full" for t in full} | {fingerprint(t): "read" for t in read if t not in full}
+        self._names = {fingerprint(t): n for t, n in {**read, **full}.items()}
 
     def role_of(self, token: str) -> str | None:
         found = None
@@ -75,7 +78,7 @@ class SessionSigner:
             return None
         if expires < time.time() or self._roles.get(fp) != role:
             return None
-        return Session(role=role, fingerprint=fp, expires=expires, value=value)
+        return Session(role=role, name=self._names.get(fp, "dashboard"), fingerprint=fp, expires=expires, value=value)
 
     def csrf(self, session: Session) -> str:
         return self._sign("csrf:" + session.value)

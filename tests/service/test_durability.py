@@ -189,7 +189,7 @@ def test_no_tokens_means_loopback_only(tmp_path: Path) -> None:
     async def send(message: dict) -> None:
         sent.append(message)
 
-    auth = BearerAuth(app, Settings(_env_file=None), SessionSigner(tmp_path, full=frozenset(), read=frozenset()))
+    auth = BearerAuth(app, Settings(_env_file=None), SessionSigner(tmp_path, full={}, read={}))
     for host, status in (("127.0.0.1", 200), ("::1", 200), ("10.1.2.3", 403), ("203.0.113.9", 403)):
         sent.clear()
         scope = {"type": "http", "path": "/runs", "method": "GET", "headers": [], "client": (host, 5000)}

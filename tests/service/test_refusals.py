@@ -7,6 +7,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.service.conftest import READ_TOKEN, Service, tar_bytes, upload
@@ -196,3 +197,35 @@ def test_wait_on_the_hot_route_is_checked_like_everywhere(service: Service) -> N
             response = client.get("/runs/anything", params={"wait": bad})
             assert response.status_code == 422 and response.json()["fields"] == ["wait"], bad
         assert client.get("/runs/anything", params={"wait": "0.1"}).status_code == 404
+
+
+def test_named_tokens_record_who_did_what(make_service) -> None:
+    import hashlib
+
+    bare = "a-bare-token-without-name"
+    service = make_service(AZML_API_TOKENS=f"ci:ci-secret-token,{bare}", AZML_API_READ_TOKENS="dash:read-secret")
+    hashed = "token-" + hashlib.sha256(bare.encode()).hexdigest()[:8]
+    with (
+        service.client("ci-secret-token") as ci,
+        service.client(bare) as other,
+        service.client("read-secret") as reader,
+    ):
+        data = upload(ci, {"a.csv": b"1"}).json()
+        assert data["created_by"] == "ci"
+        run = other.post("/runs", params={"wait": 60}, json={}).json()
+        assert (run["created_by"], run["started_by"]) == (hashed, hashed)
+        assert reader.get(f"/runs/{run['id']}").json()["created_by"] == hashed
+        assert reader.post("/runs", json={}).status_code == 403
+    login = httpx.post(f"{service.url}/ui/login", data={"token": "ci-secret-token", "next": "/ui/"})
+    assert login.status_code == 303
+    cookie = login.cookies["azml_session"]
+    page = httpx.get(f"{service.url}/ui/", cookies={"azml_session": cookie})
+    csrf = page.text.split('name="csrf" content="')[1].split('"')[0]
+    made = httpx.post(
+        f"{service.url}/runs", json={}, cookies={"azml_session": cookie}, headers={"X-CSRF-Token": csrf}
+    ).json()
+    assert made["created_by"] == "ci"
+    service.stop()
+    log = service.log.read_text()
+    assert f"run job {run['id']} accepted from {hashed}" in log and "accepted from ci" in log
+    assert "ci-secret-token" not in log and bare not in log
