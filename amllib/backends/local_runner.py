@@ -18,6 +18,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +38,7 @@ def write_state(run_dir: Path, **fields: object) -> None:
     except (OSError, ValueError):
         state = {}
     state.update(fields)
-    tmp = run_dir / f".state.{os.getpid()}.tmp"
+    tmp = run_dir / f".state.{os.getpid()}.{threading.get_ident()}.tmp"  # threads of one process write too
     tmp.write_text(json.dumps(state))
     os.replace(tmp, path)
 

@@ -220,3 +220,26 @@ def test_stale_staging_of_dead_uploads_is_discarded(backend: LocalBackend) -> No
         os.utime(folder, (time.time() - 7200, time.time() - 7200))
     assert backend.discard_stale_staging(keep={kept.resolve()}) == 1
     assert not dead.exists() and kept.exists() and fresh.exists()
+
+
+def test_state_is_written_whole_by_threads_racing(tmp_path: Path) -> None:
+    """The service's importer and a run's watcher may settle the same vanished run at the same moment."""
+    from amllib.backends.local_runner import write_state
+
+    (tmp_path / "state.json").write_text('{"status": "Running"}')
+    errors: list[BaseException] = []
+
+    def settle(index: int) -> None:
+        try:
+            for _ in range(50):
+                write_state(tmp_path, status="Failed", by=index)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=settle, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert json.loads((tmp_path / "state.json").read_text())["status"] == "Failed"
