@@ -73,6 +73,7 @@ class Settings(BaseSettings):
         ge=0,
         description="How often runs started elsewhere (scripts, studio) are brought into GET /runs; 0: never",
     )
+    metrics: bool = Field(True, description="Serve Prometheus metrics at GET /metrics and keep them")
     poll_seconds: float = Field(1.0, gt=0, description="How often a running job's backend status is read")
 
     # Chat-ops and the dashboard's links.

@@ -23,6 +23,8 @@ from service.chatops import mattermost, slack, teams
 from service.deps import Services
 from service.events import EventFeed
 from service.jobs import Jobs
+from service.metrics import RequestMetrics, ServiceMetrics
+from service.metrics import router as metrics_route
 from service.middleware import BodyLimit, HeadAsGet, redact_access_log
 from service.schemas import render
 from service.store import JobStore
@@ -67,8 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         backend = get_backend(settings)
         store = JobStore(settings.db_path)
         feed = EventFeed(store)
-        jobs = Jobs(store, render=lambda job: render(job, backend.name), feed=feed)
-        worker = Worker(settings=settings, backend=backend, jobs=jobs)
+        on_end = metrics.job_ended if metrics else None
+        jobs = Jobs(store, render=lambda job: render(job, backend.name), feed=feed, on_end=on_end)
+        if metrics:
+            metrics.state.store = store
+        worker = Worker(settings=settings, backend=backend, jobs=jobs, metrics=metrics)
         app.state.services = Services(
             settings=settings, backend=backend, store=store, jobs=jobs, worker=worker, feed=feed
         )
@@ -88,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Upload data, train, register and fetch models on Azure ML or locally.",
     )
     errors.install(app)
+    metrics = ServiceMetrics(settings.home) if settings.metrics else None
+    app.state.metrics = metrics
 
     @app.get("/healthz", tags=["health"], summary="Liveness; needs no token")
     async def healthz(request: Request) -> dict:
@@ -97,7 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Routes go flat and ahead of the docs routes, hot path (GET /runs/{id}) first: this FastAPI
     # matches nested routers slowly, and each route tried before the match costs a regex per request.
-    routers = (runs.router, data.router, models.router, catalog.router, events.router, *chatops_routers)
+    routers = (runs.router, data.router, models.router, catalog.router, events.router, metrics_route, *chatops_routers)
     app.router.routes[0:0] = [route for router in routers for route in router.routes]
     app.mount("/ui/static", StaticFiles(directory=ui_routes.STATIC), name="ui-static")  # before /ui/{page}
     app.router.routes.extend(ui_routes.router.routes)
@@ -107,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, timeout=settings.body_timeout)
     app.add_middleware(HeadAsGet)
     app.add_middleware(BearerAuth, settings=settings, signer=signer)
+    if metrics:
+        app.add_middleware(RequestMetrics, metrics=metrics)  # outside auth: refusals are counted too
     redact_access_log()
     if settings.cors_origin_list:
         app.add_middleware(

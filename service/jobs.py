@@ -41,10 +41,18 @@ def allowed(current: str, new: str) -> bool:
 class Jobs:
     """The owner of job status: creation, transitions and waiting for them; every change is also an event."""
 
-    def __init__(self, store: JobStore, *, render: Callable[[Job], dict[str, Any]], feed: EventFeed) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        render: Callable[[Job], dict[str, Any]],
+        feed: EventFeed,
+        on_end: Callable[[Job], None] | None = None,
+    ) -> None:
         self.store = store
         self.render = render
         self.feed = feed
+        self.on_end = on_end  # told of every job that ends (metrics)
         self._events: dict[str, asyncio.Event] = {}
 
     def _publish(self, db: sqlite3.Connection, job: Job) -> None:
@@ -84,6 +92,8 @@ class Jobs:
         job = await self.store.write(apply)
         if job is not None:
             self._wake(job_id)
+            if self.on_end is not None and is_terminal(job.status):
+                self.on_end(job)
         return job
 
     async def update(self, job_id: str, **fields: Any) -> Job:

@@ -288,6 +288,11 @@ class JobStore:
         low, high = self._reader().execute("SELECT MIN(seq), MAX(seq) FROM events").fetchone()
         return low or 0, high or 0
 
+    def counts(self) -> dict[tuple[str, str], int]:
+        """How many jobs there are of each (kind, status)."""
+        rows = self._reader().execute("SELECT kind, status, COUNT(*) FROM jobs GROUP BY kind, status")
+        return {(kind, status): count for kind, status, count in rows}
+
     def imported_without_model(self, *, since: float) -> list[Job]:
         """Imported runs that completed after `since` and have no model version recorded yet."""
         sql = (

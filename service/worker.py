@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -26,6 +27,7 @@ from amllib.training import finish_run, last_values
 from service.callbacks import deliver
 from service.job_errors import ErrorWriter
 from service.jobs import TERMINAL_NAMES, Jobs, is_terminal
+from service.metrics import ServiceMetrics
 from service.schemas import render
 from service.store import Job
 
@@ -48,20 +50,34 @@ def scalar_metrics(history: dict[str, list[Any]]) -> dict[str, Any]:
 class Worker:
     """Runs each accepted job to its end and then tells its callback."""
 
-    def __init__(self, *, settings: Settings, backend: Backend, jobs: Jobs) -> None:
+    def __init__(
+        self, *, settings: Settings, backend: Backend, jobs: Jobs, metrics: ServiceMetrics | None = None
+    ) -> None:
         self.settings = settings
         self.backend = backend
         self.jobs = jobs
         self.store = jobs.store
         self.errors = ErrorWriter(settings)
+        self.metrics = metrics
         self.executor = ThreadPoolExecutor(max_workers=4 + 2 * settings.job_concurrency, thread_name_prefix="backend")
         self._slots = asyncio.Semaphore(settings.job_concurrency)
         self._submits = asyncio.Semaphore(1)  # one at a time: a burst of submits must not starve the event loop
         self._tasks: set[asyncio.Task] = set()
 
     async def call(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        """Run a blocking backend call in the worker's thread pool."""
-        return await asyncio.get_running_loop().run_in_executor(self.executor, partial(fn, *args, **kwargs))
+        """Run a blocking backend call in the worker's thread pool (timed, and counted when it raises)."""
+        loop = asyncio.get_running_loop()
+        if self.metrics is None:
+            return await loop.run_in_executor(self.executor, partial(fn, *args, **kwargs))
+        operation = getattr(fn, "__name__", "call")
+        started = time.perf_counter()
+        try:
+            return await loop.run_in_executor(self.executor, partial(fn, *args, **kwargs))
+        except Exception:
+            self.metrics.backend_errors.labels(operation).inc()
+            raise
+        finally:
+            self.metrics.backend_seconds.labels(operation).observe(time.perf_counter() - started)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -258,10 +274,16 @@ class Worker:
         if job.callback_url and not job.callback_status:
             body = json.dumps(render(job, self.backend.name)).encode()
             outcome = await deliver(job.callback_url, body, job_id=job.id, secret=self.settings.webhook_secret)
+            self._count("callback", outcome)
             job = await self.jobs.update(job_id, callback_status=outcome)
         if job.spec.get("notify") and "notice" not in job.result:
             from service.chatops.notices import notify_end
 
             body = render(job, self.backend.name)
             outcome = await notify_end(self.settings, body, job.spec["notify"])
+            self._count(str(job.spec["notify"].get("platform")), outcome)
             await self.jobs.update(job_id, result={**job.result, "notice": outcome})
+
+    def _count(self, channel: str, outcome: str) -> None:
+        if self.metrics is not None:
+            self.metrics.delivered(channel, outcome)
