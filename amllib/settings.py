@@ -73,6 +73,9 @@ class Settings(BaseSettings):
         ge=0,
         description="How often runs started elsewhere (scripts, studio) are brought into GET /runs; 0: never",
     )
+    db_synchronous: Literal["full", "normal"] = Field(
+        "full", description="Job store fsync: full survives a power loss; normal only a crash of the service"
+    )
     metrics: bool = Field(True, description="Serve Prometheus metrics at GET /metrics and keep them")
     poll_seconds: float = Field(1.0, gt=0, description="How often a running job's backend status is read")
 

@@ -57,9 +57,7 @@ def main() -> None:
             for mode in ("on", "off"):
                 rates[mode].append(wrk(targets[mode], args.seconds)["rate"])
         on, off = statistics.median(rates["on"]), statistics.median(rates["off"])
-        print(
-            f"\nGET /runs/{{id}}: metrics on {on:.0f} req/s, off {off:.0f} req/s: {on / off:.1%}   [target ≥ 95 %]"
-        )
+        print(f"\nGET /runs/{{id}}: metrics on {on:.0f} req/s, off {off:.0f} req/s: {on / off:.1%}   [target ≥ 95 %]")
         print(f"rounds: on {[round(r) for r in rates['on']]}, off {[round(r) for r in rates['off']]}")
     finally:
         for proc in services.values():

@@ -67,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backend = get_backend(settings)
-        store = JobStore(settings.db_path)
+        store = JobStore(settings.db_path, synchronous=settings.db_synchronous)
         feed = EventFeed(store)
         on_end = metrics.job_ended if metrics else None
         jobs = Jobs(store, render=lambda job: render(job, backend.name), feed=feed, on_end=on_end)

@@ -91,19 +91,24 @@ class Job:
         return cls(**values)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, *, synchronous: str = "NORMAL") -> sqlite3.Connection:
+    """WAL, so readers never wait for the writer; the writer's `synchronous` decides what survives a power loss."""
     db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(f"PRAGMA synchronous={SYNC_MODES[synchronous.upper()]}")
     return db
+
+
+SYNC_MODES = {"FULL": "FULL", "NORMAL": "NORMAL"}
 
 
 class _Writer(threading.Thread):
     """The one thread that writes: runs queued operations, many per transaction."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, synchronous: str) -> None:
         super().__init__(name="job-store-writer", daemon=True)
         self._path = path
+        self._synchronous = synchronous
         self._queue: queue.Queue[tuple[Callable[[sqlite3.Connection], Any], Future] | None] = queue.Queue()
 
     def submit(self, operation: Callable[[sqlite3.Connection], T]) -> Future[T]:
@@ -116,7 +121,7 @@ class _Writer(threading.Thread):
         self.join(timeout=10)
 
     def run(self) -> None:
-        db = _connect(self._path)
+        db = _connect(self._path, synchronous=self._synchronous)
         while True:
             first = self._queue.get()
             if first is None:
@@ -160,13 +165,14 @@ class _Writer(threading.Thread):
 class JobStore:
     """Jobs by id, written through one writer thread, read from per-thread connections."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        """synchronous=FULL (the default): a committed job is on disk before POST answers, even across a power loss."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with _connect(path) as db:
             db.executescript(_SCHEMA)
         self._path = path
         self._local = threading.local()
-        self._writer = _Writer(path)
+        self._writer = _Writer(path, synchronous=synchronous)
         self._writer.start()
 
     def close(self) -> None:

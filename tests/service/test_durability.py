@@ -195,3 +195,16 @@ def test_no_tokens_means_loopback_only(tmp_path: Path) -> None:
         scope = {"type": "http", "path": "/runs", "method": "GET", "headers": [], "client": (host, 5000)}
         asyncio.run(auth(scope, None, send))
         assert sent[0]["status"] == status, host
+
+
+def test_the_job_store_writes_with_full_sync_by_default(tmp_path: Path) -> None:
+    """A job answered 202 is on disk even if the machine loses power right after (not only a process kill)."""
+    import asyncio
+
+    from service.store import JobStore
+
+    for setting, expected in ((None, 2), ("NORMAL", 1)):
+        store = JobStore(tmp_path / f"{setting}.sqlite", **({"synchronous": setting} if setting else {}))
+        mode = asyncio.run(store.write(lambda db: db.execute("PRAGMA synchronous").fetchone()[0]))
+        store.close()
+        assert mode == expected, setting  # 2 = FULL, 1 = NORMAL
