@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -121,8 +122,6 @@ async def post_notice(settings: Settings, notify: dict[str, Any], payload: dict[
 
 
 def duration_text(body: dict[str, Any]) -> str:
-    from datetime import datetime
-
     if not body.get("started_at") or not body.get("finished_at"):
         return ""
     seconds = (datetime.fromisoformat(body["finished_at"]) - datetime.fromisoformat(body["started_at"])).total_seconds()
