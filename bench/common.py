@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,6 +55,31 @@ def start_uvicorn(app: str, env: dict[str, str], *, health: str = "/healthz") ->
             time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"{app} did not start")
+
+
+def workspace(prefix: str) -> Path:
+    """A temp folder holding training/quick.py (an instant script) and data/a.csv, for services to run on."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    (work / "training").mkdir()
+    (work / "training" / "quick.py").write_text("import os\nos.makedirs('outputs', exist_ok=True)\n")
+    (work / "data").mkdir()
+    (work / "data" / "a.csv").write_text("a\n")
+    return work
+
+
+def service_env(work: Path, home: str, **extra: str) -> dict[str, str]:
+    """The service's settings for a benchmark: state in work/home, no run import, data from work/data."""
+    return {
+        "AZML_HOME": str(work / home),
+        "AZML_TRAINING_DIR": str(work / "training"),
+        "AZML_DATAPATH": "d",
+        "AZML_EXPERIMENT": "bench",
+        "AZML_MODEL": "bench-model",
+        "AZML_COMPUTE_NAME": "bench",
+        "AZML_DATA_ROOT": str(work),
+        "AZML_RUN_IMPORT_SECONDS": "0",
+        **extra,
+    }
 
 
 def memory_kib(pid: int, field: str) -> int:

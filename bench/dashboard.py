@@ -18,7 +18,6 @@ import json
 import shutil
 import socket
 import statistics
-import tempfile
 import threading
 import time
 import uuid
@@ -27,7 +26,7 @@ from pathlib import Path
 import httpx
 
 from bench.api_latency import wrk
-from bench.common import start_uvicorn, stop
+from bench.common import service_env, start_uvicorn, stop, workspace
 from service.store import Job, JobStore
 
 TOKEN = "bench-token"
@@ -64,20 +63,6 @@ def fill_store(db: Path, count: int) -> None:
 
     asyncio.run(store.write(insert))
     store.close()
-
-
-def service_env(work: Path, home: str) -> dict[str, str]:
-    return {
-        "AZML_HOME": str(work / home),
-        "AZML_TRAINING_DIR": str(work / "training"),
-        "AZML_DATAPATH": "d",
-        "AZML_EXPERIMENT": "bench",
-        "AZML_MODEL": "bench-model",
-        "AZML_COMPUTE_NAME": "bench",
-        "AZML_DATA_ROOT": str(work),
-        "AZML_API_TOKENS": TOKEN,
-        "AZML_RUN_IMPORT_SECONDS": "0",
-    }
 
 
 def signed_in(browser: object, url: str) -> tuple[object, object]:
@@ -163,15 +148,11 @@ def main() -> None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     from playwright.sync_api import sync_playwright
 
-    work = Path(tempfile.mkdtemp(prefix="bench-ui-"))
-    (work / "training").mkdir()
-    (work / "training" / "quick.py").write_text("import os\nos.makedirs('outputs', exist_ok=True)\n")
-    (work / "data").mkdir()
-    (work / "data" / "a.csv").write_text("a\n")
+    work = workspace("bench-ui-")
     fill_store(work / "many" / "jobs.sqlite", args.runs)
     fill_store(work / "few" / "jobs.sqlite", 10)
-    many, many_url = start_uvicorn("service.app:app", service_env(work, "many"))
-    few, few_url = start_uvicorn("service.app:app", service_env(work, "few"))
+    many, many_url = start_uvicorn("service.app:app", service_env(work, "many", AZML_API_TOKENS=TOKEN))
+    few, few_url = start_uvicorn("service.app:app", service_env(work, "few", AZML_API_TOKENS=TOKEN))
     try:
         with httpx.Client(base_url=many_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as http:
             http.post("/data", params={"wait": 30}, json={"data_dir": "data"}).raise_for_status()

@@ -12,13 +12,11 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import tempfile
-from pathlib import Path
 
 import httpx
 
 from bench.api_latency import wrk
-from bench.common import start_uvicorn, stop
+from bench.common import service_env, start_uvicorn, stop, workspace
 
 
 def main() -> None:
@@ -28,25 +26,11 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
-    work = Path(tempfile.mkdtemp(prefix="bench-metrics-"))
-    (work / "training").mkdir()
-    (work / "training" / "quick.py").write_text("import os\nos.makedirs('outputs', exist_ok=True)\n")
-    (work / "data").mkdir()
-    (work / "data" / "a.csv").write_text("a\n")
+    work = workspace("bench-metrics-")
     services, targets = {}, {}
     try:
         for mode in ("on", "off"):
-            env = {
-                "AZML_HOME": str(work / mode),
-                "AZML_TRAINING_DIR": str(work / "training"),
-                "AZML_DATAPATH": "d",
-                "AZML_EXPERIMENT": "bench",
-                "AZML_MODEL": "bench-model",
-                "AZML_COMPUTE_NAME": "bench",
-                "AZML_DATA_ROOT": str(work),
-                "AZML_RUN_IMPORT_SECONDS": "0",
-                "AZML_METRICS": "true" if mode == "on" else "false",
-            }
+            env = service_env(work, mode, AZML_METRICS="true" if mode == "on" else "false")
             services[mode], url = start_uvicorn("service.app:app", env)
             with httpx.Client(base_url=url, timeout=60) as http:
                 http.post("/data", params={"wait": 30}, json={"data_dir": "data"}).raise_for_status()

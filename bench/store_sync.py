@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
 from bench.api_latency import POST_SCRIPT, drain, wrk
-from bench.common import start_uvicorn, stop
+from bench.common import service_env, start_uvicorn, stop, workspace
 
 
 def main() -> None:
@@ -27,27 +25,12 @@ def main() -> None:
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
-    work = Path(tempfile.mkdtemp(prefix="bench-sync-"))
-    (work / "training").mkdir()
-    (work / "training" / "quick.py").write_text("pass\n")
-    (work / "data").mkdir()
-    (work / "data" / "a.csv").write_text("a\n")
+    work = workspace("bench-sync-")
     (work / "post.lua").write_text(POST_SCRIPT)
     services, urls = {}, {}
     try:
         for mode in ("full", "normal"):
-            env = {
-                "AZML_HOME": str(work / mode),
-                "AZML_TRAINING_DIR": str(work / "training"),
-                "AZML_DATAPATH": "d",
-                "AZML_EXPERIMENT": "bench",
-                "AZML_MODEL": "bench-model",
-                "AZML_COMPUTE_NAME": "bench",
-                "AZML_COMPUTE_MAX_NODES": "8",
-                "AZML_DATA_ROOT": str(work),
-                "AZML_RUN_IMPORT_SECONDS": "0",
-                "AZML_DB_SYNCHRONOUS": mode,
-            }
+            env = service_env(work, mode, AZML_COMPUTE_MAX_NODES="8", AZML_DB_SYNCHRONOUS=mode)
             services[mode], urls[mode] = start_uvicorn("service.app:app", env)
             with httpx.Client(base_url=urls[mode], timeout=60) as http:
                 http.post("/data", params={"wait": 30}, json={"data_dir": "data"}).raise_for_status()
@@ -61,9 +44,7 @@ def main() -> None:
         print(f"\nPOST /runs, 16 connections, {args.seconds} s bursts (each request starts a run):")
         for mode, rows in figures.items():
             p50s, p99s = [f"{r['p50']:.1f}" for r in rows], [f"{r['p99']:.1f}" for r in rows]
-            print(
-                f"  synchronous={mode.upper():6} p50 {', '.join(p50s)} ms   p99 {', '.join(p99s)} ms  [p99 ≤ 50]"
-            )
+            print(f"  synchronous={mode.upper():6} p50 {', '.join(p50s)} ms   p99 {', '.join(p99s)} ms  [p99 ≤ 50]")
     finally:
         for proc in services.values():
             stop(proc)
