@@ -40,6 +40,9 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--data-path", dest="data_path", default="../data/batcomputer", help="data folder mounting point")
 parser.add_argument("--estimators", dest="estimators", type=int, default=100, help="number of trees")
 parser.add_argument("--seed", dest="seed", type=int, default=42, help="random seed, for repeatable results")
+parser.add_argument(
+    "--jobs", dest="jobs", type=int, default=-1, help="trees built at once; -1: every core this run may use"
+)
 args, _unknown = parser.parse_known_args()
 
 run = Run.get_context()
@@ -70,7 +73,7 @@ features = pd.DataFrame(
 y = data["Last outcome category"].isin(CAUGHT).astype(int).to_numpy()
 
 X_train, X_test, y_train, y_test = train_test_split(features.to_numpy(), y, test_size=1 / 11, random_state=args.seed)
-model = RandomForestClassifier(n_estimators=args.estimators, random_state=args.seed, n_jobs=1)
+model = RandomForestClassifier(n_estimators=args.estimators, random_state=args.seed, n_jobs=args.jobs)
 model.fit(X_train, y_train)
 accuracy = float(accuracy_score(y_test, model.predict(X_test)))
 print(f"### Accuracy on {len(y_test):,} held-out rows: {accuracy:.4f}")

@@ -24,6 +24,9 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--data-path", dest="data_path", default="../data/titanic", help="data folder mounting point")
 parser.add_argument("--estimators", dest="estimators", type=int, default=100, help="number of trees")
 parser.add_argument("--seed", dest="seed", type=int, default=42, help="random seed, for repeatable results")
+parser.add_argument(
+    "--jobs", dest="jobs", type=int, default=-1, help="trees built at once; -1: every core this run may use"
+)
 parser.add_argument("--test-size", dest="test_size", type=float, default=0.2, help="share of rows held out")
 args, _unknown = parser.parse_known_args()
 
@@ -39,7 +42,7 @@ print(f"### Training on {len(data):,} passengers with {args.estimators} estimato
 X = data[FEATURES].astype(float).to_numpy()
 y = data["Survived"].astype(int).to_numpy()
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=args.test_size, random_state=args.seed, stratify=y)
-model = RandomForestClassifier(n_estimators=args.estimators, random_state=args.seed)
+model = RandomForestClassifier(n_estimators=args.estimators, random_state=args.seed, n_jobs=args.jobs)
 model.fit(X_train, y_train)
 accuracy = float(accuracy_score(y_test, model.predict(X_test)))
 print(f"### Accuracy on {len(y_test)} held-out passengers: {accuracy:.4f}")

@@ -28,6 +28,14 @@ MAX_QUEUED_POLL = 5.0
 START_GRACE = 60.0  # a queue entry with no runner pid yet counts as waiting for this long
 CAPTURE_DIR = Path(__file__).resolve().parent / "local_capture"
 _AZURE_RUN_VARS = ("AZUREML_RUN_ID", "AZUREML_RUN_TOKEN", "AZUREML_SERVICE_ENDPOINT")
+# What joblib (n_jobs=-1), OpenMP and the BLAS libraries read to know how many cores they may use.
+CORE_VARS = ("LOKY_MAX_CPU_COUNT", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def core_share(max_nodes: int) -> int:
+    """The cores one run may use when max_nodes runs share this machine: all of them for a lone node."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, max_nodes))
 
 
 def write_state(run_dir: Path, **fields: object) -> None:
@@ -129,6 +137,9 @@ def child_env(spec: dict, run_dir: Path) -> dict[str, str]:
     env["AZML_LOCAL_METRICS_FILE"] = str(run_dir / "metrics.jsonl")
     env["AZML_LOCAL_RUN_ID"] = spec["run_id"]
     env["PYTHONUNBUFFERED"] = "1"
+    share = str(core_share(int(spec.get("max_nodes", 1))))
+    for name in CORE_VARS:  # so parallel runs don't oversubscribe the machine; a value set by hand wins
+        env.setdefault(name, share)
     return env
 
 

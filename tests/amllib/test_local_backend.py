@@ -243,3 +243,25 @@ def test_state_is_written_whole_by_threads_racing(tmp_path: Path) -> None:
         thread.join()
     assert errors == []
     assert json.loads((tmp_path / "state.json").read_text())["status"] == "Failed"
+
+
+@pytest.mark.parametrize("max_nodes", [1, 2, 64])
+def test_each_run_gets_its_share_of_the_cores(tmp_path: Path, data_dir: Path, max_nodes: int) -> None:
+    backend = LocalBackend(make_settings(tmp_path / "aml", compute_max_nodes=max_nodes))
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec("cores.py"))
+    assert backend.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED, backend.get_log(run_id)
+    given = json.loads((backend.compute.run_dir(run_id) / "work" / "outputs" / "cores.json").read_text())
+    share = max(1, len(os.sched_getaffinity(0)) // max_nodes)
+    assert given["n_jobs_all"] == share  # n_jobs=-1 in the script means this run's share, not the machine
+    assert set(given["env"].values()) == {str(share)}
+
+
+def test_a_core_count_set_by_hand_wins(tmp_path: Path, data_dir: Path, monkeypatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    backend = LocalBackend(make_settings(tmp_path / "aml", compute_max_nodes=1))
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec("cores.py"))
+    assert backend.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED
+    given = json.loads((backend.compute.run_dir(run_id) / "work" / "outputs" / "cores.json").read_text())
+    assert given["env"]["OMP_NUM_THREADS"] == "3"
