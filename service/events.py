@@ -56,8 +56,11 @@ class EventFeed:
         if self._window[-1][0] <= seq:
             return []
         start = bisect.bisect_right(self._window, seq, key=lambda row: row[0])
-        newer = self._window[start : start + BATCH]
-        return [(s, topic, data) for s, topic, job, data in newer if job_id in (None, job)]
+        if job_id is None:
+            return [(s, topic, data) for s, topic, _, data in self._window[start : start + BATCH]]
+        # One job's events may lie behind many of others': filter the whole rest, then cut.
+        mine = [(s, topic, data) for s, topic, job, data in self._window[start:] if job == job_id]
+        return mine[:BATCH]
 
     async def _quiet(self, timeout: float) -> bool:
         """Sleep until something changes (True) or timeout seconds pass (False).

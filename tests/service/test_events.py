@@ -117,3 +117,30 @@ def test_a_job_filtered_stream_and_a_read_token(service: Service) -> None:
     listener.wait_for(completed(job["id"]))
     listener.close()
     assert {e[2]["id"] for e in listener.events} == {job["id"]}
+
+
+def test_a_job_stream_finds_its_event_behind_many_of_other_jobs(tmp_path) -> None:
+    import asyncio
+
+    from service.events import BATCH, EventFeed
+    from service.store import JobStore
+
+    store = JobStore(tmp_path / "jobs.sqlite")
+
+    async def scenario() -> list:
+        feed = EventFeed(store)
+
+        def append(db) -> None:
+            for index in range(BATCH + 100):
+                JobStore.append_event(db, topic="data", job_id="other", data={"n": index})
+            JobStore.append_event(db, topic="run", job_id="mine", data={"n": "mine"})
+
+        await store.write(append)
+        feed.changed()
+        return feed._after(0, "mine")
+
+    try:
+        found = asyncio.run(scenario())
+    finally:
+        store.close()
+    assert [topic for _, topic, _ in found] == ["run"]
