@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     )
     metrics: bool = Field(True, description="Serve Prometheus metrics at GET /metrics and keep them")
     poll_seconds: float = Field(1.0, gt=0, description="How often a running job's backend status is read")
+    log_format: Literal["text", "json"] = Field("text", description="Service log lines: text or json")
+    access_log: bool = Field(True, description="One log line per request, with its request id and caller")
+    retention_days: float | None = Field(
+        None, gt=0, description="Remove ended jobs, their local run folders and stale staging after this many days"
+    )
+    retention_sweep_seconds: float = Field(3600.0, gt=0, description="How often the retention sweep runs")
 
     # Chat-ops and the dashboard's links.
     public_url: str | None = Field(None, description="The service's address as users reach it; links to /ui/runs/{id}")

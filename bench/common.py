@@ -21,9 +21,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_uvicorn(app: str, env: dict[str, str], *, health: str = "/healthz") -> tuple[subprocess.Popen, str]:
-    """One uvicorn worker with uvloop and httptools, as the service is meant to be run."""
+def start_uvicorn(
+    app: str, env: dict[str, str], *, health: str = "/healthz", log_file: Path | None = None
+) -> tuple[subprocess.Popen, str]:
+    """One uvicorn worker with uvloop and httptools, as the service is meant to be run (its lines to log_file)."""
     port = free_port()
+    log = log_file.open("ab") if log_file else None
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -44,7 +47,11 @@ def start_uvicorn(app: str, env: dict[str, str], *, health: str = "/healthz") ->
         ],
         cwd=ROOT,
         env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        stdout=log,
+        stderr=log,
     )
+    if log:
+        log.close()  # the child has its own copy
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -78,6 +85,7 @@ def service_env(work: Path, home: str, **extra: str) -> dict[str, str]:
         "AZML_COMPUTE_NAME": "bench",
         "AZML_DATA_ROOT": str(work),
         "AZML_RUN_IMPORT_SECONDS": "0",
+        "AZML_ACCESS_LOG": "false",  # as --no-access-log did; bench.feature_cost measures it
         **extra,
     }
 

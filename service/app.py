@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from amllib.backends import get_backend
 from amllib.settings import Settings, load_settings
-from service import errors
+from service import errors, logs
 from service.api import catalog, data, events, models, runs
 from service.auth import BearerAuth
 from service.chatops import mattermost, slack, teams
@@ -25,7 +25,7 @@ from service.events import EventFeed
 from service.jobs import Jobs
 from service.metrics import RequestMetrics, ServiceMetrics
 from service.metrics import router as metrics_route
-from service.middleware import BodyLimit, HeadAsGet, redact_access_log
+from service.middleware import BodyLimit, HeadAsGet
 from service.schemas import render
 from service.store import JobStore
 from service.ui import routes as ui_routes
@@ -46,21 +46,10 @@ def calm_garbage_collector() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-def configure_logging() -> None:
-    """The service's own lines (jobs accepted, resumed, failed) at INFO beside uvicorn's, unless already set up."""
-    service_log = logging.getLogger("service")
-    if not service_log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
-        service_log.addHandler(handler)
-        service_log.setLevel(logging.INFO)
-        service_log.propagate = False
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for these settings (default: read from the environment)."""
     settings = settings or load_settings()
-    configure_logging()
+    logs.configure(settings.log_format, access=settings.access_log)
     settings.require_identity()
     settings.db_path  # noqa: B018 - validates AZML_DB_URL at start-up
 
@@ -116,7 +105,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BearerAuth, settings=settings, signer=signer)
     if metrics:
         app.add_middleware(RequestMetrics, metrics=metrics)  # outside auth: refusals are counted too
-    redact_access_log()
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -124,8 +112,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_credentials=False,
             allow_methods=["GET", "POST", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-            expose_headers=["Location", "Idempotent-Replayed"],
+            expose_headers=["Location", "Idempotent-Replayed", "X-Request-ID"],
         )
+    app.add_middleware(logs.RequestLog, access=settings.access_log)  # outermost: every response gets its id
     return app
 
 

@@ -27,6 +27,7 @@ from amllib.errors import (
     RunFailed,
     UnsafePath,
 )
+from service.logs import current_request_id
 
 log = logging.getLogger("service")
 
@@ -130,4 +131,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error in %s %s", request.method, request.url.path)
-        return error_response(500, "internal", "internal error; the service log has the details")
+        response = error_response(500, "internal", "internal error; the service log has the details")
+        request_id = current_request_id()  # this answer is sent outside RequestLog, which sets the header
+        if request_id:
+            response.headers["X-Request-ID"] = request_id
+        return response

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
@@ -20,6 +21,8 @@ from typing import Any
 from amllib.backends.base import TERMINAL, RunStatus
 from service.events import EventFeed
 from service.store import Job, JobStore
+
+log = logging.getLogger("service")
 
 ORDER = [RunStatus.QUEUED, RunStatus.PREPARING, RunStatus.RUNNING, RunStatus.FINALIZING]
 TERMINAL_NAMES = frozenset(str(s) for s in TERMINAL)
@@ -92,9 +95,19 @@ class Jobs:
         job = await self.store.write(apply)
         if job is not None:
             self._wake(job_id)
-            if self.on_end is not None and is_terminal(job.status):
-                self.on_end(job)
+            if is_terminal(job.status):
+                self._log_end(job)
+                if self.on_end is not None:
+                    self.on_end(job)
         return job
+
+    @staticmethod
+    def _log_end(job: Job) -> None:
+        took = (job.finished_at or 0) - job.created_at
+        if job.status == RunStatus.COMPLETED:
+            log.info("%s job %s completed in %.1f s", job.kind, job.id, took)
+        else:
+            log.info("%s job %s ended %s after %.1f s: %s", job.kind, job.id, job.status, took, job.error_kind)
 
     async def update(self, job_id: str, **fields: Any) -> Job:
         """Change fields other than status (results so far, flags)."""

@@ -1,4 +1,4 @@
-"""ASGI middleware at the service's edge: bounded request bodies, HEAD for every GET, a clean access log.
+"""ASGI middleware at the service's edge: bounded request bodies and HEAD for every GET.
 
 Upload bodies (POST /data with an archive or multipart type) stream past untouched:
 service/uploads.py bounds them itself. Every other body is read here, at most
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import re
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,7 +17,6 @@ from service.errors import send_error
 
 MAX_BODY = 64 * 1024
 MAX_JSON_DEPTH = 32
-_SECRET_QUERY = re.compile(r"(?i)([?&][^=&]*(?:token|secret|key|sig|signature|password|auth)[^=&]*=)[^&\s]*")
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -125,20 +122,3 @@ class HeadAsGet:
             await send(message)
 
         await self.app({**scope, "method": "GET"}, receive, without_body)
-
-
-class RedactQuery(logging.Filter):
-    """Drops the values of query parameters named like secrets (?token=…) from uvicorn's access log."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
-            args = list(record.args)
-            args[2] = _SECRET_QUERY.sub(r"\1[redacted]", args[2])
-            record.args = tuple(args)
-        return True
-
-
-def redact_access_log() -> None:
-    access = logging.getLogger("uvicorn.access")
-    if not any(isinstance(f, RedactQuery) for f in access.filters):
-        access.addFilter(RedactQuery())

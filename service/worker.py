@@ -24,6 +24,7 @@ from amllib.fetch import fetch_model
 from amllib.paths import check_folder_target, resolve_inside
 from amllib.settings import Settings
 from amllib.training import finish_run, last_values
+from service import logs
 from service.callbacks import deliver
 from service.job_errors import ErrorWriter
 from service.jobs import TERMINAL_NAMES, Jobs, is_terminal
@@ -112,6 +113,7 @@ class Worker:
 
     async def _carry_out(self, job_id: str, *, resumed: bool = False) -> None:
         job = self.store.get(job_id)
+        logs.bind_job(job_id, caller=job.spec.get("created_by"), run_id=job.backend_run_id)
         try:
             if job.kind == "run":
                 await self._run(job, resumed=resumed)
@@ -205,6 +207,7 @@ class Worker:
             )
             run_id = await self.call(self.backend.submit_run, run_spec)
         await self.jobs.update(job.id, backend_run_id=run_id)
+        logs.bind_run(run_id)
         return run_id
 
     async def _watch(self, job_id: str, run_id: str) -> None:

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from amllib.backends.base import RunStatus
 from amllib.errors import Conflict, InvalidInput, NotFound, quoted
+from service import logs
 from service.deps import Services
 from service.errors import KIND_STATUS
 from service.jobs import is_terminal
@@ -58,6 +59,7 @@ async def create_job(
             f"Idempotency-Key {quoted(idempotency_key)} was already used with a different request (job {stored.id})"
         )
     if created:
+        logs.bind_job(stored.id)
         log.info("%s job %s accepted from %s", kind, stored.id, created_by)
         svc.worker.start(stored)
     return stored, created

@@ -1,0 +1,193 @@
+"""The service's log lines: every line carries its context (request id, job id, run id, caller), as text or JSON.
+
+The context lives in context variables, so a line logged anywhere under a request, or
+under a job's task in the worker, is tagged without passing ids around. RequestLog is
+the outermost middleware: it picks the request id (the caller's X-Request-ID when it is
+sane, else a new one), returns it on every response, and writes one access line per
+request. Query values named like secrets and bearer tokens are masked in every line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+FORMATS = ("text", "json")
+SECRET_QUERY = re.compile(r"(?i)([?&][^=&\s]*(?:token|secret|key|sig|signature|password|auth|code)[^=&\s]*=)[^&\s\"']*")
+_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
+_SANE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}$")
+CONTEXT_FIELDS = ("request_id", "job_id", "run_id", "caller")
+
+_request: ContextVar[tuple[str, dict[str, Any]] | None] = ContextVar("azml_request", default=None)
+_job: ContextVar[str | None] = ContextVar("azml_job", default=None)
+_run: ContextVar[str | None] = ContextVar("azml_run", default=None)
+_caller: ContextVar[str | None] = ContextVar("azml_caller", default=None)
+access_log = logging.getLogger("service.access")
+
+
+def redact(text: str) -> str:
+    """text with secret-looking query values and bearer tokens replaced."""
+    if "=" in text:
+        text = SECRET_QUERY.sub(r"\1[redacted]", text)
+    if "earer" in text:
+        text = _BEARER.sub(r"\1[redacted]", text)
+    return text
+
+
+def bind_job(job_id: str, *, caller: str | None = None, run_id: str | None = None) -> None:
+    """Tag the lines logged from here on in this task (a worker's job, a request's new job)."""
+    _job.set(job_id)
+    if caller:
+        _caller.set(caller)
+    if run_id:
+        _run.set(run_id)
+
+
+def bind_run(run_id: str | None) -> None:
+    if run_id:
+        _run.set(run_id)
+
+
+def current_request_id() -> str | None:
+    request = _request.get()
+    return request[0] if request else None
+
+
+def request_id_for(header: str | None) -> str:
+    """The caller's own X-Request-ID when it is short and plain, otherwise a new one."""
+    if header and _SANE_ID.match(header):
+        return header
+    return uuid.uuid4().hex
+
+
+class ContextFilter(logging.Filter):
+    """Copies the current context onto each record (None where there is none)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = _request.get()
+        record.request_id = request[0] if request else None
+        record.job_id = _job.get()
+        record.run_id = _run.get()
+        record.caller = _caller.get() or (request[1].get("caller") if request else None)
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """`INFO:     service: message [request=… job=… caller=…]`, readable beside uvicorn's lines."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s:     %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = redact(super().format(record))
+        context = " ".join(
+            f"{key.removesuffix('_id')}={value}" for key in CONTEXT_FIELDS if (value := getattr(record, key, None))
+        )
+        return f"{line} [{context}]" if context else line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the context fields that are set."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        entry: dict[str, Any] = {
+            "time": stamp,
+            "level": record.levelname,
+            "logger": record.name,
+            "message": redact(record.getMessage()),
+        }
+        for key in CONTEXT_FIELDS:
+            value = getattr(record, key, None)
+            if value:
+                entry[key] = value
+        for key in ("method", "path", "status", "duration_ms"):
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
+        if record.exc_info:
+            entry["exception"] = redact(self.formatException(record.exc_info))
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure(log_format: str, *, access: bool) -> None:
+    """One handler for the service's lines; uvicorn's own lines get the same format in JSON mode.
+
+    The service writes the access lines itself (with the request id and caller) and uvicorn's
+    own access logger is silenced, so each request has exactly one line whichever way uvicorn
+    was started, and none with AZML_ACCESS_LOG=false.
+    """
+    formatter: logging.Formatter = JsonFormatter() if log_format == "json" else TextFormatter()
+    service_log = logging.getLogger("service")
+    handler = next((h for h in service_log.handlers if getattr(h, "azml", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler()
+        handler.azml = True  # type: ignore[attr-defined]
+        handler.addFilter(ContextFilter())
+        service_log.addHandler(handler)
+        service_log.setLevel(logging.INFO)
+        service_log.propagate = False
+    handler.setFormatter(formatter)
+    if log_format == "json":
+        for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+            for uvicorn_handler in logging.getLogger(name).handlers:
+                uvicorn_handler.setFormatter(formatter)
+                if not any(isinstance(f, ContextFilter) for f in uvicorn_handler.filters):
+                    uvicorn_handler.addFilter(ContextFilter())
+    logging.getLogger("uvicorn.access").disabled = True  # the access line is ours (or, when off, nobody's)
+    access_log.disabled = not access
+
+
+class RequestLog:
+    """Outermost middleware: request id in, X-Request-ID out, one access line per request."""
+
+    def __init__(self, app: ASGIApp, *, access: bool) -> None:
+        self.app = app
+        self.access = access
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+        request_id = request_id_for(header)
+        state = scope.setdefault("state", {})
+        _request.set((request_id, state))  # each request runs in its own task: nothing leaks to the next
+        id_header = (b"x-request-id", request_id.encode())
+        status = 0
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if self.access:
+                self._log(scope, status or 500, time.perf_counter() - started)
+
+    @staticmethod
+    def _log(scope: Scope, status: int, seconds: float) -> None:
+        path = scope["path"]
+        if scope["query_string"]:
+            path += "?" + scope["query_string"].decode("latin-1")
+        method, millis = scope["method"], round(seconds * 1000, 1)
+        access_log.info(
+            "%s %s %d %.1f ms",
+            method,
+            path,
+            status,
+            millis,
+            extra={"method": method, "path": redact(path), "status": status, "duration_ms": millis},
+        )
