@@ -49,7 +49,7 @@ def calm_garbage_collector() -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for these settings (default: read from the environment)."""
     settings = settings or load_settings()
-    logs.configure(settings.log_format, access=settings.access_log)
+    logs.configure(settings.log_format)
     settings.require_identity()
     settings.db_path  # noqa: B018 - validates AZML_DB_URL at start-up
 
@@ -74,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await worker.close()
             store.close()
+            if app.state.access_log is not None:
+                app.state.access_log.flush()
 
     app = FastAPI(
         title="AML control plane",
@@ -114,7 +116,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             expose_headers=["Location", "Idempotent-Replayed", "X-Request-ID"],
         )
-    app.add_middleware(logs.RequestLog, access=settings.access_log)  # outermost: every response gets its id
+    access = logs.AccessLog(settings.log_format) if settings.access_log else None
+    app.state.access_log = access
+    app.add_middleware(logs.RequestLog, access=access)  # outermost: every response gets its id
     return app
 
 

@@ -103,6 +103,12 @@ class ServiceMetrics:
         self.backend_errors = Counter(
             "aml_backend_call_errors", "Backend calls that raised, by operation", ["operation"], registry=registry
         )
+        self.retention_removed = Counter(
+            "aml_retention_removed",
+            "What the retention sweep removed: job, run_folder, staging (incl. data versions nothing names)",
+            ["what"],
+            registry=registry,
+        )
         self.state = StateCollector(home)
         registry.register(self.state)
 

@@ -69,7 +69,9 @@ class RunImporter:
     async def once(self) -> int:
         """Import what is new since the last look; how many runs were new."""
         backend = self.worker.backend
-        infos = await self.worker.call(backend.list_runs, created_after=max(0.0, self.mark - OVERLAP))
+        days = self.worker.settings.retention_days
+        floor = time.time() - days * 86400.0 if days else 0.0  # what is older is the retention sweep's
+        infos = await self.worker.call(backend.list_runs, created_after=max(floor, self.mark - OVERLAP))
         imported = 0
         for info in infos:
             imported += await self._import(info)
@@ -78,7 +80,7 @@ class RunImporter:
         return imported
 
     async def _import(self, info: RunInfo) -> bool:
-        if self.store.by_backend_run(info.run_id) is not None:
+        if self.store.by_backend_run(info.run_id) is not None or self.store.swept(info.run_id):
             return False
         owner = info.tags.get("job_id")
         if owner and self.store.get(str(owner)) is not None:

@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
+CREATE TABLE IF NOT EXISTS swept_runs (
+    run_id TEXT PRIMARY KEY,
+    swept_at REAL NOT NULL,
+    discarded INTEGER NOT NULL DEFAULT 0
+);
 """
 EVENTS_KEPT = 100_000  # the feed keeps this many; a client further behind is told to reload
 _COLUMNS = (
@@ -306,6 +311,51 @@ class JobStore:
             "AND json_extract(spec, '$.imported') = 1 AND json_extract(result, '$.model_version') IS NULL"
         )
         return [Job.from_row(r) for r in self._reader().execute(sql, (since,))]
+
+    def expired(self, terminal: frozenset[str], *, ended_before: float, limit: int = 1000) -> list[Job]:
+        """Ended jobs that finished before that time and owe no callback or chat notice, oldest first."""
+        marks = ",".join("?" * len(terminal))
+        sql = f"SELECT {_COLUMNS} FROM jobs WHERE status IN ({marks}) AND finished_at < ? ORDER BY finished_at LIMIT ?"
+        owed = {job.id for job in self.undelivered_callbacks(terminal)}
+        rows = self._reader().execute(sql, (*terminal, ended_before, limit))
+        return [job for job in map(Job.from_row, rows) if job.id not in owed]
+
+    def swept(self, run_id: str) -> bool:
+        """Whether the retention sweep removed this backend run's job (so it is never imported again)."""
+        return self._reader().execute("SELECT 1 FROM swept_runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+
+    def undiscarded_runs(self) -> list[str]:
+        """Runs whose jobs the sweep removed but whose files it has not removed yet (it was stopped between)."""
+        return [r[0] for r in self._reader().execute("SELECT run_id FROM swept_runs WHERE discarded = 0")]
+
+    @staticmethod
+    def remove_jobs(db: sqlite3.Connection, jobs: list[Job], *, terminal: frozenset[str], now: float) -> list[Job]:
+        """Delete these jobs (if still ended) with their events; their runs are recorded as swept; for the writer."""
+        removed = []
+        marks = ",".join("?" * len(terminal))
+        for job in jobs:
+            gone = db.execute(f"DELETE FROM jobs WHERE id = ? AND status IN ({marks})", (job.id, *terminal))
+            if not gone.rowcount:
+                continue
+            db.execute("DELETE FROM events WHERE job_id = ?", (job.id,))
+            if job.backend_run_id:
+                JobStore.record_swept(db, job.backend_run_id, now=now)
+            removed.append(job)
+        return removed
+
+    @staticmethod
+    def record_swept(db: sqlite3.Connection, run_id: str, *, now: float) -> None:
+        db.execute("INSERT OR IGNORE INTO swept_runs VALUES (?, ?, 0)", (run_id, now))
+
+    @staticmethod
+    def mark_discarded(db: sqlite3.Connection, run_id: str) -> None:
+        db.execute("UPDATE swept_runs SET discarded = 1 WHERE run_id = ?", (run_id,))
+
+    @staticmethod
+    def forget_swept(db: sqlite3.Connection, *, before: float) -> None:
+        """Drop old events and the records of runs swept long ago (the importer never looks back that far)."""
+        db.execute("DELETE FROM events WHERE created_at < ?", (before,))
+        db.execute("DELETE FROM swept_runs WHERE discarded = 1 AND swept_at < ?", (before,))
 
     def by_backend_run(self, run_id: str) -> Job | None:
         row = self._reader().execute(f"SELECT {_COLUMNS} FROM jobs WHERE backend_run_id = ?", (run_id,)).fetchone()

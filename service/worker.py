@@ -88,16 +88,30 @@ class Worker:
     def start(self, job: Job, *, resumed: bool = False) -> None:
         self._spawn(self._carry_out(job.id, resumed=resumed))
 
+    def staging_in_use(self) -> set[Path]:
+        """The staging folders of uploads whose jobs have not ended (never discarded)."""
+        unfinished = self.store.unfinished(TERMINAL_NAMES)
+        return {Path(job.spec["staging"]).resolve() for job in unfinished if job.spec.get("staging")}
+
     async def resume(self) -> int:
         """Pick up every job a previous process left unfinished, and undelivered callbacks."""
         unfinished = self.store.unfinished(TERMINAL_NAMES)
-        keep = {Path(j.spec["staging"]).resolve() for j in unfinished if j.spec.get("staging")}
-        await self.call(self.backend.discard_stale_staging, keep=keep)
+        await self.call(self.backend.discard_stale_staging, keep=self.staging_in_use())
         for job in unfinished:
             log.info("resuming %s job %s (%s)", job.kind, job.id, job.status)
             self.start(job, resumed=True)
         for job in self.store.undelivered_callbacks(TERMINAL_NAMES):
             self._spawn(self._callback(job.id))  # callback_url posts and chat notices alike
+        if self.settings.retention_days:
+            from service.retention import RetentionSweep
+
+            self.sweep = RetentionSweep(
+                worker=self,
+                days=self.settings.retention_days,
+                interval=self.settings.retention_sweep_seconds,
+                metrics=self.metrics,
+            )
+            self._spawn(self.sweep.run_forever())
         if self.settings.run_import_seconds > 0:
             from service.run_import import RunImporter  # imports this module
 

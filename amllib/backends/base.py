@@ -200,6 +200,22 @@ class Backend(ABC):
         the backend knows them, its datapath, compute, estimators and args.
         """
 
+    def expired_runs(self, *, ended_before: float) -> list[str]:
+        """Ids of runs whose files this backend keeps on this machine and that ended before that time.
+
+        The retention sweep removes them (discard_run). Backends whose runs live in the cloud
+        return none: Azure ML keeps its run history by the workspace's own policy.
+        """
+        return []
+
+    def discard_run(self, run_id: str) -> bool:
+        """Remove an ended run's files (snapshot, logs, outputs) from this machine; whether anything went.
+
+        Never an unfinished run (False), never a registered model's files (the registry holds
+        its own copy). Cloud backends keep their runs and return False.
+        """
+        return False
+
     @abstractmethod
     def get_run(self, run_id: str) -> RunInfo:
         """The run's current status and details. Raises RunNotFound for an unknown id.

@@ -54,6 +54,7 @@ class LocalBackend(Backend):
     def discard_stale_staging(self, *, keep: set[Path]) -> int:
         """Also the half-written run folders of submits that died, and data versions nothing holds."""
         removed = self.datastore.discard_stale_staging(keep=keep) + self.compute.discard_stale_partials()
+        removed += self.compute.empty_trash()
         return removed + self.datastore.collect()
 
     def current_data(self, target_path: str) -> DataVersion | None:
@@ -99,6 +100,12 @@ class LocalBackend(Backend):
 
     def find_runs(self, experiment: str, *, tag: str, value: str) -> list[str]:
         return self.compute.find(experiment, tag=tag, value=value)
+
+    def expired_runs(self, *, ended_before: float) -> list[str]:
+        return self.compute.ended_before(ended_before)
+
+    def discard_run(self, run_id: str) -> bool:
+        return self.compute.discard(run_id)
 
     def get_run(self, run_id: str) -> RunInfo:
         info = self.compute.info(run_id)

@@ -204,6 +204,43 @@ class LocalCompute:
                 found.append((created, name))
         return [name for _, name in sorted(found)[:limit]]
 
+    def ended_before(self, cutoff: float) -> list[str]:
+        """Ids of the runs that ended before cutoff (epoch seconds); unfinished runs never."""
+        found = []
+        for name in self.list_run_ids(created_after=0.0, limit=10**9):
+            if int(name.rsplit("_", 2)[1]) >= cutoff:
+                continue  # created after the cutoff, so it cannot have ended before it: not read
+            try:
+                info = self.info(name)
+            except (RunNotFound, OSError, ValueError, KeyError):
+                continue
+            if info.status.terminal and (info.finished_at or info.created_at) < cutoff:
+                found.append(name)
+        return found
+
+    def discard(self, run_id: str) -> bool:
+        """Remove an ended run's folder: renamed aside in one step (so nothing serves half of it), then deleted."""
+        try:
+            _, state = self.read(run_id)
+        except RunNotFound:
+            return False
+        if not RunStatus(state["status"]).terminal:
+            return False
+        trash = self.runs_root / f".trash-{run_id}"
+        try:
+            os.replace(self.runs_root / run_id, trash)
+        except FileNotFoundError:
+            return False  # removed meanwhile
+        self.empty_trash()
+        return True
+
+    def empty_trash(self) -> int:
+        """Delete the run folders discard() renamed aside, including any a kill left half-deleted."""
+        trash = list(self.runs_root.glob(".trash-*"))
+        for folder in trash:
+            shutil.rmtree(folder, ignore_errors=True)
+        return len(trash)
+
     def cancel(self, run_id: str) -> None:
         folder = self.run_dir(run_id)
         _, state = self.read(run_id)
