@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import shutil
@@ -47,17 +49,27 @@ def resolve(backend: Backend, name: str, *, version: int | None, use_best: bool)
 
 
 def fetch_model(
-    backend: Backend, *, name: str, output_path: Path, version: int | None = None, use_best: bool = False
+    backend: Backend,
+    *,
+    name: str,
+    output_path: Path,
+    version: int | None = None,
+    use_best: bool = False,
+    attempt: str | None = None,
 ) -> FetchResult:
-    """Download into a hidden sibling folder, then move the files into output_path.
+    """Download into a hidden sibling folder, then put it in place of output_path in one step.
 
-    A failure before the move leaves output_path as it was; metadata.json moves last,
-    so a reader that sees the new metadata sees the new files.
+    An existing output_path is swapped with the new folder atomically (Linux renameat2), so a
+    reader sees the old version whole or the new one whole, and a kill at any moment leaves one
+    of the two. `attempt` (a job id) names the sibling, so a retried fetch clears what its
+    killed predecessor left. Where the swap is not available, files move one by one and
+    metadata.json last.
     """
     chosen, fell_back = resolve(backend, name, version=version, use_best=use_best)
     output_path = output_path.resolve()
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    staging = output_path.parent / f".{output_path.name}.fetch-{uuid.uuid4().hex}"
+    staging = output_path.parent / f".{output_path.name}.fetch-{attempt or uuid.uuid4().hex}"
+    shutil.rmtree(staging, ignore_errors=True)  # a killed attempt's download, or the old version it swapped out
     staging.mkdir()
     try:
         files = sorted(backend.download_model(name, chosen.version, staging))
@@ -65,10 +77,28 @@ def fetch_model(
         (staging / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
         if not output_path.exists():
             staging.rename(output_path)
-        else:
+        elif not (output_path.is_dir() and exchange(staging, output_path)):
             for rel in [*files, "metadata.json"]:
                 (output_path / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(staging / rel, output_path / rel)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # the download, or after a swap the old version
     return FetchResult(model=chosen, files=files, metadata=metadata, fell_back_to_latest=fell_back)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where that is not available."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    done = renameat2(_AT_FDCWD, os.fsencode(first), _AT_FDCWD, os.fsencode(second), _RENAME_EXCHANGE)
+    if done == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False  # the kernel or this file system cannot swap
+    raise OSError(code, os.strerror(code), str(second))

@@ -176,6 +176,7 @@ class Worker:
             output_path=target,
             version=spec.get("version"),
             use_best=spec.get("use_best", False),
+            attempt=job.id,
         )
         await self.jobs.transition(
             job.id,

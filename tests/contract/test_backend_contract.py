@@ -108,6 +108,15 @@ def test_two_runs_become_versions_one_and_two(backend: Backend, data_dir: Path, 
     assert metadata["data_version"] == tree_digest(data_dir).digest
     assert result.files == ["model.txt"]
 
+    # over an existing folder: swapped whole (no stray file of before), and a killed attempt's sibling cleared
+    (tmp_path / "out" / "stale.bin").write_bytes(b"from before")
+    (tmp_path / ".out.fetch-job_1" / "half").mkdir(parents=True)
+    fetch_model(backend, name="test-model", version=2, output_path=tmp_path / "out", attempt="job_1")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metadata.json", "model.txt"]
+    assert (tmp_path / "out" / "model.txt").read_text() == "second"
+    assert json.loads((tmp_path / "out" / "metadata.json").read_text())["version"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []
+
 
 def test_script_without_accuracy_registers_without_tag(backend: Backend, data_dir: Path) -> None:
     backend.upload_data(data_dir, target_path="test-data")
