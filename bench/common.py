@@ -46,7 +46,8 @@ def start_uvicorn(
             "warning",
         ],
         cwd=ROOT,
-        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        # no access lines unless asked for, like the bare app beside it (bench.feature_cost measures them)
+        env={**os.environ, "AZML_ACCESS_LOG": "false", **env, "PYTHONPATH": str(ROOT)},
         stdout=log,
         stderr=log,
     )
@@ -85,7 +86,6 @@ def service_env(work: Path, home: str, **extra: str) -> dict[str, str]:
         "AZML_COMPUTE_NAME": "bench",
         "AZML_DATA_ROOT": str(work),
         "AZML_RUN_IMPORT_SECONDS": "0",
-        "AZML_ACCESS_LOG": "false",  # as --no-access-log did; bench.feature_cost measures it
         **extra,
     }
 
