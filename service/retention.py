@@ -14,14 +14,13 @@ and the importer never brings a swept run back.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import Counter
 from typing import Any
 
-from amllib.errors import AmlError
 from service.jobs import TERMINAL_NAMES
+from service.periodic import every
 from service.store import JobStore
 
 log = logging.getLogger("service")
@@ -43,14 +42,7 @@ class RetentionSweep:
         return time.time() - self.days * DAY
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                await self.once()
-            except AmlError as exc:
-                log.warning("retention sweep failed: %s", exc)
-            except Exception:
-                log.exception("retention sweep failed")
-            await asyncio.sleep(self.interval)
+        await every(self.interval, self.once, what="retention sweep")
 
     async def once(self) -> Counter[str]:
         """One sweep; how many of each kind of thing it removed."""

@@ -10,16 +10,15 @@ is never imported twice; the job id of an imported run is derived from its run i
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
 from typing import Any
 
 from amllib.backends.base import RunInfo
-from amllib.errors import AmlError
 from amllib.training import STARTED_BY
 from service.jobs import Jobs
+from service.periodic import every
 from service.store import Job
 from service.worker import scalar_metrics
 
@@ -57,14 +56,7 @@ class RunImporter:
         self.mark = 0.0
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                await self.once()
-            except AmlError as exc:
-                log.warning("importing runs from the backend failed: %s", exc)
-            except Exception:
-                log.exception("importing runs from the backend failed")
-            await asyncio.sleep(self.interval)
+        await every(self.interval, self.once, what="importing runs from the backend")
 
     async def once(self) -> int:
         """Import what is new since the last look; how many runs were new."""

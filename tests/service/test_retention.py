@@ -30,6 +30,13 @@ def run_folders(service: Service) -> set[str]:
     return {p.name for p in (Path(service.env["AZML_HOME"]) / "runs").iterdir()}
 
 
+def sweep_by_hand(home: Path, job: dict, *, discarded: bool) -> None:
+    """What the sweep's transaction does (the job's row gone, its run recorded), with the folder left."""
+    with sqlite3.connect(home / "jobs.sqlite") as db:
+        db.execute("DELETE FROM jobs WHERE id = ?", (job["id"],))
+        db.execute("INSERT INTO swept_runs VALUES (?, ?, ?)", (job["backend_run_id"], time.time(), int(discarded)))
+
+
 def test_sweep_removes_ended_jobs_and_run_folders_but_keeps_unfinished_work_models_and_data(make_service) -> None:
     service = make_service(**RETENTION)
     with service.client() as client:
@@ -77,9 +84,7 @@ def test_a_sweep_killed_between_rows_and_folders_is_finished_at_the_next_start(m
     home = Path(service.env["AZML_HOME"])
     run_id = done["backend_run_id"]
     # the state a kill leaves after the sweep's transaction and before the folder went: row gone, run recorded
-    with sqlite3.connect(home / "jobs.sqlite") as db:
-        db.execute("DELETE FROM jobs WHERE id = ?", (done["id"],))
-        db.execute("INSERT INTO swept_runs VALUES (?, ?, 0)", (run_id, time.time()))
+    sweep_by_hand(home, done, discarded=False)
     # and a folder the kill left half-deleted in the trash
     (home / "runs" / ".trash-old_1_abc" / "outputs").mkdir(parents=True)
 
@@ -114,10 +119,7 @@ def test_a_swept_run_the_backend_still_lists_is_never_imported_back(make_service
         upload(client, {"train.csv": b"a,b\n1,2\n"})
         done = client.post("/runs", params={"wait": 60}, json={}).json()
     service.kill9()
-    home = Path(service.env["AZML_HOME"])
-    with sqlite3.connect(home / "jobs.sqlite") as db:
-        db.execute("DELETE FROM jobs WHERE id = ?", (done["id"],))
-        db.execute("INSERT INTO swept_runs VALUES (?, ?, 1)", (done["backend_run_id"], time.time()))
+    sweep_by_hand(Path(service.env["AZML_HOME"]), done, discarded=True)
     service.env.update({**RETENTION, "AZML_RETENTION_DAYS": f"{600 / 86400:.8f}"})
     service.start()
     with service.client() as client:
