@@ -2,7 +2,7 @@
 
 Reads <data-path>/crime.zip holding YYYY-MM/*.csv files in the police street-crime
 layout, trains a random forest on force, crime type and month, logs accuracy,
-estimators and a 'Crime Index' table, and writes outputs/model.pkl, lookup.pkl
+estimators (MLflow) and a crime_index.json artifact, and writes outputs/model.pkl, lookup.pkl
 and flags.pkl for the model API.
 """
 
@@ -14,8 +14,8 @@ import tempfile
 import zipfile
 from collections import OrderedDict
 
+import mlflow
 import pandas as pd
-from azureml.core import Run
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
@@ -45,8 +45,6 @@ parser.add_argument(
 )
 args, _unknown = parser.parse_known_args()
 
-run = Run.get_context()
-
 with tempfile.TemporaryDirectory() as unzip_dir:
     with zipfile.ZipFile(os.path.join(args.data_path, "crime.zip")) as archive:
         archive.extractall(unzip_dir)
@@ -57,7 +55,7 @@ with tempfile.TemporaryDirectory() as unzip_dir:
 
 data = data[["Month", "Reported by", "Crime type", "Last outcome category"]].dropna()
 print(f"### Working with a training set of {len(data):,} rows from {len(files)} files")
-run.log("training_rows", len(data), description="Number of rows of training data")
+mlflow.log_metric("training_rows", len(data))
 
 forces = sorted(data["Reported by"].unique())
 crimes = sorted(data["Crime type"].unique())
@@ -80,14 +78,17 @@ print(f"### Accuracy on {len(y_test):,} held-out rows: {accuracy:.4f}")
 
 month = 7
 caught_column = list(model.classes_).index(1) if 1 in model.classes_ else None
+crime_index = []
 for crime, ci in crime_codes.items():
     for force, fi in force_codes.items():
         proba = model.predict_proba([[fi, ci, month]])[0]
         caught = float(proba[caught_column]) if caught_column is not None else 0.0
-        run.log_row(name="Crime Index", force=force, crime=crime, caught=caught)
+        crime_index.append({"force": force, "crime": crime, "caught": caught})
 
-run.log("accuracy", accuracy)
-run.log("estimators", float(args.estimators))
+# MLflow, which every backend reads (the v1 Run.log_row table is an artifact in MLflow terms).
+mlflow.log_dict({"rows": crime_index}, "crime_index.json")
+mlflow.log_metric("accuracy", accuracy)
+mlflow.log_metric("estimators", float(args.estimators))
 
 os.makedirs("outputs", exist_ok=True)
 with open("outputs/model.pkl", "wb") as handle:

@@ -1,7 +1,7 @@
 """Train a random forest on the Titanic passenger list; runs unchanged on Azure ML and locally.
 
 Reads <data-path>/titanic.csv (Kaggle's columns), logs accuracy on a held-out
-split and the estimator count to the Azure ML run, and writes outputs/model.pkl,
+split and the estimator count with MLflow (read by every backend), and writes outputs/model.pkl,
 outputs/lookup.pkl and outputs/flags.pkl for the model API.
 """
 
@@ -10,8 +10,8 @@ import os
 import pickle
 from collections import OrderedDict
 
+import mlflow
 import pandas as pd
-from azureml.core import Run
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
@@ -30,8 +30,6 @@ parser.add_argument(
 parser.add_argument("--test-size", dest="test_size", type=float, default=0.2, help="share of rows held out")
 args, _unknown = parser.parse_known_args()
 
-run = Run.get_context()
-
 data = pd.read_csv(os.path.join(args.data_path, "titanic.csv"))
 data = data[["Survived", "Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]].dropna()
 data["Gender"] = data["Sex"].map(GENDER)
@@ -47,9 +45,11 @@ model.fit(X_train, y_train)
 accuracy = float(accuracy_score(y_test, model.predict(X_test)))
 print(f"### Accuracy on {len(y_test)} held-out passengers: {accuracy:.4f}")
 
-run.log("accuracy", accuracy)
-run.log("estimators", float(args.estimators))
-run.log("training_rows", len(y_train))
+# MLflow, which every backend reads: Azure ML's workspace is the tracking store of v1 and v2 jobs alike,
+# and the local backend points it at the run's folder.
+mlflow.log_metric("accuracy", accuracy)
+mlflow.log_metric("estimators", float(args.estimators))
+mlflow.log_metric("training_rows", len(y_train))
 
 # Files in outputs/ are uploaded with the run by Azure ML and become the model.
 os.makedirs("outputs", exist_ok=True)

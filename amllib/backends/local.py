@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from amllib.backends import mlflow_files
 from amllib.backends.base import Backend, DataVersion, ModelVersion, RunInfo, RunSpec, tag_number, whole_lines
 from amllib.backends.local_compute import LocalCompute
 from amllib.backends.local_datastore import LocalDatastore
@@ -112,7 +113,8 @@ class LocalBackend(Backend):
         if info.status.terminal:  # the first to see it ended frees its data version, if nothing else holds it
             record, _ = self.compute.read(run_id)
             self.datastore.release(Path(record["data_dir"]), holder=run_id)
-        logged = {e["name"]: e["value"] for e in self._metric_events(run_id) if e.get("kind") == "tag"}
+        logged = mlflow_files.read_tags(self.compute.run_dir(run_id))
+        logged |= {e["name"]: e["value"] for e in self._metric_events(run_id) if e.get("kind") == "tag"}
         if logged:  # tags the script set itself, over those given at submit
             info = RunInfo(**{**info.__dict__, "tags": {**info.tags, **logged}})
         return info
@@ -130,7 +132,8 @@ class LocalBackend(Backend):
         return events
 
     def get_metrics(self, run_id: str) -> dict[str, list[Any]]:
-        history: dict[str, list[Any]] = {}
+        """What the script logged through the v1 Run (captured) and through MLflow, together."""
+        history = mlflow_files.read_metrics(self.compute.run_dir(run_id))
         for event in self._metric_events(run_id):
             if event.get("kind") not in ("tag", "property"):
                 history.setdefault(event["name"], []).append(event["value"])

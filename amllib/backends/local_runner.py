@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from amllib.backends.mlflow_files import tracking_env
+
 POLL = 0.1
 MAX_QUEUED_POLL = 5.0
 START_GRACE = 60.0  # a queue entry with no runner pid yet counts as waiting for this long
@@ -137,6 +139,7 @@ def child_env(spec: dict, run_dir: Path) -> dict[str, str]:
     env["AZML_LOCAL_METRICS_FILE"] = str(run_dir / "metrics.jsonl")
     env["AZML_LOCAL_RUN_ID"] = spec["run_id"]
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(tracking_env(run_dir, spec["experiment"]))  # MLflow logging lands in the run folder
     share = str(core_share(int(spec.get("max_nodes", 1))))
     for name in CORE_VARS:  # so parallel runs don't oversubscribe the machine; a value set by hand wins
         env.setdefault(name, share)

@@ -68,6 +68,20 @@ def test_unmodified_aml_v1_script_logs_become_metrics(backend: Backend, data_dir
     assert backend.list_run_outputs(run_id) == ["model.txt"]
 
 
+def test_mlflow_logging_script_metrics_and_tags_are_read(backend: Backend, data_dir: Path) -> None:
+    """The style every backend reads: MLflow (on Azure the workspace is the tracking store)."""
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec("mlflow_logging.py", estimators=4, args={"flavour": "sweet"}))
+    info = backend.wait_for_run(run_id, timeout=120, poll=0.2)
+    assert info.status == RunStatus.COMPLETED, backend.get_log(run_id)
+    metrics = backend.get_metrics(run_id)
+    assert metrics["accuracy"] == [0.5, 0.91]
+    assert metrics["estimators"] == [4] and metrics["loss"] == [0.25]
+    assert backend.get_run(run_id).tags["flavour"] == "sweet"
+    version = finish_run(backend, run_id, model_name="mlflow-model").model_version
+    assert version is not None and version.tags == {"accuracy": 0.91}
+
+
 def test_failed_run_reports_failure_and_log_tail(backend: Backend, data_dir: Path) -> None:
     backend.upload_data(data_dir, target_path="test-data")
     run_id = backend.submit_run(spec("fail.py"))
