@@ -13,7 +13,7 @@ from amllib.settings import AZURE_IDENTITY, Settings, load_settings
 def settings_requiring(*names: str) -> Settings:
     """Load settings and check `names` plus, on azureml, the identity: all missing ones at once."""
     settings = load_settings()
-    needed = list(names) + (list(AZURE_IDENTITY) if settings.backend == "azureml" else [])
+    needed = list(names) + (list(AZURE_IDENTITY) if settings.on_azure else [])
     settings.require(*needed)
     return settings
 

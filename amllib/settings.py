@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     compute_min_nodes: int = Field(0, ge=0, description="Min cluster nodes")
 
     # Added by this project.
-    backend: Literal["local", "azureml"] = Field("local", description="Which backend: local or azureml")
+    backend: Literal["local", "azureml", "azureml-v2"] = Field(
+        "local", description="Which backend: local, azureml (SDK v1) or azureml-v2 (SDK v2, azure-ai-ml)"
+    )
     home: Path = Field(Path(".aml"), description="Where the local backend and the service keep state")
     training_dir: Path = Field(REPO_ROOT / "training", description="Folder of training scripts")
     auth: Literal["msi", "cli", "interactive"] | None = Field(
@@ -151,9 +153,13 @@ class Settings(BaseSettings):
         if missing:
             raise ConfigError("missing required variables: " + ", ".join(missing))
 
+    @property
+    def on_azure(self) -> bool:
+        return self.backend in ("azureml", "azureml-v2")
+
     def require_identity(self) -> None:
-        """The Azure identity variables are needed only by the azureml backend."""
-        if self.backend == "azureml":
+        """The Azure identity variables are needed only by the Azure backends."""
+        if self.on_azure:
             self.require(*AZURE_IDENTITY)
 
 

@@ -46,11 +46,17 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "aml")
 
 
-@pytest.fixture(params=["local", "azureml"])
+@pytest.fixture(params=["local", "azureml", "azureml-v2"])
 def backend(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Backend:
-    """Each contract test runs on the local backend and on the azureml backend over a fake workspace."""
+    """Each contract test runs on the local backend and on both Azure backends over fake workspaces."""
     if request.param == "local":
         return get_backend(settings)
+    if request.param == "azureml-v2":
+        from tests.azure.fake_aml_v2 import FakeAzureV2
+
+        return FakeAzureV2(tmp_path / "azure-v2", settings).backend(
+            settings.model_copy(update={"backend": "azureml-v2"})
+        )
     from tests.azure.fake_aml import FakeAzure
 
     return FakeAzure(tmp_path / "azure", settings).backend(settings.model_copy(update={"backend": "azureml"}))

@@ -1,4 +1,4 @@
-"""Backends behind one interface (base.Backend): `local` (embedded) and `azureml`."""
+"""Backends behind one interface (base.Backend): `local` (embedded), `azureml` (SDK v1) and `azureml-v2`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ if TYPE_CHECKING:
 
 
 def get_backend(settings: Settings) -> Backend:
-    """The backend the settings choose; azureml-core is imported only for `azureml`."""
+    """The backend the settings choose; each Azure SDK is imported only for its own backend."""
+    if settings.backend == "azureml-v2":
+        from amllib.backends.azureml_v2 import AzureMLV2Backend
+
+        return AzureMLV2Backend(settings)
     if settings.backend == "azureml":
         from amllib.backends.azureml import AzureMLBackend
 

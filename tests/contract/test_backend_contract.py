@@ -14,7 +14,7 @@ from amllib.fetch import fetch_model
 from amllib.training import finish_run
 
 
-def spec(script: str = "aml_v1_logging.py", **kwargs: object) -> RunSpec:
+def spec(script: str = "mlflow_logging.py", **kwargs: object) -> RunSpec:
     values = {"script": script, "experiment": "tests", "datapath": "test-data", "compute": "local-cluster"}
     values.update(kwargs)
     return RunSpec(**values)
@@ -51,8 +51,11 @@ def test_script_must_be_directly_inside_training(backend: Backend, data_dir: Pat
 
 
 def test_unmodified_aml_v1_script_logs_become_metrics(backend: Backend, data_dir: Path) -> None:
+    """Run.get_context().log() is read on local and v1; v2 reads MLflow only (v1 logging in v2 jobs is unsettled)."""
+    if backend.name == "azureml-v2":
+        pytest.skip("v2 reads metrics through MLflow only; see the README's script styles")
     backend.upload_data(data_dir, target_path="test-data")
-    run_id = backend.submit_run(spec(estimators=7, args={"flavour": "salty"}))
+    run_id = backend.submit_run(spec("aml_v1_logging.py", estimators=7, args={"flavour": "salty"}))
     info = backend.wait_for_run(run_id, timeout=120, poll=0.2)
     assert info.status == RunStatus.COMPLETED, backend.get_log(run_id)
     metrics = backend.get_metrics(run_id)
@@ -75,11 +78,13 @@ def test_mlflow_logging_script_metrics_and_tags_are_read(backend: Backend, data_
     info = backend.wait_for_run(run_id, timeout=120, poll=0.2)
     assert info.status == RunStatus.COMPLETED, backend.get_log(run_id)
     metrics = backend.get_metrics(run_id)
-    assert metrics["accuracy"] == [0.5, 0.91]
+    assert metrics["accuracy"] == [0.5, 0.93]
     assert metrics["estimators"] == [4] and metrics["loss"] == [0.25]
     assert backend.get_run(run_id).tags["flavour"] == "sweet"
+    assert "data files: ['a.csv', 'sub']" in backend.get_log(run_id)
+    assert backend.list_run_outputs(run_id) == ["model.txt"]
     version = finish_run(backend, run_id, model_name="mlflow-model").model_version
-    assert version is not None and version.tags == {"accuracy": 0.91}
+    assert version is not None and version.tags == {"accuracy": 0.93}
 
 
 def test_failed_run_reports_failure_and_log_tail(backend: Backend, data_dir: Path) -> None:
@@ -209,7 +214,7 @@ def test_runs_started_anywhere_are_listed_with_what_they_were_given(backend: Bac
     assert {r.run_id for r in listed} == {first, second}
     assert [r.created_at for r in listed] == sorted(r.created_at for r in listed)
     info = next(r for r in listed if r.run_id == first)
-    assert (info.experiment, info.script, info.datapath) == ("tests", "aml_v1_logging.py", "test-data")
+    assert (info.experiment, info.script, info.datapath) == ("tests", "mlflow_logging.py", "test-data")
     assert (info.estimators, info.args, info.tags["started_by"]) == (4, {"flavour": "x"}, "someone")
     assert info.status == RunStatus.COMPLETED
     assert backend.list_runs(created_after=max(r.created_at for r in listed)) == []

@@ -1,0 +1,420 @@
+"""A stateful stand-in for an Azure ML workspace as SDK v2 (azure-ai-ml) sees it.
+
+The operation groups are `create_autospec` of the real classes (JobOperations,
+ModelOperations, DataOperations, ComputeOperations, DatastoreOperations,
+WorkspaceOperations), as are the storage ContainerClient/BlobClient and MLflow's
+MlflowClient, so a wrong method or argument fails here as it would on Azure. What they
+take and give are the SDK's real entities (Command jobs from `command()`, CommandJob,
+Input, AmlCompute, Model, Data, Environment, AzureBlobDatastore) and MLflow's real Run,
+RunInfo, RunData and Metric. Behind them, blobs live in folders, jobs really run (through
+a LocalBackend playing the cloud's compute, the job's command line parsed back) and
+model files are kept in that backend's registry.
+
+What it decides that Azure might decide otherwise (documented, unproven): the job name is
+the MLflow run id; a job's std_log.txt and outputs/ are at ExperimentRun/dcid.<name>/ in
+the workspaceartifactstore; MLflow returns only what the script logged with MLflow.
+"""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from unittest.mock import create_autospec
+
+from azure.ai.ml.entities import (
+    AccountKeyConfiguration,
+    AmlCompute,
+    AzureBlobDatastore,
+    CommandJob,
+    Data,
+    Environment,
+    Model,
+    SystemData,
+    Workspace,
+)
+from azure.ai.ml.entities._builders.command import Command
+from azure.ai.ml.operations import (
+    ComputeOperations,
+    DataOperations,
+    DatastoreOperations,
+    JobOperations,
+    ModelOperations,
+    WorkspaceOperations,
+)
+from azure.core.exceptions import ResourceNotFoundError
+from azure.core.polling import LROPoller
+from azure.storage.blob import BlobClient, ContainerClient
+from mlflow.entities import Metric, Run, RunData, RunInfo, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from amllib.backends import mlflow_files
+from amllib.backends.azureml_v2 import DATA_INPUT, AzureMLV2Backend
+from amllib.backends.base import RunSpec, RunStatus, parse_script_arguments
+from amllib.backends.local import LocalBackend
+from amllib.digest import list_files
+from amllib.settings import Settings
+
+V2_STATUS = {
+    RunStatus.QUEUED: "Queued",
+    RunStatus.PREPARING: "Preparing",
+    RunStatus.RUNNING: "Running",
+    RunStatus.FINALIZING: "Finalizing",
+    RunStatus.COMPLETED: "Completed",
+    RunStatus.FAILED: "Failed",
+    RunStatus.CANCELED: "Canceled",
+}
+BLOBSTORE, ARTIFACTS = "workspaceblobstore", "workspaceartifactstore"
+
+
+def not_found(what: str) -> ResourceNotFoundError:
+    return ResourceNotFoundError(message=f"{what} not found")
+
+
+def _when(seconds: float | None) -> datetime:
+    return datetime.fromtimestamp(seconds or time.time(), UTC)
+
+
+class FakeAzureV2:
+    """One fake workspace: datastores, jobs, data assets, models, compute targets and MLflow."""
+
+    def __init__(self, root: Path, settings: Settings) -> None:
+        self.root = root
+        self.blob_root = root / "blobs"
+        self.cloud = LocalBackend(settings.model_copy(update={"home": root / "cloud", "backend": "local"}))
+        self.training_dir = settings.training_dir
+        self.runs: dict[str, str] = {}  # job name → the cloud's run id
+        self.jobs: dict[str, CommandJob] = {}
+        self.submitted: list[Command] = []
+        self.status_override: dict[str, str] = {}
+        self.data_assets: dict[str, list[Data]] = {}
+        self.models: dict[str, list[Model]] = {}
+        self.computes: dict[str, Any] = {}
+        self.datastores = {
+            BLOBSTORE: AzureBlobDatastore(
+                name=BLOBSTORE,
+                account_name="fakeaccount",
+                container_name="azureml-blobstore-fake",
+                credentials=AccountKeyConfiguration(account_key="fake-account-key"),
+            ),
+            ARTIFACTS: AzureBlobDatastore(
+                name=ARTIFACTS,
+                account_name="fakeaccount",
+                container_name="azureml",
+                credentials=AccountKeyConfiguration(account_key="fake-account-key"),
+            ),
+        }
+        self.client = SimpleNamespace(
+            jobs=self._jobs(),
+            models=self._models(),
+            data=self._data(),
+            compute=self._compute(),
+            datastores=self._datastores(),
+            workspaces=self._workspaces(),
+        )
+        self.mlflow = self._mlflow()
+
+    def backend(self, settings: Settings) -> AzureMLV2Backend:
+        return AzureMLV2Backend(
+            settings,
+            client=self.client,
+            mlflow_client=self.mlflow,
+            container_client=self.container_client,
+            retry_delay=0.0,
+        )
+
+    # -- storage -------------------------------------------------------------------
+    def container_client(self, account_url: str, container_name: str, credential: Any = None) -> Any:
+        """An autospec ContainerClient on a folder; the artifact store's is a view of the cloud's runs."""
+        assert account_url == "https://fakeaccount.blob.core.windows.net", account_url
+        assert credential == "fake-account-key"
+        folder = self.blob_root / container_name
+        client = create_autospec(ContainerClient, instance=True)
+
+        def upload_blob(
+            name: str, data: Any, blob_type: Any = None, length: Any = None, metadata: Any = None, **kw: Any
+        ) -> Any:
+            assert kw.get("overwrite") is True
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data.read() if hasattr(data, "read") else data)
+            return create_autospec(BlobClient, instance=True)
+
+        def list_blobs(name_starts_with: str | None = None, include: Any = None, **kw: Any) -> list:
+            if container_name == "azureml":
+                return self._artifact_blobs(name_starts_with or "")
+            files = list_files(folder) if folder.is_dir() else []
+            return [
+                SimpleNamespace(name=rel, size=full.stat().st_size)
+                for rel, full in files
+                if rel.startswith(name_starts_with or "")
+            ]
+
+        def delete_blob(blob: str, delete_snapshots: Any = None, **kw: Any) -> None:
+            (folder / blob).unlink()
+
+        def get_blob_client(blob: str, snapshot: Any = None, *, version_id: Any = None) -> Any:
+            return self._blob_client(folder, container_name, blob)
+
+        client.upload_blob.side_effect = upload_blob
+        client.list_blobs.side_effect = list_blobs
+        client.delete_blob.side_effect = delete_blob
+        client.get_blob_client.side_effect = get_blob_client
+        return client
+
+    def _artifact_path(self, blob: str) -> Path | None:
+        """ExperimentRun/dcid.<job>/user_logs/std_log.txt and …/outputs/<file>, served from the cloud's run."""
+        parts = blob.split("/")
+        if len(parts) < 3 or parts[0] != "ExperimentRun" or not parts[1].startswith("dcid."):
+            return None
+        run_id = self.runs.get(parts[1].removeprefix("dcid."))
+        if run_id is None:
+            return None
+        folder = self.cloud.compute.run_dir(run_id)
+        rest = "/".join(parts[2:])
+        if rest == "user_logs/std_log.txt":
+            return folder / "driver.log"
+        if rest.startswith("outputs/"):
+            return folder / "work" / rest
+        return None
+
+    def _artifact_blobs(self, prefix: str) -> list:
+        found = []
+        for name, run_id in self.runs.items():
+            outputs = self.cloud.compute.run_dir(run_id) / "work" / "outputs"
+            for rel, full in list_files(outputs) if outputs.is_dir() else []:
+                blob = f"ExperimentRun/dcid.{name}/outputs/{rel}"
+                if blob.startswith(prefix):
+                    found.append(SimpleNamespace(name=blob, size=full.stat().st_size))
+        return found
+
+    def _blob_client(self, folder: Path, container_name: str, blob: str) -> Any:
+        client = create_autospec(BlobClient, instance=True)
+        path = self._artifact_path(blob) if container_name == "azureml" else folder / blob
+
+        def download_blob(offset: int | None = None, length: int | None = None, **kw: Any) -> Any:
+            if path is None or not path.exists():
+                raise not_found(f"blob {blob}")
+            return SimpleNamespace(readall=lambda: path.read_bytes()[offset or 0 :])
+
+        client.download_blob.side_effect = download_blob
+        return client
+
+    # -- jobs ----------------------------------------------------------------------
+    def _jobs(self) -> Any:
+        ops = create_autospec(JobOperations, instance=True)
+        ops.create_or_update.side_effect = self._submit
+        ops.get.side_effect = self._get_job
+        ops.list.side_effect = lambda *, parent_job_name=None, list_view_type=None, **kw: [
+            self._get_job(name) for name in self.jobs
+        ]
+        ops.begin_cancel.side_effect = self._cancel
+        return ops
+
+    def _submit(self, job: Any, *, description: Any = None, compute: Any = None, tags: Any = None, **kw: Any) -> Any:
+        assert isinstance(job, Command), type(job)
+        assert Path(str(job.code)) == self.training_dir
+        assert isinstance(job.environment, Environment) and job.environment.image
+        assert "mlflow" in str(job.environment.conda_file), "the scripts log with MLflow: the environment needs it"
+        data = job.inputs["data"]
+        assert data.type == "uri_folder" and data.mode == "download", (data.type, data.mode)
+        prefix = f"azureml://datastores/{BLOBSTORE}/paths/"
+        assert data.path.startswith(prefix) and data.path.endswith("/"), data.path
+        if job.name in self.jobs:
+            return self._get_job(job.name)  # Azure refuses a second job of one name; never reached by the backend
+        self.submitted.append(job)
+        datapath = data.path.removeprefix(prefix).rstrip("/")
+        words = shlex.split(job.command)
+        assert words[:1] == ["python"] and DATA_INPUT in words, job.command
+        data_path, estimators, args = parse_script_arguments(words[2:])
+        assert data_path == DATA_INPUT
+        source = self.blob_root / self.datastores[BLOBSTORE].container_name / datapath
+        self.cloud.upload_data(source, target_path=datapath)  # the input downloaded onto the node
+        spec = RunSpec(
+            script=words[1],
+            experiment=job.experiment_name,
+            datapath=datapath,
+            compute="cloud",
+            estimators=estimators,
+            args=args,
+            tags={"job_name": job.name},
+        )
+        self.runs[job.name] = self.cloud.submit_run(spec)
+        self.jobs[job.name] = CommandJob(
+            name=job.name,
+            display_name=job.display_name,
+            experiment_name=job.experiment_name,
+            tags=dict(job.tags),
+            command=job.command,
+            compute=job.compute,
+            creation_context=SystemData(created_at=datetime.now(UTC)),
+        )
+        return self._get_job(job.name)
+
+    def _get_job(self, name: str) -> CommandJob:
+        if name not in self.jobs:
+            raise not_found(f"job {name}")
+        entity = self.jobs[name]
+        status = self.status_override.get(name) or V2_STATUS[self.cloud.get_run(self.runs[name]).status]
+        return CommandJob(
+            name=name,
+            status=status,
+            display_name=entity.display_name,
+            experiment_name=entity.experiment_name,
+            tags=dict(entity.tags),
+            command=entity.command,
+            compute=entity.compute,
+            creation_context=entity.creation_context,
+        )
+
+    def _cancel(self, name: str, **kw: Any) -> Any:
+        if name not in self.jobs:
+            raise not_found(f"job {name}")
+        self.cloud.cancel_run(self.runs[name])
+        return create_autospec(LROPoller, instance=True)
+
+    # -- MLflow --------------------------------------------------------------------
+    def _mlflow(self) -> Any:
+        client = create_autospec(MlflowClient, instance=True)
+        client.get_run.side_effect = self._mlflow_run
+        client.get_metric_history.side_effect = lambda run_id, key: self._history(run_id).get(key, [])
+        return client
+
+    def _history(self, run_id: str) -> dict[str, list[Metric]]:
+        if run_id not in self.runs:
+            raise MlflowException(f"Run '{run_id}' not found")
+        values = mlflow_files.read_metrics(self.cloud.compute.run_dir(self.runs[run_id]))
+        return {key: [Metric(key, v, 1000 * i, i) for i, v in enumerate(vs)] for key, vs in values.items()}
+
+    def _mlflow_run(self, run_id: str) -> Run:
+        history = self._history(run_id)
+        info = self.cloud.get_run(self.runs[run_id])
+        ms = lambda t: int(t * 1000) if t else None  # noqa: E731
+        run_info = RunInfo(
+            run_id, "0", "fake", V2_STATUS[info.status].upper(), ms(info.started_at), ms(info.finished_at), "active"
+        )
+        tags = [RunTag(k, v) for k, v in mlflow_files.read_tags(self.cloud.compute.run_dir(self.runs[run_id])).items()]
+        return Run(run_info, RunData(metrics=[points[-1] for points in history.values()], tags=tags))
+
+    # -- data assets ---------------------------------------------------------------
+    def _data(self) -> Any:
+        ops = create_autospec(DataOperations, instance=True)
+
+        def create_or_update(data: Data) -> Data:
+            assert isinstance(data, Data) and data.type == "uri_folder"
+            assert data.path.startswith(f"azureml://datastores/{BLOBSTORE}/paths/")
+            versions = self.data_assets.setdefault(data.name, [])
+            stored = Data(
+                name=data.name, version=str(len(versions) + 1), path=data.path, type=data.type, tags=dict(data.tags)
+            )
+            versions.append(stored)
+            return stored
+
+        def get(name: str, version: str | None = None, label: str | None = None) -> Data:
+            assert (version is None) != (label is None), "the SDK wants a version or a label"
+            versions = self.data_assets.get(name) or []
+            chosen = versions[-1:] if label == "latest" else [d for d in versions if d.version == version]
+            if not chosen:
+                raise not_found(f"data {name}")
+            return chosen[0]
+
+        ops.create_or_update.side_effect = create_or_update
+        ops.get.side_effect = get
+        ops.list.side_effect = lambda name=None, *, list_view_type=None: (
+            [Data(name=n, path=v[-1].path) for n, v in self.data_assets.items()]
+            if name is None
+            else list(self.data_assets.get(name, []))
+        )
+        return ops
+
+    # -- models --------------------------------------------------------------------
+    def _models(self) -> Any:
+        ops = create_autospec(ModelOperations, instance=True)
+        ops.create_or_update.side_effect = self._register
+        ops.list.side_effect = lambda name=None, stage=None, *, list_view_type=None: (
+            [Model(name=n) for n in self.models] if name is None else list(self.models.get(name, []))
+        )
+        ops.download.side_effect = self._download
+        return ops
+
+    def _register(self, model: Model) -> Model:
+        """As Azure does: every call makes a new version, even for a job registered before."""
+        assert isinstance(model, Model) and model.type == "custom_model"
+        prefix, suffix = "azureml://jobs/", "/outputs/artifacts/paths/outputs/"
+        assert model.path.startswith(prefix) and model.path.endswith(suffix), model.path
+        job = model.path.removeprefix(prefix).removesuffix(suffix)
+        assert all(isinstance(v, str) for v in model.tags.values()), "tags are strings on Azure"
+        version = self.cloud.registry.register(
+            self.cloud.compute.run_dir(self.runs[job]) / "work" / "outputs",
+            name=model.name,
+            tags=dict(model.tags),
+            run_id=None,
+            data_version=None,
+            script_digest=None,
+        )
+        stored = Model(
+            name=model.name,
+            version=str(version.version),
+            path=model.path,
+            type=model.type,
+            tags=dict(model.tags),
+            properties=dict(model.properties),
+            creation_context=SystemData(created_at=datetime.now(UTC)),
+        )
+        self.models.setdefault(model.name, []).append(stored)
+        return stored
+
+    def _download(self, name: str, version: str, download_path: Any = ".") -> None:
+        """As the SDK lays it out: <download_path>/<name>/<last segment of the model's path>/…"""
+        if not any(m.version == version for m in self.models.get(name, [])):
+            raise not_found(f"model {name}:{version}")
+        self.cloud.download_model(name, int(version), Path(download_path) / name / "outputs")
+
+    # -- compute, datastores, workspace --------------------------------------------
+    def _compute(self) -> Any:
+        ops = create_autospec(ComputeOperations, instance=True)
+
+        def get(name: str) -> Any:
+            if name not in self.computes:
+                raise not_found(f"compute {name}")
+            return self.computes[name]
+
+        def create(compute: Any) -> Any:
+            assert isinstance(compute, AmlCompute)
+            self.created_with = compute
+            self.computes[compute.name] = compute
+            poller = create_autospec(LROPoller, instance=True)
+            poller.result.return_value = compute
+            return poller
+
+        ops.get.side_effect = get
+        ops.begin_create_or_update.side_effect = create
+        return ops
+
+    def _datastores(self) -> Any:
+        ops = create_autospec(DatastoreOperations, instance=True)
+        ops.get_default.side_effect = lambda *, include_secrets=False: self._datastore(BLOBSTORE, include_secrets)
+        ops.get.side_effect = lambda name, *, include_secrets=False: self._datastore(name, include_secrets)
+        return ops
+
+    def _datastore(self, name: str, include_secrets: bool) -> AzureBlobDatastore:
+        if name not in self.datastores:
+            raise not_found(f"datastore {name}")
+        real = self.datastores[name]
+        credentials = real.credentials if include_secrets else AccountKeyConfiguration(account_key=None)
+        return AzureBlobDatastore(
+            name=real.name, account_name=real.account_name, container_name=real.container_name, credentials=credentials
+        )
+
+    def _workspaces(self) -> Any:
+        ops = create_autospec(WorkspaceOperations, instance=True)
+        ops.get.side_effect = lambda name=None, **kw: Workspace(name=name or "fake")
+        return ops
+
+    def remove_blobs(self) -> None:
+        shutil.rmtree(self.blob_root, ignore_errors=True)
