@@ -1,0 +1,252 @@
+"""What only the azureml-v2 backend does, against autospec fakes of the real azure-ai-ml operation classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from azure.ai.ml.entities import AmlCompute, ComputeInstance
+from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+
+from amllib.backends import get_backend
+from amllib.backends.azureml_auth import choose_credential
+from amllib.backends.azureml_v2 import STATUS, AzureMLV2Backend, asset_name, job_name, map_status
+from amllib.backends.base import RunSpec, RunStatus
+from amllib.errors import BackendUnavailable, ConfigError, Conflict, DataNotFound
+from amllib.settings import Settings
+from amllib.training import finish_run
+from tests.azure.fake_aml_v2 import FakeAzureV2
+from tests.conftest import make_settings
+
+SECRET = "s3cr3t-client-value"
+# Every status of the REST JobStatus enum (azure/ai/ml/_restclient/.../_enums.py) and where it lands.
+V2_STATUSES = {
+    "NotStarted": RunStatus.QUEUED,
+    "Queued": RunStatus.QUEUED,
+    "Paused": RunStatus.QUEUED,
+    "Unknown": RunStatus.QUEUED,
+    "Starting": RunStatus.PREPARING,
+    "Provisioning": RunStatus.PREPARING,
+    "Preparing": RunStatus.PREPARING,
+    "Running": RunStatus.RUNNING,
+    "NotResponding": RunStatus.RUNNING,
+    "Finalizing": RunStatus.FINALIZING,
+    "CancelRequested": RunStatus.FINALIZING,
+    "Completed": RunStatus.COMPLETED,
+    "Failed": RunStatus.FAILED,
+    "Canceled": RunStatus.CANCELED,
+}
+
+
+@pytest.fixture
+def v2_settings(tmp_path: Path) -> Settings:
+    return make_settings(
+        tmp_path / "aml",
+        backend="azureml-v2",
+        subid="sub-1",
+        resgrp="rg-1",
+        workspace="ws-1",
+        compute_vmsize="Standard_D3_v2",
+        compute_min_nodes=0,
+        compute_max_nodes=3,
+    )
+
+
+@pytest.fixture
+def fake(tmp_path: Path, v2_settings: Settings) -> FakeAzureV2:
+    return FakeAzureV2(tmp_path / "azure-v2", v2_settings)
+
+
+@pytest.fixture
+def backend(fake: FakeAzureV2, v2_settings: Settings) -> AzureMLV2Backend:
+    return fake.backend(v2_settings)
+
+
+def spec(**kwargs: object) -> RunSpec:
+    values = {"script": "mlflow_logging.py", "experiment": "tests", "datapath": "test-data", "compute": "cluster"}
+    return RunSpec(**{**values, **kwargs})
+
+
+def test_the_mapping_covers_every_v2_status_and_never_ends_a_run_that_can_go_on() -> None:
+    assert STATUS == V2_STATUSES
+    for status, ours in V2_STATUSES.items():
+        assert map_status(status) == ours
+    assert not map_status("NotResponding").terminal and not map_status("Paused").terminal
+    assert map_status("SomethingNew") == RunStatus.RUNNING and map_status(None) == RunStatus.RUNNING
+
+
+@pytest.mark.parametrize("v2_status", sorted(V2_STATUSES))
+def test_each_status_reaches_the_run_info(
+    fake: FakeAzureV2, backend: AzureMLV2Backend, data_dir: Path, v2_status: str
+) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec(script="sleep_and_record.py", args={"seconds": "0.1"}))
+    fake.status_override[run_id] = v2_status
+    assert backend.get_run(run_id).status == V2_STATUSES[v2_status]
+
+
+def test_a_job_is_named_after_its_service_job_and_found_again_after_a_restart(
+    fake: FakeAzureV2, v2_settings: Settings, data_dir: Path
+) -> None:
+    first = fake.backend(v2_settings)
+    first.upload_data(data_dir, target_path="test-data")
+    run_id = first.submit_run(spec(tags={"job_id": "run_abc"}))
+    assert run_id == job_name("run_abc") == "azml-run_abc"
+    again = fake.backend(v2_settings)  # a new process: nothing in memory
+    assert again.find_runs("tests", tag="job_id", value="run_abc") == [run_id]
+    assert again.find_runs("tests", tag="job_id", value="run_other") == []
+    assert again.find_runs("elsewhere", tag="job_id", value="run_abc") == []
+    assert again.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED
+    assert len(fake.submitted) == 1
+    info = again.get_run(run_id)
+    assert info.data_version.startswith("sha256:") and info.script_digest.startswith("sha256:")
+    assert (info.script, info.datapath, info.compute) == ("mlflow_logging.py", "test-data", "cluster")
+    assert "azml_script" not in info.tags and info.tags["job_id"] == "run_abc"
+
+
+def test_the_job_is_the_seeds_flow_in_v2_terms(fake: FakeAzureV2, backend: AzureMLV2Backend, data_dir: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    backend.submit_run(spec(estimators=5, args={"flavour": "it's"}))
+    job = fake.submitted[0]
+    assert job.command.startswith("python mlflow_logging.py ")
+    assert "--data-path '${{inputs.data}}'" in job.command and "--estimators 5" in job.command
+    assert "'--flavour=it'\"'\"'s'" in job.command  # shell-quoted, one word
+    assert job.inputs["data"].path == "azureml://datastores/workspaceblobstore/paths/test-data/"
+    assert job.experiment_name == "tests" and job.compute == "cluster"
+    assert job.environment.image.startswith("mcr.microsoft.com/azureml/")
+
+
+def test_upload_replaces_the_data_at_the_path_and_registers_a_data_version(
+    fake: FakeAzureV2, backend: AzureMLV2Backend, data_dir: Path, tmp_path: Path
+) -> None:
+    first = backend.upload_data(data_dir, target_path="test-data")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "only.csv").write_text("1\n")
+    second = backend.upload_data(other, target_path="test-data")
+    stored = fake.blob_root / "azureml-blobstore-fake" / "test-data"
+    assert sorted(p.name for p in stored.rglob("*") if p.is_file()) == ["only.csv"]  # the old files are gone
+    versions = fake.data_assets[asset_name("test-data")]
+    assert [v.tags["digest"] for v in versions] == [first.digest, second.digest]
+    assert backend.current_data("test-data") == second
+    assert backend.list_data() == [second]
+    assert asset_name("team/x y") != asset_name("team-x-y") and "/" not in asset_name("team/x y")
+
+
+def test_upload_that_lost_a_blob_fails_and_registers_nothing(
+    fake: FakeAzureV2, backend: AzureMLV2Backend, data_dir: Path
+) -> None:
+    make = fake.container_client
+
+    def lossy(account_url: str, container_name: str, credential: object = None) -> object:
+        client = make(account_url, container_name, credential)
+        upload = client.upload_blob.side_effect
+
+        def drop_b(name: str, data: object, *args: object, **kwargs: object) -> object:
+            return None if name.endswith("b.txt") else upload(name, data, *args, **kwargs)
+
+        client.upload_blob.side_effect = drop_b
+        return client
+
+    backend._container_client = lossy
+    with pytest.raises(BackendUnavailable, match=r"incomplete.*sub/b\.txt"):
+        backend.upload_data(data_dir, target_path="test-data")
+    assert backend.current_data("test-data") is None
+
+
+def test_run_without_data_is_refused(backend: AzureMLV2Backend) -> None:
+    with pytest.raises(DataNotFound, match="test-data"):
+        backend.submit_run(spec())
+
+
+def test_compute_reused_created_with_the_settings_or_refused(fake: FakeAzureV2, backend: AzureMLV2Backend) -> None:
+    assert backend.ensure_compute("cluster") == "cluster"
+    created = fake.created_with
+    assert (created.size, created.min_instances, created.max_instances) == ("Standard_D3_v2", 0, 3)
+    assert created.idle_time_before_scale_down == 3600
+    assert backend.ensure_compute("cluster") == "cluster"
+    fake.client.compute.begin_create_or_update.assert_called_once()
+    fake.computes["notebook"] = ComputeInstance(name="notebook", size="Standard_DS3_v2")
+    with pytest.raises(Conflict, match="notebook"):
+        backend.ensure_compute("notebook")
+    assert isinstance(fake.computes["cluster"], AmlCompute)
+
+
+def test_a_run_registers_once_and_downloads_into_the_fetch_layout(
+    fake: FakeAzureV2, backend: AzureMLV2Backend, data_dir: Path, tmp_path: Path
+) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec(args={"flavour": "salty"}))
+    assert backend.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED
+    made = finish_run(backend, run_id, model_name="m").model_version
+    again = backend.register_model(run_id=run_id, model_name="m", tags={"accuracy": 0.93})
+    assert made == again and len(fake.models["m"]) == 1  # Azure would have made version 2
+    stored = fake.models["m"][0]
+    assert stored.path == f"azureml://jobs/{run_id}/outputs/artifacts/paths/outputs/"
+    assert stored.tags == {"accuracy": "0.93"} and stored.properties["run_id"] == run_id
+    assert made.data_version.startswith("sha256:") and made.run_id == run_id
+    assert backend.versions_of_run(run_id) == [made]
+    assert backend.download_model("m", 1, tmp_path / "out") == ["model.txt"]
+    assert (tmp_path / "out" / "model.txt").read_text() == "salty"
+
+
+def test_a_failed_job_is_not_registered(backend: AzureMLV2Backend, data_dir: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec(script="fail.py"))
+    info = backend.wait_for_run(run_id, timeout=60, poll=0.2)
+    assert info.status == RunStatus.FAILED and info.error
+    assert "about to fail" in backend.get_log(run_id, tail=5)
+    assert finish_run(backend, run_id, model_name="m").model_version is None
+
+
+def test_transient_errors_are_retried_and_auth_failures_are_named_without_secrets(
+    fake: FakeAzureV2, v2_settings: Settings, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = fake.backend(v2_settings)
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec())
+    real_get = fake.client.jobs.get.side_effect
+    failures = [HttpResponseError(message="throttled", response=None), ConnectionError("reset")]
+    failures[0].status_code = 429
+
+    def flaky(name: str) -> object:
+        if failures:
+            raise failures.pop(0)
+        return real_get(name)
+
+    fake.client.jobs.get.side_effect = flaky
+    assert backend.get_run(run_id).run_id == run_id
+
+    monkeypatch.setenv("AZURE_TENANT_ID", "tenant")
+    monkeypatch.setenv("AZURE_CLIENT_ID", "client")
+    monkeypatch.setenv("AZURE_CLIENT_SECRET", SECRET)
+    connected = AzureMLV2Backend(v2_settings, retry_delay=0.0)
+    client = connected.client  # a real MLClient: building it contacts nothing
+    assert (client.subscription_id, client.resource_group_name, client.workspace_name) == ("sub-1", "rg-1", "ws-1")
+    assert type(client._credential).__name__ == "ClientSecretCredential"
+    connected._client = fake.client  # then the workspace refuses the credential
+    fake.client.jobs.get.side_effect = ClientAuthenticationError(message=f"AADSTS7000215: invalid secret {SECRET}")
+    with pytest.raises(BackendUnavailable) as caught:
+        connected.get_run(run_id)
+    message = str(caught.value)
+    assert "'ws-1'" in message and "service principal" in message and "AADSTS7000215" in message
+    assert SECRET not in message
+
+
+def test_credentials_follow_the_v1_choices(v2_settings: Settings) -> None:
+    sp = {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": SECRET}
+    assert type(choose_credential(v2_settings, sp)[1]).__name__ == "ClientSecretCredential"
+    msi = v2_settings.model_copy(update={"auth": "msi"})
+    assert type(choose_credential(msi, {"AZURE_CLIENT_ID": "uami"})[1]).__name__ == "ManagedIdentityCredential"
+    cli = v2_settings.model_copy(update={"auth": "cli"})
+    assert type(choose_credential(cli, {})[1]).__name__ == "AzureCliCredential"
+    with pytest.raises(ConfigError, match="AZURE_CLIENT_SECRET"):
+        choose_credential(v2_settings, {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c"})
+    with pytest.raises(ConfigError, match="AZML_AUTH=msi, cli or interactive"):
+        choose_credential(v2_settings, {})
+
+
+def test_the_setting_picks_the_backend(v2_settings: Settings) -> None:
+    assert isinstance(get_backend(v2_settings), AzureMLV2Backend)
+    with pytest.raises(ConfigError, match="AZML_SUBID"):
+        v2_settings.model_copy(update={"subid": None}).require_identity()
