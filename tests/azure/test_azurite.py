@@ -1,4 +1,4 @@
-"""The azureml backend's datastore upload, for real: the SDK's own upload() into Azurite.
+"""Both Azure backends' datastore uploads, for real, into Azurite: v1's SDK upload(), v2's storage client.
 
 Azurite (the Azure Storage emulator, installed by test.sh from npm) runs on 127.0.0.1
 for these tests only. The datastore is a real AzureBlobDatastore with the emulator's
@@ -7,24 +7,30 @@ well-known devstoreaccount1 account; only the workspace around it is an autospec
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from unittest.mock import create_autospec
 
 import pytest
-from azure.storage.blob import BlobServiceClient
+from azure.ai.ml.entities import AccountKeyConfiguration
+from azure.ai.ml.entities import AzureBlobDatastore as V2BlobDatastore
+from azure.storage.blob import BlobServiceClient, ContainerClient
 from azureml.core import Workspace
 from azureml.core.authentication import ServicePrincipalAuthentication
 from azureml.data.azure_storage_datastore import AzureBlobDatastore
 
 from amllib.backends.azureml import AzureMLBackend
+from amllib.backends.azureml_v2 import AzureMLV2Backend
 from amllib.digest import tree_digest
 from amllib.errors import BackendUnavailable
 from tests.azure.fake_aml import FakeAzure
+from tests.azure.fake_aml_v2 import BLOBSTORE, FakeAzureV2
 from tests.conftest import free_port, make_settings
 
 AZURITE = Path(__file__).resolve().parent.parent / "azurite" / "node_modules" / ".bin" / "azurite-blob"
@@ -141,3 +147,64 @@ def test_upload_to_a_stopped_emulator_fails_the_job(
     with pytest.raises(BackendUnavailable):
         backend.upload_data(data_dir, target_path="titanic-data")
     assert time.monotonic() - started < 60
+
+
+# -- azureml-v2: the backend's own storage-client upload, with only the datastore's address redirected --------
+
+
+def v2_backend_over(azurite: Azurite, tmp_path: Path, **client_options: object) -> tuple[AzureMLV2Backend, Any]:
+    """The v2 backend over a fake workspace whose default datastore is the emulator's account (real entity)."""
+    settings = make_settings(tmp_path / "aml", backend="azureml-v2")
+    fake = FakeAzureV2(tmp_path / "fake-v2", settings)
+    fake.datastores[BLOBSTORE] = V2BlobDatastore(
+        name=BLOBSTORE,
+        account_name=ACCOUNT,
+        container_name=CONTAINER,
+        protocol="http",
+        credentials=AccountKeyConfiguration(account_key=KEY),
+    )
+    make_client = functools.partial(ContainerClient, connection_timeout=2, read_timeout=5, **client_options)
+    backend = AzureMLV2Backend(
+        settings,
+        client=fake.client,
+        mlflow_client=fake.mlflow,
+        account_url=lambda datastore: azurite.url,  # the one redirect: where the datastore's account is
+        container_client=make_client,
+        retry_delay=0.0,
+    )
+    container = ContainerClient(azurite.url, CONTAINER, credential=KEY)
+    container.create_container()
+    return backend, container
+
+
+def download_all(container: Any, prefix: str, into: Path) -> Path:
+    for blob in container.list_blobs(name_starts_with=prefix):
+        target = into / blob.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(container.download_blob(blob.name).readall())
+    return into / prefix.rstrip("/")
+
+
+def test_v2_upload_lands_whole_and_replaces_what_was_there(azurite: Azurite, tmp_path: Path, data_dir: Path) -> None:
+    (data_dir / "sub" / "big.bin").write_bytes(bytes(range(256)) * 4096)
+    backend, container = v2_backend_over(azurite, tmp_path)
+    data = backend.upload_data(data_dir, target_path="titanic-data")
+    assert data.digest == tree_digest(data_dir).digest and data.files == 3
+    assert tree_digest(download_all(container, "titanic-data/", tmp_path / "back")).digest == data.digest
+    assert backend.current_data("titanic-data") == data
+
+    (data_dir / "sub" / "big.bin").unlink()
+    smaller = backend.upload_data(data_dir, target_path="titanic-data")
+    names = sorted(b.name for b in container.list_blobs(name_starts_with="titanic-data/"))
+    assert names == ["titanic-data/a.csv", "titanic-data/sub/b.txt"]
+    assert tree_digest(download_all(container, "titanic-data/", tmp_path / "back2")).digest == smaller.digest
+
+
+def test_v2_upload_to_a_stopped_emulator_fails_clearly(azurite: Azurite, tmp_path: Path, data_dir: Path) -> None:
+    backend, _ = v2_backend_over(azurite, tmp_path, retry_total=0)
+    azurite.stop()
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable, match=r"uploading .*failed 5 times"):
+        backend.upload_data(data_dir, target_path="titanic-data")
+    assert time.monotonic() - started < 60
+    assert backend.current_data("titanic-data") is None
