@@ -5,7 +5,8 @@
 
 It uploads the shipped Titanic data, trains scikit-titanic.py on the cluster (created if
 missing; this costs money and takes minutes), registers the model and fetches the best
-version. AZML_RUN_LOCAL=true runs the training on this machine through Azure ML instead.
+version. AZML_RUN_LOCAL=true runs the training on this machine through Azure ML instead (v1).
+AZML_BACKEND=azureml-v2 runs the same flow through azure-ai-ml; the default is the v1 backend.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from amllib.backends.azureml import AzureMLBackend
+from amllib.backends import get_backend
 from amllib.backends.base import RunStatus
 from amllib.fetch import fetch_model
 from amllib.settings import REPO_ROOT, load_settings
@@ -30,7 +31,9 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_titanic_on_azure(tmp_path: Path) -> None:
-    settings = load_settings(backend="azureml", training_dir=REPO_ROOT / "training", home=tmp_path / "aml")
+    chosen = os.environ.get("AZML_BACKEND", "azureml")
+    assert chosen in ("azureml", "azureml-v2"), "the live suite runs an Azure backend"
+    settings = load_settings(backend=chosen, training_dir=REPO_ROOT / "training", home=tmp_path / "aml")
     settings = settings.model_copy(
         update={
             "script": settings.script or "scikit-titanic.py",
@@ -40,14 +43,16 @@ def test_titanic_on_azure(tmp_path: Path) -> None:
             "compute_name": settings.compute_name or "cpu-cluster",
         }
     )
-    backend = AzureMLBackend(settings)
+    backend = get_backend(settings)
     data = backend.upload_data(REPO_ROOT / "data" / "titanic", target_path=settings.datapath)
     assert backend.current_data(settings.datapath) == data
     result = train_and_register(
         backend, spec_from_settings(settings, estimators=20), model_name=settings.model, poll=15
     )
     assert result.run.status == RunStatus.COMPLETED, backend.get_log(result.run.run_id, tail=50)
-    assert result.model_version is not None and "accuracy" in result.model_version.tags
+    assert result.model_version is not None and "accuracy" in result.model_version.tags  # read through MLflow
+    assert backend.get_metrics(result.run.run_id)["accuracy"], "the script's MLflow metrics are read back"
+    assert "Accuracy on" in backend.get_log(result.run.run_id)
     fetched = fetch_model(backend, name=settings.model, output_path=tmp_path / "pickles", use_best=True)
     metadata = json.loads((tmp_path / "pickles" / "metadata.json").read_text())
     assert metadata["version"] == fetched.model.version
