@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from unittest.mock import create_autospec
+from unittest.mock import ANY, create_autospec, patch
 
 import pytest
 from azure.ai.ml.entities import AccountKeyConfiguration
@@ -208,3 +208,54 @@ def test_v2_upload_to_a_stopped_emulator_fails_clearly(azurite: Azurite, tmp_pat
         backend.upload_data(data_dir, target_path="titanic-data")
     assert time.monotonic() - started < 60
     assert backend.current_data("titanic-data") is None
+
+
+def test_v2_models_download_runs_the_sdks_own_blob_code(azurite: Azurite, tmp_path: Path) -> None:
+    """The real ModelOperations.download (a real MLClient, no network) fetching a job's outputs from Azurite.
+
+    Faked: the registry lookup (ModelOperations.get, answering as Azure does once it has resolved a
+    job-output model to the artifact store's path) and the datastore lookup; redirected: the storage
+    account's address, to the emulator. The SDK's own storage client does the listing and download.
+    """
+    from azure.ai.ml import MLClient
+    from azure.ai.ml.entities import Model
+    from azure.ai.ml.operations import DatastoreOperations, ModelOperations
+    from azure.ai.ml.operations import _model_operations as model_operations
+    from azure.core.credentials import AccessToken
+
+    class NoCredential:
+        def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+            raise AssertionError("nothing here may ask for a token")
+
+    artifacts = ContainerClient(azurite.url, "azureml", credential=KEY)
+    artifacts.create_container()
+    files = {"model.pkl": b"\x80pickle" * 1000, "lookup.pkl": b"lookup", "sub/flags.pkl": b"flags"}
+    for rel, content in files.items():
+        artifacts.upload_blob(f"ExperimentRun/dcid.azml-run_1/outputs/{rel}", content)
+    resolved = "azureml://datastores/workspaceartifactstore/paths/ExperimentRun/dcid.azml-run_1/outputs/"
+    store = V2BlobDatastore(
+        name="workspaceartifactstore",
+        account_name=ACCOUNT,
+        container_name="azureml",
+        protocol="http",
+        credentials=AccountKeyConfiguration(account_key=KEY),
+    )
+    real_storage_client = model_operations.get_storage_client
+
+    def at_azurite(**kwargs: object) -> object:
+        return real_storage_client(**{**kwargs, "account_url": azurite.url})
+
+    client = MLClient(NoCredential(), "00000000-0000-0000-0000-000000000000", "rg", "ws")
+    with (
+        patch.object(ModelOperations, "get", autospec=True) as get,
+        patch.object(DatastoreOperations, "get", autospec=True, return_value=store) as get_datastore,
+        patch.object(model_operations, "get_storage_client", side_effect=at_azurite),
+    ):
+        get.return_value = Model(name="m", version="1", path=resolved)
+        client.models.download("m", "1", download_path=tmp_path / "d")
+        get_datastore.assert_called_once_with(ANY, "workspaceartifactstore", include_secrets=True)
+        backend = AzureMLV2Backend(make_settings(tmp_path / "aml", backend="azureml-v2"), client=client)
+        written = backend.download_model("m", 1, tmp_path / "fetched")
+    assert sorted(written) == sorted(files)
+    assert {rel: (tmp_path / "fetched" / rel).read_bytes() for rel in files} == files
+    assert tree_digest(tmp_path / "d" / "m" / "outputs").digest == tree_digest(tmp_path / "fetched").digest

@@ -150,8 +150,8 @@ def test_kill_9_right_after_accepting_resumes_the_job(make_service) -> None:
     service.kill9()
     service.start()
     with service.client() as client:
-        statuses = [client.get(f"/runs/{i}", params={"wait": 60}).json()["status"] for i in ids]
-        assert statuses == ["Completed"] * 3
+        jobs = [client.get(f"/runs/{i}", params={"wait": 60}).json() for i in ids]
+        assert [job["status"] for job in jobs] == ["Completed"] * 3, jobs
         assert sorted(v["version"] for v in client.get("/models/svc-model/versions").json()["versions"]) == [1, 2, 3]
 
 
