@@ -46,11 +46,13 @@ from amllib.backends.base import (
 )
 from amllib.digest import file_sha256, list_files, tree_digest
 from amllib.errors import (
+    AmlError,
     BackendUnavailable,
     Conflict,
     DataNotFound,
     InvalidInput,
     ModelNotFound,
+    NotFound,
     RunNotFound,
     quoted,
 )
@@ -117,9 +119,8 @@ def _seconds(value: Any) -> float | None:
 
 
 def _not_found(exc: BaseException) -> bool:
-    from azure.core.exceptions import ResourceNotFoundError
-
-    return isinstance(exc, ResourceNotFoundError) or type(exc).__name__ == "ResourceNotFoundError"
+    """A lookup that found nothing (azure.core's ResourceNotFoundError, as _call maps it)."""
+    return isinstance(exc, NotFound)
 
 
 class AzureMLV2Backend(Backend):
@@ -151,19 +152,42 @@ class AzureMLV2Backend(Backend):
         self._method = "the given client"
 
     def _call(self, what: str, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """fn(...) with transient failures retried, and azure.core's exceptions turned into ours."""
         try:
             return with_retry(what, lambda: fn(*args, **kwargs), base_delay=self.retry_delay)
-        except BackendUnavailable:
+        except AmlError:
             raise
         except Exception as exc:
-            from azure.core.exceptions import ClientAuthenticationError
+            mapped = self._mapped(what, exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
-            if isinstance(exc, ClientAuthenticationError):
-                raise BackendUnavailable(
-                    f"{what}: could not authenticate to workspace {self.settings.workspace!r} with "
-                    f"{self._method}: {scrub(str(exc))}"
-                ) from exc
-            raise
+    def _mapped(self, what: str, exc: Exception) -> AmlError | None:
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ResourceExistsError,
+            ResourceNotFoundError,
+        )
+
+        message = scrub(str(getattr(exc, "message", None) or exc)).splitlines()[0][:300] if str(exc) else ""
+        if isinstance(exc, ClientAuthenticationError):
+            workspace = self.settings.workspace
+            return BackendUnavailable(
+                f"{what}: could not authenticate to workspace {workspace!r} with {self._method}: {message}"
+            )
+        if isinstance(exc, ResourceNotFoundError):
+            return NotFound(f"{what}: not found in workspace {self.settings.workspace!r}")
+        if isinstance(exc, ResourceExistsError):
+            return Conflict(f"{what}: it already exists in workspace {self.settings.workspace!r}: {message}")
+        if isinstance(exc, HttpResponseError) and exc.status_code != 416:  # 416: a log read past its end
+            if exc.status_code == 403:
+                return BackendUnavailable(f"{what}: the identity ({self._method}) is not permitted: {message}")
+            if exc.status_code in (400, 422):
+                return InvalidInput(f"{what}: Azure ML refused it: {message}")
+            return BackendUnavailable(f"{what}: Azure ML answered {exc.status_code}: {message}")
+        return None
 
     # -- connection ------------------------------------------------------------
     @property
@@ -377,12 +401,8 @@ class AzureMLV2Backend(Backend):
     def _job(self, run_id: str) -> Any:
         try:
             return self._call(f"reading job {run_id}", self.client.jobs.get, run_id)
-        except BackendUnavailable:
-            raise
-        except Exception as exc:
-            if _not_found(exc):
-                raise RunNotFound(f"run {quoted(run_id)} not found in workspace {self.settings.workspace!r}") from exc
-            raise
+        except NotFound as exc:
+            raise RunNotFound(f"run {quoted(run_id)} not found in workspace {self.settings.workspace!r}") from exc
 
     def find_runs(self, experiment: str, *, tag: str, value: str) -> list[str]:
         """A job submitted for a service job is found by its name; other tags by listing."""
@@ -469,9 +489,11 @@ class AzureMLV2Backend(Backend):
         blob = self._log_blob(run_id)
         try:
             chunk = self._call(f"reading the log of {run_id}", lambda: blob.download_blob(offset=offset).readall())
+        except NotFound:
+            return "", offset  # not written yet
         except Exception as exc:
-            if _not_found(exc) or type(exc).__name__ == "HttpResponseError":
-                return "", offset  # not written yet, or nothing past offset
+            if getattr(exc, "status_code", None) == 416:
+                return "", offset  # nothing past offset yet
             raise
         return whole_lines(chunk, offset)
 

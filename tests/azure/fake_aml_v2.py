@@ -46,7 +46,7 @@ from azure.ai.ml.operations import (
     ModelOperations,
     WorkspaceOperations,
 )
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.core.polling import LROPoller
 from azure.storage.blob import BlobClient, ContainerClient
 from mlflow.entities import Metric, Run, RunData, RunInfo, RunTag
@@ -225,9 +225,9 @@ class FakeAzureV2:
         assert data.type == "uri_folder" and data.mode == "download", (data.type, data.mode)
         prefix = f"azureml://datastores/{BLOBSTORE}/paths/"
         assert data.path.startswith(prefix) and data.path.endswith("/"), data.path
-        if job.name in self.jobs:
-            return self._get_job(job.name)  # Azure refuses a second job of one name; never reached by the backend
         self.submitted.append(job)
+        if job.name in self.jobs:  # job names are unique in a workspace
+            raise ResourceExistsError(message=f"a job named {job.name} already exists")
         datapath = data.path.removeprefix(prefix).rstrip("/")
         words = shlex.split(job.command)
         assert words[:1] == ["python"] and DATA_INPUT in words, job.command

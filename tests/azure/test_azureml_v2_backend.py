@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 from azure.ai.ml.entities import AmlCompute, ComputeInstance
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
 
 from amllib.backends import get_backend
 from amllib.backends.azureml_auth import choose_credential
 from amllib.backends.azureml_v2 import STATUS, AzureMLV2Backend, asset_name, job_name, map_status
-from amllib.backends.base import RunSpec, RunStatus
-from amllib.errors import BackendUnavailable, ConfigError, Conflict, DataNotFound
+from amllib.backends.base import TERMINAL, RunSpec, RunStatus
+from amllib.errors import BackendUnavailable, ConfigError, Conflict, DataNotFound, InvalidInput, RunNotFound
 from amllib.settings import Settings
 from amllib.training import finish_run
+from service.events import EventFeed
+from service.jobs import Jobs
+from service.schemas import render
+from service.store import Job, JobStore
+from service.worker import Worker
 from tests.azure.fake_aml_v2 import FakeAzureV2
 from tests.conftest import make_settings
 
@@ -233,6 +246,25 @@ def test_transient_errors_are_retried_and_auth_failures_are_named_without_secret
     assert SECRET not in message
 
 
+def test_azure_core_errors_become_ours(fake: FakeAzureV2, backend: AzureMLV2Backend) -> None:
+    def answering(status: int) -> HttpResponseError:
+        error = HttpResponseError(message=f"status {status} from Azure")
+        error.status_code = status
+        return error
+
+    cases = [
+        (ResourceExistsError(message="exists"), Conflict),
+        (answering(400), InvalidInput),
+        (answering(403), BackendUnavailable),
+        (ResourceNotFoundError(message="no such job"), RunNotFound),
+    ]
+    for raised, ours in cases:
+        fake.client.jobs.get.side_effect = raised
+        with pytest.raises(ours, match="azml-x"):
+            backend.get_run("azml-x")
+    fake.client.jobs.get.side_effect = None
+
+
 def test_credentials_follow_the_v1_choices(v2_settings: Settings) -> None:
     sp = {"AZURE_TENANT_ID": "t", "AZURE_CLIENT_ID": "c", "AZURE_CLIENT_SECRET": SECRET}
     assert type(choose_credential(v2_settings, sp)[1]).__name__ == "ClientSecretCredential"
@@ -250,3 +282,51 @@ def test_the_setting_picks_the_backend(v2_settings: Settings) -> None:
     assert isinstance(get_backend(v2_settings), AzureMLV2Backend)
     with pytest.raises(ConfigError, match="AZML_SUBID"):
         v2_settings.model_copy(update={"subid": None}).require_identity()
+
+
+def test_a_service_restart_during_a_v2_run_reattaches_by_name(
+    fake: FakeAzureV2, v2_settings: Settings, data_dir: Path, tmp_path: Path
+) -> None:
+    """The service's own worker and job store, stopped mid-run and started again on the same workspace."""
+    settings = v2_settings.model_copy(update={"poll_seconds": 0.1, "run_import_seconds": 0.0})
+    fake.backend(settings).upload_data(data_dir, target_path="test-data")
+    spec = {
+        "experiment": "tests",
+        "script": "sleep_and_record.py",
+        "model": "m",
+        "datapath": "test-data",
+        "compute": "cluster",
+        "estimators": None,
+        "args": {"seconds": "2"},
+        "created_by": "ci",
+    }
+
+    async def life(first: bool) -> Job:
+        store = JobStore(tmp_path / "jobs.sqlite")
+        jobs = Jobs(store, render=lambda job: render(job, "azureml-v2"), feed=EventFeed(store))
+        worker = Worker(settings=settings, backend=fake.backend(settings), jobs=jobs)
+        try:
+            if first:
+                job = Job(id="run_restart1", kind="run", status=RunStatus.QUEUED, spec=spec, created_at=time.time())
+                stored, _ = await jobs.create(job)
+                worker.start(stored)
+                while store.get("run_restart1").status != RunStatus.RUNNING:
+                    await asyncio.sleep(0.05)
+            else:
+                assert await worker.resume() == 1
+                while store.get("run_restart1").status not in TERMINAL:
+                    await asyncio.sleep(0.05)
+            return store.get("run_restart1")
+        finally:
+            await worker.close()  # the first life ends here, mid-run, as a stopped service does
+            store.close()
+
+    running = asyncio.run(life(first=True))
+    assert running.backend_run_id == "azml-run_restart1"
+    # the state a kill leaves between jobs.create_or_update returning and the job store recording it
+    with sqlite3.connect(tmp_path / "jobs.sqlite") as db:
+        db.execute("UPDATE jobs SET backend_run_id = NULL, status = 'Queued' WHERE id = 'run_restart1'")
+    ended = asyncio.run(life(first=False))
+    assert ended.status == RunStatus.COMPLETED, ended.error
+    assert len(fake.submitted) == 1  # found again by its name, never submitted twice
+    assert ended.result["model_version"] == {"name": "m", "version": 1} and len(fake.models["m"]) == 1
