@@ -27,6 +27,7 @@ from amllib.errors import RunNotFound, quoted
 from amllib.settings import REPO_ROOT
 
 # Training runs below the control plane's priority, so a burst of runs cannot starve the API.
+RELAUNCH_AFTER = 5.0  # a run still without a runner this long after its submit was never launched
 _NICE = ["nice", "-n", "10"] if shutil.which("nice") else []
 _IGNORE = shutil.ignore_patterns("__pycache__", "outputs", ".*")
 
@@ -130,6 +131,16 @@ class LocalCompute:
         # Reap the runner when it ends so it never lingers as a zombie that looks alive.
         threading.Thread(target=proc.wait, daemon=True, name=f"reap-{proc.pid}").start()
 
+    def _relaunch_if_never_started(self, folder: Path, record: dict[str, Any]) -> None:
+        """A run whose submitter was killed between writing its folder and launching its runner: launch it.
+
+        Once, after RELAUNCH_AFTER s without a runner; the runner's own lock makes a second launch harmless.
+        """
+        marker = folder / "relaunched"
+        if time.time() - record["created_at"] > RELAUNCH_AFTER and not marker.exists():
+            marker.touch()
+            self._launch(folder)
+
     def _runner_pid(self, folder: Path) -> int | None:
         try:
             return int((folder / "runner.pid").read_text())
@@ -153,6 +164,7 @@ class LocalCompute:
         if RunStatus(state["status"]).terminal or self._runner_alive(folder):
             return record, state
         if self._runner_pid(folder) is None and time.time() - record["created_at"] < START_GRACE:
+            self._relaunch_if_never_started(folder, record)
             return record, state
         state = json.loads((folder / "state.json").read_text())  # it may have just finished
         if not RunStatus(state["status"]).terminal:

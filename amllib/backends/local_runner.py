@@ -148,6 +148,13 @@ def child_env(spec: dict, run_dir: Path) -> dict[str, str]:
 
 def execute(run_dir: Path) -> int:
     spec = json.loads((run_dir / "run.json").read_text())
+    owner = os.open(run_dir / "runner.lock", os.O_RDWR | os.O_CREAT, 0o644)  # held until this process ends
+    try:
+        fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return 0  # another runner has this run (a relaunch raced the first launch)
+    if json.loads((run_dir / "state.json").read_text()).get("status") != "Queued":
+        return 0  # it ran already
     (run_dir / "runner.pid").write_text(str(os.getpid()))
     stop = {"requested": False}
 

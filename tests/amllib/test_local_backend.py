@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from amllib.backends import local_compute
 from amllib.backends.base import RunSpec, RunStatus
 from amllib.backends.local import LocalBackend
 from amllib.digest import tree_digest
@@ -266,3 +267,23 @@ def test_a_core_count_set_by_hand_wins(tmp_path: Path, data_dir: Path, monkeypat
     assert backend.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED
     given = json.loads((backend.compute.run_dir(run_id) / "work" / "outputs" / "cores.json").read_text())
     assert given["env"]["OMP_NUM_THREADS"] == "3"
+
+
+def test_a_run_whose_submitter_died_before_launching_it_is_launched_once(
+    backend: LocalBackend, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 between writing the run folder and starting its runner: whoever watches it next launches it."""
+    backend.upload_data(data_dir, target_path="test-data")
+    record = tmp_path / "ran.txt"
+    launch = backend.compute._launch
+    monkeypatch.setattr(backend.compute, "_launch", lambda folder: None)  # the submitter dies right here
+    run_id = backend.submit_run(spec("sleep_and_record.py", args={"seconds": "0.2", "record": str(record)}))
+    monkeypatch.setattr(local_compute, "RELAUNCH_AFTER", 0.3)
+    monkeypatch.setattr(backend.compute, "_launch", launch)
+    time.sleep(0.4)
+    assert backend.get_run(run_id).status == RunStatus.QUEUED  # this read launches it
+    launch(backend.compute.run_dir(run_id))  # and a second launch, racing it, does nothing
+    info = backend.wait_for_run(run_id, timeout=60, poll=0.2)
+    assert info.status == RunStatus.COMPLETED, backend.get_log(run_id)
+    time.sleep(0.5)
+    assert len(record.read_text().splitlines()) == 1  # the script ran once
