@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,16 @@ def list_files(folder: Path) -> list[tuple[str, Path]]:
             found.append((full.relative_to(folder).as_posix(), full))
     found.sort()
     return found
+
+
+def move_files(src: Path, dest: Path) -> list[str]:
+    """Move every regular file under src to the same relative place under dest; their relative paths."""
+    moved = []
+    for rel, full in list_files(src):
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(full), dest / rel)
+        moved.append(rel)
+    return moved
 
 
 def file_sha256(path: Path) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -34,10 +33,11 @@ from amllib.backends.base import (
     RunInfo,
     RunSpec,
     RunStatus,
+    numeric_accuracy,
     parse_script_arguments,
     tag_number,
 )
-from amllib.digest import file_sha256, list_files, tree_digest
+from amllib.digest import file_sha256, list_files, move_files, tree_digest
 from amllib.errors import BackendUnavailable, Conflict, DataNotFound, InvalidInput, ModelNotFound, RunNotFound, quoted
 from amllib.paths import check_name, check_script, safe_relpath
 from amllib.settings import Settings
@@ -384,9 +384,7 @@ class AzureMLBackend(Backend):
         return self._version(model)
 
     def _version(self, model: Any) -> ModelVersion:
-        tags = dict(model.tags or {})
-        if tag_number(tags.get("accuracy")) is not None:
-            tags["accuracy"] = tag_number(tags["accuracy"])
+        tags = numeric_accuracy(model.tags)
         return ModelVersion(
             name=model.name,
             version=int(model.version),
@@ -433,9 +431,4 @@ class AzureMLBackend(Backend):
             outputs = next((p for p in Path(folder).rglob("outputs") if p.is_dir()), None)
             if outputs is None:
                 raise BackendUnavailable(f"model {name}:{version} has no outputs/ folder")
-            written = []
-            for rel, full in list_files(outputs):
-                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(full), dest / rel)
-                written.append(rel)
-        return written
+            return move_files(outputs, dest)

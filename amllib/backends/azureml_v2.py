@@ -22,7 +22,6 @@ import hashlib
 import json
 import re
 import shlex
-import shutil
 import tempfile
 import time
 import uuid
@@ -41,10 +40,10 @@ from amllib.backends.base import (
     RunInfo,
     RunSpec,
     RunStatus,
-    tag_number,
+    numeric_accuracy,
     whole_lines,
 )
-from amllib.digest import file_sha256, list_files, tree_digest
+from amllib.digest import file_sha256, list_files, move_files, tree_digest
 from amllib.errors import (
     AmlError,
     BackendUnavailable,
@@ -558,9 +557,7 @@ class AzureMLV2Backend(Backend):
 
     @staticmethod
     def _version(model: Any) -> ModelVersion:
-        tags = dict(model.tags or {})
-        if tag_number(tags.get("accuracy")) is not None:
-            tags["accuracy"] = tag_number(tags["accuracy"])
+        tags = numeric_accuracy(model.tags)
         properties = model.properties or {}
         return ModelVersion(
             name=model.name,
@@ -601,12 +598,7 @@ class AzureMLV2Backend(Backend):
             outputs = next((p for p in sorted(root.rglob("outputs")) if p.is_dir()), root if root.is_dir() else None)
             if outputs is None:
                 raise BackendUnavailable(f"model {name}:{version} downloaded no files")
-            written = []
-            for rel, full in list_files(outputs):
-                (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(full), dest / rel)
-                written.append(rel)
-        return written
+            return move_files(outputs, dest)
 
 
 def _account_url(datastore: Any) -> str:

@@ -313,6 +313,14 @@ def whole_lines(chunk: bytes, offset: int) -> tuple[str, int]:
     return chunk[:end].decode(errors="replace"), offset + end
 
 
+def numeric_accuracy(tags: dict[str, Any]) -> dict[str, Any]:
+    """A registry's string tags with accuracy as the number it was (Azure keeps tag values as strings)."""
+    tags = dict(tags or {})
+    if tag_number(tags.get("accuracy")) is not None:
+        tags["accuracy"] = tag_number(tags["accuracy"])
+    return tags
+
+
 def tag_number(value: Any) -> float | None:
     """A tag value as a float, or None: Azure keeps tags as strings."""
     if isinstance(value, bool):
