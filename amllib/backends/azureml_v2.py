@@ -117,11 +117,6 @@ def _seconds(value: Any) -> float | None:
         return None
 
 
-def _not_found(exc: BaseException) -> bool:
-    """A lookup that found nothing (azure.core's ResourceNotFoundError, as _call maps it)."""
-    return isinstance(exc, NotFound)
-
-
 class AzureMLV2Backend(Backend):
     """Backend on an Azure ML workspace through azure-ai-ml."""
 
@@ -294,21 +289,21 @@ class AzureMLV2Backend(Backend):
         )
 
     def current_data(self, target_path: str) -> DataVersion | None:
-        return self._latest_data(asset_name(str(safe_relpath(target_path, what="data path"))))
+        asset = self._latest_asset(asset_name(str(safe_relpath(target_path, what="data path"))))
+        return self._data_version(asset) if asset is not None else None
 
     def list_data(self) -> list[DataVersion]:
         """The latest version of every Data asset this tool registered."""
         names = self._call("listing data assets", lambda: [asset.name for asset in self.client.data.list()])
-        found = [data for data in map(self._latest_data, names) if data is not None]
+        assets = [asset for asset in map(self._latest_asset, names) if asset is not None]
+        found = [data for data in map(self._data_version, assets) if data is not None]
         return sorted(found, key=lambda data: data.path)
 
-    def _latest_data(self, name: str) -> DataVersion | None:
+    def _latest_asset(self, name: str) -> Any:
         try:
-            return self._data_version(self._call(f"reading data {name}", self.client.data.get, name, label="latest"))
-        except Exception as exc:
-            if _not_found(exc):
-                return None
-            raise
+            return self._call(f"reading data {name}", self.client.data.get, name, label="latest")
+        except NotFound:
+            return None
 
     # -- compute ---------------------------------------------------------------
     def ensure_compute(self, name: str) -> str:
@@ -318,9 +313,7 @@ class AzureMLV2Backend(Backend):
 
         try:
             target = self._call(f"reading compute {quoted(name)}", self.client.compute.get, name)
-        except Exception as exc:
-            if not _not_found(exc):
-                raise
+        except NotFound:
             cluster = AmlCompute(
                 name=name,
                 size=self.settings.compute_vmsize,
@@ -364,9 +357,17 @@ class AzureMLV2Backend(Backend):
         check_script_args(spec.args)
         datapath = str(safe_relpath(spec.datapath, what="datapath"))
         datastore, container = self._container()
-        data = self.current_data(datapath)
+        asset = self._latest_asset(asset_name(datapath))
+        data = self._data_version(asset) if asset is not None else None
         if data is None and not self._blobs(container, datapath + "/"):
             raise DataNotFound(f"no data at datastore path {quoted(datapath)}; upload it first")
+        # The Data asset version when this tool uploaded it (the studio then shows the job's lineage),
+        # else the datastore path as another tool left it.
+        source = (
+            f"azureml:{asset.name}:{asset.version}"
+            if data
+            else f"azureml://datastores/{datastore.name}/paths/{datapath}/"
+        )
         argv = ["python", spec.script, *spec.script_arguments(DATA_INPUT)]
         tags = {
             **spec.tags,
@@ -385,7 +386,7 @@ class AzureMLV2Backend(Backend):
             inputs={
                 "data": Input(
                     type=AssetTypes.URI_FOLDER,
-                    path=f"azureml://datastores/{datastore.name}/paths/{datapath}/",
+                    path=source,
                     mode=InputOutputModes.DOWNLOAD,
                 )
             },
@@ -503,10 +504,8 @@ class AzureMLV2Backend(Backend):
             text = self._call(f"reading the log of {run_id}", lambda: blob.download_blob().readall()).decode(
                 errors="replace"
             )
-        except Exception as exc:
-            if _not_found(exc):
-                return ""
-            raise
+        except NotFound:
+            return ""
         lines = text.splitlines()
         return "\n".join(lines if tail is None else lines[-tail:]) + ("\n" if lines else "")
 
@@ -525,10 +524,8 @@ class AzureMLV2Backend(Backend):
     def _model_versions(self, name: str) -> list[Any]:
         try:
             return self._call(f"listing versions of {name}", lambda: list(self.client.models.list(name=name)))
-        except Exception as exc:
-            if _not_found(exc):
-                return []
-            raise
+        except NotFound:
+            return []
 
     def register_model(self, *, run_id: str, model_name: str, tags: dict[str, Any]) -> ModelVersion:
         """A run is registered once: a version already made from it is returned, not made again."""
@@ -590,10 +587,8 @@ class AzureMLV2Backend(Backend):
                     str(version),
                     download_path=folder,
                 )
-            except Exception as exc:
-                if _not_found(exc):
-                    raise ModelNotFound(f"model {quoted(name)} version {version} not found") from exc
-                raise
+            except NotFound as exc:
+                raise ModelNotFound(f"model {quoted(name)} version {version} not found") from exc
             root = Path(folder) / name
             outputs = next((p for p in sorted(root.rglob("outputs")) if p.is_dir()), root if root.is_dir() else None)
             if outputs is None:

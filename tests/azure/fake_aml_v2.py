@@ -224,11 +224,15 @@ class FakeAzureV2:
         data = job.inputs["data"]
         assert data.type == "uri_folder" and data.mode == "download", (data.type, data.mode)
         prefix = f"azureml://datastores/{BLOBSTORE}/paths/"
-        assert data.path.startswith(prefix) and data.path.endswith("/"), data.path
+        path = data.path
+        if path.startswith("azureml:") and not path.startswith("azureml://"):  # azureml:<asset>:<version>
+            _, name, version = path.split(":")
+            path = next(d.path for d in self.data_assets[name] if d.version == version)
+        assert path.startswith(prefix) and path.endswith("/"), data.path
         self.submitted.append(job)
         if job.name in self.jobs:  # job names are unique in a workspace
             raise ResourceExistsError(message=f"a job named {job.name} already exists")
-        datapath = data.path.removeprefix(prefix).rstrip("/")
+        datapath = path.removeprefix(prefix).rstrip("/")
         words = shlex.split(job.command)
         assert words[:1] == ["python"] and DATA_INPUT in words, job.command
         data_path, estimators, args = parse_script_arguments(words[2:])

@@ -124,7 +124,7 @@ def test_the_job_is_the_seeds_flow_in_v2_terms(fake: FakeAzureV2, backend: Azure
     assert job.command.startswith("python mlflow_logging.py ")
     assert "--data-path '${{inputs.data}}'" in job.command and "--estimators 5" in job.command
     assert "'--flavour=it'\"'\"'s'" in job.command  # shell-quoted, one word
-    assert job.inputs["data"].path == "azureml://datastores/workspaceblobstore/paths/test-data/"
+    assert job.inputs["data"].path == "azureml:test-data:1"  # the Data asset version: lineage in the studio
     assert job.experiment_name == "tests" and job.compute == "cluster"
     assert job.environment.image.startswith("mcr.microsoft.com/azureml/")
 
