@@ -18,7 +18,6 @@ import json
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from amllib.backends.base import (
     RunInfo,
     RunSpec,
     RunStatus,
+    epoch_seconds,
     numeric_accuracy,
     parse_script_arguments,
     tag_number,
@@ -73,17 +73,6 @@ def _version_blob(target: str) -> str:
 def map_status(sdk_status: str) -> RunStatus:
     """Azure's run status in our terms; an unknown one counts as still running, never as ended."""
     return STATUS.get(sdk_status, RunStatus.RUNNING)
-
-
-def _timestamp(value: Any) -> float | None:
-    if not value:
-        return None
-    if isinstance(value, datetime):
-        return value.timestamp()
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 class AzureMLBackend(Backend):
@@ -316,7 +305,7 @@ class AzureMLBackend(Backend):
         tags = dict(run.get_tags() or {})
         definition = details.get("runDefinition") or {}
         data_path, estimators, args = parse_script_arguments([str(a) for a in definition.get("arguments") or []])
-        started = _timestamp(details.get("startTimeUtc"))
+        started = epoch_seconds(details.get("startTimeUtc"))
         return RunInfo(
             run_id=run_id,
             status=status,
@@ -324,7 +313,7 @@ class AzureMLBackend(Backend):
             script=definition.get("script", ""),
             created_at=started or time.time(),  # v1 gives no submit time; a queued run counts as new
             started_at=started,
-            finished_at=_timestamp(details.get("endTimeUtc")),
+            finished_at=epoch_seconds(details.get("endTimeUtc")),
             error=error,
             data_version=tags.pop(DATA_TAG, None) or None,
             script_digest=tags.pop(SCRIPT_TAG, None) or None,
@@ -390,7 +379,7 @@ class AzureMLBackend(Backend):
             version=int(model.version),
             tags=tags,
             run_id=model.run_id,
-            created_at=_timestamp(model.created_time) or 0.0,
+            created_at=epoch_seconds(model.created_time) or 0.0,
             data_version=(model.properties or {}).get(DATA_TAG) or None,
             script_digest=(model.properties or {}).get(SCRIPT_TAG) or None,
         )

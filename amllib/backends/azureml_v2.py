@@ -26,7 +26,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from amllib.backends.base import (
     RunInfo,
     RunSpec,
     RunStatus,
+    epoch_seconds,
     numeric_accuracy,
     whole_lines,
 )
@@ -104,17 +104,9 @@ def asset_name(path: str) -> str:
     return cleaned if cleaned == path else f"{cleaned}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
 
 
-def _seconds(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.timestamp()
-    if isinstance(value, int | float):
-        return float(value) / 1000 if value > 1e11 else float(value)  # MLflow gives milliseconds
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+def _from_millis(value: int | None) -> float | None:
+    """MLflow's times are epoch milliseconds."""
+    return value / 1000 if value else None
 
 
 class AzureMLV2Backend(Backend):
@@ -431,7 +423,7 @@ class AzureMLV2Backend(Backend):
     def _info(self, job: Any, *, with_times: bool) -> RunInfo:
         status = map_status(job.status)
         tags = dict(job.tags or {})
-        created = _seconds(getattr(job.creation_context, "created_at", None)) or time.time()
+        created = epoch_seconds(getattr(job.creation_context, "created_at", None)) or time.time()
         started = finished = None
         if with_times and status.terminal:  # its times, and the tags the script set, live in its MLflow run
             try:
@@ -441,7 +433,7 @@ class AzureMLV2Backend(Backend):
             except Exception:
                 mlflow_run = None  # the script never logged: no MLflow run
             if mlflow_run is not None:
-                started, finished = _seconds(mlflow_run.info.start_time), _seconds(mlflow_run.info.end_time)
+                started, finished = _from_millis(mlflow_run.info.start_time), _from_millis(mlflow_run.info.end_time)
                 tags |= {k: v for k, v in (mlflow_run.data.tags or {}).items() if not k.startswith("mlflow.")}
         for name in SPEC_TAGS:
             tags.pop(name, None)
@@ -561,7 +553,7 @@ class AzureMLV2Backend(Backend):
             version=int(model.version),
             tags=tags,
             run_id=properties.get("run_id") or None,
-            created_at=_seconds(getattr(model.creation_context, "created_at", None)) or 0.0,
+            created_at=epoch_seconds(getattr(model.creation_context, "created_at", None)) or 0.0,
             data_version=properties.get(DATA_TAG) or None,
             script_digest=properties.get(SCRIPT_TAG) or None,
         )

@@ -13,6 +13,7 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -311,6 +312,18 @@ def whole_lines(chunk: bytes, offset: int) -> tuple[str, int]:
     """The chunk up to its last newline, decoded, and the offset after that newline."""
     end = chunk.rfind(b"\n") + 1
     return chunk[:end].decode(errors="replace"), offset + end
+
+
+def epoch_seconds(value: Any) -> float | None:
+    """A time as the Azure SDKs give it (datetime or ISO text, maybe with Z) in epoch seconds; None if unreadable."""
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def numeric_accuracy(tags: dict[str, Any]) -> dict[str, Any]:
