@@ -173,20 +173,32 @@ class JobStore:
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         """synchronous=FULL (the default): a committed job is on disk before POST answers, even across a power loss."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        with _connect(path) as db:
+        db = _connect(path)
+        try:
             db.executescript(_SCHEMA)
+        finally:
+            db.close()  # sqlite3's own context manager only commits; it never closes
         self._path = path
         self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
         self._writer = _Writer(path, synchronous=synchronous)
         self._writer.start()
 
     def close(self) -> None:
         self._writer.stop()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for db in readers:
+            db.close()
 
     def _reader(self) -> sqlite3.Connection:
+        """This thread's connection: one per thread of the service's bounded pools, all closed by close()."""
         db = getattr(self._local, "db", None)
         if db is None:
             db = self._local.db = _connect(self._path)
+            with self._readers_lock:
+                self._readers.append(db)
         return db
 
     # -- reads ---------------------------------------------------------------

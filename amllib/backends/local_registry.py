@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,14 @@ class LocalRegistry:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_SCHEMA)
 
-    def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection closed on leaving (sqlite3's own context manager only commits, it never closes)."""
+        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        try:
+            yield db
+        finally:
+            db.close()
 
     def register(
         self,
@@ -60,7 +67,7 @@ class LocalRegistry:
         registering and recording that) returns the version it already made.
         """
         check_name(name, what="model name")
-        with contextlib.closing(self._connect()) as db:
+        with self._connect() as db:
             made = self._made_from(db, name, run_id)
         if made is not None:
             return made
@@ -75,31 +82,29 @@ class LocalRegistry:
                 (staging / "outputs" / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(full, staging / "outputs" / rel)
             created = time.time()
-            db = self._connect()
-            try:
-                db.execute("BEGIN IMMEDIATE")
-                made = self._made_from(db, name, run_id)
-                if made is not None:
-                    db.execute("ROLLBACK")
-                    return made
-                (last,) = db.execute(
-                    "SELECT COALESCE(MAX(version), 0) FROM model_versions WHERE name = ?", (name,)
-                ).fetchone()
-                version = last + 1
-                final = model_dir / str(version)
-                shutil.rmtree(final, ignore_errors=True)  # left by a crash before its row was committed
-                staging.rename(final)
-                db.execute(
-                    "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (name, version, json.dumps(tags), run_id, data_version, script_digest, created),
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
-            finally:
-                db.close()
+            with self._connect() as db:
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    made = self._made_from(db, name, run_id)
+                    if made is not None:
+                        db.execute("ROLLBACK")
+                        return made
+                    (last,) = db.execute(
+                        "SELECT COALESCE(MAX(version), 0) FROM model_versions WHERE name = ?", (name,)
+                    ).fetchone()
+                    version = last + 1
+                    final = model_dir / str(version)
+                    shutil.rmtree(final, ignore_errors=True)  # left by a crash before its row was committed
+                    staging.rename(final)
+                    db.execute(
+                        "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (name, version, json.dumps(tags), run_id, data_version, script_digest, created),
+                    )
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return ModelVersion(
