@@ -9,8 +9,8 @@ from amllib.errors import InvalidInput, UnsafePath, quoted
 
 MAX_PART_BYTES = 255  # a file name on every common file system
 MAX_PATH_BYTES = 1024  # well inside PATH_MAX once joined to the server's own roots
-_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._ +=@,-]*$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+_SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._ +=@,-]*")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 
 
 def check_length(value: str, parts: list[str], *, what: str) -> None:
@@ -36,7 +36,7 @@ def safe_relpath(value: str, *, what: str) -> PurePosixPath:
         raise InvalidInput(f"{what} {quoted(value)} names no folder")
     check_length(value, parts, what=what)
     for part in parts:
-        if part == ".." or not _SEGMENT.match(part):
+        if part == ".." or not _SEGMENT.fullmatch(part):
             raise UnsafePath(f"{what} {quoted(value)} has an unsafe segment {quoted(part)}")
     return PurePosixPath(*parts)
 
@@ -76,7 +76,7 @@ def check_folder_target(root: Path, target: Path, *, value: str, what: str) -> P
 
 def check_name(value: str, *, what: str) -> str:
     """A model, experiment or compute name: letters, digits, '.', '_' and '-'."""
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise InvalidInput(
             f"{what} {quoted(value)} must start with a letter or digit and use only letters, digits, '.', '_' or '-'"
         )

@@ -167,7 +167,7 @@ def _split(value: str) -> frozenset[str]:
     return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
-_TOKEN_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_TOKEN_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def token_name(token: str) -> str:
@@ -180,7 +180,7 @@ def _named(value: str) -> dict[str, str]:
     found = {}
     for entry in _split(value):
         name, sep, token = entry.partition(":")
-        if sep and token and _TOKEN_NAME.match(name):
+        if sep and token and _TOKEN_NAME.fullmatch(name):
             found[token] = name
         else:
             found[entry] = token_name(entry)

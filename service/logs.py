@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 FORMATS = ("text", "json")
 SECRET_QUERY = re.compile(r"(?i)([?&][^=&\s]*(?:token|secret|key|sig|signature|password|auth|code)[^=&\s]*=)[^&\s\"']*")
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
-_SANE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}$")
+_SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}")
 CONTEXT_FIELDS = ("request_id", "job_id", "run_id", "caller")
 
 _request: ContextVar[tuple[str, dict[str, Any]] | None] = ContextVar("azml_request", default=None)
@@ -74,7 +74,7 @@ def request_id_for(header: str | None) -> str:
     New ids are this process's random prefix and a counter (32 hex digits, like a UUID
     without dashes): unique, and a tenth of the cost of uuid4 on the hot path.
     """
-    if header and _SANE_ID.match(header):
+    if header and _SANE_ID.fullmatch(header):
         return header
     return f"{_ID_PREFIX}{next(_id_counter):016x}"
 

@@ -28,7 +28,7 @@ from amllib.errors import BackendUnavailable, DataNotFound, InvalidInput, Unsafe
 from amllib.paths import safe_relpath
 
 LEASE_GRACE = 60.0  # a lease whose run folder is not written yet counts as held for this long
-_VERSION = re.compile(r"^[0-9a-f]{32}$")
+_VERSION = re.compile(r"[0-9a-f]{32}")
 
 
 class LocalDatastore:
@@ -177,7 +177,7 @@ class LocalDatastore:
         with self._locked():
             linked = self._linked()
             for folder in self.versions.iterdir():
-                if not _VERSION.match(folder.name) or folder.name in linked:
+                if not _VERSION.fullmatch(folder.name) or folder.name in linked:
                     continue
                 leases = folder.with_name(folder.name + ".leases")
                 held = [lease for lease in leases.glob("*") if self._lease_alive(lease)] if leases.is_dir() else []
