@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(None, description="HMAC key for the X-Signature of callbacks")
     callback_hosts: str = Field("", description="Comma-separated hosts (host or host:port) callbacks may go to")
     cors_origins: str = Field("", description="Comma-separated origins allowed by CORS, e.g. the dashboard")
+    allowed_hosts: str = Field(
+        "",
+        description="Comma-separated host names the service answers to (*.example.com, * for any); "
+        "default: the loopback names while no tokens are set, any host once they are",
+    )
     body_timeout: float = Field(
         60.0, gt=0, description="Seconds a request body may stall (no bytes arriving) before it is cut off (408)"
     )
@@ -124,6 +129,10 @@ class Settings(BaseSettings):
     @property
     def callback_host_set(self) -> frozenset[str]:
         return frozenset(h.lower() for h in _split(self.callback_hosts))
+
+    @property
+    def allowed_host_set(self) -> frozenset[str]:
+        return frozenset(h.lower() for h in _split(self.allowed_hosts))
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -22,6 +22,7 @@ from service.auth import BearerAuth
 from service.chatops import mattermost, slack, teams
 from service.deps import Services
 from service.events import EventFeed
+from service.hosts import TrustedHosts, allowed_hosts
 from service.jobs import Jobs
 from service.metrics import RequestMetrics, ServiceMetrics
 from service.metrics import router as metrics_route
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     access = logs.AccessLog(settings.log_format) if settings.access_log else None
     app.state.access_log = access
+    app.add_middleware(TrustedHosts, allowed=allowed_hosts(settings))
     app.add_middleware(logs.RequestLog, access=access)  # outermost: every response gets its id
     return app
 

@@ -24,9 +24,11 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-FORMATS = ("text", "json")
-SECRET_QUERY = re.compile(r"(?i)([?&][^=&\s]*(?:token|secret|key|sig|signature|password|auth|code)[^=&\s]*=)[^&\s\"']*")
-_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
+SECRET_QUERY = re.compile(
+    r"(?i)([?&][^=&\s]*(?:token|secret|key|sig|signature|password|passwd|pwd|auth|code|jwt|session|cookie)"
+    r"[^=&\s]*=)[^&\s\"']*"
+)
+_BEARER = re.compile(r"(?i)(bearer(?:\s|%20|\+)+)[^\s\"',&]+")
 _SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}")
 CONTEXT_FIELDS = ("request_id", "job_id", "run_id", "caller")
 
@@ -36,11 +38,21 @@ _run: ContextVar[str | None] = ContextVar("azml_run", default=None)
 _caller: ContextVar[str | None] = ContextVar("azml_caller", default=None)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """text with control characters escaped (\\n, \\x1b…), so a value from a request can't forge a log line."""
+    if text.isprintable():
+        return text
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def redact(text: str) -> str:
     """text with secret-looking query values and bearer tokens replaced."""
     if "=" in text:
         text = SECRET_QUERY.sub(r"\1[redacted]", text)
-    if "earer" in text:
+    if "earer" in text or "EARER" in text:
         text = _BEARER.sub(r"\1[redacted]", text)
     return text
 
@@ -92,17 +104,23 @@ class ContextFilter(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
-    """`INFO:     service: message [request=… job=… caller=…]`, readable beside uvicorn's lines."""
+    """`INFO:     service: message [request=… job=… caller=…]`, readable beside uvicorn's lines.
 
-    def __init__(self) -> None:
-        super().__init__("%(levelname)s:     %(name)s: %(message)s")
+    One record is one line: control characters in the message and context are escaped (a name or
+    path from a request can't start a forged line); only a traceback spans lines.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
-        line = redact(super().format(record))
+        line = f"{record.levelname}:     {record.name}: {printable(redact(record.getMessage()))}"
         context = " ".join(
-            f"{key.removesuffix('_id')}={value}" for key in CONTEXT_FIELDS if (value := getattr(record, key, None))
+            f"{key.removesuffix('_id')}={printable(str(value))}"
+            for key in CONTEXT_FIELDS
+            if (value := getattr(record, key, None))
         )
-        return f"{line} [{context}]" if context else line
+        line = f"{line} [{context}]" if context else line
+        if record.exc_info:
+            line += "\n" + redact(self.formatException(record.exc_info))
+        return line
 
 
 class JsonFormatter(logging.Formatter):
@@ -172,7 +190,10 @@ class AccessLog:
         path = scope["path"]
         if scope["query_string"]:
             path = redact(path + "?" + scope["query_string"].decode("latin-1"))
-        method, millis, caller = scope["method"], round(seconds * 1000, 1), state.get("caller")
+        method = scope["method"]
+        if not self.json:  # JSON escapes by itself; a text line must stay one line whatever the URL holds
+            path, method = printable(path), printable(method)
+        millis, caller = round(seconds * 1000, 1), state.get("caller")
         if self.json:
             entry = {
                 "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -188,7 +209,7 @@ class AccessLog:
             }
             self.pending.append(json.dumps(entry, ensure_ascii=False) + "\n")
         else:
-            who = f" caller={caller}" if caller else ""
+            who = f" caller={printable(caller)}" if caller else ""
             line = f"INFO:     service.access: {method} {path} {status} {millis} ms [request={request_id}{who}]\n"
             self.pending.append(line)
         if not self._scheduled:

@@ -78,11 +78,18 @@ class BodyLimit:
 
     @staticmethod
     def _json_problem(scope: Scope, body: bytes) -> str | None:
-        """Nesting the JSON parser or validator could choke on, refused before they see it."""
+        """A JSON body that is not UTF-8 (RFC 8259), or nested deeper than the parser or validator can take.
+
+        Refused here, before any route sees it, so no JSON route can meet bytes its parser chokes on.
+        """
         if not body or "json" not in _header(scope, b"content-type").lower():
             return None
         try:
-            value = json.loads(body)
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"the JSON body is not UTF-8 text (byte {exc.start} is not valid UTF-8)"
+        try:
+            value = json.loads(text)
         except RecursionError:
             return f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
         except ValueError:

@@ -71,7 +71,8 @@ class FetchJob(_Job):
 
 
 _ERRORS = {
-    400: "an unsafe path or archive entry (absolute, '..', a link or device); nothing was written",
+    400: "an unsafe path or archive entry (absolute, '..', a link or device), nothing written; "
+    "or a Host the service does not answer to (AZML_ALLOWED_HOSTS)",
     401: "no bearer token, or a wrong one",
     403: "a read token on a write, or a non-loopback client while no tokens are configured",
     404: "no such job, run, model or version (after ?wait=: the job ended not finding its input)",
@@ -80,17 +81,18 @@ _ERRORS = {
     413: "the body is over its limit (uploads: AZML_MAX_UPLOAD_BYTES / AZML_MAX_UPLOAD_FILES)",
     415: "a body type this endpoint does not take",
     422: "a field is invalid; `fields` names it",
+    429: "too many failed sign-ins or wrong tokens from this client: wait Retry-After seconds",
     502: "after ?wait=: the training run failed or the backend did",
 }
 _AFTER_WAIT = (400, 404, 409, 422, 502)
 
 
 def errors(*statuses: int, json_route: bool = True) -> dict[int | str, dict[str, Any]]:
-    """The listed error statuses, plus 401/403 (every route but /healthz) and 422 (every parameter).
+    """The listed error statuses, plus 400 (Host), 401/403/429 (every route but /healthz), 422 (every parameter).
 
     A route whose own answers are not JSON (logs) names the error body's media type itself.
     """
-    wanted = sorted({401, 403, 422, *statuses})
+    wanted = sorted({400, 401, 403, 422, 429, *statuses})
     body: dict[str, Any] = (
         {"model": ErrorBody}
         if json_route

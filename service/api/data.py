@@ -38,6 +38,8 @@ async def _from_folder(svc: Svc, request: Request) -> tuple[dict, str | None]:
         folder = DataFolderRequest.model_validate(json.loads(body or b"null"))
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc.msg}") from exc
+    except ValueError as exc:  # not UTF-8 (the middleware refuses that first; this keeps the route safe alone)
+        raise InvalidInput("the body is not valid JSON: it is not UTF-8 text") from exc
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from exc
     root = svc.settings.data_root

@@ -140,3 +140,47 @@ def upload(
         content=tar_bytes(files),
         headers={"content-type": "application/x-tar", **(headers or {})},
     )
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator:
+    """The service in this process (Starlette's TestClient runs its lifespan), for what needs no real process.
+
+    Requests come from 127.0.0.1 unless `client_host` says otherwise; tokens as in service_env.
+    """
+    from fastapi.testclient import TestClient
+
+    from amllib.settings import Settings
+    from service.app import create_app
+
+    clients: list = []
+
+    def make(*, client_host: str = "127.0.0.1", token: str | None = FULL_TOKEN, **overrides: object) -> TestClient:
+        values: dict[str, object] = {
+            "home": tmp_path / "aml",
+            "training_dir": TEST_TRAINING,
+            "output_root": tmp_path / "outputs",
+            "data_root": tmp_path / "server-data",
+            "api_tokens": FULL_TOKEN,
+            "api_read_tokens": READ_TOKEN,
+            "datapath": "test-data",
+            "experiment": "svc",
+            "model": "svc-model",
+            "script": "aml_v1_logging.py",
+            "compute_name": "local-cluster",
+            "poll_seconds": 0.2,
+            "run_import_seconds": 0,
+        }
+        values.update(overrides)
+        settings = Settings(_env_file=None, **values)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        client = TestClient(
+            create_app(settings), base_url="http://127.0.0.1:8000", client=(client_host, 50000), headers=headers
+        )
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)

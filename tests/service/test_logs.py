@@ -102,3 +102,35 @@ def test_text_lines_name_the_context_and_access_log_can_be_turned_off(make_servi
     line = next(raw for raw in text.splitlines() if "run job run_" in raw and "accepted from" in raw)
     assert f"[request=loud-2 job={accepted.json()['id']} caller=token-" in line
     assert FULL_TOKEN not in text
+
+
+def test_a_url_with_crlf_cannot_forge_an_access_line_even_unauthenticated(service: Service) -> None:
+    with service.client(token=None) as client:
+        forged = "/runs/x%0d%0aINFO:     service.access: GET /admin 200 0.1 ms [request=forged]"
+        assert client.get(forged).status_code == 401
+        assert client.get("/runs/y%1b%5b31mred%e2%80%a8z").status_code == 401
+    wait_for(lambda: "x\\r\\nINFO" in service.log.read_text())
+    lines = service.log.read_text().splitlines()
+    assert not [line for line in lines if line.startswith("INFO:     service.access: GET /admin")]
+    assert not [line for line in lines if "[request=forged]" in line and "\\r\\n" not in line]
+    assert any("y\\x1b[31mred\\u2028z" in line for line in lines)
+
+
+def test_a_message_with_a_newline_from_a_caller_stays_one_line() -> None:
+    import logging
+
+    from service.logs import ContextFilter, TextFormatter
+
+    record = logging.LogRecord(
+        "service", logging.INFO, __file__, 1, "run job accepted from %s", ("slack:U1\nINFO: x",), None
+    )
+    ContextFilter().filter(record)
+    assert TextFormatter().format(record) == "INFO:     service: run job accepted from slack:U1\\nINFO: x"
+
+
+def test_secret_looking_query_values_and_encoded_bearers_are_masked() -> None:
+    from service.logs import redact
+
+    text = redact("GET /x?pwd=p1&jwt=j1&session=s1&auth=Bearer%20b1 Authorization: bearer+b2")
+    for secret in ("p1", "j1", "s1", "b1", "b2"):
+        assert secret not in text, text
