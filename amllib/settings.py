@@ -19,6 +19,7 @@ from amllib.errors import ConfigError
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 AZURE_IDENTITY = ("subid", "resgrp", "workspace")
+CHAT_PLATFORMS = ("slack", "teams", "mattermost")
 
 
 class Settings(BaseSettings):
@@ -103,11 +104,22 @@ class Settings(BaseSettings):
         None, description="Teams Workflows 'webhook request received' URL for notices"
     )
     mattermost_token: str | None = Field(None, description="Mattermost slash command's token")
-    chatops_writers: str = Field("", description="Chat user ids (or platform:id) allowed to train and cancel; * all")
+    chatops_writers: str = Field(
+        "", description="Chat users allowed to train and cancel, as platform:id (slack:U123, teams:29:1…); * all"
+    )
 
     @property
     def chatops_writer_set(self) -> frozenset[str]:
         return _split(self.chatops_writers)
+
+    def check_chatops_writers(self) -> None:
+        """Every writer names its platform: a bare id would match the same id on any platform."""
+        bare = sorted(w for w in self.chatops_writer_set if w != "*" and w.split(":", 1)[0] not in CHAT_PLATFORMS)
+        if bare:
+            raise ConfigError(
+                "AZML_CHATOPS_WRITERS entries must be platform:id (slack:, teams: or mattermost:), not "
+                + ", ".join(repr(w[:40]) for w in bare)
+            )
 
     @property
     def named_tokens(self) -> dict[str, str]:

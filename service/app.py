@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
     logs.configure(settings.log_format)
     settings.require_identity()
+    settings.check_chatops_writers()
     settings.db_path  # noqa: B018 - validates AZML_DB_URL at start-up
 
     @asynccontextmanager

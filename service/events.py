@@ -75,11 +75,16 @@ class EventFeed:
         return bool(done)
 
     def start_after(self, last_event_id: str | None, after: int | None) -> int:
-        """Where a stream starts: after the client's last event, else after ?after=, else from now."""
-        for value in (last_event_id, None if after is None else str(after)):
-            if value is not None and value.isascii() and value.isdigit() and len(value) <= 18:
-                return int(value)
-        return self.store.event_bounds()[1]
+        """Where a stream starts: after the client's last event, else after ?after=, else from now.
+
+        An id past the newest event (a client that saw another store, or made one up) resumes at
+        the newest: waiting for ids that may never come would leave its stream silent for ever.
+        """
+        newest = self.store.event_bounds()[1]
+        for value in (ascii_number(last_event_id), after):
+            if value is not None:
+                return min(value, newest)
+        return newest
 
     async def stream(
         self,
@@ -122,6 +127,16 @@ class EventFeed:
                 woken = await self._quiet(IDLE_WAKE)
         finally:
             self.open_streams -= 1
+
+
+MAX_ID = 2**62
+
+
+def ascii_number(text: str | None, *, most: int = MAX_ID) -> int | None:
+    """A non-negative number written in ASCII digits (never '²' or '1.5'), capped at `most`; None otherwise."""
+    if not text or not text.isascii() or not text.isdigit() or len(text) > 30:
+        return None
+    return min(int(text), most)
 
 
 def sse(event_id: str, event: str, data: str) -> bytes:

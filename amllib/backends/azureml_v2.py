@@ -484,8 +484,9 @@ class AzureMLV2Backend(Backend):
         except NotFound:
             return "", offset  # not written yet
         except Exception as exc:
-            if getattr(exc, "status_code", None) == 416:
-                return "", offset  # nothing past offset yet
+            if getattr(exc, "status_code", None) == 416:  # nothing past offset: at the end, or past it
+                size = self._call(f"reading the log of {run_id}", lambda: blob.get_blob_properties().size)
+                return "", min(offset, size)
             raise
         return whole_lines(chunk, offset)
 

@@ -234,8 +234,14 @@ class Backend(ABC):
         """The run's output so far (stdout and stderr), or its last `tail` lines."""
 
     def read_log(self, run_id: str, offset: int) -> tuple[str, int]:
-        """The whole lines of the run's log from byte `offset` on, and the offset after them (for a live tail)."""
+        """The whole lines of the run's log from byte `offset` on, and the offset after them (for a live tail).
+
+        An offset past the log's end (a client's stale or made-up resume point) gives no text and the
+        end's offset, so the tail resumes there.
+        """
         data = self.get_log(run_id).encode()
+        if offset > len(data):
+            return "", len(data)
         return whole_lines(data[offset:], offset)
 
     @abstractmethod

@@ -8,6 +8,7 @@ process that drives it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,9 @@ class LocalBackend(Backend):
         if not path.exists():
             return "", offset
         with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if offset > size:
+                return "", size  # past the end: resume at the end
             handle.seek(offset)
             return whole_lines(handle.read(_TAIL_CHUNK), offset)
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Request
 
 from amllib.errors import AmlError
 from service.deps import Svc
-from service.events import Disconnect, EventStream, sse
+from service.events import Disconnect, EventStream, ascii_number, sse
 from service.openapi import errors
 
 router = APIRouter(tags=["events"])
@@ -26,7 +26,7 @@ router = APIRouter(tags=["events"])
 async def events(
     svc: Svc,
     request: Request,
-    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=40)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=80)] = None,
     after: Annotated[int | None, Query(ge=0, le=2**62, description="start after this event id")] = None,
     job: Annotated[str | None, Query(max_length=64, description="only this job's events")] = None,
 ) -> EventStream:
@@ -40,7 +40,7 @@ async def events(
     found = svc.store.get(job) if job else None
     if found is None or found.kind != "run":
         return EventStream(_until_gone(request, lambda gone: svc.feed.stream(start, gone=gone, job_id=job)))
-    tail = LogTail(svc, found.id, int(offset_text) if offset_text.isdigit() else 0)
+    tail = LogTail(svc, found.id, ascii_number(offset_text) or 0)
     return EventStream(
         _until_gone(
             request,

@@ -66,8 +66,9 @@ def run_link(svc: Services | Settings, job_id: str) -> str:
 
 
 def may_write(svc: Services, chat: ChatRequest) -> bool:
+    """Writers are named `platform:id`: a bare id would let a Teams user named `slack:U…` pass as a Slack writer."""
     writers = svc.settings.chatops_writer_set
-    return "*" in writers or chat.user_id in writers or f"{chat.platform}:{chat.user_id}" in writers
+    return "*" in writers or f"{chat.platform}:{chat.user_id}" in writers
 
 
 async def handle(svc: Services, chat: ChatRequest) -> Reply:
@@ -81,8 +82,8 @@ async def handle(svc: Services, chat: ChatRequest) -> Reply:
     command, rest = words[0].lower(), words[1:]
     if command in WRITES and not may_write(svc, chat):
         return Reply(
-            f"You may not `{command}` here: ask an admin to add your {chat.platform} user id "
-            f"`{chat.user_id}` to AZML_CHATOPS_WRITERS.",
+            f"You may not `{command}` here: ask an admin to add `{chat.platform}:{chat.user_id}` "
+            "to AZML_CHATOPS_WRITERS.",
             ok=False,
         )
     handler = COMMANDS.get(command)

@@ -10,6 +10,7 @@ import html
 import json
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,6 +22,7 @@ from service.errors import NotAuthenticated
 from service.openapi import errors
 
 router = APIRouter(tags=["chatops"])
+FRESH_SECONDS = 300  # as Slack's own signature check: a message older than 5 minutes is refused
 _MENTION = re.compile(r"<at>.*?</at>", re.S)
 _TAG = re.compile(r"<[^>]+>")
 
@@ -36,6 +38,31 @@ def teams_signature_valid(secret_b64: str, body: bytes, header: str) -> bool:
     return scheme == "HMAC" and hmac.compare_digest(given.strip().encode(), expected.encode())
 
 
+def parse_activity(body: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the activity, its sender) from a signed body; InvalidInput unless both are JSON objects."""
+    try:
+        activity = json.loads(body)
+    except ValueError as exc:
+        raise InvalidInput("the body is not a Teams activity (not JSON)") from exc
+    sender = activity.get("from") if isinstance(activity, dict) else None
+    if not isinstance(activity, dict) or not isinstance(sender or {}, dict):
+        raise InvalidInput("the body is not a Teams activity (an object with a 'from' object)")
+    return activity, sender or {}
+
+
+def fresh(stamp: object, *, now: float | None = None) -> bool:
+    """Whether an activity's ISO timestamp is within FRESH_SECONDS of now: an old signed message can't be replayed."""
+    if not isinstance(stamp, str) or len(stamp) > 40:
+        return False
+    try:
+        sent = datetime.fromisoformat(stamp)
+    except ValueError:
+        return False
+    if sent.tzinfo is None:
+        return False
+    return abs((now or time.time()) - sent.timestamp()) <= FRESH_SECONDS
+
+
 def command_text(message: str) -> str:
     """The text after the bot's @mention, without Teams' HTML."""
     text = html.unescape(_TAG.sub(" ", _MENTION.sub(" ", message)))
@@ -48,12 +75,10 @@ async def teams_message(svc: Svc, request: Request) -> dict[str, Any]:
     secret = svc.settings.teams_hmac_secret
     if not secret or not teams_signature_valid(secret, body, request.headers.get("authorization", "")):
         raise NotAuthenticated("the message is not signed with this service's Teams outgoing webhook token")
-    try:
-        activity = json.loads(body)
-        sender = activity.get("from") or {}
-        text = command_text(str(activity.get("text") or ""))
-    except (ValueError, AttributeError) as exc:
-        raise InvalidInput("the body is not a Teams activity") from exc
+    activity, sender = parse_activity(body)
+    if not fresh(activity.get("timestamp")):
+        raise NotAuthenticated(f"the message's timestamp is missing or older than {FRESH_SECONDS // 60} minutes")
+    text = command_text(str(activity.get("text") or ""))
     chat = ChatRequest(
         platform="teams",
         user_id=str(sender.get("aadObjectId") or sender.get("id") or ""),

@@ -9,6 +9,7 @@ import hmac
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import httpx
@@ -38,7 +39,7 @@ def chat(make_service, listener: Listener) -> Service:
         AZML_TEAMS_HMAC_SECRET=TEAMS_SECRET,
         AZML_TEAMS_WEBHOOK_URL=f"http://127.0.0.1:{listener.port}/teams",
         AZML_MATTERMOST_TOKEN=MATTERMOST_TOKEN,
-        AZML_CHATOPS_WRITERS="U_WRITER,teams:29:writer,mattermost:mm-writer",
+        AZML_CHATOPS_WRITERS="slack:U_WRITER,teams:29:writer,mattermost:mm-writer",
         AZML_CALLBACK_HOSTS=f"127.0.0.1:{listener.port}",
         AZML_PUBLIC_URL=PUBLIC,
     )
@@ -164,6 +165,7 @@ def test_teams_hmac_mention_and_adaptive_card(chat: Service, listener: Listener)
         "id": "1",
         "text": "<at>AML</at>&nbsp;train estimators=3",
         "from": {"id": "29:writer"},
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
     reply = teams(chat, activity)
     assert reply.status_code == 200 and reply.json()["type"] == "message"

@@ -75,6 +75,7 @@ class Listener:
 
     def close(self) -> None:
         self.server.shutdown()
+        self.server.server_close()
 
 
 def test_callbacks_are_signed_retried_and_recorded(make_service) -> None:

@@ -22,6 +22,7 @@ class Listener:
         self.sock = socket.create_connection(("127.0.0.1", service.port))
         self.sock.sendall((head + "\r\n").encode())
         self.events: list[tuple[int, str, dict]] = []
+        self.logs: list[str] = []  # the text of `log` events (a run job's stream)
         self.opened = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -40,8 +41,11 @@ class Listener:
             for raw in reader:
                 line = raw.decode().rstrip("\n")
                 if line == "":
-                    if "data" in fields and "id" in fields:
-                        self.events.append((int(fields["id"]), fields.get("event", ""), json.loads(fields["data"])))
+                    if fields.get("event") == "log":
+                        self.logs.append(json.loads(fields["data"])["text"])
+                    elif "data" in fields and "id" in fields:
+                        seq = int(fields["id"].partition(".")[0])  # a run job's stream: <event id>.<log offset>
+                        self.events.append((seq, fields.get("event", ""), json.loads(fields["data"])))
                     fields = {}
                 elif not line.startswith(":"):
                     name, _, value = line.partition(":")
@@ -144,3 +148,17 @@ def test_a_job_stream_finds_its_event_behind_many_of_other_jobs(tmp_path) -> Non
     finally:
         store.close()
     assert [topic for _, topic, _ in found] == ["run"]
+
+
+def test_a_malformed_or_huge_last_event_id_resumes_at_the_end(service: Service) -> None:
+    """'1.²' was a 500 (str.isdigit accepts '²'); an offset past 2**63 killed the stream in the log's seek."""
+    with service.client() as client:
+        upload(client, {"a.csv": b"1"})
+        run = client.post("/runs", json={"script": "slow_accuracy.py"}).json()
+    odd = Listener(service, params={"job": run["id"]}, last_event_id="1.\u00b2")
+    huge = Listener(service, params={"job": run["id"]}, last_event_id=f"{2**64}.{2**64}")
+    feed = Listener(service, last_event_id=str(10**17))  # far ahead of the newest event
+    for listener in (odd, huge, feed):
+        listener.wait_for(completed(run["id"]), timeout=60)
+        listener.close()
+    assert "Traceback" not in service.log.read_text()
