@@ -16,7 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from amllib.backends import get_backend
 from amllib.settings import Settings, load_settings
-from service import errors, logs
+from service import docs, errors, logs
 from service.api import catalog, data, events, models, runs
 from service.auth import BearerAuth
 from service.chatops import mattermost, slack, teams
@@ -26,9 +26,10 @@ from service.hosts import TrustedHosts, allowed_hosts
 from service.jobs import Jobs
 from service.metrics import RequestMetrics, ServiceMetrics
 from service.metrics import router as metrics_route
-from service.middleware import BodyLimit, HeadAsGet
+from service.middleware import BodyLimit, HeadAsGet, SecurityHeaders
 from service.schemas import render
 from service.store import JobStore
+from service.throttle import Throttle
 from service.ui import routes as ui_routes
 from service.ui.session import SessionSigner
 from service.worker import Worker
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = Services(
             settings=settings, backend=backend, store=store, jobs=jobs, worker=worker, feed=feed
         )
+        signer.attach(store)
         resumed = await worker.resume()
         calm_garbage_collector()
         log.info("service up on the %s backend; resumed %d unfinished jobs", backend.name, resumed)
@@ -75,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await worker.close()
+            feed.close()
             store.close()
             if app.state.access_log is not None:
                 app.state.access_log.flush()
@@ -83,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="AML control plane",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served by service/docs.py from the service itself, no CDN
+        redoc_url=None,
         description="Upload data, train, register and fetch models on Azure ML or locally.",
     )
     errors.install(app)
@@ -100,13 +105,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (runs.router, data.router, models.router, catalog.router, events.router, metrics_route, *chatops_routers)
     app.router.routes[0:0] = [route for router in routers for route in router.routes]
     app.mount("/ui/static", StaticFiles(directory=ui_routes.STATIC), name="ui-static")  # before /ui/{page}
+    docs.install(app)
     app.router.routes.extend(ui_routes.router.routes)
     signer = SessionSigner(settings.home, full=settings.named_tokens, read=settings.named_read_tokens)
     app.state.signer = signer
     app.state.signer_has_tokens = bool(settings.token_set or settings.read_token_set)
+    throttle = Throttle(on_throttled=metrics.auth_throttled.inc if metrics else None)
+    app.state.throttle = throttle
+    app.state.auth_failed = (lambda kind: metrics.auth_failures.labels(kind).inc()) if metrics else None
     app.add_middleware(BodyLimit, timeout=settings.body_timeout)
     app.add_middleware(HeadAsGet)
-    app.add_middleware(BearerAuth, settings=settings, signer=signer)
+    app.add_middleware(
+        BearerAuth, settings=settings, signer=signer, throttle=throttle, on_failure=app.state.auth_failed
+    )
     if metrics:
         app.add_middleware(RequestMetrics, metrics=metrics)  # outside auth: refusals are counted too
     if settings.cors_origin_list:
@@ -120,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     access = logs.AccessLog(settings.log_format) if settings.access_log else None
     app.state.access_log = access
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(TrustedHosts, allowed=allowed_hosts(settings))
     app.add_middleware(logs.RequestLog, access=access)  # outermost: every response gets its id
     return app

@@ -3,9 +3,10 @@
 AZML_API_TOKENS give full access; AZML_API_READ_TOKENS only GET/HEAD. A browser that
 logged in on /ui/login carries a signed session cookie standing for one such token
 (service/ui/session.py); a write made with the cookie must carry the session's CSRF
-token too. A write whose Origin is another site is refused whatever it carries.
-With no token configured the service answers loopback clients only. Tokens are
-compared in constant time and never logged.
+token too. A write whose Origin is another site is refused whatever it carries,
+sign-in included (login CSRF). With no token configured the service answers loopback
+clients only. Tokens are compared in constant time and never logged; a client that keeps
+sending wrong ones is slowed down (service/throttle.py: 429 with Retry-After).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import functools
 import hmac
 import ipaddress
 import logging
+import math
+from collections.abc import Callable
 from urllib.parse import quote, urlsplit
 
 from starlette.requests import cookie_parser
@@ -21,11 +24,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from amllib.settings import Settings
 from service.errors import send_error
+from service.throttle import Throttle
 from service.ui.session import COOKIE, CSRF_HEADER, SessionSigner
 
 log = logging.getLogger("service")
 OPEN_PATHS = frozenset({"/", "/healthz", "/ui/login", "/ui/logout"})
-OPEN_PREFIXES = ("/ui/static/", "/chatops/")  # chat platforms sign their requests their own way
+CHAT_PREFIX = "/chatops/"  # chat platforms sign their requests their own way (and send no Origin)
+OPEN_PREFIXES = ("/ui/static/", CHAT_PREFIX)
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -46,6 +51,15 @@ def _matching(token: bytes, candidates: tuple[tuple[bytes, str], ...]) -> str | 
     return found
 
 
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else ""
+
+
+def _has_credentials(headers: dict[bytes, bytes]) -> bool:
+    return b"authorization" in headers or COOKIE.encode() in headers.get(b"cookie", b"")
+
+
 def _is_page(scope: Scope) -> bool:
     return scope["method"] in READ_METHODS and (scope["path"] == "/" or scope["path"].startswith("/ui"))
 
@@ -53,8 +67,17 @@ def _is_page(scope: Scope) -> bool:
 class BearerAuth:
     """Answers 401 (no or wrong credentials), 403 (a read identity writing, a foreign origin, no CSRF token)."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, signer: SessionSigner) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: Settings,
+        signer: SessionSigner,
+        throttle: Throttle | None = None,
+        on_failure: Callable[[str], None] | None = None,
+    ) -> None:
         self.app = app
+        self.throttle = throttle or Throttle()
+        self.on_failure = on_failure  # told the kind of each failed credential (metrics)
         self.full = tuple((t.encode(), n) for t, n in sorted(settings.named_tokens.items()))
         self.read = tuple((t.encode(), n) for t, n in sorted(settings.named_read_tokens.items()))
         self.signer = signer
@@ -67,15 +90,29 @@ class BearerAuth:
         if scope["type"] != "http" or scope["method"] == "OPTIONS":
             await self.app(scope, receive, send)
             return
-        if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
+        if path.startswith(CHAT_PREFIX):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        problem = self._foreign_origin(scope, headers) or self._check(scope, headers)
+        problem = self._foreign_origin(scope, headers)
+        if problem is None and (path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)):
+            await self.app(scope, receive, send)
+            return
+        wait = self.throttle.wait(_client(scope)) if problem is None and _has_credentials(headers) else 0.0
+        if wait:
+            detail = "too many wrong tokens or sessions from this address; wait and try again"
+            retry = [(b"retry-after", str(math.ceil(wait)).encode())]
+            await send_error(send, 429, "throttled", detail, headers=retry)
+            return
+        problem = problem or self._check(scope, headers)
         if problem is None:
             await self.app(scope, receive, send)
             return
         status, kind, detail = problem
+        if status == 401 and _has_credentials(headers):
+            self.throttle.failed(_client(scope))
+            if self.on_failure is not None:
+                self.on_failure("cookie" if b"authorization" not in headers else "bearer")
         if status == 401 and _is_page(scope):  # a browser without a session: to the login form
             target = quote(path + ("?" + scope["query_string"].decode("latin-1") if scope["query_string"] else ""))
             await send(
@@ -102,19 +139,22 @@ class BearerAuth:
 
     def _check(self, scope: Scope, headers: dict[bytes, bytes]) -> tuple[int, str, str] | None:
         state = scope.setdefault("state", {})
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        if (scheme or token) and (scheme.lower() != b"bearer" or not token.strip()):
+            return 401, "unauthorized", "a malformed Authorization header (expected: Authorization: Bearer <token>)"
         if not self.full and not self.read:
             client = scope.get("client")
             if _is_loopback(client[0] if client else None):
                 state["role"], state["caller"] = "full", "loopback"
                 return None
             return 403, "forbidden", "no API tokens are configured, so only loopback clients are answered"
-        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
         if scheme or token:
             return self._check_bearer(scope, scheme, token.strip())
         session = self.signer.check(cookie_parser(headers.get(b"cookie", b"").decode("latin-1")).get(COOKIE, ""))
         if session is None:
             return 401, "unauthorized", "missing bearer token (Authorization: Bearer <token>) or session"
         state["role"], state["csrf"], state["caller"] = session.role, self.signer.csrf(session), session.name
+        state["session"] = session.session_id
         if scope["method"] in READ_METHODS:
             return None
         if not session.may_write:

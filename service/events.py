@@ -15,13 +15,18 @@ import asyncio
 import bisect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
 
 from fastapi.sse import format_sse_event
 from starlette.responses import StreamingResponse
 
 from service.store import JobStore
 
+T = TypeVar("T")
 BATCH = 500
+READERS = 4
 IDLE_WAKE = 1.0  # an idle stream looks again this often: has its client gone? was a signal missed?
 PING_SECONDS = 15.0
 GATHER = 0.1  # a woken stream waits this long for the rest of a burst, then sends it at once
@@ -34,6 +39,9 @@ class EventFeed:
     def __init__(self, store: JobStore) -> None:
         self.store = store
         self.open_streams = 0
+        # Replays and catch-ups read the table off the event loop, a few at a time: 200 streams replaying
+        # from the start must not stall every other request (they pushed /healthz to seconds on the loop).
+        self._readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="event-reader")
         self._signal: asyncio.Future | None = None
         self._window: list[tuple[int, str, str | None, str]] = []
         self._loaded = store.event_bounds()[1]
@@ -49,10 +57,17 @@ class EventFeed:
         if signal is not None and not signal.done():
             signal.set_result(None)
 
-    def _after(self, seq: int, job_id: str | None) -> list[tuple[int, str, str]]:
-        """The events after seq: from the window when it reaches back that far, else from the table."""
+    def close(self) -> None:
+        self._readers.shutdown(wait=False, cancel_futures=True)
+
+    async def _read(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """A store read in the feed's reader threads, never on the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._readers, partial(fn, *args, **kwargs))
+
+    def _from_window(self, seq: int, job_id: str | None) -> list[tuple[int, str, str]] | None:
+        """The events after seq from the in-memory window; None when the window does not reach back that far."""
         if not self._window or self._window[0][0] > seq + 1:
-            return self.store.events_after(seq, job_id=job_id, limit=BATCH)
+            return None
         if self._window[-1][0] <= seq:
             return []
         start = bisect.bisect_right(self._window, seq, key=lambda row: row[0])
@@ -103,12 +118,14 @@ class EventFeed:
         """
         self.open_streams += 1
         try:
-            oldest, _ = self.store.event_bounds()
+            oldest, _ = await self._read(self.store.event_bounds)
             if after and oldest and after < oldest - 1:  # the client fell behind what is kept
                 yield sse(str(after), "reset", '{"reason": "events were dropped; reload"}')
             last, woken, quiet_since = after, False, time.monotonic()
             while True:
-                rows = self._after(last, job_id) if woken else self.store.events_after(last, job_id=job_id, limit=BATCH)
+                rows = self._from_window(last, job_id) if woken else None
+                if rows is None:
+                    rows = await self._read(self.store.events_after, last, job_id=job_id, limit=BATCH)
                 chunk = b"".join(sse(ident(seq), topic, data) for seq, topic, data in rows)
                 if rows:
                     last = rows[-1][0]

@@ -28,6 +28,7 @@ from service.store import Job, JobStore
 REQUEST_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5, 10)
 JOB_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
 DISK_CACHE_SECONDS = 60.0
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # any other is labelled "other"
 
 
 class StateCollector(Collector):
@@ -109,6 +110,17 @@ class ServiceMetrics:
             ["what"],
             registry=registry,
         )
+        self.auth_failures = Counter(
+            "aml_auth_failures",
+            "Wrong credentials by kind: bearer (a token), cookie (a session), login (the sign-in form)",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in ("bearer", "cookie", "login"):
+            self.auth_failures.labels(kind)  # at 0 from the start, so increase() sees the first failure
+        self.auth_throttled = Counter(
+            "aml_auth_throttled", "Requests answered 429 because their client failed too often", registry=registry
+        )
         self.state = StateCollector(home)
         registry.register(self.state)
 
@@ -153,7 +165,8 @@ class RequestMetrics:
             await self.app(scope, receive, noting)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            self._observe(route, scope["method"], status[0], time.perf_counter() - started)
+            method = scope["method"] if scope["method"] in METHODS else "other"  # h11 passes any token through
+            self._observe(route, method, status[0], time.perf_counter() - started)
 
 
 router = APIRouter(tags=["operations"])

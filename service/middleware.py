@@ -129,3 +129,49 @@ class HeadAsGet:
             await send(message)
 
         await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
+# The dashboard's pages load only the service's own script and style, draw SVG, and talk to the API.
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# Swagger UI (served from the service, see service/docs.py) sets inline styles on its elements.
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"  # JSON and text: nothing to run, nothing to frame
+
+
+def _policy(path: str) -> bytes:
+    if path == "/docs" or path.startswith("/docs/"):
+        return DOCS_POLICY.encode()
+    if path == "/" or path.startswith("/ui"):
+        return PAGE_POLICY.encode()
+    return API_POLICY.encode()
+
+
+class SecurityHeaders:
+    """Every answer says: don't sniff its type, don't frame it, send no referrer, and run only the service's code."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"x-frame-options", b"DENY"),
+            (b"referrer-policy", b"same-origin"),  # no-referrer would make the browser send Origin: null on forms
+            (b"content-security-policy", _policy(scope["path"])),
+        ]
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *extra]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)

@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
+CREATE TABLE IF NOT EXISTS revoked_sessions (
+    session_id TEXT PRIMARY KEY,
+    expires REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS swept_runs (
     run_id TEXT PRIMARY KEY,
     swept_at REAL NOT NULL,
@@ -368,6 +372,19 @@ class JobStore:
         """Drop old events and the records of runs swept long ago (the importer never looks back that far)."""
         db.execute("DELETE FROM events WHERE created_at < ?", (before,))
         db.execute("DELETE FROM swept_runs WHERE discarded = 1 AND swept_at < ?", (before,))
+
+    # -- dashboard sessions signed out before they expired ------------------------
+    def revoked_sessions(self, *, now: float) -> dict[str, float]:
+        """Session ids revoked and not yet expired, with when each expires."""
+        rows = self._reader().execute("SELECT session_id, expires FROM revoked_sessions WHERE expires > ?", (now,))
+        return dict(rows.fetchall())
+
+    async def revoke_session(self, session_id: str, *, expires: float) -> None:
+        def revoke(db: sqlite3.Connection) -> None:
+            db.execute("INSERT OR REPLACE INTO revoked_sessions VALUES (?, ?)", (session_id, expires))
+            db.execute("DELETE FROM revoked_sessions WHERE expires < ?", (time.time(),))  # nothing to refuse any more
+
+        await self.write(revoke)
 
     def by_backend_run(self, run_id: str) -> Job | None:
         row = self._reader().execute(f"SELECT {_COLUMNS} FROM jobs WHERE backend_run_id = ?", (run_id,)).fetchone()

@@ -314,9 +314,19 @@ class Backend(ABC):
         return versions[-1]
 
 
-def whole_lines(chunk: bytes, offset: int) -> tuple[str, int]:
-    """The chunk up to its last newline, decoded, and the offset after that newline."""
+def whole_lines(chunk: bytes, offset: int, *, limit: int | None = None) -> tuple[str, int]:
+    """The chunk up to its last newline, decoded, and the offset after that newline.
+
+    A chunk that filled the read `limit` without any newline (one line longer than a read) is given
+    whole, cut at a character boundary: waiting for its newline would stall the tail for good.
+    """
     end = chunk.rfind(b"\n") + 1
+    if end == 0 and limit is not None and len(chunk) >= limit:
+        end = len(chunk)
+        while end > len(chunk) - 4 and end > 0 and chunk[end - 1] & 0xC0 == 0x80:
+            end -= 1  # inside a multi-byte character: leave its start for the next read
+        if end > 0 and chunk[end - 1] >= 0xC0:
+            end -= 1  # the first byte of a character whose rest is not here yet
     return chunk[:end].decode(errors="replace"), offset + end
 
 

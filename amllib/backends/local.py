@@ -158,7 +158,7 @@ class LocalBackend(Backend):
             if offset > size:
                 return "", size  # past the end: resume at the end
             handle.seek(offset)
-            return whole_lines(handle.read(_TAIL_CHUNK), offset)
+            return whole_lines(handle.read(_TAIL_CHUNK), offset, limit=_TAIL_CHUNK)
 
     def cancel_run(self, run_id: str) -> None:
         self.compute.cancel(run_id)

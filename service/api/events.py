@@ -49,11 +49,19 @@ async def events(
     )
 
 
-async def _until_gone(request: Request, make: Callable[[Disconnect], AsyncIterator[bytes]]) -> AsyncIterator[bytes]:
-    """The stream `make` builds, told when its client disconnects; the watcher ends with it."""
+async def _until_gone(
+    request: Request, make: Callable[[Callable[[], bool]], AsyncIterator[bytes]]
+) -> AsyncIterator[bytes]:
+    """The stream `make` builds, ended when its client disconnects or its dashboard session is signed out."""
     disconnect = Disconnect(request.receive)
+    session = request.scope.get("state", {}).get("session")
+    signer = request.app.state.signer
+
+    def gone() -> bool:
+        return disconnect() or (session is not None and signer.revoked(session))
+
     try:
-        async for chunk in make(disconnect):
+        async for chunk in make(gone):
             yield chunk
     finally:
         disconnect.close()

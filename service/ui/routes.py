@@ -8,6 +8,7 @@ fetched from outside the service.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from service.throttle import Throttle
 from service.ui.session import COOKIE, LIFETIME, SessionSigner
 
 HERE = Path(__file__).resolve().parent
@@ -44,9 +46,20 @@ async def login_form(request: Request, next: str | None = None) -> Response:
 async def login(
     request: Request, token: Annotated[str, Form(max_length=512)], next: Annotated[str, Form(max_length=2048)] = ""
 ) -> Response:
+    """Sign in; a client that fails too often waits (429) before a token it sends is even looked at."""
     signer: SessionSigner = request.app.state.signer
+    throttle: Throttle = request.app.state.throttle
+    client = request.client.host if request.client else ""
+    wait = throttle.wait(client)
+    if wait:
+        context = {"next": _safe_next(next), "error": f"Too many failed sign-ins: try again in {math.ceil(wait)} s."}
+        headers = {"Retry-After": str(math.ceil(wait))}
+        return templates.TemplateResponse(request, "login.html", context, status_code=429, headers=headers)
     cookie = signer.issue(token.strip())
     if cookie is None:
+        throttle.failed(client)
+        if request.app.state.auth_failed is not None:
+            request.app.state.auth_failed("login")
         context = {"next": _safe_next(next), "error": "That token is not one this service accepts."}
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
     response = RedirectResponse(_safe_next(next), status_code=303)
@@ -63,7 +76,12 @@ async def login(
 
 
 @router.get("/ui/logout")
-async def logout() -> RedirectResponse:
+async def logout(request: Request) -> RedirectResponse:
+    """Revoke the session on the server (copies of the cookie stop working, its streams close), then drop it."""
+    signer: SessionSigner = request.app.state.signer
+    session = signer.check(request.cookies.get(COOKIE, ""))
+    if session is not None:
+        await signer.revoke(session)
     response = RedirectResponse("/ui/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -287,3 +287,13 @@ def test_a_run_whose_submitter_died_before_launching_it_is_launched_once(
     assert info.status == RunStatus.COMPLETED, backend.get_log(run_id)
     time.sleep(0.5)
     assert len(record.read_text().splitlines()) == 1  # the script ran once
+
+
+def test_whole_lines_gives_a_line_longer_than_a_read_in_pieces() -> None:
+    from amllib.backends.base import whole_lines
+
+    assert whole_lines(b"ab\ncd", 10) == ("ab\n", 13)
+    assert whole_lines(b"abcd", 10) == ("", 10)  # a short read without newline: wait for the rest
+    assert whole_lines(b"abcd", 10, limit=4) == ("abcd", 14)  # a full read of one long line: send it
+    text, offset = whole_lines("aé".encode()[:2], 0, limit=2)  # 'é' cut in half: keep its first byte back
+    assert (text, offset) == ("a", 1)

@@ -141,7 +141,7 @@ def test_a_job_stream_finds_its_event_behind_many_of_other_jobs(tmp_path) -> Non
 
         await store.write(append)
         feed.changed()
-        return feed._after(0, "mine")
+        return feed._from_window(0, "mine")
 
     try:
         found = asyncio.run(scenario())
@@ -162,3 +162,55 @@ def test_a_malformed_or_huge_last_event_id_resumes_at_the_end(service: Service) 
         listener.wait_for(completed(run["id"]), timeout=60)
         listener.close()
     assert "Traceback" not in service.log.read_text()
+
+
+def test_signing_out_closes_the_sessions_open_streams(service: Service) -> None:
+    import httpx
+
+    login = httpx.post(f"{service.url}/ui/login", data={"token": FULL_TOKEN, "next": "/ui/"})
+    cookie = login.cookies["azml_session"]
+    sock = socket.create_connection(("127.0.0.1", service.port))
+    try:
+        sock.sendall(f"GET /events HTTP/1.0\r\nHost: x\r\nCookie: azml_session={cookie}\r\n\r\n".encode())
+        sock.settimeout(10)
+        assert sock.recv(200).startswith(b"HTTP/1.1 200")
+        httpx.get(f"{service.url}/ui/logout", cookies={"azml_session": cookie})
+        started = time.monotonic()
+        while sock.recv(4096):  # the stream ends (EOF) once the session is revoked
+            assert time.monotonic() - started < 8, "the stream outlived its session"
+    finally:
+        sock.close()
+    assert httpx.get(f"{service.url}/runs", cookies={"azml_session": cookie}).status_code == 401
+
+
+def test_streams_read_the_table_off_the_event_loop(tmp_path) -> None:
+    """Replays from the start read SQLite in the feed's reader threads: on the loop, 200 of them stalled /healthz."""
+    import asyncio
+
+    from service.events import EventFeed
+    from service.store import JobStore
+
+    store = JobStore(tmp_path / "jobs.sqlite")
+    readers: set[str] = set()
+    real = store.events_after
+
+    def recording(*args, **kwargs):
+        readers.add(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    async def scenario() -> list[bytes]:
+        await store.write(lambda db: JobStore.append_event(db, topic="run", job_id="a", data={"n": 1}))
+        feed = EventFeed(store)
+        store.events_after = recording
+        chunks = []
+        async for chunk in feed.stream(0, gone=lambda: bool(chunks)):
+            chunks.append(chunk)
+        feed.close()
+        return chunks
+
+    try:
+        chunks = asyncio.run(scenario())
+    finally:
+        store.close()
+    assert b'"n": 1' in chunks[0]
+    assert readers and all(name.startswith("event-reader") for name in readers), readers

@@ -55,3 +55,12 @@ def test_metrics_need_a_token_and_can_be_off(make_service) -> None:
     with off.client() as client:
         assert client.get("/metrics").status_code == 404
         assert client.get("/healthz").status_code == 200
+
+
+def test_unknown_methods_share_one_label(make_app) -> None:
+    client = make_app()
+    for index in range(50):
+        client.request(f"X{index}", "/runs")
+    text = client.get("/metrics").text
+    assert 'method="other"' in text
+    assert 'method="X1"' not in text

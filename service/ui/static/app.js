@@ -77,6 +77,46 @@ function listen(url, handlers) {
 }
 
 // -- charts, drawn as SVG by the page ------------------------------------------------------
+const MAX_POINTS = 1000; // a chart 300 units wide shows no more; a metric may have hundreds of thousands
+const MAX_DOTS = 200;
+
+// [min, max] of one coordinate, in a loop: Math.min(...values) overflows the call stack past ~100k values.
+function extent(points, index) {
+  let low = Infinity;
+  let high = -Infinity;
+  for (const point of points) {
+    if (point[index] < low) low = point[index];
+    if (point[index] > high) high = point[index];
+  }
+  return [low, high];
+}
+
+// At most `most` points: each bucket of neighbours keeps its lowest and highest, so spikes stay visible.
+function downsample(points, most) {
+  if (points.length <= most) return points;
+  const size = Math.ceil(points.length / (most / 2));
+  const kept = [];
+  for (let start = 0; start < points.length; start += size) {
+    let low = points[start];
+    let high = points[start];
+    for (let i = start + 1; i < Math.min(points.length, start + size); i++) {
+      if (points[i][1] < low[1]) low = points[i];
+      if (points[i][1] > high[1]) high = points[i];
+    }
+    if (low === high) kept.push(low);
+    else kept.push(...(low[0] <= high[0] ? [low, high] : [high, low]));
+  }
+  return kept;
+}
+
+// Run one part of a page; if it fails, say so in its place and let the rest of the page go on.
+async function part(where, fn) {
+  try {
+    await fn();
+  } catch (error) {
+    where.append(failure(error));
+  }
+}
 function chart(points, { best = null, label = "" } = {}) {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
@@ -91,17 +131,17 @@ function chart(points, { best = null, label = "" } = {}) {
     svg.append(el);
     return el;
   };
-  const ys = points.map((p) => p[1]);
-  if (!ys.length) return svg;
-  const xs = points.map((p) => p[0]);
-  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  if (!points.length) return svg;
+  points = downsample(points, MAX_POINTS);
+  const [x0, x1] = extent(points, 0);
+  const [y0, y1] = extent(points, 1);
   const X = (x) => 30 + (x1 === x0 ? 130 : ((x - x0) / (x1 - x0)) * 260);
   const Y = (y) => 100 - (y1 === y0 ? 45 : ((y - y0) / (y1 - y0)) * 90);
   add("line", { class: "axis", x1: 30, y1: 100, x2: 290, y2: 100 });
   add("text", { x: 0, y: 14 }, Number(y1).toPrecision(3));
   add("text", { x: 0, y: 104 }, Number(y0).toPrecision(3));
   add("polyline", { class: "line", points: points.map(([x, y]) => `${X(x)},${Y(y)}`).join(" ") });
-  for (const [x, y] of points) {
+  for (const [x, y] of points.length <= MAX_DOTS ? points : []) {
     add("circle", { class: x === best ? "dot best" : "dot", cx: X(x), cy: Y(y), r: 3 }).append(
       Object.assign(document.createElementNS(ns, "title"), { textContent: `${x}: ${y}` }),
     );
@@ -216,14 +256,17 @@ async function runPage(id) {
     const signature = JSON.stringify(job.metrics);
     if (signature !== lastMetrics) {
       lastMetrics = signature;
-      const history = await api(`/runs/${encodeURIComponent(job.id)}/metrics`).catch(() => ({ metrics: {} }));
-      charts.replaceChildren(...Object.entries(history.metrics)
-        .map(([name, values]) => [name, values.flat().filter((v) => typeof v === "number")])
-        .filter(([, values]) => values.length)
-        .map(([name, values]) => h("figure", { "data-metric": name }, h("figcaption", {}, `${name} (${values.length})`),
-          chart(values.map((v, i) => [i + 1, v]), { label: name }))));
-      if (!charts.children.length) charts.append(h("p", { class: "hint" }, "No numeric metrics logged yet."));
+      await part(charts, () => drawCharts());
     }
+  }
+  async function drawCharts() {
+    const history = await api(`/runs/${encodeURIComponent(job.id)}/metrics`).catch(() => ({ metrics: {} }));
+    charts.replaceChildren(...Object.entries(history.metrics)
+      .map(([name, values]) => [name, values.flat().filter((v) => typeof v === "number")])
+      .filter(([, values]) => values.length)
+      .map(([name, values]) => h("figure", { "data-metric": name }, h("figcaption", {}, `${name} (${values.length})`),
+        chart(values.map((v, i) => [i + 1, v]), { label: name }))));
+    if (!charts.children.length) charts.append(h("p", { class: "hint" }, "No numeric metrics logged yet."));
   }
   async function cancel() {
     try {
@@ -232,16 +275,17 @@ async function runPage(id) {
       actions.append(failure(error));
     }
   }
-  await draw(job);
-  setInterval(() => TERMINAL.has(job.status) || draw(job), 1000); // the duration ticks while it runs
+  // Each part on its own: a chart that fails to draw must not stop the live status or the log.
   listen(`/events?job=${encodeURIComponent(job.id)}&after=0`, {
-    run: (current) => draw(current),
+    run: (current) => part(facts, () => draw(current)),
     log: (chunk) => {
       const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
       log.append(chunk.text);
       if (atEnd) log.scrollTop = log.scrollHeight;
     },
   });
+  await part(facts, () => draw(job));
+  setInterval(() => TERMINAL.has(job.status) || part(facts, () => draw(job)), 1000); // the duration ticks
 }
 
 // -- models --------------------------------------------------------------------------------

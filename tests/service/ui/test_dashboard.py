@@ -190,3 +190,21 @@ def test_login_refuses_a_wrong_token_and_cookie_writes_need_the_csrf_token(brows
     without_csrf = page.evaluate("async () => (await fetch('/runs', {method: 'POST', body: '{}'})).status")
     assert without_csrf == 403
     tab.close()
+
+
+def test_a_metric_of_210k_values_still_draws_with_live_status_and_log(browser, dashboard: Service) -> None:
+    """Math.min(...xs) overflowed the stack past ~100k values, and the page then got no status and no log."""
+    with dashboard.client() as client:
+        run = client.post("/runs", params={"wait": 90}, json={"script": "big_metric.py"}).json()
+    assert run["status"] == "Completed", run
+    tab = Page(browser, dashboard)
+    tab.login(FULL_TOKEN)
+    tab.page.goto(f"{dashboard.url}/ui/runs/{run['id']}")
+    tab.page.wait_for_selector('figure[data-metric="loss"] svg polyline')
+    assert "210000" in tab.page.inner_text('figure[data-metric="loss"] figcaption')
+    points = tab.page.get_attribute('figure[data-metric="loss"] polyline', "points").split()
+    assert 2 <= len(points) <= 1000
+    tab.page.wait_for_selector("#run-status [data-status=Completed]")
+    tab.page.wait_for_selector("#log:has-text('trained')")
+    tab.shot("run-big-metric")
+    tab.close()

@@ -1,0 +1,116 @@
+"""service/auth.py and service/throttle.py: credentials, sign-in, sessions, and the backoff for guessers."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import pytest
+
+from amllib.errors import ConfigError
+from tests.service.conftest import FULL_TOKEN, READ_TOKEN
+
+
+def sign_in(client, token: str = FULL_TOKEN, **headers: str):
+    return client.post("/ui/login", data={"token": token, "next": "/ui/"}, headers=headers, follow_redirects=False)
+
+
+def cookie_of(answer) -> str:
+    return answer.cookies["azml_session"]
+
+
+def test_sign_out_revokes_the_session_on_the_server_and_across_restarts(make_app) -> None:
+    client = make_app(token=None)
+    cookie = cookie_of(sign_in(client))
+    assert client.get("/runs", cookies={"azml_session": cookie}).status_code == 200
+    assert client.get("/ui/logout", cookies={"azml_session": cookie}, follow_redirects=False).status_code == 303
+    # The browser dropped it; a copy of the same cookie is refused from now on.
+    assert client.get("/runs", cookies={"azml_session": cookie}).status_code == 401
+    again = make_app(token=None)  # a new service on the same AZML_HOME
+    assert again.get("/runs", cookies={"azml_session": cookie}).status_code == 401
+    fresh = cookie_of(sign_in(again))
+    assert again.get("/runs", cookies={"azml_session": fresh}).status_code == 200
+
+
+def test_the_cookie_carries_a_keyed_fingerprint_not_a_hash_of_the_token(make_app) -> None:
+    client = make_app(token=None)
+    body = cookie_of(sign_in(client)).split(".")[0]
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    assert FULL_TOKEN not in json.dumps(payload)
+    assert not hashlib.sha256(FULL_TOKEN.encode()).hexdigest().startswith(payload["fp"][:8])
+    assert len(payload["sid"]) == 32
+
+
+@pytest.mark.parametrize("content", ["", "00", "zz" * 40])
+def test_a_short_or_damaged_session_key_is_refused_at_start(make_app, tmp_path, content: str) -> None:
+    (tmp_path / "aml").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "aml" / ".ui-session-key").write_text(content)
+    with pytest.raises(ConfigError, match="ui-session-key"):
+        make_app()
+
+
+def test_sign_in_from_another_sites_page_is_refused(make_app) -> None:
+    client = make_app(token=None)
+    answer = sign_in(client, Origin="https://evil.example")
+    assert answer.status_code == 403 and "azml_session" not in answer.cookies
+
+
+def test_wrong_tokens_are_throttled_and_counted(make_app) -> None:
+    client = make_app(token=None)
+    for _ in range(10):
+        assert client.get("/runs", headers={"Authorization": "Bearer guess"}).status_code == 401
+    assert client.get("/runs", headers={"Authorization": "Bearer guess"}).status_code == 401  # the 11th locks
+    locked = client.get("/runs", headers={"Authorization": f"Bearer {FULL_TOKEN}"})
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) >= 1
+    assert locked.json()["error"] == "throttled"
+    assert client.get("/healthz").status_code == 200  # no credentials: never throttled
+    from fastapi.testclient import TestClient
+
+    other = TestClient(client.app, base_url="http://127.0.0.1", client=("127.0.0.2", 1))  # not locked out
+    metrics = other.get("/metrics", headers={"Authorization": f"Bearer {FULL_TOKEN}"}).text
+    assert 'aml_auth_failures_total{kind="bearer"} 11.0' in metrics
+    assert "aml_auth_throttled_total 1.0" in metrics
+
+
+def test_wrong_sign_ins_are_throttled(make_app) -> None:
+    client = make_app(token=None)
+    for _ in range(11):
+        assert sign_in(client, "guess").status_code == 401
+    answer = sign_in(client, FULL_TOKEN)
+    assert answer.status_code == 429 and "Too many failed sign-ins" in answer.text
+    assert "azml_session" not in answer.cookies
+
+
+def test_a_malformed_authorization_header_is_a_401_even_without_tokens(make_app) -> None:
+    client = make_app(api_tokens="", api_read_tokens="", token=None)
+    assert client.get("/runs").status_code == 200  # loopback, no tokens configured
+    for header in ("Bearer ", "Bearer", "Basic abc", "bearer"):
+        assert client.get("/runs", headers={"Authorization": header}).status_code == 401, header
+
+
+def test_a_read_session_may_not_write(make_app) -> None:
+    client = make_app(token=None)
+    cookie = cookie_of(sign_in(client, READ_TOKEN))
+    assert client.post("/runs", json={}, cookies={"azml_session": cookie}).status_code == 403
+
+
+def test_every_answer_carries_the_security_headers(make_app) -> None:
+    client = make_app()
+    for path in ("/ui/", "/runs", "/healthz", "/docs", "/nope"):
+        headers = client.get(path).headers
+        assert headers["x-frame-options"] == "DENY", path
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "same-origin"
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert "script-src 'self';" in client.get("/ui/").headers["content-security-policy"]
+
+
+def test_the_api_docs_load_nothing_from_outside(make_app) -> None:
+    client = make_app()
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "http" not in page.text.replace("http-equiv", "")  # every asset is the service's own
+    assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/ui/static/docs.js").status_code == 200
+    assert client.get("/redoc").status_code == 404
