@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     )
     home: Path = Field(Path(".aml"), description="Where the local backend and the service keep state")
     training_dir: Path = Field(REPO_ROOT / "training", description="Folder of training scripts")
+    env_image: str = Field(
+        "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest",
+        description="Azure backends: the Docker base image runs train in (the pinned packages are added to it)",
+    )
     auth: Literal["msi", "cli", "interactive"] | None = Field(
         None, description="azureml auth when no service principal is set: msi, cli or interactive"
     )

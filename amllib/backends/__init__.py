@@ -12,11 +12,11 @@ if TYPE_CHECKING:
 def get_backend(settings: Settings) -> Backend:
     """The backend the settings choose; each Azure SDK is imported only for its own backend."""
     if settings.backend == "azureml-v2":
-        from amllib.backends.azureml_v2 import AzureMLV2Backend
+        from amllib.backends.azure.v2 import AzureMLV2Backend
 
         return AzureMLV2Backend(settings)
     if settings.backend == "azureml":
-        from amllib.backends.azureml import AzureMLBackend
+        from amllib.backends.azure.v1 import AzureMLBackend
 
         return AzureMLBackend(settings)
     from amllib.backends.local import LocalBackend

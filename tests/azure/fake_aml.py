@@ -11,13 +11,16 @@ CondaDependencies, AmlCompute.provisioning_configuration) are the real classes.
 from __future__ import annotations
 
 import shutil
+
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from unittest.mock import create_autospec
 
+from azure.core.exceptions import ResourceNotFoundError
 from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
+from azureml._restclient.exceptions import ServiceException
 from azureml.core import Experiment, Model, RunConfiguration, ScriptRunConfig, Workspace
 from azureml.core.compute import AmlCompute, ComputeTarget
 from azureml.core.compute_target import ComputeTargetException
@@ -25,12 +28,14 @@ from azureml.core.conda_dependencies import CondaDependencies
 from azureml.core.run import Run
 from azureml.core.runconfig import DataReferenceConfiguration, DockerConfiguration
 from azureml.data.azure_storage_datastore import AzureBlobDatastore
+from azureml.exceptions import WebserviceException
 
-from amllib.backends.azureml import AzureMLBackend
-from amllib.backends.azureml_sdk import Sdk
+from amllib.backends.azure.v1 import AzureMLBackend
+from amllib.backends.azure.v1_sdk import Sdk
 from amllib.backends.base import RunSpec, RunStatus, parse_script_arguments
 from amllib.backends.local import LocalBackend
 from amllib.digest import list_files
+from amllib.errors import RunNotFound
 from amllib.settings import Settings
 
 SDK_STATUS = {
@@ -40,6 +45,11 @@ SDK_STATUS = {
     RunStatus.FAILED: "Failed",
     RunStatus.CANCELED: "Canceled",
 }
+
+
+def service_error(status: int, message: str) -> Any:
+    """What run history's client raises, in the shape ServiceException copies (msrest ErrorResponseException)."""
+    return SimpleNamespace(message=message, response=SimpleNamespace(status_code=status, headers={}), error=None)
 
 
 class FakeAzure:
@@ -78,9 +88,9 @@ class FakeAzure:
     def _upload(
         self, src_dir: str, target_path: str | None = None, overwrite: bool = False, show_progress: bool = True
     ) -> None:
+        # As azureml-core's AzureBlobDatastore.upload (azure_storage_datastore.py, upload/_start_upload_task):
+        # blobs are written one by one and nothing an older upload left under the path is ever deleted.
         target = self.container / (target_path or "")
-        if overwrite and target.exists():
-            shutil.rmtree(target)
         for rel, full in list_files(Path(src_dir)):
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(full, target / rel)
@@ -111,7 +121,7 @@ class FakeAzure:
 
         def download_blob(offset: Any = None, length: Any = None, **kwargs: Any) -> Any:
             if not path.exists():
-                raise FileNotFoundError(blob)  # the real client raises ResourceNotFoundError
+                raise ResourceNotFoundError(f"The specified blob does not exist: {blob}")  # as the real client
             return SimpleNamespace(readall=path.read_bytes)
 
         client.upload_blob.side_effect = upload_blob
@@ -204,7 +214,10 @@ class FakeAzure:
         return self._get_run(run_id)
 
     def _get_run(self, run_id: str) -> Any:
-        info = self.cloud.get_run(run_id)  # raises for an unknown id, as the SDK does
+        try:
+            info = self.cloud.get_run(run_id)
+        except RunNotFound:  # run history answers 404, which Run.get raises as a ServiceException
+            raise ServiceException(service_error(404, f"RunNotFound: {run_id}")) from None
         record = self.cloud.compute.read(run_id)[0]
         run = create_autospec(Run, instance=True)
         run.id = run_id
@@ -264,7 +277,7 @@ class FakeAzure:
     def _model(self, name: str, version: int) -> Any:
         found = next((v for v in self.cloud.list_model_versions(name) if v.version == version), None)
         if found is None:
-            raise Exception(f"ModelNotFound: {name}:{version}")  # the SDK raises WebserviceException
+            raise WebserviceException(f"ModelNotFound: Model with name {name} and version {version} not found")
         model = create_autospec(Model, instance=True)
         model.name, model.version, model.run_id = name, version, self.model_runs.get((name, version))
         model.tags = {k: str(v) for k, v in found.tags.items()}
@@ -290,7 +303,7 @@ class FakeAzure:
     ) -> Any:
         versions = self.cloud.list_model_versions(name)
         if not versions:
-            raise Exception(f"ModelNotFound: {name}")
+            raise WebserviceException(f"ModelNotFound: Model with name {name} not found in provided workspace")
         return self._model(name, version or versions[-1].version)
 
     def _model_list(

@@ -54,7 +54,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from amllib.backends import mlflow_files
-from amllib.backends.azureml_v2 import DATA_INPUT, AzureMLV2Backend
+from amllib.backends.azure.v2 import DATA_INPUT, AzureMLV2Backend
 from amllib.backends.base import RunSpec, RunStatus, parse_script_arguments
 from amllib.backends.local import LocalBackend
 from amllib.digest import list_files

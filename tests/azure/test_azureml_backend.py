@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from azureml.core.compute import ComputeInstance
 
-from amllib.backends.azureml import STATUS, AzureMLBackend, map_status
-from amllib.backends.azureml_auth import choose_auth
-from amllib.backends.azureml_env import TRAINING_PIP_PACKAGES
-from amllib.backends.azureml_retry import with_retry
+from amllib.backends.azure.auth import choose_auth
+from amllib.backends.azure.env import TRAINING_PIP_PACKAGES
+from amllib.backends.azure.retry import with_retry
+from amllib.backends.azure.common import STATUS, map_status
+from amllib.backends.azure.v1 import AzureMLBackend
 from amllib.backends.base import RunSpec, RunStatus
 from amllib.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput
 from amllib.settings import Settings
@@ -105,13 +106,16 @@ def test_run_configuration_on_the_cluster(fake: FakeAzure, backend: AzureMLBacke
     backend.submit_run(spec(estimators=7, args={"flavour": "x"}))
     config = fake.submitted[-1]
     assert config.script == "aml_v1_logging.py"
-    assert list(config.arguments) == ["--flavour=x", "--data-path", "/tmp/test-data", "--estimators", "7"]
+    version = config.run_config.data_references["workspaceblobstore"].path_on_data_store
+    assert version.startswith("test-data/") and version != "test-data/"  # the upload's own prefix
+    assert list(config.arguments) == ["--flavour=x", "--data-path", f"/tmp/{version}", "--estimators", "7"]
     run_config = config.run_config
     assert run_config.target == "cluster"
     reference = run_config.data_references["workspaceblobstore"]
-    assert (reference.data_store_name, reference.path_on_data_store) == ("workspaceblobstore", "test-data")
+    assert reference.data_store_name == "workspaceblobstore"
     assert (reference.mode, reference.path_on_compute) == ("download", "/tmp")
     assert run_config.docker.use_docker is True
+    assert run_config.environment.docker.base_image == backend.settings.env_image
     pip = run_config.environment.python.conda_dependencies.serialize_to_string()
     assert all(package in pip for package in TRAINING_PIP_PACKAGES)
 

@@ -17,8 +17,9 @@ from azure.core.exceptions import (
 )
 
 from amllib.backends import get_backend
-from amllib.backends.azureml_auth import choose_credential
-from amllib.backends.azureml_v2 import STATUS, AzureMLV2Backend, asset_name, job_name, map_status
+from amllib.backends.azure.auth import choose_credential
+from amllib.backends.azure.common import STATUS, map_status
+from amllib.backends.azure.v2 import AzureMLV2Backend, asset_name, job_name
 from amllib.backends.base import TERMINAL, RunSpec, RunStatus
 from amllib.errors import BackendUnavailable, ConfigError, Conflict, DataNotFound, InvalidInput, RunNotFound
 from amllib.settings import Settings
@@ -32,19 +33,20 @@ from tests.azure.fake_aml_v2 import FakeAzureV2
 from tests.conftest import make_settings
 
 SECRET = "s3cr3t-client-value"
-# Every status of the REST JobStatus enum (azure/ai/ml/_restclient/.../_enums.py) and where it lands.
+# Every status of the REST JobStatus enum (azure/ai/ml/_restclient/.../_enums.py) and where it lands:
+# the same table as v1's (common.STATUS). Paused, CancelRequested and Unknown have not ended: Running.
 V2_STATUSES = {
     "NotStarted": RunStatus.QUEUED,
     "Queued": RunStatus.QUEUED,
-    "Paused": RunStatus.QUEUED,
-    "Unknown": RunStatus.QUEUED,
+    "Paused": RunStatus.RUNNING,
+    "Unknown": RunStatus.RUNNING,
     "Starting": RunStatus.PREPARING,
     "Provisioning": RunStatus.PREPARING,
     "Preparing": RunStatus.PREPARING,
     "Running": RunStatus.RUNNING,
     "NotResponding": RunStatus.RUNNING,
     "Finalizing": RunStatus.FINALIZING,
-    "CancelRequested": RunStatus.FINALIZING,
+    "CancelRequested": RunStatus.RUNNING,
     "Completed": RunStatus.COMPLETED,
     "Failed": RunStatus.FAILED,
     "Canceled": RunStatus.CANCELED,
@@ -81,7 +83,7 @@ def spec(**kwargs: object) -> RunSpec:
 
 
 def test_the_mapping_covers_every_v2_status_and_never_ends_a_run_that_can_go_on() -> None:
-    assert STATUS == V2_STATUSES
+    assert set(V2_STATUSES) <= set(STATUS)  # one table for both SDKs
     for status, ours in V2_STATUSES.items():
         assert map_status(status) == ours
     assert not map_status("NotResponding").terminal and not map_status("Paused").terminal
@@ -129,18 +131,26 @@ def test_the_job_is_the_seeds_flow_in_v2_terms(fake: FakeAzureV2, backend: Azure
     assert job.environment.image.startswith("mcr.microsoft.com/azureml/")
 
 
-def test_upload_replaces_the_data_at_the_path_and_registers_a_data_version(
+def test_each_upload_is_an_immutable_data_version_under_its_own_prefix(
     fake: FakeAzureV2, backend: AzureMLV2Backend, data_dir: Path, tmp_path: Path
 ) -> None:
+    """Version 1 of the asset keeps version 1's files: each version names its own prefix, never written again."""
     first = backend.upload_data(data_dir, target_path="test-data")
     other = tmp_path / "other"
     other.mkdir()
     (other / "only.csv").write_text("1\n")
     second = backend.upload_data(other, target_path="test-data")
-    stored = fake.blob_root / "azureml-blobstore-fake" / "test-data"
-    assert sorted(p.name for p in stored.rglob("*") if p.is_file()) == ["only.csv"]  # the old files are gone
     versions = fake.data_assets[asset_name("test-data")]
     assert [v.tags["digest"] for v in versions] == [first.digest, second.digest]
+    container = fake.blob_root / "azureml-blobstore-fake"
+    held = []
+    for version in versions:
+        prefix = version.path.split("/paths/", 1)[1].rstrip("/")
+        assert prefix.startswith("test-data/") and prefix != "test-data"
+        held.append(
+            sorted(p.relative_to(container / prefix).as_posix() for p in (container / prefix).rglob("*") if p.is_file())
+        )
+    assert held == [["a.csv", "sub/b.txt"], ["only.csv"]]
     assert backend.current_data("test-data") == second
     assert backend.list_data() == [second]
     assert asset_name("team/x y") != asset_name("team-x-y") and "/" not in asset_name("team/x y")

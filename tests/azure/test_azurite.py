@@ -25,8 +25,8 @@ from azureml.core import Workspace
 from azureml.core.authentication import ServicePrincipalAuthentication
 from azureml.data.azure_storage_datastore import AzureBlobDatastore
 
-from amllib.backends.azureml import AzureMLBackend
-from amllib.backends.azureml_v2 import AzureMLV2Backend
+from amllib.backends.azure.v1 import AzureMLBackend
+from amllib.backends.azure.v2 import AzureMLV2Backend
 from amllib.digest import tree_digest
 from amllib.errors import BackendUnavailable
 from tests.azure.fake_aml import FakeAzure

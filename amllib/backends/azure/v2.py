@@ -23,17 +23,27 @@ import json
 import re
 import shlex
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from amllib.backends.azureml_auth import choose_credential, scrub
-from amllib.backends.azureml_env import PYTHON_VERSION, TRAINING_PIP_PACKAGES
-from amllib.backends.azureml_retry import with_retry
+from amllib.backends.azure.auth import choose_credential, scrub
+from amllib.backends.azure.common import (
+    DATA_TAG,
+    SCALE_DOWN_SECONDS,
+    SCRIPT_TAG,
+    AzureBackend,
+    check_arrived,
+    check_compute_name,
+    map_status,
+    new_data_prefix,
+    tail_text,
+)
+from amllib.backends.azure.env import PYTHON_VERSION, TRAINING_PIP_PACKAGES
 from amllib.backends.base import (
-    Backend,
     DataVersion,
     ModelVersion,
     RunInfo,
@@ -43,9 +53,8 @@ from amllib.backends.base import (
     numeric_accuracy,
     whole_lines,
 )
-from amllib.digest import file_sha256, list_files, move_files, tree_digest
+from amllib.digest import list_files, move_files, tree_digest
 from amllib.errors import (
-    AmlError,
     BackendUnavailable,
     Conflict,
     DataNotFound,
@@ -58,39 +67,14 @@ from amllib.errors import (
 from amllib.paths import check_name, check_script, check_script_args, safe_relpath
 from amllib.settings import Settings
 
-# v2 job status → ours. NotResponding and Paused are not ended: a job can leave them (the
-# SDK's own TERMINAL_STATUSES lists them, the REST enum says otherwise); Unknown waits too.
-STATUS = {
-    "NotStarted": RunStatus.QUEUED,
-    "Queued": RunStatus.QUEUED,
-    "Paused": RunStatus.QUEUED,
-    "Unknown": RunStatus.QUEUED,
-    "Starting": RunStatus.PREPARING,
-    "Provisioning": RunStatus.PREPARING,
-    "Preparing": RunStatus.PREPARING,
-    "Running": RunStatus.RUNNING,
-    "NotResponding": RunStatus.RUNNING,
-    "Finalizing": RunStatus.FINALIZING,
-    "CancelRequested": RunStatus.FINALIZING,
-    "Completed": RunStatus.COMPLETED,
-    "Failed": RunStatus.FAILED,
-    "Canceled": RunStatus.CANCELED,
-}
-SCALE_DOWN_SECONDS = 3600  # the seed: the cluster scales down after an hour idle
-IMAGE = "mcr.microsoft.com/azureml/openmpi5.0-ubuntu24.04:20250303.v1"
 ARTIFACT_STORE = "workspaceartifactstore"
-LOG_NAME = "user_logs/std_log.txt"
+LOG_NAMES = ("user_logs/std_log.txt", "user_logs/std_log_process_0.txt")  # a multi-process job: one per process
 DATA_INPUT = "${{inputs.data}}"
 # Tags this backend writes on a job and reads back; the rest are the caller's.
-DATA_TAG, SCRIPT_TAG = "data_version", "script_digest"
 SPEC_TAGS = ("azml_script", "azml_datapath", "azml_estimators", "azml_args")
 PATH_TAG = "azml_path"
 _ASSET_NAME = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-def map_status(status: str | None) -> RunStatus:
-    """A v2 job status in our terms; one we do not know counts as still running, never as ended."""
-    return STATUS.get(status or "", RunStatus.RUNNING)
+REGISTER_ATTEMPTS = 5
 
 
 def job_name(job_id: str | None) -> str:
@@ -109,7 +93,7 @@ def _from_millis(value: int | None) -> float | None:
     return value / 1000 if value else None
 
 
-class AzureMLV2Backend(Backend):
+class AzureMLV2Backend(AzureBackend):
     """Backend on an Azure ML workspace through azure-ai-ml."""
 
     name = "azureml-v2"
@@ -135,45 +119,8 @@ class AzureMLV2Backend(Backend):
         self._container_client = container_client
         self.retry_delay = retry_delay
         self.compute_timeout_minutes = compute_timeout_minutes
-        self._method = "the given client"
-
-    def _call(self, what: str, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        """fn(...) with transient failures retried, and azure.core's exceptions turned into ours."""
-        try:
-            return with_retry(what, lambda: fn(*args, **kwargs), base_delay=self.retry_delay)
-        except AmlError:
-            raise
-        except Exception as exc:
-            mapped = self._mapped(what, exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
-
-    def _mapped(self, what: str, exc: Exception) -> AmlError | None:
-        from azure.core.exceptions import (
-            ClientAuthenticationError,
-            HttpResponseError,
-            ResourceExistsError,
-            ResourceNotFoundError,
-        )
-
-        message = scrub(str(getattr(exc, "message", None) or exc)).splitlines()[0][:300] if str(exc) else ""
-        if isinstance(exc, ClientAuthenticationError):
-            workspace = self.settings.workspace
-            return BackendUnavailable(
-                f"{what}: could not authenticate to workspace {workspace!r} with {self._method}: {message}"
-            )
-        if isinstance(exc, ResourceNotFoundError):
-            return NotFound(f"{what}: not found in workspace {self.settings.workspace!r}")
-        if isinstance(exc, ResourceExistsError):
-            return Conflict(f"{what}: it already exists in workspace {self.settings.workspace!r}: {message}")
-        if isinstance(exc, HttpResponseError) and exc.status_code != 416:  # 416: a log read past its end
-            if exc.status_code == 403:
-                return BackendUnavailable(f"{what}: the identity ({self._method}) is not permitted: {message}")
-            if exc.status_code in (400, 422):
-                return InvalidInput(f"{what}: Azure ML refused it: {message}")
-            return BackendUnavailable(f"{what}: Azure ML answered {exc.status_code}: {message}")
-        return None
+        self._register_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
 
     # -- connection ------------------------------------------------------------
     @property
@@ -183,7 +130,7 @@ class AzureMLV2Backend(Backend):
             self.settings.require("subid", "resgrp", "workspace")
             from azure.ai.ml import MLClient
 
-            self._method, credential = choose_credential(self.settings)
+            self.method, credential = choose_credential(self.settings)
             self._client = MLClient(
                 credential,
                 subscription_id=self.settings.subid,
@@ -224,7 +171,11 @@ class AzureMLV2Backend(Backend):
 
     # -- datastore -------------------------------------------------------------
     def upload_data(self, src_dir: Path, *, target_path: str) -> DataVersion:
-        """Upload to the path, check every blob, remove blobs of an older upload there, register the Data version."""
+        """Upload under a prefix of its own, check every blob, then register it as a new Data asset version.
+
+        Each asset version names its own prefix, so version 1 keeps version 1's files for good and a
+        run submitted while an upload is under way reads one whole version (common.new_data_prefix).
+        """
         target = str(safe_relpath(target_path, what="data path"))
         if not src_dir.is_dir():
             raise InvalidInput(f"data folder {str(src_dir)!r} does not exist or is not a folder")
@@ -232,22 +183,13 @@ class AzureMLV2Backend(Backend):
         if summary.files == 0:
             raise InvalidInput(f"data folder {str(src_dir)!r} holds no files")
         datastore, container = self._container()
+        prefix = new_data_prefix(target)
         files = list_files(src_dir)
         for rel, full in files:
-            with full.open("rb") as handle:
-                self._call(f"uploading {quoted(rel)}", container.upload_blob, f"{target}/{rel}", handle, overwrite=True)
-        arrived = self._blobs(container, target + "/")
-        wrong = [rel for rel, full in files if arrived.get(f"{target}/{rel}") != full.stat().st_size]
-        if wrong:
-            raise BackendUnavailable(
-                f"upload to {quoted(target)} is incomplete: {len(wrong)} file(s) missing or short in the "
-                f"datastore, e.g. {quoted(wrong[0])}"
-            )
-        stale = sorted(set(arrived) - {f"{target}/{rel}" for rel, _ in files})
-        for name in stale:  # what an older upload left there would be read by the next run
-            self._call(f"removing {quoted(name)}", container.delete_blob, name)
+            self._call(f"uploading {quoted(rel)}", _upload_file, container, f"{prefix}/{rel}", full)
+        check_arrived(prefix, files, self._blobs(container, prefix + "/"))
         data = DataVersion(path=target, digest=summary.digest, files=summary.files, bytes=summary.bytes)
-        self._register_data(datastore.name, data)
+        self._register_data(datastore.name, data, prefix)
         return data
 
     def _blobs(self, container: Any, prefix: str) -> dict[str, int]:
@@ -255,13 +197,13 @@ class AzureMLV2Backend(Backend):
             f"listing {quoted(prefix)}", lambda: {b.name: b.size for b in container.list_blobs(name_starts_with=prefix)}
         )
 
-    def _register_data(self, datastore_name: str, data: DataVersion) -> None:
+    def _register_data(self, datastore_name: str, data: DataVersion, prefix: str) -> None:
         from azure.ai.ml.constants import AssetTypes
         from azure.ai.ml.entities import Data
 
         asset = Data(
             name=asset_name(data.path),
-            path=f"azureml://datastores/{datastore_name}/paths/{data.path}/",
+            path=f"azureml://datastores/{datastore_name}/paths/{prefix}/",
             type=AssetTypes.URI_FOLDER,
             description=f"uploaded by the AML control plane to {data.path}",
             tags={PATH_TAG: data.path, "digest": data.digest, "files": str(data.files), "bytes": str(data.bytes)},
@@ -292,6 +234,7 @@ class AzureMLV2Backend(Backend):
         return sorted(found, key=lambda data: data.path)
 
     def _latest_asset(self, name: str) -> Any:
+        """The asset's latest version; None when there is none (the SDK says so with MlException, not a 404)."""
         try:
             return self._call(f"reading data {name}", self.client.data.get, name, label="latest")
         except NotFound:
@@ -300,36 +243,41 @@ class AzureMLV2Backend(Backend):
     # -- compute ---------------------------------------------------------------
     def ensure_compute(self, name: str) -> str:
         """Reuse the AmlCompute of that name or create it and wait; a target of another type is a Conflict."""
-        check_name(name, what="compute name")
+        check_compute_name(name)
         from azure.ai.ml.entities import AmlCompute
 
         try:
             target = self._call(f"reading compute {quoted(name)}", self.client.compute.get, name)
         except NotFound:
-            cluster = AmlCompute(
-                name=name,
-                size=self.settings.compute_vmsize,
-                min_instances=self.settings.compute_min_nodes,
-                max_instances=self.settings.compute_max_nodes,
-                idle_time_before_scale_down=SCALE_DOWN_SECONDS,
-            )
-            poller = self._call(f"creating compute {quoted(name)}", self.client.compute.begin_create_or_update, cluster)
-            try:
-                poller.result(timeout=self.compute_timeout_minutes * 60)
-            except Exception as exc:
-                raise BackendUnavailable(
-                    f"compute {quoted(name)} was not ready within {self.compute_timeout_minutes} minutes: "
-                    + scrub(str(exc))
-                ) from exc
+            self._create_compute(name)
             return name
         if not isinstance(target, AmlCompute) and getattr(target, "type", None) != "amlcompute":
             kind = getattr(target, "type", None) or type(target).__name__
             raise Conflict(f"compute target {quoted(name)} exists but is a {kind}, not an AmlCompute cluster")
         return name
 
-    @staticmethod
-    def environment() -> Any:
-        """The pinned image and conda packages the training scripts need (amllib/backends/azureml_env.py)."""
+    def _create_compute(self, name: str) -> None:
+        from azure.ai.ml.entities import AmlCompute
+
+        cluster = AmlCompute(
+            name=name,
+            size=self.settings.compute_vmsize,
+            min_instances=self.settings.compute_min_nodes,
+            max_instances=self.settings.compute_max_nodes,
+            idle_time_before_scale_down=SCALE_DOWN_SECONDS,
+        )
+        poller = self._call(f"creating compute {quoted(name)}", self.client.compute.begin_create_or_update, cluster)
+        try:
+            poller.result(timeout=self.compute_timeout_minutes * 60)
+        except Exception as exc:
+            raise BackendUnavailable(f"creating compute {quoted(name)} failed: {scrub(str(exc))}") from exc
+        if not poller.done():  # LROPoller.result(timeout) returns when the time is up; it never raises for it
+            raise BackendUnavailable(
+                f"compute {quoted(name)} was not ready within {self.compute_timeout_minutes} minutes"
+            )
+
+    def environment(self) -> Any:
+        """The base image (AZML_ENV_IMAGE) and pinned conda packages the training scripts need (env.py)."""
         from azure.ai.ml.entities import Environment
 
         conda = {
@@ -337,7 +285,7 @@ class AzureMLV2Backend(Backend):
             "channels": ["conda-forge"],
             "dependencies": [f"python={PYTHON_VERSION}", "pip", {"pip": list(TRAINING_PIP_PACKAGES)}],
         }
-        return Environment(image=IMAGE, conda_file=conda)
+        return Environment(image=self.settings.env_image, conda_file=conda)
 
     def submit_run(self, spec: RunSpec) -> str:
         """A command job named after the service's job id; the data as a uri_folder input, downloaded."""
@@ -364,7 +312,7 @@ class AzureMLV2Backend(Backend):
         tags = {
             **spec.tags,
             DATA_TAG: data.digest if data else "",
-            SCRIPT_TAG: "sha256:" + file_sha256(self.settings.training_dir / spec.script),
+            SCRIPT_TAG: self.script_digest(spec),
             "azml_script": spec.script,
             "azml_datapath": datapath,
             "azml_estimators": "" if spec.estimators is None else str(spec.estimators),
@@ -387,7 +335,14 @@ class AzureMLV2Backend(Backend):
             experiment_name=spec.experiment,
             tags=tags,
         )
-        created = self._call(f"submitting {spec.script}", self.client.jobs.create_or_update, job)
+        try:
+            created = self._call(f"submitting {spec.script}", self.client.jobs.create_or_update, job)
+        except Conflict:
+            # A retried create after a lost response meets the job it made: that job is this submit's.
+            found = self._call(f"reading job {job.name}", self.client.jobs.get, job.name)
+            if (found.tags or {}).get("job_id") != spec.tags.get("job_id") or not spec.tags.get("job_id"):
+                raise
+            return found.name
         return created.name
 
     def _job(self, run_id: str) -> Any:
@@ -404,12 +359,28 @@ class AzureMLV2Backend(Backend):
             except RunNotFound:
                 return []
             return [job.name] if job.experiment_name == experiment else []
-        jobs = self._call("listing jobs", lambda: list(self.client.jobs.list()))
+        jobs = self._call("listing jobs", self._list_jobs)
         return sorted(j.name for j in jobs if j.experiment_name == experiment and (j.tags or {}).get(tag) == value)
+
+    def _list_jobs(self) -> list[Any]:
+        """Every job the SDK can read: jobs.list() yields None for one it cannot parse and raises
+        JobException for job types it does not support (_job_operations.py, list); those are skipped."""
+        from azure.ai.ml.exceptions import JobException
+
+        found, jobs = [], iter(self.client.jobs.list())
+        while True:
+            try:
+                job = next(jobs)
+            except StopIteration:
+                return found
+            except JobException:
+                continue  # a job type this SDK version cannot represent: not a run of a training script
+            if job is not None:
+                found.append(job)
 
     def list_runs(self, *, created_after: float = 0.0, limit: int = 500) -> list[RunInfo]:
         found = []
-        for job in self._call("listing jobs", lambda: list(self.client.jobs.list())):
+        for job in self._call("listing jobs", self._list_jobs):
             if getattr(job, "type", "command") not in (None, "command"):
                 continue  # pipelines, sweeps: not runs of a training script
             info = self._info(job, with_times=False)
@@ -473,8 +444,12 @@ class AzureMLV2Backend(Backend):
         return history
 
     def _log_blob(self, run_id: str) -> Any:
+        """std_log.txt, or a multi-process job's first process log when that is what it wrote."""
         _, container = self._container(ARTIFACT_STORE)
-        return container.get_blob_client(f"ExperimentRun/dcid.{run_id}/{LOG_NAME}")
+        folder = f"ExperimentRun/dcid.{run_id}/"
+        present = self._blobs(container, folder + "user_logs/")
+        name = next((folder + n for n in LOG_NAMES if folder + n in present), folder + LOG_NAMES[0])
+        return container.get_blob_client(name)
 
     def read_log(self, run_id: str, offset: int) -> tuple[str, int]:
         self._job(run_id)
@@ -499,8 +474,7 @@ class AzureMLV2Backend(Backend):
             )
         except NotFound:
             return ""
-        lines = text.splitlines()
-        return "\n".join(lines if tail is None else lines[-tail:]) + ("\n" if lines else "")
+        return tail_text(text, tail)
 
     def cancel_run(self, run_id: str) -> None:
         job = self._job(run_id)
@@ -521,29 +495,53 @@ class AzureMLV2Backend(Backend):
             return []
 
     def register_model(self, *, run_id: str, model_name: str, tags: dict[str, Any]) -> ModelVersion:
-        """A run is registered once: a version already made from it is returned, not made again."""
+        """A run is registered once (a version already made from it is returned), and versions never collide.
+
+        Without a version, models.create_or_update picks the next number client-side (container.next_version),
+        so two registrations at once could take the same one. Here each names its version explicitly, one
+        registration per model at a time in this process, and a 409 (another process took it) retries with
+        the next number.
+        """
+        check_name(model_name, what="model name")
+        with self._register_lock(model_name):
+            made = [m for m in self._model_versions(model_name) if (m.properties or {}).get("run_id") == run_id]
+            if made:
+                return self._version(min(made, key=lambda m: int(m.version)))
+            info = self.get_run(run_id)
+            if info.status != RunStatus.COMPLETED or not self.list_run_outputs(run_id):
+                raise InvalidInput(f"run {run_id} produced no files in outputs/; nothing to register")
+            for _ in range(REGISTER_ATTEMPTS):
+                version = 1 + max((int(m.version) for m in self._model_versions(model_name)), default=0)
+                try:
+                    created = self._call(
+                        f"registering {model_name}",
+                        self.client.models.create_or_update,
+                        self._model(run_id, model_name, tags, info, version),
+                    )
+                except Conflict:
+                    continue  # another registration took that number first
+                return self._version(created)
+        raise BackendUnavailable(
+            f"registering {model_name}: version numbers kept colliding ({REGISTER_ATTEMPTS} tries)"
+        )
+
+    def _register_lock(self, model_name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._register_locks.setdefault(model_name, threading.Lock())
+
+    @staticmethod
+    def _model(run_id: str, model_name: str, tags: dict[str, Any], info: RunInfo, version: int) -> Any:
         from azure.ai.ml.constants import AssetTypes
         from azure.ai.ml.entities import Model
 
-        check_name(model_name, what="model name")
-        made = [m for m in self._model_versions(model_name) if (m.properties or {}).get("run_id") == run_id]
-        if made:
-            return self._version(min(made, key=lambda m: int(m.version)))
-        info = self.get_run(run_id)
-        if info.status != RunStatus.COMPLETED or not self.list_run_outputs(run_id):
-            raise InvalidInput(f"run {run_id} produced no files in outputs/; nothing to register")
-        model = Model(
+        return Model(
             name=model_name,
+            version=str(version),
             path=f"azureml://jobs/{run_id}/outputs/artifacts/paths/outputs/",
             type=AssetTypes.CUSTOM_MODEL,
             tags={key: str(value) for key, value in tags.items()},
-            properties={
-                "run_id": run_id,
-                DATA_TAG: info.data_version or "",
-                SCRIPT_TAG: info.script_digest or "",
-            },
+            properties={"run_id": run_id, DATA_TAG: info.data_version or "", SCRIPT_TAG: info.script_digest or ""},
         )
-        return self._version(self._call(f"registering {model_name}", self.client.models.create_or_update, model))
 
     @staticmethod
     def _version(model: Any) -> ModelVersion:
@@ -587,6 +585,12 @@ class AzureMLV2Backend(Backend):
             if outputs is None:
                 raise BackendUnavailable(f"model {name}:{version} downloaded no files")
             return move_files(outputs, dest)
+
+
+def _upload_file(container: Any, name: str, path: Path) -> None:
+    """One blob from one file, the file opened anew for each try: a retry of a read-out handle would send 0 bytes."""
+    with path.open("rb") as handle:
+        container.upload_blob(name, handle, overwrite=True)
 
 
 def _account_url(datastore: Any) -> str:

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from amllib.backends.azureml_auth import scrub
+from amllib.backends.azure.auth import scrub
 from amllib.errors import BackendUnavailable
 
 T = TypeVar("T")
@@ -42,7 +42,7 @@ def with_retry(
     *,
     attempts: int = 5,
     base_delay: float = 1.0,
-    sleep: Callable[[float], Any] = time.sleep,
+    sleep: Callable[[float], Any] | None = None,
 ) -> T:
     """call(), retried with exponential backoff while it fails transiently; then BackendUnavailable."""
     for attempt in range(attempts):
@@ -55,5 +55,5 @@ def with_retry(
                 raise BackendUnavailable(
                     f"{what} failed {attempts} times; last error: {scrub(str(exc)) or type(exc).__name__}"
                 ) from exc
-            sleep(min(30.0, base_delay * 2**attempt))
+            (sleep or time.sleep)(min(30.0, base_delay * 2**attempt))
     raise AssertionError("unreachable")

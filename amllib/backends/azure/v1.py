@@ -21,12 +21,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from amllib.backends.azureml_auth import choose_auth, scrub
-from amllib.backends.azureml_env import PYTHON_VERSION, TRAINING_PIP_PACKAGES
-from amllib.backends.azureml_retry import with_retry
-from amllib.backends.azureml_sdk import Sdk, real_sdk
+from amllib.backends.azure.auth import choose_auth, scrub
+from amllib.backends.azure.common import (
+    DATA_TAG,
+    SCALE_DOWN_SECONDS,
+    SCRIPT_TAG,
+    AzureBackend,
+    check_arrived,
+    check_compute_name,
+    datapath_of,
+    map_status,
+    new_data_prefix,
+    tail_text,
+)
+from amllib.backends.azure.env import PYTHON_VERSION, TRAINING_PIP_PACKAGES
+from amllib.backends.azure.v1_sdk import Sdk, real_sdk
 from amllib.backends.base import (
-    Backend,
     DataVersion,
     ModelVersion,
     RunInfo,
@@ -37,45 +47,31 @@ from amllib.backends.base import (
     parse_script_arguments,
     tag_number,
 )
-from amllib.digest import file_sha256, list_files, move_files, tree_digest
-from amllib.errors import BackendUnavailable, Conflict, DataNotFound, InvalidInput, ModelNotFound, RunNotFound, quoted
+from amllib.digest import list_files, move_files, tree_digest
+from amllib.errors import (
+    BackendUnavailable,
+    Conflict,
+    DataNotFound,
+    InvalidInput,
+    ModelNotFound,
+    NotFound,
+    RunNotFound,
+    quoted,
+)
 from amllib.paths import check_name, check_script, safe_relpath
 from amllib.settings import Settings
 
 MOUNT_POINT = "/tmp"
-SCALE_DOWN_SECONDS = 3600  # the seed: the cluster scales down after an hour idle
-STATUS = {
-    "NotStarted": RunStatus.QUEUED,
-    "Unapproved": RunStatus.QUEUED,
-    "Queued": RunStatus.QUEUED,
-    "Starting": RunStatus.PREPARING,
-    "Provisioning": RunStatus.PREPARING,
-    "Preparing": RunStatus.PREPARING,
-    "Running": RunStatus.RUNNING,
-    "CancelRequested": RunStatus.RUNNING,
-    "NotResponding": RunStatus.RUNNING,
-    "Pausing": RunStatus.RUNNING,
-    "Paused": RunStatus.RUNNING,
-    "Finalizing": RunStatus.FINALIZING,
-    "Completed": RunStatus.COMPLETED,
-    "Failed": RunStatus.FAILED,
-    "Canceled": RunStatus.CANCELED,
-}
-DATA_TAG, SCRIPT_TAG = "data_version", "script_digest"
 VERSIONS_FOLDER = ".aml-data-versions"
 LOG_NAMES = ("user_logs/std_log.txt", "azureml-logs/70_driver_log.txt")
+PROCESS_LOG = "user_logs/std_log_process_0.txt"  # a multi-process job writes one per process; the first is read
 
 
 def _version_blob(target: str) -> str:
     return f"{VERSIONS_FOLDER}/{target}.json"
 
 
-def map_status(sdk_status: str) -> RunStatus:
-    """Azure's run status in our terms; an unknown one counts as still running, never as ended."""
-    return STATUS.get(sdk_status, RunStatus.RUNNING)
-
-
-class AzureMLBackend(Backend):
+class AzureMLBackend(AzureBackend):
     """Backend on an Azure ML workspace."""
 
     name = "azureml"
@@ -95,15 +91,13 @@ class AzureMLBackend(Backend):
         self.retry_delay = retry_delay
         self.compute_timeout_minutes = compute_timeout_minutes
 
-    def _call(self, what: str, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        return with_retry(what, lambda: fn(*args, **kwargs), base_delay=self.retry_delay)
-
     @property
     def workspace(self) -> Any:
         """Workspace.get with the chosen credentials, once; failures name the workspace and method."""
         if self._workspace is None:
             self.settings.require("subid", "resgrp", "workspace")
             method, auth = choose_auth(self.settings)
+            self.method = method
             try:
                 self._workspace = self._call(
                     f"connecting to workspace {self.settings.workspace}",
@@ -122,6 +116,11 @@ class AzureMLBackend(Backend):
 
     # -- datastore -----------------------------------------------------------
     def upload_data(self, src_dir: Path, *, target_path: str) -> DataVersion:
+        """Upload under a prefix of its own, check every blob, then record it as the path's current version.
+
+        upload(overwrite=True) never deletes what an older upload left, so writing the same path
+        again would mix old files with new: each upload gets a new prefix instead (common.new_data_prefix).
+        """
         target = str(safe_relpath(target_path, what="data path"))
         if not src_dir.is_dir():
             raise InvalidInput(f"data folder {str(src_dir)!r} does not exist or is not a folder")
@@ -129,70 +128,60 @@ class AzureMLBackend(Backend):
         if summary.files == 0:
             raise InvalidInput(f"data folder {str(src_dir)!r} holds no files")
         datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
+        prefix = new_data_prefix(target)
         self._call(
             f"uploading to {quoted(target)}",
             datastore.upload,
             src_dir=str(src_dir),
-            target_path=target,
-            overwrite=True,
+            target_path=prefix,
+            overwrite=False,
             show_progress=False,
         )
-        self._verify_upload(datastore, src_dir, target)
+        check_arrived(prefix, list_files(src_dir), self._blob_sizes(datastore, prefix + "/"))
         data = DataVersion(path=target, digest=summary.digest, files=summary.files, bytes=summary.bytes)
         record = datastore.blob_service.get_blob_client(datastore.container_name, _version_blob(target))
-        self._call("recording the data version", record.upload_blob, json.dumps(data.__dict__), overwrite=True)
+        body = json.dumps({**data.__dict__, "prefix": prefix})
+        self._call("recording the data version", record.upload_blob, body, overwrite=True)
         return data
 
-    def current_data(self, target_path: str) -> DataVersion | None:
-        """The version record the last upload left beside (not inside) the data folder."""
-        target = str(safe_relpath(target_path, what="data path"))
-        datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
+    def _record(self, datastore: Any, target: str) -> dict[str, Any] | None:
+        """The version record the last upload left beside (not inside) the data, if any."""
         record = datastore.blob_service.get_blob_client(datastore.container_name, _version_blob(target))
         try:
-            return DataVersion(**json.loads(record.download_blob().readall()))
-        except Exception:
+            return json.loads(
+                self._call(f"reading the data version of {quoted(target)}", record.download_blob).readall()
+            )
+        except NotFound:
             return None
+
+    def current_data(self, target_path: str) -> DataVersion | None:
+        target = str(safe_relpath(target_path, what="data path"))
+        datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
+        record = self._record(datastore, target)
+        return None if record is None else _data_version(record)
 
     def list_data(self) -> list[DataVersion]:
         """The version records uploads left under .aml-data-versions/."""
         datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
-        container = datastore.blob_service.get_container_client(datastore.container_name)
-        names = self._call(
-            "listing data versions", lambda: [b.name for b in container.list_blobs(name_starts_with=VERSIONS_FOLDER)]
-        )
         found = []
-        for name in sorted(names):
-            path = name.removeprefix(VERSIONS_FOLDER + "/").removesuffix(".json")
-            data = self.current_data(path)
-            if data is not None:
-                found.append(data)
+        for name in sorted(self._blob_sizes(datastore, VERSIONS_FOLDER + "/")):
+            record = self._record(datastore, name.removeprefix(VERSIONS_FOLDER + "/").removesuffix(".json"))
+            if record is not None:
+                found.append(_data_version(record))
         return found
 
-    def _has_data(self, datastore: Any, target: str) -> bool:
+    def _blob_sizes(self, datastore: Any, prefix: str) -> dict[str, int]:
         container = datastore.blob_service.get_container_client(datastore.container_name)
-        blobs = self._call("listing data", lambda: list(container.list_blobs(name_starts_with=target + "/")))
-        return bool(blobs)
-
-    def _verify_upload(self, datastore: Any, src_dir: Path, target: str) -> None:
-        """The SDK's upload() can give up silently (it logs and returns); check every blob arrived whole."""
-        container = datastore.blob_service.get_container_client(datastore.container_name)
-        arrived = self._call(
-            "listing the uploaded blobs",
-            lambda: {b.name: b.size for b in container.list_blobs(name_starts_with=target + "/")},
+        return self._call(
+            f"listing {quoted(prefix)}", lambda: {b.name: b.size for b in container.list_blobs(name_starts_with=prefix)}
         )
-        wrong = [rel for rel, full in list_files(src_dir) if arrived.get(f"{target}/{rel}") != full.stat().st_size]
-        if wrong:
-            raise BackendUnavailable(
-                f"upload to {quoted(target)} is incomplete: {len(wrong)} file(s) missing or "
-                f"short in the datastore, e.g. {quoted(wrong[0])}"
-            )
 
     # -- compute -------------------------------------------------------------
     def ensure_compute(self, name: str) -> str:
         """The seed's getComputeAML: reuse an AmlCompute of that name, or create it and wait."""
         if self.settings.run_local:
             return "local"
-        check_name(name, what="compute name")
+        check_compute_name(name)
         sdk = self.sdk
         try:
             target = sdk.ComputeTarget(workspace=self.workspace, name=name)
@@ -219,7 +208,7 @@ class AzureMLBackend(Backend):
             raise Conflict(f"compute target {quoted(name)} exists but is a {kind}, not an AmlCompute cluster")
         return name
 
-    def run_configuration(self, spec: RunSpec, datastore_name: str) -> Any:
+    def run_configuration(self, spec: RunSpec, datastore_name: str, source: str | None = None) -> Any:
         """Data mounted (downloaded) at /tmp; Docker + pinned conda packages, or this interpreter locally."""
         sdk = self.sdk
         config = sdk.RunConfiguration()
@@ -228,7 +217,7 @@ class AzureMLBackend(Backend):
             datastore_name: sdk.DataReferenceConfiguration(
                 datastore_name=datastore_name,
                 mode="download",
-                path_on_datastore=spec.datapath,
+                path_on_datastore=source or spec.datapath,
                 path_on_compute=MOUNT_POINT,
                 overwrite=True,
             )
@@ -238,6 +227,7 @@ class AzureMLBackend(Backend):
             config.environment.python.interpreter_path = sys.executable  # the virtualenv this runs in
         else:
             config.docker = sdk.DockerConfiguration(use_docker=True)
+            config.environment.docker.base_image = self.settings.env_image
             config.environment.python.user_managed_dependencies = False
             config.environment.python.conda_dependencies = sdk.CondaDependencies.create(
                 pip_packages=TRAINING_PIP_PACKAGES, python_version=PYTHON_VERSION
@@ -249,30 +239,27 @@ class AzureMLBackend(Backend):
         check_script(self.settings.training_dir, spec.script)
         datapath = str(safe_relpath(spec.datapath, what="datapath"))
         datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
-        data = self.current_data(datapath)
-        if data is None and not self._has_data(datastore, datapath):
+        record = self._record(datastore, datapath)
+        # This tool's upload: the version's own prefix, for good. Else the path as another tool left it.
+        source = record.get("prefix") or datapath if record else datapath
+        if record is None and not self._blob_sizes(datastore, datapath + "/"):
             raise DataNotFound(f"no data at datastore path {quoted(datapath)}; upload it first")
-        tags = {
-            **spec.tags,
-            DATA_TAG: data.digest if data else "",
-            SCRIPT_TAG: "sha256:" + file_sha256(self.settings.training_dir / spec.script),
-        }
+        tags = {**spec.tags, DATA_TAG: record["digest"] if record else "", SCRIPT_TAG: self.script_digest(spec)}
         experiment = self.sdk.Experiment(self.workspace, spec.experiment)
         config = self.sdk.ScriptRunConfig(
             source_directory=str(self.settings.training_dir),
             script=spec.script,
-            arguments=spec.script_arguments(f"{MOUNT_POINT}/{datapath}"),
-            run_config=self.run_configuration(spec, datastore.name),
+            arguments=spec.script_arguments(f"{MOUNT_POINT}/{source}"),
+            run_config=self.run_configuration(spec, datastore.name, source),
         )
         run = self._call(f"submitting {spec.script}", experiment.submit, config, tags=tags)
         return run.id
 
     def _run(self, run_id: str) -> Any:
+        """The SDK's Run; an auth failure or an outage says so (it used to read as 'run not found')."""
         try:
             return self._call(f"reading run {run_id}", self.workspace.get_run, run_id)
-        except BackendUnavailable:
-            raise
-        except Exception as exc:
+        except NotFound as exc:
             raise RunNotFound(f"run {quoted(run_id)} not found in workspace {self.settings.workspace!r}") from exc
 
     def find_runs(self, experiment: str, *, tag: str, value: str) -> list[str]:
@@ -318,7 +305,7 @@ class AzureMLBackend(Backend):
             data_version=tags.pop(DATA_TAG, None) or None,
             script_digest=tags.pop(SCRIPT_TAG, None) or None,
             tags=tags,
-            datapath=data_path.removeprefix(MOUNT_POINT + "/") if data_path else None,
+            datapath=datapath_of(data_path.removeprefix(MOUNT_POINT + "/")) if data_path else None,
             compute=definition.get("target"),
             estimators=estimators,
             args=args,
@@ -333,16 +320,15 @@ class AzureMLBackend(Backend):
         run = self._run(run_id)
         with tempfile.TemporaryDirectory(prefix="aml-logs-") as folder:
             names = self._call(f"downloading logs of {run_id}", run.get_all_logs, destination=folder) or []
-            found = [n for wanted in LOG_NAMES for n in names if n.replace("\\", "/").endswith(wanted)]
+            found = [n for wanted in (*LOG_NAMES, PROCESS_LOG) for n in names if n.replace("\\", "/").endswith(wanted)]
             if not found:
                 return ""
             text = Path(found[0]).read_text(errors="replace")
-        lines = text.splitlines()
-        return "\n".join(lines if tail is None else lines[-tail:]) + ("\n" if lines else "")
+        return tail_text(text, tail)
 
     def cancel_run(self, run_id: str) -> None:
         run = self._run(run_id)
-        if not map_status(run.get_status()).terminal:
+        if not map_status(self._call(f"reading run {run_id}", run.get_status)).terminal:
             self._call(f"canceling {run_id}", run.cancel)
 
     def list_run_outputs(self, run_id: str) -> list[str]:
@@ -411,8 +397,8 @@ class AzureMLBackend(Backend):
     def download_model(self, name: str, version: int, dest: Path) -> list[str]:
         """Download the version, then keep only what is under outputs/, moved into dest."""
         try:
-            model = self.sdk.Model(self.workspace, name=name, version=version)
-        except Exception as exc:
+            model = self._call(f"reading {name}:{version}", self.sdk.Model, self.workspace, name=name, version=version)
+        except NotFound as exc:
             raise ModelNotFound(f"model {quoted(name)} version {version} not found") from exc
         dest.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".download-", dir=dest.parent) as folder:
@@ -421,3 +407,7 @@ class AzureMLBackend(Backend):
             if outputs is None:
                 raise BackendUnavailable(f"model {name}:{version} has no outputs/ folder")
             return move_files(outputs, dest)
+
+
+def _data_version(record: dict[str, Any]) -> DataVersion:
+    return DataVersion(path=record["path"], digest=record["digest"], files=record["files"], bytes=record["bytes"])

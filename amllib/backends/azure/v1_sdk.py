@@ -27,7 +27,7 @@ def real_sdk() -> Sdk:
     from azureml.core.compute import AmlCompute, ComputeTarget
     from azureml.core.compute_target import ComputeTargetException
     from azureml.core.conda_dependencies import CondaDependencies
-    from azureml.core.runconfig import DataReferenceConfiguration
+    from azureml.core.runconfig import DataReferenceConfiguration, DockerConfiguration
 
     return Sdk(
         Workspace=Workspace,
@@ -40,4 +40,5 @@ def real_sdk() -> Sdk:
         DataReferenceConfiguration=DataReferenceConfiguration,
         CondaDependencies=CondaDependencies,
         ComputeTargetException=ComputeTargetException,
+        DockerConfiguration=DockerConfiguration,
     )

@@ -1,0 +1,188 @@
+"""What both Azure ML backends share: one status table, one error mapping, retries, and the checks they both make.
+
+The two SDKs report the same run statuses and fail in the same HTTP terms, so both backends
+read them through this one module: a run status means the same on v1 and v2, and an auth
+failure, a missing run or a refused request reads the same whichever SDK met it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from amllib.backends.azure.auth import scrub
+from amllib.backends.azure.retry import status_of, with_retry
+from amllib.backends.base import Backend, RunSpec, RunStatus
+from amllib.digest import file_sha256
+from amllib.errors import AmlError, BackendUnavailable, Conflict, InvalidInput, NotFound, quoted
+from amllib.settings import Settings
+
+T = TypeVar("T")
+
+# Azure ML's run statuses (REST JobStatus, v1 run history) in ours, the same for both SDKs. Not ended:
+# a paused, unresponsive or canceling run still holds its compute and may yet change, so it counts as
+# Running; an unknown status also counts as Running, never as ended.
+STATUS = {
+    "NotStarted": RunStatus.QUEUED,
+    "Unapproved": RunStatus.QUEUED,
+    "Queued": RunStatus.QUEUED,
+    "Starting": RunStatus.PREPARING,
+    "Provisioning": RunStatus.PREPARING,
+    "Preparing": RunStatus.PREPARING,
+    "Running": RunStatus.RUNNING,
+    "NotResponding": RunStatus.RUNNING,
+    "Pausing": RunStatus.RUNNING,
+    "Paused": RunStatus.RUNNING,
+    "CancelRequested": RunStatus.RUNNING,
+    "Unknown": RunStatus.RUNNING,
+    "Finalizing": RunStatus.FINALIZING,
+    "Completed": RunStatus.COMPLETED,
+    "Failed": RunStatus.FAILED,
+    "Canceled": RunStatus.CANCELED,
+}
+DATA_TAG, SCRIPT_TAG = "data_version", "script_digest"  # a run's tags and a model's properties, on both SDKs
+SCALE_DOWN_SECONDS = 3600  # the seed: the cluster scales down after an hour idle
+# AmlCompute's own rule for cluster names; the service refuses others up front instead of Azure failing later.
+COMPUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,15}")
+
+
+def map_status(status: str | None) -> RunStatus:
+    """An Azure ML status in our terms; one we do not know counts as still running, never as ended."""
+    return STATUS.get(status or "", RunStatus.RUNNING)
+
+
+def check_compute_name(name: str) -> str:
+    if not isinstance(name, str) or not COMPUTE_NAME.fullmatch(name):
+        raise InvalidInput(
+            f"compute name {quoted(name)} is not one Azure ML accepts: 2 to 16 letters, digits or '-', "
+            "starting with a letter"
+        )
+    return name
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "message", None) or exc)
+    return scrub(text).splitlines()[0][:300] if text.strip() else type(exc).__name__
+
+
+def _sdk_error_types() -> tuple[type[BaseException], ...]:
+    """The exception bases of the Azure SDKs and their HTTP clients (imported only when an Azure backend runs)."""
+    import requests
+    from azure.core.exceptions import AzureError
+
+    found: list[type[BaseException]] = [AzureError, requests.RequestException]
+    try:
+        from azureml.exceptions import AzureMLException
+        from msrest.exceptions import ClientException
+
+        found += [AzureMLException, ClientException]
+    except ImportError:  # only azure-ai-ml installed
+        pass
+    return tuple(found)
+
+
+def map_error(what: str, exc: BaseException, *, workspace: str | None, method: str) -> AmlError | None:
+    """An SDK's error as ours (None for one that is not an SDK's: a bug, left to surface as it is).
+
+    Auth failures name the workspace and method, never a secret; 404 is NotFound, 409 Conflict,
+    400/422 and client-side validation InvalidInput; 403 and every other failure BackendUnavailable.
+    """
+    from azure.core.exceptions import ClientAuthenticationError, ResourceExistsError, ResourceNotFoundError
+
+    if not isinstance(exc, _sdk_error_types()):
+        return None
+    message = _first_line(exc)
+    auth_types: tuple[type[BaseException], ...] = (ClientAuthenticationError,)
+    try:
+        from azureml.exceptions import AuthenticationException
+
+        auth_types += (AuthenticationException,)
+    except ImportError:
+        pass
+    status = status_of(exc)
+    if status == 416:
+        return None  # a log read past its end: the caller's to handle
+    if status is None and ("ModelNotFound" in message or "does not exist" in message):
+        status = 404  # azureml-core's Model(...) and azure-ai-ml's data.get(label=) say so in the message only
+    if isinstance(exc, auth_types) or status == 401:
+        return BackendUnavailable(f"{what}: could not authenticate to workspace {workspace!r} with {method}: {message}")
+    if isinstance(exc, ResourceNotFoundError) or status == 404:
+        return NotFound(f"{what}: not found in workspace {workspace!r}")
+    if isinstance(exc, ResourceExistsError) or status == 409:
+        return Conflict(f"{what}: it already exists in workspace {workspace!r}: {message}")
+    if status == 403:
+        return BackendUnavailable(f"{what}: the identity ({method}) is not permitted: {message}")
+    if status in (400, 422) or _is_validation(exc):
+        return InvalidInput(f"{what}: Azure ML refused it: {message}")
+    where = f"Azure ML answered {status}" if status else "Azure ML failed"
+    return BackendUnavailable(f"{what}: {where}: {message}")
+
+
+def _is_validation(exc: BaseException) -> bool:
+    """The v2 SDK's own checks before it sends anything (ValidationException, not an HTTP error)."""
+    try:
+        from azure.ai.ml.exceptions import ValidationException
+    except ImportError:
+        return False
+    return isinstance(exc, ValidationException)
+
+
+class AzureBackend(Backend):
+    """The part of both Azure backends that is the same: calls retried and mapped, and the shared checks."""
+
+    settings: Settings
+    retry_delay: float
+    method: str = "the given client"  # how this backend authenticates, for error messages
+
+    def _call(self, what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """fn(...) with transient failures retried, and the SDKs' exceptions turned into ours."""
+        try:
+            return with_retry(what, lambda: fn(*args, **kwargs), base_delay=self.retry_delay)
+        except AmlError:
+            raise
+        except Exception as exc:
+            mapped = map_error(what, exc, workspace=self.settings.workspace, method=self.method)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+    def script_digest(self, spec: RunSpec) -> str:
+        return "sha256:" + file_sha256(self.settings.training_dir / spec.script)
+
+
+def check_arrived(target: str, files: Iterable[tuple[str, Path]], arrived: dict[str, int]) -> None:
+    """Every uploaded file is in the datastore whole (by size): an SDK's upload can give up and return quietly."""
+    wrong = [rel for rel, full in files if arrived.get(f"{target}/{rel}") != full.stat().st_size]
+    if wrong:
+        raise BackendUnavailable(
+            f"upload to {quoted(target)} is incomplete: {len(wrong)} file(s) missing or short in the "
+            f"datastore, e.g. {quoted(wrong[0])}"
+        )
+
+
+def tail_text(text: str, tail: int | None) -> str:
+    """The whole log, or its last `tail` lines, ending with a newline when there is any."""
+    lines = text.splitlines()
+    return "\n".join(lines if tail is None else lines[-tail:]) + ("\n" if lines else "")
+
+
+def new_data_prefix(target: str) -> str:
+    """Where one upload to `target` lands: its own prefix, never written again (time-ordered, then random).
+
+    Data versions on Azure are immutable like the local backend's: a run (and, on v2, the Data asset
+    version it names) points at its prefix for good, so a later upload can neither change nor mix
+    with the files it reads. The training script still gets one folder as --data-path.
+    """
+    return f"{target}/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+
+
+_PREFIX_SEGMENT = re.compile(r"/\d{8}T\d{6}Z-[0-9a-f]{8}/?")
+
+
+def datapath_of(source: str) -> str:
+    """The datastore path a run's data came from, without the version prefix new_data_prefix added."""
+    return _PREFIX_SEGMENT.sub("", source.rstrip("/"), count=1) if _PREFIX_SEGMENT.search(source) else source
