@@ -112,7 +112,7 @@ class ServiceMetrics:
         )
         self.auth_failures = Counter(
             "aml_auth_failures",
-            "Wrong credentials by kind: bearer (a token), cookie (a session), login (the sign-in form)",
+            "Wrong credentials by kind: bearer (an Authorization header), cookie (a session), login (the sign-in form)",
             ["kind"],
             registry=registry,
         )

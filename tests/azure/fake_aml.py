@@ -11,7 +11,6 @@ CondaDependencies, AmlCompute.provisioning_configuration) are the real classes.
 from __future__ import annotations
 
 import shutil
-
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace

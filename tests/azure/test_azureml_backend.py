@@ -9,9 +9,9 @@ import pytest
 from azureml.core.compute import ComputeInstance
 
 from amllib.backends.azure.auth import choose_auth
+from amllib.backends.azure.common import STATUS, map_status
 from amllib.backends.azure.env import TRAINING_PIP_PACKAGES
 from amllib.backends.azure.retry import with_retry
-from amllib.backends.azure.common import STATUS, map_status
 from amllib.backends.azure.v1 import AzureMLBackend
 from amllib.backends.base import RunSpec, RunStatus
 from amllib.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput

@@ -29,7 +29,10 @@ class Listener:
         assert self.opened.wait(10)
 
     def _read(self) -> None:
-        reader = self.sock.makefile("rb")
+        with self.sock.makefile("rb") as reader:  # closed with the thread: an open file keeps the socket alive
+            self._read_from(reader)
+
+    def _read_from(self, reader) -> None:
         status = reader.readline().decode()
         headers = []
         while (line := reader.readline().decode().strip()) != "":
