@@ -290,10 +290,22 @@ class FakeAzureV2:
         return client
 
     def _history(self, run_id: str) -> dict[str, list[Metric]]:
+        """The job's metrics as the workspace's one tracking store shows them through MLflow.
+
+        Azure ML keeps a job's metrics in one MLflow-compatible store whichever SDK logged them
+        ("Migrate logging from SDK v1 to SDK v2"): Run.get_context().log() inside a v2 job lands
+        there too. MLflow carries numbers only, so a v1 log_list becomes one point per value and
+        tables and images (not numbers) are not metrics here.
+        """
         if run_id not in self.runs:
             raise MlflowException(f"Run '{run_id}' not found")
-        values = mlflow_files.read_metrics(self.cloud.compute.run_dir(self.runs[run_id]))
-        return {key: [Metric(key, v, 1000 * i, i) for i, v in enumerate(vs)] for key, vs in values.items()}
+        history: dict[str, list[Metric]] = {}
+        for key, logged in self.cloud.get_metrics(self.runs[run_id]).items():  # MLflow and v1 calls, together
+            values = [v for value in logged for v in (value if isinstance(value, list) else [value])]
+            numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+            if numbers:
+                history[key] = [Metric(key, v, 1000 * i, i) for i, v in enumerate(numbers)]
+        return history
 
     def _mlflow_run(self, run_id: str) -> Run:
         history = self._history(run_id)
@@ -302,7 +314,11 @@ class FakeAzureV2:
         run_info = RunInfo(
             run_id, "0", "fake", V2_STATUS[info.status].upper(), ms(info.started_at), ms(info.finished_at), "active"
         )
-        tags = [RunTag(k, v) for k, v in mlflow_files.read_tags(self.cloud.compute.run_dir(self.runs[run_id])).items()]
+        logged = mlflow_files.read_tags(self.cloud.compute.run_dir(self.runs[run_id]))
+        logged |= {
+            e["name"]: str(e["value"]) for e in self.cloud._metric_events(self.runs[run_id]) if e.get("kind") == "tag"
+        }
+        tags = [RunTag(k, v) for k, v in logged.items()]
         return Run(run_info, RunData(metrics=[points[-1] for points in history.values()], tags=tags))
 
     # -- data assets ---------------------------------------------------------------

@@ -8,6 +8,7 @@ well-known devstoreaccount1 account; only the workspace around it is an autospec
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import socket
 import subprocess
@@ -127,10 +128,25 @@ def test_sdk_upload_lands_whole_in_blob_storage(azurite: Azurite, tmp_path: Path
     data = backend.upload_data(data_dir, target_path="titanic-data")
     assert data.digest == tree_digest(data_dir).digest and data.files == 3
     assert backend.current_data("titanic-data") == data
-
+    first = v1_prefix(datastore)
     back = tmp_path / "downloaded"
-    assert datastore.download(str(back), prefix="titanic-data/", show_progress=False) == 3
-    assert tree_digest(back / "titanic-data").digest == data.digest
+    assert datastore.download(str(back), prefix=first + "/", show_progress=False) == 3
+    assert tree_digest(back / first).digest == data.digest
+
+    # The SDK's upload(overwrite=True) never deletes old blobs; each upload has its own prefix instead.
+    (data_dir / "sub" / "big.bin").unlink()
+    smaller = backend.upload_data(data_dir, target_path="titanic-data")
+    second = v1_prefix(datastore)
+    assert second != first and backend.current_data("titanic-data") == smaller
+    assert datastore.download(str(tmp_path / "again"), prefix=first + "/", show_progress=False) == 3  # untouched
+    assert datastore.download(str(tmp_path / "new"), prefix=second + "/", show_progress=False) == 2
+    assert tree_digest(tmp_path / "new" / second).digest == smaller.digest
+
+
+def v1_prefix(datastore: Any) -> str:
+    """Where the last upload to titanic-data landed, from the version record beside the data."""
+    record = datastore.blob_service.get_blob_client(CONTAINER, ".aml-data-versions/titanic-data.json")
+    return json.loads(record.download_blob().readall())["prefix"]
 
 
 # azureml-core's datastore.upload leaves the handles of files whose upload failed open (its thread pool
@@ -188,19 +204,19 @@ def download_all(container: Any, prefix: str, into: Path) -> Path:
     return into / prefix.rstrip("/")
 
 
-def test_v2_upload_lands_whole_and_replaces_what_was_there(azurite: Azurite, tmp_path: Path, data_dir: Path) -> None:
+def test_v2_each_upload_lands_whole_under_a_prefix_of_its_own(azurite: Azurite, tmp_path: Path, data_dir: Path) -> None:
     (data_dir / "sub" / "big.bin").write_bytes(bytes(range(256)) * 4096)
     backend, container = v2_backend_over(azurite, tmp_path)
     data = backend.upload_data(data_dir, target_path="titanic-data")
     assert data.digest == tree_digest(data_dir).digest and data.files == 3
-    assert tree_digest(download_all(container, "titanic-data/", tmp_path / "back")).digest == data.digest
     assert backend.current_data("titanic-data") == data
-
     (data_dir / "sub" / "big.bin").unlink()
     smaller = backend.upload_data(data_dir, target_path="titanic-data")
-    names = sorted(b.name for b in container.list_blobs(name_starts_with="titanic-data/"))
-    assert names == ["titanic-data/a.csv", "titanic-data/sub/b.txt"]
-    assert tree_digest(download_all(container, "titanic-data/", tmp_path / "back2")).digest == smaller.digest
+    assert backend.current_data("titanic-data") == smaller
+    prefixes = sorted({b.name.split("/")[1] for b in container.list_blobs(name_starts_with="titanic-data/")})
+    assert len(prefixes) == 2  # the first upload's prefix is left whole beside the second's
+    held = {tree_digest(download_all(container, f"titanic-data/{p}/", tmp_path / p)).digest for p in prefixes}
+    assert held == {data.digest, smaller.digest}
 
 
 def test_v2_upload_to_a_stopped_emulator_fails_clearly(azurite: Azurite, tmp_path: Path, data_dir: Path) -> None:

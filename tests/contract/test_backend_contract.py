@@ -51,9 +51,10 @@ def test_script_must_be_directly_inside_training(backend: Backend, data_dir: Pat
 
 
 def test_unmodified_aml_v1_script_logs_become_metrics(backend: Backend, data_dir: Path) -> None:
-    """Run.get_context().log() is read on local and v1; v2 reads MLflow only (v1 logging in v2 jobs is unsettled)."""
-    if backend.name == "azureml-v2":
-        pytest.skip("v2 reads metrics through MLflow only; see the README's script styles")
+    """Run.get_context().log() comes back on every backend; on v2 through MLflow, the workspace's one store.
+
+    MLflow carries numbers only: tables and images a v1 script logs are metrics on local and v1, not on v2.
+    """
     backend.upload_data(data_dir, target_path="test-data")
     run_id = backend.submit_run(spec("aml_v1_logging.py", estimators=7, args={"flavour": "salty"}))
     info = backend.wait_for_run(run_id, timeout=120, poll=0.2)
@@ -64,8 +65,9 @@ def test_unmodified_aml_v1_script_logs_become_metrics(backend: Backend, data_dir
     # Azure returns a log_list like a metric logged three times; either way the values come back in order.
     losses = metrics["losses"]
     assert (losses[0] if len(losses) == 1 else losses) == [0.9, 0.5, 0.25]
-    assert metrics["table"] == [{"epoch": 1, "loss": 0.5}]
-    assert "plot" in metrics
+    if backend.name != "azureml-v2":
+        assert metrics["table"] == [{"epoch": 1, "loss": 0.5}]
+        assert "plot" in metrics
     assert backend.get_run(run_id).tags["flavour"] == "salty"
     assert "data files: ['a.csv', 'sub']" in backend.get_log(run_id)
     assert backend.list_run_outputs(run_id) == ["model.txt"]

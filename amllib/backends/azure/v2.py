@@ -18,16 +18,12 @@ with AZML_LIVE=1 AZML_BACKEND=azureml-v2 does these against a workspace).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import shlex
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from amllib.backends.azure.auth import choose_credential, scrub
@@ -35,31 +31,22 @@ from amllib.backends.azure.common import (
     DATA_TAG,
     SCALE_DOWN_SECONDS,
     SCRIPT_TAG,
-    AzureBackend,
-    check_arrived,
     check_compute_name,
     map_status,
-    new_data_prefix,
-    tail_text,
 )
 from amllib.backends.azure.env import PYTHON_VERSION, TRAINING_PIP_PACKAGES
+from amllib.backends.azure.v2_registry import V2Registry
+from amllib.backends.azure.v2_storage import V2Storage, _account_url, asset_name
 from amllib.backends.base import (
-    DataVersion,
-    ModelVersion,
     RunInfo,
     RunSpec,
     RunStatus,
     epoch_seconds,
-    numeric_accuracy,
-    whole_lines,
 )
-from amllib.digest import list_files, move_files, tree_digest
 from amllib.errors import (
     BackendUnavailable,
     Conflict,
     DataNotFound,
-    InvalidInput,
-    ModelNotFound,
     NotFound,
     RunNotFound,
     quoted,
@@ -67,14 +54,9 @@ from amllib.errors import (
 from amllib.paths import check_name, check_script, check_script_args, safe_relpath
 from amllib.settings import Settings
 
-ARTIFACT_STORE = "workspaceartifactstore"
-LOG_NAMES = ("user_logs/std_log.txt", "user_logs/std_log_process_0.txt")  # a multi-process job: one per process
 DATA_INPUT = "${{inputs.data}}"
 # Tags this backend writes on a job and reads back; the rest are the caller's.
 SPEC_TAGS = ("azml_script", "azml_datapath", "azml_estimators", "azml_args")
-PATH_TAG = "azml_path"
-_ASSET_NAME = re.compile(r"[^A-Za-z0-9_.-]")
-REGISTER_ATTEMPTS = 5
 
 
 def job_name(job_id: str | None) -> str:
@@ -82,18 +64,12 @@ def job_name(job_id: str | None) -> str:
     return f"azml-{job_id}" if job_id else f"azml-{uuid.uuid4().hex}"
 
 
-def asset_name(path: str) -> str:
-    """A Data asset name for a datastore path (names allow letters, digits, '-', '_', '.')."""
-    cleaned = _ASSET_NAME.sub("-", path)
-    return cleaned if cleaned == path else f"{cleaned}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
-
-
 def _from_millis(value: int | None) -> float | None:
     """MLflow's times are epoch milliseconds."""
     return value / 1000 if value else None
 
 
-class AzureMLV2Backend(AzureBackend):
+class AzureMLV2Backend(V2Registry, V2Storage):
     """Backend on an Azure ML workspace through azure-ai-ml."""
 
     name = "azureml-v2"
@@ -149,96 +125,6 @@ class AzureMLV2Backend(AzureBackend):
             workspace = self._call("reading the workspace", self.client.workspaces.get, self.settings.workspace)
             self._mlflow = MlflowClient(tracking_uri=workspace.mlflow_tracking_uri)
         return self._mlflow
-
-    def _container(self, datastore_name: str | None = None) -> tuple[Any, Any]:
-        """(datastore, a storage ContainerClient on it with the credentials the workspace holds for it)."""
-        from azure.storage.blob import ContainerClient
-
-        make_client = self._container_client or ContainerClient
-        datastores = self.client.datastores
-        if datastore_name is None:
-            datastore = self._call("getting the default datastore", datastores.get_default, include_secrets=True)
-        else:
-            datastore = self._call(
-                f"getting datastore {datastore_name}", datastores.get, datastore_name, include_secrets=True
-            )
-        credentials = datastore.credentials
-        secret = getattr(credentials, "account_key", None) or getattr(credentials, "sas_token", None)
-        if secret is None:  # identity-based datastore: the caller's own identity needs Storage Blob Data roles
-            secret = choose_credential(self.settings)[1]
-        container = make_client(self._account_url(datastore), datastore.container_name, credential=secret)
-        return datastore, container
-
-    # -- datastore -------------------------------------------------------------
-    def upload_data(self, src_dir: Path, *, target_path: str) -> DataVersion:
-        """Upload under a prefix of its own, check every blob, then register it as a new Data asset version.
-
-        Each asset version names its own prefix, so version 1 keeps version 1's files for good and a
-        run submitted while an upload is under way reads one whole version (common.new_data_prefix).
-        """
-        target = str(safe_relpath(target_path, what="data path"))
-        if not src_dir.is_dir():
-            raise InvalidInput(f"data folder {str(src_dir)!r} does not exist or is not a folder")
-        summary = tree_digest(src_dir)
-        if summary.files == 0:
-            raise InvalidInput(f"data folder {str(src_dir)!r} holds no files")
-        datastore, container = self._container()
-        prefix = new_data_prefix(target)
-        files = list_files(src_dir)
-        for rel, full in files:
-            self._call(f"uploading {quoted(rel)}", _upload_file, container, f"{prefix}/{rel}", full)
-        check_arrived(prefix, files, self._blobs(container, prefix + "/"))
-        data = DataVersion(path=target, digest=summary.digest, files=summary.files, bytes=summary.bytes)
-        self._register_data(datastore.name, data, prefix)
-        return data
-
-    def _blobs(self, container: Any, prefix: str) -> dict[str, int]:
-        return self._call(
-            f"listing {quoted(prefix)}", lambda: {b.name: b.size for b in container.list_blobs(name_starts_with=prefix)}
-        )
-
-    def _register_data(self, datastore_name: str, data: DataVersion, prefix: str) -> None:
-        from azure.ai.ml.constants import AssetTypes
-        from azure.ai.ml.entities import Data
-
-        asset = Data(
-            name=asset_name(data.path),
-            path=f"azureml://datastores/{datastore_name}/paths/{prefix}/",
-            type=AssetTypes.URI_FOLDER,
-            description=f"uploaded by the AML control plane to {data.path}",
-            tags={PATH_TAG: data.path, "digest": data.digest, "files": str(data.files), "bytes": str(data.bytes)},
-        )
-        self._call(f"registering data {quoted(data.path)}", self.client.data.create_or_update, asset)
-
-    @staticmethod
-    def _data_version(asset: Any) -> DataVersion | None:
-        tags = asset.tags or {}
-        if PATH_TAG not in tags:
-            return None
-        return DataVersion(
-            path=tags[PATH_TAG],
-            digest=tags.get("digest", ""),
-            files=int(tags.get("files", 0)),
-            bytes=int(tags.get("bytes", 0)),
-        )
-
-    def current_data(self, target_path: str) -> DataVersion | None:
-        asset = self._latest_asset(asset_name(str(safe_relpath(target_path, what="data path"))))
-        return self._data_version(asset) if asset is not None else None
-
-    def list_data(self) -> list[DataVersion]:
-        """The latest version of every Data asset this tool registered."""
-        names = self._call("listing data assets", lambda: [asset.name for asset in self.client.data.list()])
-        assets = [asset for asset in map(self._latest_asset, names) if asset is not None]
-        found = [data for data in map(self._data_version, assets) if data is not None]
-        return sorted(found, key=lambda data: data.path)
-
-    def _latest_asset(self, name: str) -> Any:
-        """The asset's latest version; None when there is none (the SDK says so with MlException, not a 404)."""
-        try:
-            return self._call(f"reading data {name}", self.client.data.get, name, label="latest")
-        except NotFound:
-            return None
 
     # -- compute ---------------------------------------------------------------
     def ensure_compute(self, name: str) -> str:
@@ -443,158 +329,9 @@ class AzureMLV2Backend(AzureBackend):
             history[key] = [p.value for p in sorted(points, key=lambda p: (p.step, p.timestamp))]
         return history
 
-    def _log_blob(self, run_id: str) -> Any:
-        """std_log.txt, or a multi-process job's first process log when that is what it wrote."""
-        _, container = self._container(ARTIFACT_STORE)
-        folder = f"ExperimentRun/dcid.{run_id}/"
-        present = self._blobs(container, folder + "user_logs/")
-        name = next((folder + n for n in LOG_NAMES if folder + n in present), folder + LOG_NAMES[0])
-        return container.get_blob_client(name)
-
-    def read_log(self, run_id: str, offset: int) -> tuple[str, int]:
-        self._job(run_id)
-        blob = self._log_blob(run_id)
-        try:
-            chunk = self._call(f"reading the log of {run_id}", lambda: blob.download_blob(offset=offset).readall())
-        except NotFound:
-            return "", offset  # not written yet
-        except Exception as exc:
-            if getattr(exc, "status_code", None) == 416:  # nothing past offset: at the end, or past it
-                size = self._call(f"reading the log of {run_id}", lambda: blob.get_blob_properties().size)
-                return "", min(offset, size)
-            raise
-        return whole_lines(chunk, offset)
-
-    def get_log(self, run_id: str, *, tail: int | None = None) -> str:
-        self._job(run_id)
-        blob = self._log_blob(run_id)
-        try:
-            text = self._call(f"reading the log of {run_id}", lambda: blob.download_blob().readall()).decode(
-                errors="replace"
-            )
-        except NotFound:
-            return ""
-        return tail_text(text, tail)
-
     def cancel_run(self, run_id: str) -> None:
         job = self._job(run_id)
         if not map_status(job.status).terminal:
             self._call(f"canceling {run_id}", self.client.jobs.begin_cancel, run_id)
 
-    def list_run_outputs(self, run_id: str) -> list[str]:
-        self._job(run_id)
-        _, container = self._container(ARTIFACT_STORE)
-        prefix = f"ExperimentRun/dcid.{run_id}/outputs/"
-        return sorted(name.removeprefix(prefix) for name in self._blobs(container, prefix))
-
     # -- registry --------------------------------------------------------------
-    def _model_versions(self, name: str) -> list[Any]:
-        try:
-            return self._call(f"listing versions of {name}", lambda: list(self.client.models.list(name=name)))
-        except NotFound:
-            return []
-
-    def register_model(self, *, run_id: str, model_name: str, tags: dict[str, Any]) -> ModelVersion:
-        """A run is registered once (a version already made from it is returned), and versions never collide.
-
-        Without a version, models.create_or_update picks the next number client-side (container.next_version),
-        so two registrations at once could take the same one. Here each names its version explicitly, one
-        registration per model at a time in this process, and a 409 (another process took it) retries with
-        the next number.
-        """
-        check_name(model_name, what="model name")
-        with self._register_lock(model_name):
-            made = [m for m in self._model_versions(model_name) if (m.properties or {}).get("run_id") == run_id]
-            if made:
-                return self._version(min(made, key=lambda m: int(m.version)))
-            info = self.get_run(run_id)
-            if info.status != RunStatus.COMPLETED or not self.list_run_outputs(run_id):
-                raise InvalidInput(f"run {run_id} produced no files in outputs/; nothing to register")
-            for _ in range(REGISTER_ATTEMPTS):
-                version = 1 + max((int(m.version) for m in self._model_versions(model_name)), default=0)
-                try:
-                    created = self._call(
-                        f"registering {model_name}",
-                        self.client.models.create_or_update,
-                        self._model(run_id, model_name, tags, info, version),
-                    )
-                except Conflict:
-                    continue  # another registration took that number first
-                return self._version(created)
-        raise BackendUnavailable(
-            f"registering {model_name}: version numbers kept colliding ({REGISTER_ATTEMPTS} tries)"
-        )
-
-    def _register_lock(self, model_name: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._register_locks.setdefault(model_name, threading.Lock())
-
-    @staticmethod
-    def _model(run_id: str, model_name: str, tags: dict[str, Any], info: RunInfo, version: int) -> Any:
-        from azure.ai.ml.constants import AssetTypes
-        from azure.ai.ml.entities import Model
-
-        return Model(
-            name=model_name,
-            version=str(version),
-            path=f"azureml://jobs/{run_id}/outputs/artifacts/paths/outputs/",
-            type=AssetTypes.CUSTOM_MODEL,
-            tags={key: str(value) for key, value in tags.items()},
-            properties={"run_id": run_id, DATA_TAG: info.data_version or "", SCRIPT_TAG: info.script_digest or ""},
-        )
-
-    @staticmethod
-    def _version(model: Any) -> ModelVersion:
-        tags = numeric_accuracy(model.tags)
-        properties = model.properties or {}
-        return ModelVersion(
-            name=model.name,
-            version=int(model.version),
-            tags=tags,
-            run_id=properties.get("run_id") or None,
-            created_at=epoch_seconds(getattr(model.creation_context, "created_at", None)) or 0.0,
-            data_version=properties.get(DATA_TAG) or None,
-            script_digest=properties.get(SCRIPT_TAG) or None,
-        )
-
-    def list_models(self) -> list[str]:
-        return sorted({m.name for m in self._call("listing models", lambda: list(self.client.models.list()))})
-
-    def list_model_versions(self, name: str) -> list[ModelVersion]:
-        return sorted((self._version(m) for m in self._model_versions(name)), key=lambda v: v.version)
-
-    def versions_of_run(self, run_id: str) -> list[ModelVersion]:
-        return [v for name in self.list_models() for v in self.list_model_versions(name) if v.run_id == run_id]
-
-    def download_model(self, name: str, version: int, dest: Path) -> list[str]:
-        """models.download, then the files under the model's outputs/ folder moved into dest."""
-        dest.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".download-", dir=dest.parent) as folder:
-            try:
-                self._call(
-                    f"downloading {name}:{version}",
-                    self.client.models.download,
-                    name,
-                    str(version),
-                    download_path=folder,
-                )
-            except NotFound as exc:
-                raise ModelNotFound(f"model {quoted(name)} version {version} not found") from exc
-            root = Path(folder) / name
-            outputs = next((p for p in sorted(root.rglob("outputs")) if p.is_dir()), root if root.is_dir() else None)
-            if outputs is None:
-                raise BackendUnavailable(f"model {name}:{version} downloaded no files")
-            return move_files(outputs, dest)
-
-
-def _upload_file(container: Any, name: str, path: Path) -> None:
-    """One blob from one file, the file opened anew for each try: a retry of a read-out handle would send 0 bytes."""
-    with path.open("rb") as handle:
-        container.upload_blob(name, handle, overwrite=True)
-
-
-def _account_url(datastore: Any) -> str:
-    """https://<account>.blob.<endpoint>, as the SDK builds it for a blob datastore."""
-    endpoint = getattr(datastore, "endpoint", None) or "core.windows.net"
-    protocol = getattr(datastore, "protocol", None) or "https"
-    return f"{protocol}://{datastore.account_name}.blob.{endpoint}"

@@ -1,0 +1,126 @@
+"""The azureml-v2 backend's model registry: `custom_model` versions pointing at a job's outputs/.
+
+Registration is once per run and never collides: each version is numbered here, one registration
+per model at a time in this process, and a 409 from another process retries with the next number.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from amllib.backends.azure.common import DATA_TAG, SCRIPT_TAG, AzureBackend
+from amllib.backends.base import ModelVersion, RunInfo, RunStatus, epoch_seconds, numeric_accuracy
+from amllib.digest import move_files
+from amllib.errors import BackendUnavailable, Conflict, InvalidInput, ModelNotFound, NotFound, quoted
+from amllib.paths import check_name
+
+REGISTER_ATTEMPTS = 5
+
+
+class V2Registry(AzureBackend):
+    """Model versions of the v2 backend (client, get_run and list_run_outputs come with it)."""
+
+    client: Any
+    _register_locks: dict[str, threading.Lock]
+    _locks_guard: threading.Lock
+
+    def _model_versions(self, name: str) -> list[Any]:
+        try:
+            return self._call(f"listing versions of {name}", lambda: list(self.client.models.list(name=name)))
+        except NotFound:
+            return []
+
+    def register_model(self, *, run_id: str, model_name: str, tags: dict[str, Any]) -> ModelVersion:
+        """A run is registered once (a version already made from it is returned), and versions never collide.
+
+        Without a version, models.create_or_update picks the next number client-side (container.next_version),
+        so two registrations at once could take the same one. Here each names its version explicitly, one
+        registration per model at a time in this process, and a 409 (another process took it) retries with
+        the next number.
+        """
+        check_name(model_name, what="model name")
+        with self._register_lock(model_name):
+            made = [m for m in self._model_versions(model_name) if (m.properties or {}).get("run_id") == run_id]
+            if made:
+                return self._version(min(made, key=lambda m: int(m.version)))
+            info = self.get_run(run_id)
+            if info.status != RunStatus.COMPLETED or not self.list_run_outputs(run_id):
+                raise InvalidInput(f"run {run_id} produced no files in outputs/; nothing to register")
+            for _ in range(REGISTER_ATTEMPTS):
+                version = 1 + max((int(m.version) for m in self._model_versions(model_name)), default=0)
+                try:
+                    created = self._call(
+                        f"registering {model_name}",
+                        self.client.models.create_or_update,
+                        self._model(run_id, model_name, tags, info, version),
+                    )
+                except Conflict:
+                    continue  # another registration took that number first
+                return self._version(created)
+        raise BackendUnavailable(
+            f"registering {model_name}: version numbers kept colliding ({REGISTER_ATTEMPTS} tries)"
+        )
+
+    def _register_lock(self, model_name: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._register_locks.setdefault(model_name, threading.Lock())
+
+    @staticmethod
+    def _model(run_id: str, model_name: str, tags: dict[str, Any], info: RunInfo, version: int) -> Any:
+        from azure.ai.ml.constants import AssetTypes
+        from azure.ai.ml.entities import Model
+
+        return Model(
+            name=model_name,
+            version=str(version),
+            path=f"azureml://jobs/{run_id}/outputs/artifacts/paths/outputs/",
+            type=AssetTypes.CUSTOM_MODEL,
+            tags={key: str(value) for key, value in tags.items()},
+            properties={"run_id": run_id, DATA_TAG: info.data_version or "", SCRIPT_TAG: info.script_digest or ""},
+        )
+
+    @staticmethod
+    def _version(model: Any) -> ModelVersion:
+        tags = numeric_accuracy(model.tags)
+        properties = model.properties or {}
+        return ModelVersion(
+            name=model.name,
+            version=int(model.version),
+            tags=tags,
+            run_id=properties.get("run_id") or None,
+            created_at=epoch_seconds(getattr(model.creation_context, "created_at", None)) or 0.0,
+            data_version=properties.get(DATA_TAG) or None,
+            script_digest=properties.get(SCRIPT_TAG) or None,
+        )
+
+    def list_models(self) -> list[str]:
+        return sorted({m.name for m in self._call("listing models", lambda: list(self.client.models.list()))})
+
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
+        return sorted((self._version(m) for m in self._model_versions(name)), key=lambda v: v.version)
+
+    def versions_of_run(self, run_id: str) -> list[ModelVersion]:
+        return [v for name in self.list_models() for v in self.list_model_versions(name) if v.run_id == run_id]
+
+    def download_model(self, name: str, version: int, dest: Path) -> list[str]:
+        """models.download, then the files under the model's outputs/ folder moved into dest."""
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".download-", dir=dest.parent) as folder:
+            try:
+                self._call(
+                    f"downloading {name}:{version}",
+                    self.client.models.download,
+                    name,
+                    str(version),
+                    download_path=folder,
+                )
+            except NotFound as exc:
+                raise ModelNotFound(f"model {quoted(name)} version {version} not found") from exc
+            root = Path(folder) / name
+            outputs = next((p for p in sorted(root.rglob("outputs")) if p.is_dir()), root if root.is_dir() else None)
+            if outputs is None:
+                raise BackendUnavailable(f"model {name}:{version} downloaded no files")
+            return move_files(outputs, dest)
