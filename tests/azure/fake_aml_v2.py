@@ -38,6 +38,7 @@ from azure.ai.ml.entities import (
     Workspace,
 )
 from azure.ai.ml.entities._builders.command import Command
+from azure.ai.ml.exceptions import ErrorCategory, ErrorTarget, JobException, ValidationErrorType, ValidationException
 from azure.ai.ml.operations import (
     ComputeOperations,
     DataOperations,
@@ -80,6 +81,25 @@ def _when(seconds: float | None) -> datetime:
     return datetime.fromtimestamp(seconds or time.time(), UTC)
 
 
+class JobListing:
+    """What jobs.list() yields (_job_operations.py, list): None for a job it could not parse, and a
+    JobException raised for a job type it does not support; the listing goes on after either."""
+
+    def __init__(self, items: list[Any]) -> None:
+        self._items = iter(items)
+
+    def __iter__(self) -> JobListing:
+        return self
+
+    def __next__(self) -> Any:
+        item = next(self._items)
+        if item == "unsupported":
+            raise JobException(
+                message="unsupported job type", no_personal_data_message="unsupported job type", target=ErrorTarget.JOB
+            )
+        return item
+
+
 class FakeAzureV2:
     """One fake workspace: datastores, jobs, data assets, models, compute targets and MLflow."""
 
@@ -118,6 +138,8 @@ class FakeAzureV2:
             workspaces=self._workspaces(),
         )
         self.mlflow = self._mlflow()
+        self.unreadable_jobs: list[Any] = []  # None (unparseable) or "unsupported" (JobException) in listings
+        self.cloud_versions: dict[tuple[str, str], int] = {}  # model version here → the cloud registry's
 
     def backend(self, settings: Settings) -> AzureMLV2Backend:
         return AzureMLV2Backend(
@@ -210,9 +232,9 @@ class FakeAzureV2:
         ops = create_autospec(JobOperations, instance=True)
         ops.create_or_update.side_effect = self._submit
         ops.get.side_effect = self._get_job
-        ops.list.side_effect = lambda *, parent_job_name=None, list_view_type=None, **kw: [
-            self._get_job(name) for name in self.jobs
-        ]
+        ops.list.side_effect = lambda *, parent_job_name=None, list_view_type=None, **kw: JobListing(
+            [self._get_job(name) for name in self.jobs] + self.unreadable_jobs
+        )
         ops.begin_cancel.side_effect = self._cancel
         return ops
 
@@ -339,6 +361,15 @@ class FakeAzureV2:
             assert (version is None) != (label is None), "the SDK wants a version or a label"
             versions = self.data_assets.get(name) or []
             chosen = versions[-1:] if label == "latest" else [d for d in versions if d.version == version]
+            if not chosen and label is not None:
+                # As _asset_utils._get_latest_version: a missing container under a label is a ValidationException.
+                raise ValidationException(
+                    message=f"Asset {name} does not exist in workspace fake.",
+                    no_personal_data_message="Asset {asset_name} does not exist in workspace {workspace_name}.",
+                    target=ErrorTarget.ASSET,
+                    error_category=ErrorCategory.USER_ERROR,
+                    error_type=ValidationErrorType.RESOURCE_NOT_FOUND,
+                )
             if not chosen:
                 raise not_found(f"data {name}")
             return chosen[0]
@@ -363,12 +394,23 @@ class FakeAzureV2:
         return ops
 
     def _register(self, model: Model) -> Model:
-        """As Azure does: every call makes a new version, even for a job registered before."""
+        """As Azure does: every call makes a new version, even for a job registered before.
+
+        Without a version the SDK numbers it client-side (_model_operations.py, create_or_update:
+        `container.next_version`), so the number is one more than the newest the caller could see;
+        a version that exists already is refused with 409 (model versions are immutable).
+        """
         assert isinstance(model, Model) and model.type == "custom_model"
         prefix, suffix = "azureml://jobs/", "/outputs/artifacts/paths/outputs/"
         assert model.path.startswith(prefix) and model.path.endswith(suffix), model.path
         job = model.path.removeprefix(prefix).removesuffix(suffix)
         assert all(isinstance(v, str) for v in model.tags.values()), "tags are strings on Azure"
+        existing = self.models.setdefault(model.name, [])
+        wanted = str(model.version) if model.version else str(1 + max((int(m.version) for m in existing), default=0))
+        if not model.version:
+            time.sleep(0.05)  # the SDK reads next_version, then PUTs: another registration can come between
+        if any(m.version == wanted for m in existing):
+            raise ResourceExistsError(message=f"Model {model.name}:{wanted} already exists")
         version = self.cloud.registry.register(
             self.cloud.compute.run_dir(self.runs[job]) / "work" / "outputs",
             name=model.name,
@@ -377,9 +419,10 @@ class FakeAzureV2:
             data_version=None,
             script_digest=None,
         )
+        self.cloud_versions[(model.name, wanted)] = version.version
         stored = Model(
             name=model.name,
-            version=str(version.version),
+            version=wanted,
             path=model.path,
             type=model.type,
             tags=dict(model.tags),
@@ -393,7 +436,7 @@ class FakeAzureV2:
         """As the SDK lays it out: <download_path>/<name>/<last segment of the model's path>/…"""
         if not any(m.version == version for m in self.models.get(name, [])):
             raise not_found(f"model {name}:{version}")
-        self.cloud.download_model(name, int(version), Path(download_path) / name / "outputs")
+        self.cloud.download_model(name, self.cloud_versions[(name, version)], Path(download_path) / name / "outputs")
 
     # -- compute, datastores, workspace --------------------------------------------
     def _compute(self) -> Any:

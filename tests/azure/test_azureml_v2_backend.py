@@ -6,14 +6,16 @@ import asyncio
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from azure.ai.ml.entities import AmlCompute, ComputeInstance
+from azure.ai.ml.entities import AmlCompute, ComputeInstance, Model
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
     ResourceExistsError,
     ResourceNotFoundError,
+    ServiceResponseError,
 )
 
 from amllib.backends import get_backend
@@ -340,3 +342,124 @@ def test_a_service_restart_during_a_v2_run_reattaches_by_name(
     assert ended.status == RunStatus.COMPLETED, ended.error
     assert len(fake.submitted) == 1  # found again by its name, never submitted twice
     assert ended.result["model_version"] == {"name": "m", "version": 1} and len(fake.models["m"]) == 1
+
+
+# -- where the real SDK is less kind than a naive fake (../shared/research/azure-sdk-facts.md) --------------
+
+
+def test_jobs_the_sdk_cannot_read_are_skipped_and_listing_goes_on(
+    fake: FakeAzureV2, backend: AzureMLV2Backend, data_dir: Path
+) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec(tags={"job_id": "run_a"}))
+    fake.unreadable_jobs = [None, "unsupported"]
+    assert [info.run_id for info in backend.list_runs()] == [run_id]
+    assert backend.find_runs("tests", tag="flavour", value="x") == []
+
+
+def test_a_data_path_this_service_never_registered_has_no_current_version(
+    fake: FakeAzureV2, backend: AzureMLV2Backend
+) -> None:
+    """data.get(label='latest') of a missing asset raises ValidationException (RESOURCE_NOT_FOUND), not a 404."""
+    assert backend.current_data("never-uploaded") is None
+    with pytest.raises(DataNotFound):
+        backend.submit_run(spec(datapath="never-uploaded"))
+
+
+def test_a_compute_still_creating_when_the_wait_ends_is_a_clear_error(
+    fake: FakeAzureV2, backend: AzureMLV2Backend
+) -> None:
+    """LROPoller.result(timeout) returns when the time is up; only done() tells."""
+    create = fake.client.compute.begin_create_or_update.side_effect
+
+    def slow(compute: Any) -> Any:
+        poller = create(compute)
+        poller.result.return_value = None
+        poller.done.return_value = False
+        return poller
+
+    fake.client.compute.begin_create_or_update.side_effect = slow
+    with pytest.raises(BackendUnavailable, match="not ready within"):
+        backend.ensure_compute("new-cluster")
+
+
+def test_sdk_validation_before_sending_is_invalid_input(fake: FakeAzureV2, backend: AzureMLV2Backend) -> None:
+    from azure.ai.ml.exceptions import ErrorTarget, ValidationException
+
+    fake.client.jobs.get.side_effect = ValidationException(
+        message="job name is invalid", no_personal_data_message="invalid", target=ErrorTarget.JOB
+    )
+    with pytest.raises(InvalidInput, match="job name is invalid"):
+        backend.get_run("azml-x")
+
+
+def test_two_registrations_of_one_model_at_once_never_share_a_version(
+    fake: FakeAzureV2, backend: AzureMLV2Backend, data_dir: Path
+) -> None:
+    """Without a version the SDK numbers it client-side (next_version): two at once could collide. The backend
+    numbers each itself, one at a time per model, and a 409 from elsewhere retries with the next number."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    backend.upload_data(data_dir, target_path="test-data")
+    runs = [backend.submit_run(spec(tags={"job_id": f"run_{i}"})) for i in range(3)]
+    for run_id in runs:
+        backend.wait_for_run(run_id, timeout=120, poll=0.2)
+    stolen = fake.client.models.create_or_update.side_effect
+    taken = {"first": True}
+
+    def another_process_took_it(model: Any) -> Any:
+        if taken.pop("first", False):  # someone else registered this very number a moment before
+            stolen(Model(name=model.name, version=model.version, path=model.path, type=model.type, tags={}))
+        return stolen(model)
+
+    fake.client.models.create_or_update.side_effect = another_process_took_it
+    with ThreadPoolExecutor(3) as pool:
+        made = list(pool.map(lambda r: backend.register_model(run_id=r, model_name="m", tags={}), runs))
+    assert sorted(v.version for v in made) == [2, 3, 4]
+    assert len({v.version for v in backend.list_model_versions("m")}) == 4
+
+
+def test_a_create_retried_after_a_lost_answer_finds_the_job_it_made(
+    fake: FakeAzureV2, backend: AzureMLV2Backend, data_dir: Path
+) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    submit = fake.client.jobs.create_or_update.side_effect
+    calls = {"n": 0}
+
+    def lost_then_conflict(job: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        made = submit(job, **kwargs)  # the second call meets the job the first made: 409
+        if calls["n"] == 1:
+            raise ServiceResponseError("the connection dropped before the answer")
+        return made
+
+    fake.client.jobs.create_or_update.side_effect = lost_then_conflict
+    run_id = backend.submit_run(spec(tags={"job_id": "run_lost"}))
+    assert run_id == "azml-run_lost" and calls["n"] == 2
+    assert backend.find_runs("tests", tag="job_id", value="run_lost") == [run_id]
+
+
+def test_an_upload_retry_sends_the_file_again_not_an_empty_stream(
+    fake: FakeAzureV2, backend: AzureMLV2Backend, data_dir: Path
+) -> None:
+    make = fake.container_client
+
+    def flaky(account_url: str, container_name: str, credential: object = None) -> object:
+        client = make(account_url, container_name, credential)
+        upload = client.upload_blob.side_effect
+        failed: set[str] = set()
+
+        def read_then_drop(name: str, data: Any, *args: Any, **kwargs: Any) -> Any:
+            if name not in failed:
+                failed.add(name)
+                data.read()  # the bytes went out, then the connection dropped
+                raise ServiceResponseError("connection reset")
+            return upload(name, data, *args, **kwargs)
+
+        client.upload_blob.side_effect = read_then_drop
+        return client
+
+    fake.container_client = flaky
+    backend._container_client = flaky
+    data = backend.upload_data(data_dir, target_path="test-data")
+    assert backend.current_data("test-data") == data  # every blob arrived whole on the second try

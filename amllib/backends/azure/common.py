@@ -106,8 +106,8 @@ def map_error(what: str, exc: BaseException, *, workspace: str | None, method: s
     status = status_of(exc)
     if status == 416:
         return None  # a log read past its end: the caller's to handle
-    if status is None and ("ModelNotFound" in message or "does not exist" in message):
-        status = 404  # azureml-core's Model(...) and azure-ai-ml's data.get(label=) say so in the message only
+    if status is None and ("ModelNotFound" in message or _validation_kind(exc) == "RESOURCE_NOT_FOUND"):
+        status = 404  # azureml-core's Model(...) says so in its message; azure-ai-ml's data.get(label=) in its kind
     if isinstance(exc, auth_types) or status == 401:
         return BackendUnavailable(f"{what}: could not authenticate to workspace {workspace!r} with {method}: {message}")
     if isinstance(exc, ResourceNotFoundError) or status == 404:
@@ -120,6 +120,12 @@ def map_error(what: str, exc: BaseException, *, workspace: str | None, method: s
         return InvalidInput(f"{what}: Azure ML refused it: {message}")
     where = f"Azure ML answered {status}" if status else "Azure ML failed"
     return BackendUnavailable(f"{what}: {where}: {message}")
+
+
+def _validation_kind(exc: BaseException) -> str | None:
+    """The error_type name of an azure-ai-ml ValidationException (e.g. RESOURCE_NOT_FOUND), else None."""
+    kind = getattr(exc, "error_type", None) if _is_validation(exc) else None
+    return getattr(kind, "name", None)
 
 
 def _is_validation(exc: BaseException) -> bool:

@@ -1,0 +1,175 @@
+"""The real MLClient on a replayed wire: azure-core's own RequestsTransport over a session that answers
+from recorded Azure ML REST bodies (tests/azure/recordings, see its README) instead of the network.
+
+Only the socket is replaced: the SDK builds each request, azure-core's pipeline (policies, retries,
+error mapping) and RequestsTransport run as they do against Azure, and the SDK parses the recorded
+bodies into its real entities (a job comes back as a `Command`, a datastore's secret as a SAS).
+The workspace is stateful only as far as the tests need: known jobs, models and computes by name.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import requests
+from azure.core.credentials import AccessToken
+from azure.core.pipeline.transport import RequestsTransport
+
+RECORDINGS = Path(__file__).resolve().parent / "recordings"
+SUBSCRIPTION, GROUP, WORKSPACE = "00000000-0000-0000-0000-000000000", "00000", "00000"
+ARM = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{GROUP}"
+    f"/providers/Microsoft.MachineLearningServices/workspaces/{WORKSPACE}"
+)
+Answer = tuple[int, Any]
+
+
+def recorded(name: str) -> Any:
+    return json.loads((RECORDINGS / f"{name}.json").read_text())
+
+
+def not_found(what: str) -> Answer:
+    """The recorded 404 envelope (UserError with a detail), naming what is missing."""
+    body = recorded("error_model_not_found")
+    body["error"]["details"][0]["message"] = f"{what} not found."
+    return 404, body
+
+
+class StaticCredential:
+    """A credential that never signs in anywhere (the replayed service checks no token)."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("replayed-token", int(time.time()) + 3600)
+
+
+class Workspace:
+    """What the replayed workspace holds: jobs (by name → status), model versions, computes."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.models: dict[str, list[dict[str, Any]]] = {}
+        self.computes: set[str] = set()
+        self.requests: list[tuple[str, str]] = []
+        self.routes: list[tuple[str, re.Pattern[str], Callable[..., Answer]]] = [
+            ("GET", re.compile(rf"{ARM}/jobs/([^/]+)"), self.get_job),
+            ("GET", re.compile(rf"{ARM}/datastores"), self.list_datastores),
+            ("GET", re.compile(rf"{ARM}/datastores/([^/]+)"), self.get_datastore),
+            ("POST", re.compile(rf"{ARM}/datastores/([^/]+)/listSecrets"), self.list_secrets),
+            ("GET", re.compile(rf"{ARM}/computes/([^/]+)"), self.get_compute),
+            ("GET", re.compile(rf"{ARM}/models/([^/]+)/versions"), self.list_model_versions),
+            ("PUT", re.compile(rf"{ARM}/models/([^/]+)/versions/([^/]+)"), self.put_model_version),
+        ]
+
+    def add_job(self, name: str, *, status: str = "Preparing", tags: dict[str, str] | None = None) -> None:
+        body = copy.deepcopy(recorded("job_command_preparing"))
+        body["id"] = body["id"].replace("test_756573810826", name)
+        body["name"] = name
+        body["properties"]["status"] = status
+        body["properties"]["tags"] = dict(tags or {})
+        self.jobs[name] = body
+
+    def add_model_version(self, name: str, version: int, *, tags: dict[str, str], properties: dict[str, str]) -> None:
+        body = copy.deepcopy(recorded("model_version"))
+        body["id"] = f"{ARM}/models/{name}/versions/{version}"
+        body["name"] = str(version)
+        body["properties"]["tags"] = dict(tags)
+        body["properties"]["properties"] = dict(properties)
+        self.models.setdefault(name, []).append(body)
+
+    # -- routes ----------------------------------------------------------------------
+    def get_job(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        name = match.group(1)
+        return (200, self.jobs[name]) if name in self.jobs else not_found(f"Job {name}")
+
+    def list_datastores(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        return 200, {"value": [recorded("datastore_workspaceblobstore")]}
+
+    def get_datastore(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        found = copy.deepcopy(recorded("datastore_workspaceblobstore"))
+        found["name"] = match.group(1)
+        found["id"] = f"{ARM}/datastores/{match.group(1)}"
+        return 200, found
+
+    def list_secrets(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        return 200, recorded("datastore_list_secrets_sas")
+
+    def get_compute(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        name = match.group(1)
+        if name not in self.computes:
+            return not_found(f"Compute {name}")
+        found = copy.deepcopy(recorded("compute_amlcompute"))
+        found["name"], found["id"] = name, f"{ARM}/computes/{name}"
+        found["properties"]["provisioningState"] = "Succeeded"
+        return 200, found
+
+    def list_model_versions(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        name = match.group(1)
+        if name not in self.models:
+            return not_found(f"Model container with name: {name}")
+        return 200, {"value": list(reversed(self.models[name]))}  # newest first, as $orderBy=createdtime desc
+
+    def put_model_version(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        name, version = match.group(1), match.group(2)
+        if any(v["name"] == version for v in self.models.get(name, [])):
+            return 409, {"error": {"code": "UserError", "message": f"Model {name}:{version} already exists."}}
+        props = body["properties"]
+        self.add_model_version(
+            name, int(version), tags=props.get("tags") or {}, properties=props.get("properties") or {}
+        )
+        return 201, self.models[name][-1]
+
+    # -- the wire ----------------------------------------------------------------------
+    def answer(self, method: str, url: str, data: Any) -> requests.Response:
+        parts = urlsplit(url)
+        self.requests.append((method, parts.path))
+        body = json.loads(data) if data else None
+        status, payload = 404, {"error": {"code": "UserError", "message": f"no recording for {method} {parts.path}"}}
+        for route_method, pattern, handler in self.routes:
+            match = pattern.fullmatch(parts.path)
+            if match and route_method == method:
+                status, payload = handler(match, parse_qs(parts.query), body)
+                break
+        response = requests.Response()
+        response.status_code = status
+        response.reason = {200: "OK", 201: "Created", 404: "Not Found", 409: "Conflict"}.get(status, "Error")
+        response._content = json.dumps(payload).encode()
+        response.raw = io.BytesIO(response._content)
+        response.headers["Content-Type"] = "application/json; charset=utf-8"
+        response.url = url
+        return response
+
+    def transport(self) -> RequestsTransport:
+        return RequestsTransport(session=_Session(self))
+
+
+class _Session(requests.Session):
+    """A requests session whose every request is answered by the replayed workspace, never the network."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        super().__init__()
+        self._workspace = workspace
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        return self._workspace.answer(method, url, kwargs.get("data"))
+
+
+def ml_client(workspace: Workspace) -> Any:
+    """A real MLClient whose every service client sends through the replayed wire."""
+    from azure.ai.ml import MLClient
+
+    return MLClient(
+        StaticCredential(),
+        subscription_id=SUBSCRIPTION,
+        resource_group_name=GROUP,
+        workspace_name=WORKSPACE,
+        transport=workspace.transport(),
+        show_progress=False,
+    )
