@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     )
     metrics: bool = Field(True, description="Serve Prometheus metrics at GET /metrics and keep them")
     poll_seconds: float = Field(1.0, gt=0, description="How often a running job's backend status is read")
+    backend_reads_per_second: float = Field(
+        5.0,
+        gt=0,
+        description="Azure backends: reads per second all watched runs share (status and metrics), under quotas",
+    )
     log_format: Literal["text", "json"] = Field("text", description="Service log lines: text or json")
     access_log: bool = Field(True, description="One log line per request, with its request id and caller")
     retention_days: float | None = Field(

@@ -29,6 +29,7 @@ from service.callbacks import deliver
 from service.job_errors import ErrorWriter
 from service.jobs import TERMINAL_NAMES, Jobs, is_terminal
 from service.metrics import ServiceMetrics
+from service.read_budget import ReadBudget
 from service.schemas import render
 from service.store import Job
 
@@ -64,6 +65,8 @@ class Worker:
         self._slots = asyncio.Semaphore(settings.job_concurrency)
         self._submits = asyncio.Semaphore(1)  # one at a time: a burst of submits must not starve the event loop
         self._tasks: set[asyncio.Task] = set()
+        # Azure counts requests against quotas: every watcher's reads come out of one budget (service/read_budget.py).
+        self.read_budget = ReadBudget(settings.backend_reads_per_second) if settings.on_azure else None
 
     async def call(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
         """Run a blocking backend call in the worker's thread pool (timed, and counted when it raises)."""
@@ -237,9 +240,13 @@ class Worker:
                 await self.call(self.backend.cancel_run, run_id)
                 cancel_sent = True
             try:
+                if self.read_budget is not None:
+                    await self.read_budget.take(1)
                 info = await self.call(self.backend.get_run, run_id)
                 metrics = {}
                 if info.status != RunStatus.QUEUED:  # nothing is logged before it starts
+                    if self.read_budget is not None:
+                        await self.read_budget.take(1)
                     metrics = scalar_metrics(await self.call(self.backend.get_metrics, run_id))
                 unreachable_since = None
             except BackendUnavailable as exc:

@@ -249,3 +249,32 @@ def test_auth_order_and_clear_refusals(azure_settings: Settings) -> None:
     assert method == "managed identity"
     with pytest.raises(BackendUnavailable, match="azure-cli"):
         choose_auth(azure_settings.model_copy(update={"auth": "cli"}), {})
+
+
+def test_an_auth_failure_reading_a_run_says_so_not_run_not_found(fake: FakeAzure, backend: AzureMLBackend) -> None:
+    """v1 used to turn every non-transient error into 'run not found'; now both SDKs share one mapping."""
+    from azureml.exceptions import AuthenticationException
+
+    from amllib.errors import BackendUnavailable, RunNotFound
+
+    fake.workspace.get_run.side_effect = AuthenticationException("token expired for the service principal")
+    with pytest.raises(BackendUnavailable, match="could not authenticate to workspace") as caught:
+        backend.get_run("some-run")
+    assert not isinstance(caught.value, RunNotFound)
+    fake.workspace.get_run.side_effect = fake._get_run
+    with pytest.raises(RunNotFound):
+        backend.get_run("no-such-run")  # run history's 404
+
+
+@pytest.mark.parametrize("name", ["gpu_cluster", "c", "9cluster", "cluster.v2", "a" * 17])
+def test_a_compute_name_azure_refuses_is_refused_up_front(fake: FakeAzure, backend: AzureMLBackend, name: str) -> None:
+    with pytest.raises(InvalidInput, match="2 to 16"):
+        backend.ensure_compute(name)
+    fake.sdk.ComputeTarget.assert_not_called()
+
+
+def test_a_missing_model_version_is_model_not_found(backend: AzureMLBackend, tmp_path: Path) -> None:
+    from amllib.errors import ModelNotFound
+
+    with pytest.raises(ModelNotFound):
+        backend.download_model("nope", 1, tmp_path / "out")

@@ -23,6 +23,16 @@ def status_of(exc: BaseException) -> int | None:
     return None
 
 
+def retry_after(exc: BaseException) -> float | None:
+    """The seconds a 429 or 503 answer asked the caller to wait (its Retry-After header), if it said."""
+    for holder in (getattr(exc, "response", None), getattr(getattr(exc, "inner_exception", None), "response", None)):
+        headers = getattr(holder, "headers", None) or {}
+        value = headers.get("Retry-After") or headers.get("retry-after") if hasattr(headers, "get") else None
+        if value is not None and str(value).strip().isdigit():
+            return float(str(value).strip())
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionError | TimeoutError):
         return True
@@ -55,5 +65,7 @@ def with_retry(
                 raise BackendUnavailable(
                     f"{what} failed {attempts} times; last error: {scrub(str(exc)) or type(exc).__name__}"
                 ) from exc
-            (sleep or time.sleep)(min(30.0, base_delay * 2**attempt))
+            backoff = min(30.0, base_delay * 2**attempt)
+            asked = retry_after(exc)  # the service said how long; honour it (within reason)
+            (sleep or time.sleep)(backoff if asked is None else min(60.0, max(backoff, asked)))
     raise AssertionError("unreachable")

@@ -1,0 +1,46 @@
+"""service/read_budget.py: every watcher's reads come out of one budget per second."""
+
+from __future__ import annotations
+
+import asyncio
+
+from service.read_budget import ReadBudget
+
+
+def test_reads_beyond_the_budget_wait_for_it() -> None:
+    now = [0.0]
+    waited: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waited.append(seconds)
+        now[0] += seconds
+
+    async def scenario() -> None:
+        budget = ReadBudget(5, clock=lambda: now[0], sleep=sleep)
+        for _ in range(25):  # 5 at once (a second's worth), then one every 0.2 s
+            await budget.take(1)
+
+    asyncio.run(scenario())
+    assert round(now[0], 6) == 4.0  # 25 reads at 5 a second, after a burst of 5: 4 s
+    assert all(abs(w - 0.2) < 1e-9 for w in waited)
+
+
+def test_retry_after_is_honoured() -> None:
+    from types import SimpleNamespace
+
+    from amllib.backends.azure.retry import retry_after, with_retry
+
+    throttled = Exception("429")
+    throttled.response = SimpleNamespace(status_code=429, headers={"Retry-After": "7"})  # type: ignore[attr-defined]
+    assert retry_after(throttled) == 7.0
+    slept: list[float] = []
+    calls = iter([throttled, None])
+
+    def call() -> str:
+        failure = next(calls)
+        if failure:
+            raise failure
+        return "ok"
+
+    assert with_retry("reading", call, base_delay=0.5, sleep=slept.append) == "ok"
+    assert slept == [7.0]
