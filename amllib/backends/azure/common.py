@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 from amllib.backends.azure.auth import scrub
 from amllib.backends.azure.retry import status_of, with_retry
 from amllib.backends.base import Backend, RunSpec, RunStatus
-from amllib.digest import file_sha256
+from amllib.digest import TreeSummary, file_sha256, tree_digest
 from amllib.errors import AmlError, BackendUnavailable, Conflict, InvalidInput, NotFound, quoted
+from amllib.paths import safe_relpath
 from amllib.settings import Settings
 
 T = TypeVar("T")
@@ -158,6 +159,17 @@ class AzureBackend(Backend):
 
     def script_digest(self, spec: RunSpec) -> str:
         return "sha256:" + file_sha256(self.settings.training_dir / spec.script)
+
+
+def checked_source(src_dir: Path, target_path: str) -> tuple[str, TreeSummary]:
+    """The upload's datastore path and the folder's summary; InvalidInput for a missing or empty folder."""
+    target = str(safe_relpath(target_path, what="data path"))
+    if not src_dir.is_dir():
+        raise InvalidInput(f"data folder {str(src_dir)!r} does not exist or is not a folder")
+    summary = tree_digest(src_dir)
+    if summary.files == 0:
+        raise InvalidInput(f"data folder {str(src_dir)!r} holds no files")
+    return target, summary
 
 
 def check_arrived(target: str, files: Iterable[tuple[str, Path]], arrived: dict[str, int]) -> None:

@@ -28,6 +28,7 @@ from amllib.backends.azure.common import (
     SCRIPT_TAG,
     check_arrived,
     check_compute_name,
+    checked_source,
     datapath_of,
     map_status,
     new_data_prefix,
@@ -44,12 +45,11 @@ from amllib.backends.base import (
     epoch_seconds,
     parse_script_arguments,
 )
-from amllib.digest import list_files, tree_digest
+from amllib.digest import list_files
 from amllib.errors import (
     BackendUnavailable,
     Conflict,
     DataNotFound,
-    InvalidInput,
     NotFound,
     RunNotFound,
     quoted,
@@ -117,12 +117,7 @@ class AzureMLBackend(V1Registry):
         upload(overwrite=True) never deletes what an older upload left, so writing the same path
         again would mix old files with new: each upload gets a new prefix instead (common.new_data_prefix).
         """
-        target = str(safe_relpath(target_path, what="data path"))
-        if not src_dir.is_dir():
-            raise InvalidInput(f"data folder {str(src_dir)!r} does not exist or is not a folder")
-        summary = tree_digest(src_dir)
-        if summary.files == 0:
-            raise InvalidInput(f"data folder {str(src_dir)!r} holds no files")
+        target, summary = checked_source(src_dir, target_path)
         datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
         prefix = new_data_prefix(target)
         self._call(

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from amllib.backends.azure.auth import choose_credential
-from amllib.backends.azure.common import AzureBackend, check_arrived, new_data_prefix, tail_text
+from amllib.backends.azure.common import AzureBackend, check_arrived, checked_source, new_data_prefix, tail_text
 from amllib.backends.base import DataVersion, whole_lines
-from amllib.digest import list_files, tree_digest
-from amllib.errors import InvalidInput, NotFound, quoted
+from amllib.digest import list_files
+from amllib.errors import NotFound, quoted
 from amllib.paths import safe_relpath
 
 ARTIFACT_STORE = "workspaceartifactstore"
@@ -68,12 +68,7 @@ class V2Storage(AzureBackend):
         Each asset version names its own prefix, so version 1 keeps version 1's files for good and a
         run submitted while an upload is under way reads one whole version (common.new_data_prefix).
         """
-        target = str(safe_relpath(target_path, what="data path"))
-        if not src_dir.is_dir():
-            raise InvalidInput(f"data folder {str(src_dir)!r} does not exist or is not a folder")
-        summary = tree_digest(src_dir)
-        if summary.files == 0:
-            raise InvalidInput(f"data folder {str(src_dir)!r} holds no files")
+        target, summary = checked_source(src_dir, target_path)
         datastore, container = self._container()
         prefix = new_data_prefix(target)
         files = list_files(src_dir)
