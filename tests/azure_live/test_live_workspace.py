@@ -57,3 +57,24 @@ def test_titanic_on_azure(tmp_path: Path) -> None:
     metadata = json.loads((tmp_path / "pickles" / "metadata.json").read_text())
     assert metadata["version"] == fetched.model.version
     assert {"model.pkl", "lookup.pkl", "flags.pkl"} <= set(fetched.files)
+
+
+def test_a_v1_style_script_logs_are_read_back_on_azure(tmp_path: Path) -> None:
+    """Run.get_context().log() inside a job (v1 or v2) lands in the workspace's one metrics store."""
+    chosen = os.environ.get("AZML_BACKEND", "azureml")
+    fixtures = REPO_ROOT / "tests" / "fixtures" / "training"
+    settings = load_settings(backend=chosen, training_dir=fixtures, home=tmp_path / "aml")
+    settings = settings.model_copy(
+        update={
+            "script": "aml_v1_logging.py",
+            "experiment": settings.experiment or "aml-live-test",
+            "datapath": settings.datapath or "aml-live-titanic",
+            "compute_name": settings.compute_name or "cpu-cluster",
+        }
+    )
+    backend = get_backend(settings)
+    backend.upload_data(REPO_ROOT / "data" / "titanic", target_path=settings.datapath)
+    result = train_and_register(backend, spec_from_settings(settings, estimators=7), model_name="aml-live-v1", poll=15)
+    assert result.run.status == RunStatus.COMPLETED, backend.get_log(result.run.run_id, tail=50)
+    assert backend.get_metrics(result.run.run_id)["accuracy"][-1] == 0.93
+    assert result.model_version is not None and result.model_version.tags["accuracy"] == 0.93
