@@ -54,6 +54,7 @@ class Service:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
+        self.stop()  # never leave a half-started service behind a failed test
         raise RuntimeError("service did not start:\n" + self.log.read_text())
 
     def kill9(self) -> None:
