@@ -13,6 +13,7 @@ import pickle
 import tempfile
 import zipfile
 from collections import OrderedDict
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -44,6 +45,13 @@ parser.add_argument(
     "--jobs", dest="jobs", type=int, default=-1, help="trees built at once; -1: every core this run may use"
 )
 args, _unknown = parser.parse_known_args()
+
+# Run by hand there is no tracking server: MLflow 3's default store (sqlite:///mlflow.db) needs SQLAlchemy,
+# which mlflow-skinny lacks. On Azure ML and the local backend MLFLOW_TRACKING_URI is set for the script.
+if not os.environ.get("MLFLOW_TRACKING_URI"):
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    mlflow.set_tracking_uri(Path("mlruns").resolve().as_uri())
+    print("### No MLFLOW_TRACKING_URI set: metrics go to ./mlruns (MLflow's file store)")
 
 with tempfile.TemporaryDirectory() as unzip_dir:
     with zipfile.ZipFile(os.path.join(args.data_path, "crime.zip")) as archive:

@@ -9,6 +9,7 @@ import argparse
 import os
 import pickle
 from collections import OrderedDict
+from pathlib import Path
 
 import mlflow
 import pandas as pd
@@ -29,6 +30,13 @@ parser.add_argument(
 )
 parser.add_argument("--test-size", dest="test_size", type=float, default=0.2, help="share of rows held out")
 args, _unknown = parser.parse_known_args()
+
+# Run by hand there is no tracking server: MLflow 3's default store (sqlite:///mlflow.db) needs SQLAlchemy,
+# which mlflow-skinny lacks. On Azure ML and the local backend MLFLOW_TRACKING_URI is set for the script.
+if not os.environ.get("MLFLOW_TRACKING_URI"):
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    mlflow.set_tracking_uri(Path("mlruns").resolve().as_uri())
+    print("### No MLFLOW_TRACKING_URI set: metrics go to ./mlruns (MLflow's file store)")
 
 data = pd.read_csv(os.path.join(args.data_path, "titanic.csv"))
 data = data[["Survived", "Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]].dropna()
