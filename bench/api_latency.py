@@ -36,9 +36,9 @@ def _latency(out: str, label: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def wrk(url: str, seconds: int, *, script: Path | None = None) -> dict[str, float]:
-    """Requests/s, request count, p50 and p99 (ms) at 16 connections."""
-    command = ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", url]
+def wrk(url: str, seconds: int, *, script: Path | None = None, connections: int = 16) -> dict[str, float]:
+    """Requests/s, request count, p50 and p99 (ms) at 16 connections (fewer for a smoke run)."""
+    command = ["wrk", "-t2", f"-c{max(2, connections)}", f"-d{seconds}s", "--latency", url]
     if script is not None:
         command[1:1] = ["-s", str(script)]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -74,6 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--post-seconds", type=int, default=2, help="every POST starts a real run: keep it short")
+    parser.add_argument("--post-connections", type=int, default=16, help="wrk connections for POST (a smoke run: 2)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
@@ -116,7 +117,7 @@ def main() -> None:
         for name, figures in rows:
             print(f"{name:36} {figures['rate']:9.0f} {figures['p99']:8.2f} {figures['rate'] / rows[0][1]['rate']:8.0%}")
         drain(url)
-        post = wrk(f"{url}/runs", args.post_seconds, script=work / "post.lua")
+        post = wrk(f"{url}/runs", args.post_seconds, script=work / "post.lua", connections=args.post_connections)
         print(
             f"\nPOST /runs, 16 connections, {args.post_seconds} s: {post['count']} runs submitted, "
             f"p50 {post['p50']:.1f} ms, p99 {post['p99']:.1f} ms"

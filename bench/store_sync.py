@@ -22,6 +22,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (a smoke run uses 2)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
@@ -37,11 +38,13 @@ def main() -> None:
         figures: dict[str, list[dict]] = {"full": [], "normal": []}
         for _ in range(args.rounds):
             for mode in ("full", "normal"):
-                figures[mode].append(wrk(f"{urls[mode]}/runs", args.seconds, script=work / "post.lua"))
+                figures[mode].append(
+                    wrk(f"{urls[mode]}/runs", args.seconds, script=work / "post.lua", connections=args.connections)
+                )
                 started = time.monotonic()
                 drain(urls[mode])
                 print(f"  {mode}: {figures[mode][-1]['count']} runs drained in {time.monotonic() - started:.0f} s")
-        print(f"\nPOST /runs, 16 connections, {args.seconds} s bursts (each request starts a run):")
+        print(f"\nPOST /runs, {args.connections} connections, {args.seconds} s bursts (each request starts a run):")
         for mode, rows in figures.items():
             p50s, p99s = [f"{r['p50']:.1f}" for r in rows], [f"{r['p99']:.1f}" for r in rows]
             print(f"  synchronous={mode.upper():6} p50 {', '.join(p50s)} ms   p99 {', '.join(p99s)} ms  [p99 ≤ 50]")
