@@ -1,4 +1,12 @@
-"""Run AZML_SCRIPT on the compute target, wait, and register outputs/ as a new AZML_MODEL version."""
+"""Run AZML_SCRIPT on the compute target, wait, and register outputs/ as a new AZML_MODEL version.
+
+    python scripts/run-training.py [--estimators N] [--arg NAME=VALUE ...] [--timeout SECONDS]
+    python scripts/run-training.py --attach RUN_ID     # wait for a run started before, then register it
+
+The run id is printed as soon as the run is submitted (with its dashboard link when AZML_PUBLIC_URL
+is set). Ctrl-C stops the waiting, not the run: the script says how to watch it and how to register
+it later with --attach.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +18,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from amllib.backends import get_backend
-from amllib.backends.base import RunStatus
+from amllib.backends.base import Backend, RunStatus
 from amllib.cli import run_main, set_pipeline_variable, settings_requiring
-from amllib.training import RUN_VARIABLES, last_values, spec_from_settings, train_and_register
+from amllib.settings import Settings
+from amllib.training import RUN_VARIABLES, TrainingResult, finish_run, last_values, spec_from_settings
 
 LOG_TAIL = 40
 
@@ -45,15 +54,48 @@ def main() -> int:
         help="extra argument passed to the script as --NAME=VALUE (repeatable)",
     )
     parser.add_argument("--timeout", type=float, help="give up waiting after this many seconds")
+    parser.add_argument("--attach", metavar="RUN_ID", help="wait for this run (started before) and register it")
     args = parser.parse_args()
     if args.estimators is not None and args.estimators < 1:
         parser.error("--estimators must be at least 1")
-    settings = settings_requiring(*RUN_VARIABLES)
+    settings = settings_requiring(*(("model",) if args.attach else RUN_VARIABLES))
     backend = get_backend(settings)
-    started_by = f"run-training.py ({who()})"
-    spec = spec_from_settings(settings, estimators=args.estimators, args=parse_extra(args.arg), started_by=started_by)
-    print(f"### Running {spec.script} in experiment {spec.experiment!r} on {spec.compute!r} ({backend.name})")
-    result = train_and_register(backend, spec, model_name=settings.model, timeout=args.timeout)
+    if args.attach:
+        run_id = args.attach
+        backend.get_run(run_id)  # RunNotFound, as a one-line error, for an id it does not know
+        print(f"### Waiting for run {run_id} ({backend.name})")
+    else:
+        started_by = f"run-training.py ({who()})"
+        spec = spec_from_settings(
+            settings, estimators=args.estimators, args=parse_extra(args.arg), started_by=started_by
+        )
+        print(f"### Running {spec.script} in experiment {spec.experiment!r} on {spec.compute!r} ({backend.name})")
+        backend.ensure_compute(spec.compute)
+        run_id = backend.submit_run(spec)
+    try:  # from here on a Ctrl-C leaves a run behind: say so
+        if not args.attach:
+            link = f" ({settings.public_url.rstrip('/')}/ui/runs/{run_id})" if settings.public_url else ""
+            print(f"### Submitted run {run_id}{link}", flush=True)
+        backend.wait_for_run(run_id, timeout=args.timeout, poll=1.0)
+    except KeyboardInterrupt:
+        print(
+            f"\n### Stopped waiting. Run {run_id} goes on without this script.\n"
+            f"    Watch it:    {watch_hint(settings, run_id)}\n"
+            f"    Register it once it has ended: python scripts/run-training.py --attach {run_id}",
+            file=sys.stderr,
+        )
+        return 130
+    return report(backend, finish_run(backend, run_id, model_name=settings.model))
+
+
+def watch_hint(settings: Settings, run_id: str) -> str:
+    public = settings.public_url
+    if public:
+        return f"{public.rstrip('/')}/ui/runs/{run_id}"
+    return f"curl $API/runs/{run_id} (GET /runs/{{id}} takes the run id), or the backend's own tools"
+
+
+def report(backend: Backend, result: TrainingResult) -> int:
     run = result.run
     print(f"### Run {run.run_id} ended {run.status}")
     for name, value in last_values(result.metrics).items():

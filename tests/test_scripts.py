@@ -77,3 +77,40 @@ def test_failing_run_exits_non_zero_with_its_log_tail(tmp_path: Path, data_dir: 
     assert "about to fail: the data is wrong" in run.stderr
     assert "exited with code 3" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_run_training_names_the_run_at_submit_and_ctrl_c_leaves_it_to_attach(tmp_path: Path, data_dir: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    settings = make_settings(tmp_path / "aml", script="sleep_and_record.py", public_url="https://aml.example")
+    env = script_env(settings, AZML_PUBLIC_URL="https://aml.example")
+    assert run_script("upload-data.py", "--data-dir", str(data_dir), env=env, cwd=tmp_path).returncode == 0
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / "scripts" / "run-training.py"), "--arg", "seconds=4"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    submitted = ""
+    while "### Submitted run" not in submitted:
+        submitted = proc.stdout.readline()
+        assert submitted or proc.poll() is None, proc.stderr.read()
+    run_id = submitted.split()[3]
+    assert f"(https://aml.example/ui/runs/{run_id})" in submitted
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert f"Run {run_id} goes on" in err and f"run-training.py --attach {run_id}" in err
+
+    attached = run_script("run-training.py", "--attach", run_id, env=env, cwd=tmp_path)
+    assert attached.returncode == 0, attached.stdout + attached.stderr
+    assert f"### Run {run_id} ended Completed" in attached.stdout
+    assert "### Registered model test-model version 1" in attached.stdout
+    again = run_script("run-training.py", "--attach", run_id, env=env, cwd=tmp_path)
+    assert "version 1" in again.stdout  # registered once: the same version again
+    unknown = run_script("run-training.py", "--attach", "no_such_run", env=env, cwd=tmp_path)
+    assert unknown.returncode == 1 and unknown.stderr.startswith("ERROR! run 'no_such_run' not found")
