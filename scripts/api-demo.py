@@ -30,6 +30,7 @@ def main() -> int:
     parser.add_argument(
         "--token", default=os.environ.get("AZML_TOKEN"), help="bearer token (after 'name:' in AZML_API_TOKENS)"
     )
+    parser.add_argument("--out", type=Path, default=ROOT / "model-api" / "from-api", help="where the files go")
     args = parser.parse_args()
     try:
         return demo(args)
@@ -83,7 +84,7 @@ def demo(args: argparse.Namespace) -> int:
         run.raise_for_status()
         print(f"this run registered version {run.json()['model_version']['version']}")
         version = best_version(api, "titanic-model")
-        out = ROOT / "model-api" / "from-api"
+        out = args.out
         out.mkdir(parents=True, exist_ok=True)
         response = api.get(f"/models/titanic-model/versions/{version}/archive")
         response.raise_for_status()
