@@ -19,6 +19,7 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from amllib.errors import NotFound
@@ -28,6 +29,28 @@ from service.store import Job, JobStore
 REQUEST_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5, 10)
 JOB_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
 DISK_CACHE_SECONDS = 60.0
+BACKEND_OPERATIONS = (
+    "upload_data",
+    "upload_staged",
+    "current_data",
+    "list_data",
+    "ensure_compute",
+    "submit_run",
+    "find_runs",
+    "list_runs",
+    "get_run",
+    "get_metrics",
+    "get_log",
+    "read_log",
+    "cancel_run",
+    "list_run_outputs",
+    "register_model",
+    "list_models",
+    "list_model_versions",
+    "download_model",
+    "resolve_version",
+    "fetch_model",
+)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # any other is labelled "other"
 
 
@@ -121,8 +144,27 @@ class ServiceMetrics:
         self.auth_throttled = Counter(
             "aml_auth_throttled", "Requests answered 429 because their client failed too often", registry=registry
         )
+        self.event_streams = Counter(
+            "aml_event_streams",
+            "GET /events streams opened (long-lived: not in the request latencies)",
+            registry=registry,
+        )
         self.state = StateCollector(home)
         registry.register(self.state)
+        self._start_at_zero()
+
+    def _start_at_zero(self) -> None:
+        """Every known label set exists from the start at 0, so increase() sees the first failure after a restart."""
+        for kind in ("run", "data", "fetch"):
+            for outcome in ("Completed", "Failed", "Canceled"):
+                self.job_seconds.labels(kind, outcome)
+        for channel in ("callback", "slack", "teams", "mattermost"):
+            for outcome in ("delivered", "failed", "refused"):
+                self.deliveries.labels(channel, outcome)
+        for operation in BACKEND_OPERATIONS:
+            self.backend_errors.labels(operation)
+        for what in ("job", "run_folder", "staging"):
+            self.retention_removed.labels(what)
 
     def job_ended(self, job: Job) -> None:
         if job.finished_at is not None:
@@ -161,12 +203,26 @@ class RequestMetrics:
                 status[0] = message["status"]
             await send(message)
 
+        if scope["path"] == "/events":  # a stream lasts as long as its client: counted, not timed
+            self.metrics.event_streams.inc()
+            await self.app(scope, receive, send)
+            return
         try:
             await self.app(scope, receive, noting)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = getattr(scope.get("route"), "path", None) or route_template(scope)
             method = scope["method"] if scope["method"] in METHODS else "other"  # h11 passes any token through
             self._observe(route, method, status[0], time.perf_counter() - started)
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route a request would have reached (for answers given before routing: 401, 403, 429)."""
+    app = scope.get("app")
+    for route in getattr(getattr(app, "router", None), "routes", ()):
+        match, _ = route.matches(scope)
+        if match != Match.NONE and getattr(route, "path", None):
+            return route.path
+    return "unmatched"
 
 
 router = APIRouter(tags=["operations"])

@@ -7,7 +7,7 @@ import re
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.service.conftest import READ_TOKEN, Service, upload
+from tests.service.conftest import FULL_TOKEN, READ_TOKEN, Service, upload
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:
@@ -64,3 +64,26 @@ def test_unknown_methods_share_one_label(make_app) -> None:
     text = client.get("/metrics").text
     assert 'method="other"' in text
     assert 'method="X1"' not in text
+
+
+def test_refusals_carry_their_route_and_streams_stay_out_of_latencies(make_app) -> None:
+    client = make_app(token=None)
+    assert client.get("/runs/run_x").status_code == 401
+    assert client.post("/runs", json={}, headers={"Authorization": "Bearer guess"}).status_code == 401
+    with client.stream("GET", "/events", headers={"Authorization": f"Bearer {FULL_TOKEN}"}) as stream:
+        assert stream.status_code == 200
+    text = client.get("/metrics", headers={"Authorization": f"Bearer {FULL_TOKEN}"}).text
+    found = samples(text)
+    requests = "aml_http_request_duration_seconds_count"
+    assert value(found, requests, route="/runs/{run_id}", method="GET", status="401") == 1
+    assert value(found, requests, route="/runs", method="POST", status="401") == 1
+    assert 'route="unmatched"' not in text
+    assert 'route="/events"' not in text and value(found, "aml_event_streams_total") == 1
+
+
+def test_every_known_outcome_starts_at_zero(make_app) -> None:
+    found = samples(make_app().get("/metrics").text)
+    assert ("aml_job_duration_seconds_count", (("kind", "run"), ("outcome", "Failed"))) in found
+    assert ("aml_notifications_total", (("channel", "callback"), ("outcome", "failed"))) in found
+    assert ("aml_backend_call_errors_total", (("operation", "submit_run"),)) in found
+    assert ("aml_retention_removed_total", (("what", "job"),)) in found
