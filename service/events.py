@@ -89,17 +89,18 @@ class EventFeed:
             await asyncio.sleep(GATHER)
         return bool(done)
 
-    def start_after(self, last_event_id: str | None, after: int | None) -> int:
-        """Where a stream starts: after the client's last event, else after ?after=, else from now.
+    def start_after(self, last_event_id: str | None, after: int | None) -> tuple[int, bool]:
+        """Where a stream starts (after the client's last event, else after ?after=, else from now), and
+        whether the client's id was ahead of the newest event.
 
-        An id past the newest event (a client that saw another store, or made one up) resumes at
-        the newest: waiting for ids that may never come would leave its stream silent for ever.
+        Such an id (a client that saw another store, or made one up) resumes at the newest, with a
+        `reset`: waiting for ids that may never come would leave its stream silent for ever.
         """
         newest = self.store.event_bounds()[1]
         for value in (ascii_number(last_event_id), after):
             if value is not None:
-                return min(value, newest)
-        return newest
+                return min(value, newest), value > newest
+        return newest, False
 
     async def stream(
         self,
@@ -109,28 +110,31 @@ class EventFeed:
         job_id: str | None = None,
         extra: Callable[[int], Awaitable[list[bytes]]] | None = None,
         ident: Callable[[int], str] = str,
+        ahead: bool = False,
     ) -> AsyncIterator[bytes]:
         """The events after `after`, then the new ones as they happen, until the client is `gone()`.
 
         Each chunk is every event found at one wake, in the text/event-stream format. `extra(last
-        seq)` adds events that are not rows (a run's new log lines); `ident` makes each event's id
+        seq)` adds events that are not rows (a run's new log lines), sent before the rows of the same
+        wake, so a run's last lines arrive before its terminal status; `ident` makes each event's id
         (so such a stream can resume both). A dropped client is noticed within IDLE_WAKE seconds.
         """
         self.open_streams += 1
         try:
             oldest, _ = await self._read(self.store.event_bounds)
             if after and oldest and after < oldest - 1:  # the client fell behind what is kept
-                yield sse(str(after), "reset", '{"reason": "events were dropped; reload"}')
+                yield sse(ident(after), "reset", '{"reason": "events were dropped; reload"}')
+            elif ahead:
+                yield sse(ident(after), "reset", '{"reason": "the event id was ahead of the newest; reload"}')
             last, woken, quiet_since = after, False, time.monotonic()
             while True:
                 rows = self._from_window(last, job_id) if woken else None
                 if rows is None:
                     rows = await self._read(self.store.events_after, last, job_id=job_id, limit=BATCH)
-                chunk = b"".join(sse(ident(seq), topic, data) for seq, topic, data in rows)
+                chunk = b"".join(await extra(last)) if extra else b""  # read before the rows: the run's last lines
+                chunk += b"".join(sse(ident(seq), topic, data) for seq, topic, data in rows)
                 if rows:
                     last = rows[-1][0]
-                if extra:
-                    chunk += b"".join(await extra(last))
                 if chunk:
                     yield chunk
                     quiet_since = time.monotonic()

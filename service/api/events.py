@@ -36,15 +36,19 @@ async def events(
     (`{"text": ...}`); their ids, like the job's in that stream, are `<event id>.<log offset>`.
     """
     seq_text, _, offset_text = (last_event_id or "").partition(".")
-    start = svc.feed.start_after(seq_text or None, after)
+    start, ahead = svc.feed.start_after(seq_text or None, after)
     found = svc.store.get(job) if job else None
     if found is None or found.kind != "run":
-        return EventStream(_until_gone(request, lambda gone: svc.feed.stream(start, gone=gone, job_id=job)))
+        return EventStream(
+            _until_gone(request, lambda gone: svc.feed.stream(start, gone=gone, job_id=job, ahead=ahead))
+        )
     tail = LogTail(svc, found.id, ascii_number(offset_text) or 0)
     return EventStream(
         _until_gone(
             request,
-            lambda gone: svc.feed.stream(start, gone=gone, job_id=job, extra=tail.new_lines, ident=tail.ident),
+            lambda gone: svc.feed.stream(
+                start, gone=gone, job_id=job, extra=tail.new_lines, ident=tail.ident, ahead=ahead
+            ),
         )
     )
 

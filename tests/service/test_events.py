@@ -23,6 +23,7 @@ class Listener:
         self.sock.sendall((head + "\r\n").encode())
         self.events: list[tuple[int, str, dict]] = []
         self.logs: list[str] = []  # the text of `log` events (a run job's stream)
+        self.order: list[tuple[str, str]] = []  # ("log", text) and (event name, status) as they arrived
         self.opened = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -46,9 +47,13 @@ class Listener:
                 if line == "":
                     if fields.get("event") == "log":
                         self.logs.append(json.loads(fields["data"])["text"])
+                        self.order.append(("log", self.logs[-1]))
+                    elif fields.get("event") == "reset":
+                        self.order.append(("reset", fields.get("id", "")))
                     elif "data" in fields and "id" in fields:
                         seq = int(fields["id"].partition(".")[0])  # a run job's stream: <event id>.<log offset>
                         self.events.append((seq, fields.get("event", ""), json.loads(fields["data"])))
+                        self.order.append((fields.get("event", ""), self.events[-1][2].get("status", "")))
                     fields = {}
                 elif not line.startswith(":"):
                     name, _, value = line.partition(":")
@@ -164,7 +169,20 @@ def test_a_malformed_or_huge_last_event_id_resumes_at_the_end(service: Service) 
     for listener in (odd, huge, feed):
         listener.wait_for(completed(run["id"]), timeout=60)
         listener.close()
+    assert feed.order[0][0] == "reset" and huge.order[0][0] == "reset"  # told to reload, then live
     assert "Traceback" not in service.log.read_text()
+
+
+def test_a_runs_last_log_lines_arrive_before_its_end(service: Service) -> None:
+    """A client that stops reading at Completed must already have the run's final lines."""
+    with service.client() as client:
+        upload(client, {"a.csv": b"1"})
+        run = client.post("/runs", json={"script": "slow_accuracy.py", "args": {"seconds": "1"}}).json()
+    listener = Listener(service, params={"job": run["id"], "after": 0})
+    listener.wait_for(completed(run["id"]), timeout=60)
+    listener.close()
+    ended = listener.order.index(("run", "Completed"))
+    assert any("done" in text for kind, text in listener.order[:ended] if kind == "log"), listener.order
 
 
 def test_signing_out_closes_the_sessions_open_streams(service: Service) -> None:

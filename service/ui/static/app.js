@@ -63,17 +63,31 @@ function failure(error) {
   return h("p", { class: "error", role: "alert" }, String(error.message || error));
 }
 
-// One EventSource per page; the browser resumes it with Last-Event-ID by itself.
+// One EventSource per page; the browser resumes it with Last-Event-ID by itself. A `reset` (events this
+// page missed were dropped, or its id was unknown) reloads the page; a stream closed for good (the
+// session ended: 401, or the service failed) says so and offers to sign in again.
 function listen(url, handlers) {
   const source = new EventSource(url);
   const dot = document.getElementById("live");
   source.onopen = () => dot.classList.add("on");
-  source.onerror = () => dot.classList.remove("on");
+  source.onerror = () => {
+    dot.classList.remove("on");
+    if (source.readyState === EventSource.CLOSED) stopped();
+  };
+  source.addEventListener("reset", () => location.reload());
   for (const [name, handler] of Object.entries(handlers)) {
     source.addEventListener(name, (event) => handler(JSON.parse(event.data), event));
   }
   window.addEventListener("pagehide", () => source.close());
   return source;
+}
+
+function stopped() {
+  if (document.getElementById("stopped")) return;
+  const next = encodeURIComponent(location.pathname + location.search);
+  document.querySelector("header").after(h("p", { id: "stopped", class: "error", role: "alert" },
+    "Live updates stopped: your session ended or the service is unreachable. ",
+    h("a", { href: `/ui/login?next=${next}` }, "Sign in again"), " or reload the page."));
 }
 
 // -- charts, drawn as SVG by the page ------------------------------------------------------

@@ -208,3 +208,16 @@ def test_a_metric_of_210k_values_still_draws_with_live_status_and_log(browser, d
     tab.page.wait_for_selector("#log:has-text('trained')")
     tab.shot("run-big-metric")
     tab.close()
+
+
+def test_a_page_whose_session_ended_says_so_instead_of_going_quiet(browser, dashboard: Service) -> None:
+    tab = Page(browser, dashboard)
+    tab.login(FULL_TOKEN)
+    tab.page.wait_for_selector("#live.on")
+    # Signed out elsewhere (another tab): the server revokes the session and closes its streams;
+    # the browser's reconnect is refused with 401, which ends the EventSource for good.
+    tab.page.evaluate("async () => { await fetch('/ui/logout', {redirect: 'manual'}); }")
+    tab.page.wait_for_selector("#stopped:has-text('Sign in again')", timeout=20_000)
+    tab.shot("runs-session-ended")
+    tab.errors.clear()  # the refused reconnect is logged by the browser as a failed resource
+    tab.close()
