@@ -12,7 +12,9 @@ in the chat, never an error page; the message is the API's own.
 from __future__ import annotations
 
 import hashlib
+import logging
 import shlex
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,7 @@ from service.errors import validation_detail
 from service.schemas import RunRequest, render
 from service.store import Job
 
+log = logging.getLogger("service")
 USAGE = (
     "Commands: `train [script=… experiment=… datapath=… model=… estimators=N key=value …]`, "
     "`status <run>`, `runs [N] [status=…]`, `logs <run> [N]`, `cancel <run>`, `models`, `best [model]`, `help`."
@@ -57,6 +60,22 @@ class Reply:
     lines: list[str] = field(default_factory=list)
     job: dict[str, Any] | None = None
     ok: bool = True
+
+
+_REFUSALS: dict[str, float] = {}
+REFUSAL_LOG_SECONDS = 60.0
+
+
+def refused(platform: str, reason: str) -> None:
+    """Log a refused chat request once a minute per platform and reason: an operator sees a wrong secret,
+    an attacker's flood does not flood the log."""
+    now = time.monotonic()
+    key = f"{platform}:{reason}"
+    if now - _REFUSALS.get(key, -REFUSAL_LOG_SECONDS) >= REFUSAL_LOG_SECONDS:
+        _REFUSALS[key] = now
+        log.warning(
+            "chat request from %s refused: %s (is the platform's secret or token configured right?)", platform, reason
+        )
 
 
 def run_link(svc: Services | Settings, job_id: str) -> str:

@@ -6,11 +6,13 @@ import hashlib
 import hmac
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 
-from service.chatops.commands import ChatRequest, handle
-from service.chatops.slack import checked_response_url, form_fields, slack_reply
+from service.chatops.commands import ChatRequest, handle, refused
+from service.chatops.notices import url_allowed
+from service.chatops.slack import form_fields, slack_reply
 from service.deps import Svc
 from service.errors import NotAuthenticated
 from service.openapi import errors
@@ -24,8 +26,17 @@ async def mattermost_command(svc: Svc, request: Request) -> dict[str, Any]:
     fields = form_fields(body)
     expected = svc.settings.mattermost_token
     if not expected or not hmac.compare_digest(fields.get("token", "").encode(), expected.encode()):
+        refused("mattermost", "no AZML_MATTERMOST_TOKEN" if not expected else "wrong token")
         raise NotAuthenticated("the command's token is not this service's AZML_MATTERMOST_TOKEN")
-    response_url = checked_response_url(svc, fields.get("response_url", ""), platform="mattermost")
+    response_url = fields.get("response_url", "")
+    if response_url and not url_allowed(svc.settings, response_url, platform="mattermost"):
+        # The token checked out, so this is the team's own server: say in the chat what to configure.
+        host = urlsplit(response_url).hostname or "?"
+        text = (
+            f"This service may not post to your Mattermost server ({host}): an admin must add it to "
+            "AZML_CALLBACK_HOSTS. Nothing was started."
+        )
+        return {"response_type": "ephemeral", "text": text}
     chat = ChatRequest(
         platform="mattermost",
         user_id=fields.get("user_id", ""),

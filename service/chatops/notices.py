@@ -54,7 +54,13 @@ def url_allowed(settings: Settings, url: str | None, *, platform: str) -> bool:
     return parts.scheme == "https" and host in platform_hosts
 
 
+def slack_escape(text: str) -> str:
+    """Slack's three control characters as entities, so echoed text can't make links or mentions."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack_message(headline: str, lines: list[str]) -> dict[str, Any]:
+    headline, lines = slack_escape(headline), [slack_escape(line) for line in lines]
     body = "\n".join(lines)[:2900]  # a section's text holds 3,000 characters
     return {
         "response_type": "in_channel",

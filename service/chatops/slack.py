@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request
 from slack_sdk.signature import SignatureVerifier
 
 from amllib.errors import InvalidInput
-from service.chatops.commands import ChatRequest, Reply, handle
-from service.chatops.notices import url_allowed
+from service.chatops.commands import ChatRequest, Reply, handle, refused
+from service.chatops.notices import slack_escape, url_allowed
 from service.deps import Svc
 from service.errors import NotAuthenticated
 from service.openapi import errors
@@ -43,7 +43,7 @@ def checked_response_url(svc: Svc, url: str, *, platform: str) -> str:
 
 def slack_reply(reply: Reply) -> dict[str, Any]:
     """The acknowledgement, shown only to whoever typed the command."""
-    return {"response_type": "ephemeral", "text": "\n".join([reply.text, *reply.lines])}
+    return {"response_type": "ephemeral", "text": slack_escape("\n".join([reply.text, *reply.lines]))}
 
 
 @router.post(
@@ -52,6 +52,10 @@ def slack_reply(reply: Reply) -> dict[str, Any]:
 async def slack_command(svc: Svc, request: Request) -> dict[str, Any]:
     body = await request.body()
     if not slack_signed(svc.settings.slack_signing_secret, body, request.headers):
+        refused(
+            "slack",
+            "no AZML_SLACK_SIGNING_SECRET" if not svc.settings.slack_signing_secret else "bad or stale signature",
+        )
         raise NotAuthenticated("the request is not signed with this service's Slack signing secret, or is stale")
     fields = form_fields(body)
     response_url = checked_response_url(svc, fields.get("response_url", ""), platform="slack")

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from amllib.errors import InvalidInput
-from service.chatops.commands import ChatRequest, handle
+from service.chatops.commands import ChatRequest, handle, refused
 from service.deps import Svc
 from service.errors import NotAuthenticated
 from service.openapi import errors
@@ -74,9 +74,11 @@ async def teams_message(svc: Svc, request: Request) -> dict[str, Any]:
     body = await request.body()
     secret = svc.settings.teams_hmac_secret
     if not secret or not teams_signature_valid(secret, body, request.headers.get("authorization", "")):
+        refused("teams", "no AZML_TEAMS_HMAC_SECRET" if not secret else "bad HMAC signature")
         raise NotAuthenticated("the message is not signed with this service's Teams outgoing webhook token")
     activity, sender = parse_activity(body)
     if not fresh(activity.get("timestamp")):
+        refused("teams", "missing or stale timestamp")
         raise NotAuthenticated(f"the message's timestamp is missing or older than {FRESH_SECONDS // 60} minutes")
     text = command_text(str(activity.get("text") or ""))
     chat = ChatRequest(

@@ -141,3 +141,42 @@ def test_a_fresh_teams_activity_is_answered(chat_client) -> None:
     }
     answer = teams_post(chat_client, json.dumps(activity).encode())
     assert answer.status_code == 200 and answer.json()["text"].startswith("Commands:"), answer.text
+
+
+def slack_post(client, fields: dict[str, str]):
+    body = urlencode(fields).encode()
+    stamp = str(int(time.time()))
+    signature = SignatureVerifier(SLACK_SECRET).generate_signature(timestamp=stamp, body=body)
+    headers = {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
+    return client.post("/chatops/slack", content=body, headers=headers)
+
+
+def test_echoed_text_cannot_make_slack_links_or_mentions(chat_client) -> None:
+    text = slack_post(chat_client, {"text": "<!channel> more", "user_id": "U1"}).json()["text"]
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+    text = slack_post(chat_client, {"text": "status <https://evil.example|x>&y", "user_id": "U1"}).json()["text"]
+    assert "<https://" not in text and "&lt;https://evil.example|x&gt;&amp;y" in text
+
+
+def test_mattermost_with_a_server_it_may_not_post_to_says_so_in_the_chat(chat_client) -> None:
+    fields = {"token": MATTERMOST_TOKEN, "text": "help", "user_id": "u", "response_url": "https://mm.example/hook"}
+    answer = chat_client.post("/chatops/mattermost", data=fields)
+    assert answer.status_code == 200, answer.text
+    assert "AZML_CALLBACK_HOSTS" in answer.json()["text"] and "mm.example" in answer.json()["text"]
+
+
+def test_a_refused_signature_is_logged_once_a_minute(chat_client, caplog) -> None:
+    import logging
+
+    from service.chatops import commands
+
+    commands._REFUSALS.clear()
+    service_log = logging.getLogger("service")
+    service_log.addHandler(caplog.handler)
+    try:
+        for _ in range(5):
+            chat_client.post("/chatops/slack", content=b"text=x", headers={"X-Slack-Request-Timestamp": "1"})
+    finally:
+        service_log.removeHandler(caplog.handler)
+    refusals = [r for r in caplog.records if "chat request from slack refused" in r.getMessage()]
+    assert len(refusals) == 1 and "signature" in refusals[0].getMessage()
