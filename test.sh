@@ -4,7 +4,7 @@
 # lint and run every test.
 set -euo pipefail
 cd "$(dirname "$0")"
-. scripts/setup-venv.sh
+. scripts/setup-venv.sh requirements-dev.txt
 if [ ! -x tests/azurite/node_modules/.bin/azurite-blob ]; then
   npm install --prefix tests/azurite --no-audit --no-fund --silent
 fi
@@ -17,4 +17,5 @@ if [ -n "$missing" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
 ruff check .
+hadolint Dockerfile
 exec python -m pytest "$@"

@@ -147,7 +147,10 @@ class BearerAuth:
             if _is_loopback(client[0] if client else None):
                 state["role"], state["caller"] = "full", "loopback"
                 return None
-            return 403, "forbidden", "no API tokens are configured, so only loopback clients are answered"
+            return 403, "forbidden", (
+                "no API tokens are configured, so only loopback clients are answered: set AZML_API_TOKENS "
+                "(name:token,...) to answer others (a container's host, a proxy's clients)"
+            )
         if scheme or token:
             return self._check_bearer(scope, scheme, token.strip())
         session = self.signer.check(cookie_parser(headers.get(b"cookie", b"").decode("latin-1")).get(COOKIE, ""))
