@@ -114,3 +114,36 @@ def test_run_training_names_the_run_at_submit_and_ctrl_c_leaves_it_to_attach(tmp
     assert "version 1" in again.stdout  # registered once: the same version again
     unknown = run_script("run-training.py", "--attach", "no_such_run", env=env, cwd=tmp_path)
     assert unknown.returncode == 1 and unknown.stderr.startswith("ERROR! run 'no_such_run' not found")
+
+
+def test_upload_data_shows_progress_in_a_log_and_none_when_quiet(tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for index in range(20):
+        (folder / f"part-{index:02}.csv").write_bytes(b"x" * (1000 + index))
+    settings = make_settings(tmp_path / "aml")
+    env = script_env(settings)
+    shown = run_script("upload-data.py", "--data-dir", str(folder), env=env, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    lines = [line for line in shown.stdout.splitlines() if line.startswith("### uploaded")]
+    assert [line.split("%")[0].split()[-1] for line in lines] == [str(n) for n in range(10, 101, 10)]
+    assert "20 of 20 files" in lines[-1] and "/s" in lines[-1]
+    quiet = run_script("upload-data.py", "--data-dir", str(folder), "--quiet", env=env, cwd=tmp_path)
+    assert quiet.returncode == 0 and "### uploaded" not in quiet.stdout and "data version" in quiet.stdout
+
+
+def test_upload_progress_on_a_terminal_is_a_bar() -> None:
+    import io
+
+    from amllib.cli import UploadProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    progress = UploadProgress(files=2, total=2048, stream=screen)
+    progress(1024)
+    progress(1024)
+    progress.close()
+    assert "2.00k/2.00k" in screen.getvalue() and "2/2 files" in screen.getvalue()

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -21,6 +22,8 @@ from typing import Any
 from amllib.digest import TreeSummary
 from amllib.errors import ModelNotFound, quoted
 from amllib.paths import check_script_args
+
+Progress = Callable[[int], object]  # told the bytes of each file uploaded
 
 
 class RunStatus(StrEnum):
@@ -133,10 +136,12 @@ class Backend(ABC):
 
     # -- datastore -----------------------------------------------------------
     @abstractmethod
-    def upload_data(self, src_dir: Path, *, target_path: str) -> DataVersion:
+    def upload_data(self, src_dir: Path, *, target_path: str, progress: Progress | None = None) -> DataVersion:
         """Upload every file under `src_dir` to `target_path` in the datastore.
 
-        The upload replaces what was there. Returns the new DataVersion whose digest is
+        `progress(n)` is told the bytes of each file once it is uploaded (for a progress display;
+        a backend whose SDK uploads a folder at once tells it once, at the end). The upload replaces
+        what was there. Returns the new DataVersion whose digest is
         amllib.digest.tree_digest(src_dir). Raises UnsafePath for a target path that
         leaves the datastore, InvalidInput for an empty or missing folder,
         BackendUnavailable if the datastore fails; on failure the old data stays.

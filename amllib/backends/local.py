@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from amllib.backends import mlflow_files
-from amllib.backends.base import Backend, DataVersion, ModelVersion, RunInfo, RunSpec, tag_number, whole_lines
+from amllib.backends.base import (
+    Backend,
+    DataVersion,
+    ModelVersion,
+    Progress,
+    RunInfo,
+    RunSpec,
+    tag_number,
+    whole_lines,
+)
 from amllib.backends.local_compute import LocalCompute
 from amllib.backends.local_datastore import LocalDatastore
 from amllib.backends.local_registry import LocalRegistry
@@ -41,8 +50,8 @@ class LocalBackend(Backend):
         self.registry = LocalRegistry(home)
 
     # -- datastore -----------------------------------------------------------
-    def upload_data(self, src_dir: Path, *, target_path: str) -> DataVersion:
-        return self.datastore.upload(src_dir, target_path=target_path)
+    def upload_data(self, src_dir: Path, *, target_path: str, progress: Progress | None = None) -> DataVersion:
+        return self.datastore.upload(src_dir, target_path=target_path, progress=progress)
 
     def staging_dir(self) -> Path:
         return self.datastore.staging_dir()

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from amllib.backends.base import DataVersion
+from amllib.backends.base import DataVersion, Progress
 from amllib.digest import TreeSummary, list_files, tree_digest
 from amllib.errors import BackendUnavailable, DataNotFound, InvalidInput, UnsafePath, quoted
 from amllib.paths import safe_relpath
@@ -60,7 +60,7 @@ class LocalDatastore:
             raise InvalidInput(f"data path {quoted(target_path)} holds other datasets; choose another path")
         return link
 
-    def upload(self, src_dir: Path, *, target_path: str) -> DataVersion:
+    def upload(self, src_dir: Path, *, target_path: str, progress: Progress | None = None) -> DataVersion:
         """Copy src_dir into a new version and switch target_path to it in one rename."""
         link = self._link(target_path)
         if not src_dir.is_dir():
@@ -75,6 +75,8 @@ class LocalDatastore:
                 dest = staging / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(full, dest)
+                if progress is not None:
+                    progress(full.stat().st_size)
             return self.adopt(staging, target_path=target_path, link=link, version_id=version_id)
         except OSError as exc:
             raise BackendUnavailable(f"upload to {quoted(target_path)} failed: {exc.strerror or exc}") from exc

@@ -39,6 +39,7 @@ from amllib.backends.azure.v1_registry import V1Registry
 from amllib.backends.azure.v1_sdk import Sdk, real_sdk
 from amllib.backends.base import (
     DataVersion,
+    Progress,
     RunInfo,
     RunSpec,
     RunStatus,
@@ -111,7 +112,7 @@ class AzureMLBackend(V1Registry):
         return self._workspace
 
     # -- datastore -----------------------------------------------------------
-    def upload_data(self, src_dir: Path, *, target_path: str) -> DataVersion:
+    def upload_data(self, src_dir: Path, *, target_path: str, progress: Progress | None = None) -> DataVersion:
         """Upload under a prefix of its own, check every blob, then record it as the path's current version.
 
         upload(overwrite=True) never deletes what an older upload left, so writing the same path
@@ -129,6 +130,8 @@ class AzureMLBackend(V1Registry):
             show_progress=False,
         )
         check_arrived(prefix, list_files(src_dir), self._blob_sizes(datastore, prefix + "/"))
+        if progress is not None:  # the SDK uploads the folder in one call: the whole of it, at its end
+            progress(summary.bytes)
         data = DataVersion(path=target, digest=summary.digest, files=summary.files, bytes=summary.bytes)
         record = datastore.blob_service.get_blob_client(datastore.container_name, _version_blob(target))
         body = json.dumps({**data.__dict__, "prefix": prefix})

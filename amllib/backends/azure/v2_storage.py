@@ -15,7 +15,7 @@ from typing import Any
 
 from amllib.backends.azure.auth import choose_credential
 from amllib.backends.azure.common import AzureBackend, check_arrived, checked_source, new_data_prefix, tail_text
-from amllib.backends.base import DataVersion, whole_lines
+from amllib.backends.base import DataVersion, Progress, whole_lines
 from amllib.digest import list_files
 from amllib.errors import NotFound, quoted
 from amllib.paths import safe_relpath
@@ -62,7 +62,7 @@ class V2Storage(AzureBackend):
         return datastore, container
 
     # -- datastore -------------------------------------------------------------
-    def upload_data(self, src_dir: Path, *, target_path: str) -> DataVersion:
+    def upload_data(self, src_dir: Path, *, target_path: str, progress: Progress | None = None) -> DataVersion:
         """Upload under a prefix of its own, check every blob, then register it as a new Data asset version.
 
         Each asset version names its own prefix, so version 1 keeps version 1's files for good and a
@@ -74,6 +74,8 @@ class V2Storage(AzureBackend):
         files = list_files(src_dir)
         for rel, full in files:
             self._call(f"uploading {quoted(rel)}", _upload_file, container, f"{prefix}/{rel}", full)
+            if progress is not None:
+                progress(full.stat().st_size)
         check_arrived(prefix, files, self._blobs(container, prefix + "/"))
         data = DataVersion(path=target, digest=summary.digest, files=summary.files, bytes=summary.bytes)
         self._register_data(datastore.name, data, prefix)
