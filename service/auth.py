@@ -147,9 +147,13 @@ class BearerAuth:
             if _is_loopback(client[0] if client else None):
                 state["role"], state["caller"] = "full", "loopback"
                 return None
-            return 403, "forbidden", (
-                "no API tokens are configured, so only loopback clients are answered: set AZML_API_TOKENS "
-                "(name:token,...) to answer others (a container's host, a proxy's clients)"
+            return (
+                403,
+                "forbidden",
+                (
+                    "no API tokens are configured, so only loopback clients are answered: set AZML_API_TOKENS "
+                    "(name:token,...) to answer others (a container's host, a proxy's clients)"
+                ),
             )
         if scheme or token:
             return self._check_bearer(scope, scheme, token.strip())

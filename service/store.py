@@ -218,10 +218,26 @@ class JobStore:
         status: str | None = None,
         experiment: str | None = None,
         data_version: str | None = None,
+        search: str | None = None,
+        ids: list[str] | None = None,
         before_seq: int | None = None,
         limit: int = 50,
     ) -> list[Job]:
+        """Jobs of a kind, newest first. `search`: a prefix of the job id or backend run id, or the exact
+        experiment, script or who started it; `ids`: these jobs (by job id or backend run id)."""
         clauses, params = ["kind = ?"], [kind]
+        if search:
+            end = search + "\U0010ffff"  # a prefix as a range, which the id indexes serve
+            clauses.append(
+                "((id >= ? AND id < ?) OR (backend_run_id >= ? AND backend_run_id < ?)"
+                " OR json_extract(spec, '$.experiment') = ? OR json_extract(spec, '$.script') = ?"
+                " OR json_extract(spec, '$.started_by') = ? OR json_extract(spec, '$.created_by') = ?)"
+            )
+            params += [search, end, search, end, search, search, search, search]
+        if ids:
+            marks = ",".join("?" * len(ids))
+            clauses.append(f"(id IN ({marks}) OR backend_run_id IN ({marks}))")
+            params += [*ids, *ids]
         if status:
             clauses.append("status = ?")
             params.append(status)

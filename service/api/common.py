@@ -137,6 +137,8 @@ def page(
     cursor: str | None,
     limit: int,
     data_version: str | None = None,
+    search: str | None = None,
+    ids: list[str] | None = None,
 ) -> dict[str, Any]:
     """Newest first; next_cursor fetches the following page."""
     before = None
@@ -145,7 +147,14 @@ def page(
             raise InvalidInput(f"cursor {quoted(cursor)} is not one this service gave out")
         before = int(cursor)
     jobs = svc.store.list(
-        kind, status=status, experiment=experiment, data_version=data_version, before_seq=before, limit=limit + 1
+        kind,
+        status=status,
+        experiment=experiment,
+        data_version=data_version,
+        search=search,
+        ids=ids,
+        before_seq=before,
+        limit=limit + 1,
     )
     more = len(jobs) > limit
     jobs = jobs[:limit]

@@ -28,6 +28,7 @@ from service.schemas import MAX_NAME, RunRequest
 
 router = APIRouter(tags=["runs"])
 
+MAX_IDS = 50
 _DEFAULTS = {
     "experiment": "experiment",
     "script": "script",
@@ -105,10 +106,35 @@ async def list_runs(
     status: RunStatus | None = None,
     experiment: Annotated[str | None, Query(max_length=MAX_NAME)] = None,
     data_version: Annotated[str | None, Query(max_length=80, description="runs that read this data version")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=MAX_NAME,
+            description="a prefix of the run's id or backend run id (the id the scripts print, the Azure ML job"
+            " name), or its exact experiment, script or who started it",
+        ),
+    ] = None,
+    ids: Annotated[
+        str | None, Query(max_length=4096, description=f"comma-separated run ids (job or backend), at most {MAX_IDS}")
+    ] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> dict:
-    return page(svc, "run", status=status, experiment=experiment, data_version=data_version, cursor=cursor, limit=limit)
+    wanted = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
+    if wanted is not None and not 1 <= len(wanted) <= MAX_IDS:
+        raise InvalidInput(f"ids names {len(wanted)} runs; give 1 to {MAX_IDS}")
+    return page(
+        svc,
+        "run",
+        status=status,
+        experiment=experiment,
+        data_version=data_version,
+        search=q,
+        ids=wanted,
+        cursor=cursor,
+        limit=limit,
+    )
 
 
 @router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a run", responses=job(RunJob, accepted=True))

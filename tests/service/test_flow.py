@@ -143,3 +143,19 @@ def test_scripts_datastore_and_the_runs_of_a_data_version(service: Service) -> N
         used = client.get("/runs", params={"data_version": data["digest"]}).json()["items"]
         assert [r["id"] for r in used] == [run["id"]]
         assert client.get("/runs", params={"data_version": "sha256:nothing"}).json()["items"] == []
+
+
+def test_a_run_is_found_by_any_id_it_goes_by(service: Service) -> None:
+    """The id the scripts print (the backend's run id) or a prefix of either id finds the run; ids= reads several."""
+    with service.client() as client:
+        upload(client, {"a.csv": b"1,2\n"})
+        first = client.post("/runs", params={"wait": 60}, json={"experiment": "alpha"}).json()
+        second = client.post("/runs", params={"wait": 60}, json={"experiment": "beta"}).json()
+        backend_id = first["backend_run_id"]
+        for q in (backend_id, backend_id[:12], first["id"], first["id"][:10], "alpha"):
+            found = client.get("/runs", params={"q": q}).json()["items"]
+            assert [job["id"] for job in found] == [first["id"]], q
+        assert client.get("/runs", params={"q": "no-such-run"}).json()["items"] == []
+        both = client.get("/runs", params={"ids": f"{backend_id},{second['id']}"}).json()["items"]
+        assert {job["id"] for job in both} == {first["id"], second["id"]}
+        assert client.get("/runs", params={"ids": ",".join(["x"] * 51)}).status_code == 422

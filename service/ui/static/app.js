@@ -168,7 +168,9 @@ function runRow(job) {
   return h(
     "tr",
     { "data-id": job.id },
-    h("td", {}, h("a", { href: `/ui/runs/${encodeURIComponent(job.id)}`, class: "mono" }, short(job.id, 16))),
+    h("td", {}, h("a", { href: `/ui/runs/${encodeURIComponent(job.id)}`, class: "mono", title: job.id }, short(job.id, 16))),
+    // The id people hold: the one the scripts print and Azure ML studio shows, in full.
+    h("td", { class: "mono backend-id" }, job.backend_run_id || "—"),
     h("td", {}, badge(job.status)),
     h("td", {}, job.experiment),
     h("td", {}, job.script),
@@ -186,10 +188,13 @@ async function runsPage() {
     ["", "Queued", "Preparing", "Running", "Finalizing", "Completed", "Failed", "Canceled"].map((s) =>
       h("option", { value: s, selected: s === (params.get("status") || "") }, s || "any status")));
   const experiment = h("input", { name: "experiment", placeholder: "experiment", value: params.get("experiment") || "", "aria-label": "experiment" });
+  const search = h("input", { name: "q", id: "search", type: "search", placeholder: "run id, prefix, script, experiment…", value: params.get("q") || "", "aria-label": "search runs" });
   const filters = h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); apply(); } },
-    h("label", {}, "Status", status), h("label", {}, "Experiment", experiment), h("button", { type: "submit" }, "Filter"));
+    h("label", {}, "Find", search), h("label", {}, "Status", status), h("label", {}, "Experiment", experiment),
+    h("button", { type: "submit" }, "Filter"));
   function apply() {
     const next = new URLSearchParams();
+    if (search.value.trim()) next.set("q", search.value.trim());
     if (status.value) next.set("status", status.value);
     if (experiment.value.trim()) next.set("experiment", experiment.value.trim());
     if (params.get("data_version")) next.set("data_version", params.get("data_version"));
@@ -198,7 +203,7 @@ async function runsPage() {
   status.addEventListener("change", apply);
   const body = h("tbody");
   const table = h("div", { class: "table-wrap" }, h("table", { id: "runs" },
-    h("thead", {}, h("tr", {}, ["Run", "Status", "Experiment", "Script", "Started by", "Data", "Duration", "Accuracy", "Model"].map((t) => h("th", { scope: "col" }, t)))),
+    h("thead", {}, h("tr", {}, ["Run", "Backend run id", "Status", "Experiment", "Script", "Started by", "Data", "Duration", "Accuracy", "Model"].map((t) => h("th", { scope: "col" }, t)))),
     body));
   const pager = h("div", { class: "pager" });
   const title = params.get("data_version") ? `Runs that read ${digest(params.get("data_version"))}` : "Runs";
@@ -212,14 +217,18 @@ async function runsPage() {
     return;
   }
   body.replaceChildren(...page.items.map(runRow));
-  if (!page.items.length) body.append(h("tr", {}, h("td", { colspan: 9, class: "hint" }, "No runs yet.")));
+  if (!page.items.length) body.append(h("tr", {}, h("td", { colspan: 10, class: "hint" }, params.get("q") ? "No run matches." : "No runs yet.")));
   if (page.next_cursor) {
     const older = new URLSearchParams(params);
     older.set("cursor", page.next_cursor);
     pager.append(h("a", { href: "?" + older.toString() }, "Older runs →"));
   }
   if (params.get("cursor")) pager.prepend(h("a", { href: location.pathname }, "← Newest"));
+  const q = params.get("q");
+  const found = (job) => !q || job.id.startsWith(q) || (job.backend_run_id || "").startsWith(q) ||
+    [job.experiment, job.script, job.started_by, job.created_by].includes(q);
   const matches = (job) =>
+    found(job) &&
     (!params.get("status") || job.status === params.get("status")) &&
     (!params.get("experiment") || job.experiment === params.get("experiment")) &&
     (!params.get("data_version") || job.data_version === params.get("data_version"));

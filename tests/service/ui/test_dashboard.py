@@ -221,3 +221,24 @@ def test_a_page_whose_session_ended_says_so_instead_of_going_quiet(browser, dash
     tab.shot("runs-session-ended")
     tab.errors.clear()  # the refused reconnect is logged by the browser as a failed resource
     tab.close()
+
+
+def test_the_id_the_scripts_print_finds_the_run(browser, dashboard: Service, tmp_path: Path) -> None:
+    done = run_script("run-training.py", "--arg", "seconds=0.5", env=dashboard.env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    printed = next(line for line in done.stdout.splitlines() if line.startswith("### Run ")).split()[2]
+    with dashboard.client() as client:  # another run, which the search must leave out
+        client.post("/runs", params={"wait": 60}, json={})
+    tab = Page(browser, dashboard)
+    tab.login(FULL_TOKEN)
+    page = tab.page
+    page.locator("#runs td.backend-id", has_text=printed).wait_for()  # shown in full on the list
+    page.fill("#search", printed[:16])
+    page.press("#search", "Enter")
+    page.wait_for_url(f"**q={printed[:16]}**")
+    page.locator("#runs td.backend-id", has_text=printed).wait_for()
+    assert page.locator("#runs tbody tr").count() == 1
+    tab.shot("runs-search")
+    page.goto(f"{dashboard.url}/ui/runs/{printed}")  # the run's page by the id the script printed
+    page.locator("#run-status [data-status=Completed]").wait_for()
+    tab.close()
