@@ -38,7 +38,14 @@ from azure.ai.ml.entities import (
     Workspace,
 )
 from azure.ai.ml.entities._builders.command import Command
-from azure.ai.ml.exceptions import ErrorCategory, ErrorTarget, JobException, ValidationErrorType, ValidationException
+from azure.ai.ml.exceptions import (
+    ErrorCategory,
+    ErrorTarget,
+    JobException,
+    MlException,
+    ValidationErrorType,
+    ValidationException,
+)
 from azure.ai.ml.operations import (
     ComputeOperations,
     DataOperations,
@@ -362,14 +369,18 @@ class FakeAzureV2:
             versions = self.data_assets.get(name) or []
             chosen = versions[-1:] if label == "latest" else [d for d in versions if d.version == version]
             if not chosen and label is not None:
-                # As _asset_utils._get_latest_version: a missing container under a label is a ValidationException.
-                raise ValidationException(
-                    message=f"Asset {name} does not exist in workspace fake.",
-                    no_personal_data_message="Asset {asset_name} does not exist in workspace {workspace_name}.",
-                    target=ErrorTarget.ASSET,
-                    error_category=ErrorCategory.USER_ERROR,
-                    error_type=ValidationErrorType.RESOURCE_NOT_FOUND,
-                )
+                # As _asset_utils._get_latest_version raises a ValidationException (RESOURCE_NOT_FOUND), which
+                # DataOperations.get's error handling re-raises as a plain MlException (seen on the replayed SDK).
+                try:
+                    raise ValidationException(
+                        message=f"Asset {name} does not exist in workspace fake.",
+                        no_personal_data_message="Asset {asset_name} does not exist in workspace {workspace_name}.",
+                        target=ErrorTarget.ASSET,
+                        error_category=ErrorCategory.USER_ERROR,
+                        error_type=ValidationErrorType.RESOURCE_NOT_FOUND,
+                    )
+                except ValidationException:
+                    raise MlException(message="\n1) Resource was not found.\n", no_personal_data_message="not found")  # noqa: B904
             if not chosen:
                 raise not_found(f"data {name}")
             return chosen[0]

@@ -57,6 +57,7 @@ class Workspace:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.models: dict[str, list[dict[str, Any]]] = {}
         self.computes: set[str] = set()
+        self.data: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, str]] = []
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Answer]]] = [
             ("GET", re.compile(rf"{ARM}/jobs/([^/]+)"), self.get_job),
@@ -66,6 +67,9 @@ class Workspace:
             ("GET", re.compile(rf"{ARM}/computes/([^/]+)"), self.get_compute),
             ("GET", re.compile(rf"{ARM}/models/([^/]+)/versions"), self.list_model_versions),
             ("PUT", re.compile(rf"{ARM}/models/([^/]+)/versions/([^/]+)"), self.put_model_version),
+            ("GET", re.compile(rf"{ARM}/data/([^/]+)"), self.get_data_container),
+            ("PUT", re.compile(rf"{ARM}/data/([^/]+)/versions/([^/]+)"), self.put_data_version),
+            ("GET", re.compile(rf"{ARM}/data/([^/]+)/versions/([^/]+)"), self.get_data_version),
         ]
 
     def add_job(self, name: str, *, status: str = "Preparing", tags: dict[str, str] | None = None) -> None:
@@ -125,6 +129,38 @@ class Workspace:
             name, int(version), tags=props.get("tags") or {}, properties=props.get("properties") or {}
         )
         return 201, self.models[name][-1]
+
+    def get_data_container(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        name = match.group(1)
+        if name not in self.data:
+            return not_found(f"Data container {name}")
+        found = copy.deepcopy(recorded("data_container"))
+        found["name"], found["id"] = name, f"{ARM}/data/{name}"
+        found["properties"]["latestVersion"] = self.data[name][-1]["name"]
+        found["properties"]["nextVersion"] = str(len(self.data[name]) + 1)
+        found["properties"]["dataType"] = "uri_folder"
+        return 200, found
+
+    def put_data_version(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        name, version = match.group(1), match.group(2)
+        if any(v["name"] == version for v in self.data.get(name, [])):
+            return 409, {"error": {"code": "UserError", "message": f"Data {name}:{version} already exists."}}
+        made = copy.deepcopy(recorded("data_version"))
+        made["id"], made["name"] = f"{ARM}/data/{name}/versions/{version}", version
+        props = body["properties"]
+        made["properties"].update(
+            tags=props.get("tags") or {},
+            dataType=props.get("dataType"),
+            dataUri=props.get("dataUri"),
+            description=props.get("description"),
+        )
+        self.data.setdefault(name, []).append(made)
+        return 201, made
+
+    def get_data_version(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        name, version = match.group(1), match.group(2)
+        found = [v for v in self.data.get(name, []) if v["name"] == version]
+        return (200, found[0]) if found else not_found(f"Data {name}:{version}")
 
     # -- the wire ----------------------------------------------------------------------
     def answer(self, method: str, url: str, data: Any) -> requests.Response:

@@ -111,3 +111,40 @@ def test_model_versions_parse_from_the_recorded_body_and_an_unknown_model_has_no
     assert versions[0].data_version == "sha256:ab" and versions[0].created_at > 1.7e9
     assert backend.resolve_version("titanic", best_by="accuracy").version == 2
     assert backend.list_model_versions("unknown") == []
+
+
+class Blobs(Containers):
+    """A storage container that keeps uploaded blobs' sizes (the REST side is the replayed SDK's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: dict[str, int] = {}
+
+    def __call__(self, account_url: str, container_name: str, credential: Any = None) -> Any:
+        super().__call__(account_url, container_name, credential)
+        return self
+
+    def upload_blob(self, name: str, data: Any, **kwargs: Any) -> None:
+        self.sizes[name] = len(data.read())
+
+    def list_blobs(self, name_starts_with: str | None = None, **kwargs: Any) -> list:
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(name=n, size=s) for n, s in self.sizes.items() if n.startswith(name_starts_with or "")]
+
+
+def test_data_versions_through_the_real_sdk(tmp_path: Path, workspace: Workspace, data_dir: Path) -> None:
+    """A path never registered: the SDK raises a plain MlException (a ValidationException behind it), no 404."""
+    settings = make_settings(tmp_path / "aml", backend="azureml-v2", subid="sub", resgrp="rg", workspace="ws")
+    blobs = Blobs()
+    backend = AzureMLV2Backend(settings, client=ml_client(workspace), container_client=blobs, retry_delay=0.0)
+    assert backend.current_data("titanic-data") is None
+    first = backend.upload_data(data_dir, target_path="titanic-data")
+    assert backend.current_data("titanic-data") == first
+    second = backend.upload_data(data_dir, target_path="titanic-data")
+    assert backend.current_data("titanic-data") == second
+    versions = workspace.data["titanic-data"]
+    assert [v["name"] for v in versions] == ["1", "2"]  # versions numbered by the SDK from the container
+    uris = [v["properties"]["dataUri"] for v in versions]
+    assert uris[0] != uris[1] and all("/paths/titanic-data/" in u for u in uris)  # each its own prefix
+    assert ("PUT", f"{ARM}/data/titanic-data/versions/2") in workspace.requests

@@ -65,9 +65,14 @@ def check_compute_name(name: str) -> str:
     return name
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "message", None) or exc)
-    return scrub(text).splitlines()[0][:300] if text.strip() else type(exc).__name__
+    """The first line that says something (azure-ai-ml's messages start blank and carry terminal colours)."""
+    text = _ANSI.sub("", str(getattr(exc, "message", None) or exc))
+    lines = [line.strip() for line in scrub(text).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
 
 
 def _sdk_error_types() -> tuple[type[BaseException], ...]:
@@ -117,16 +122,23 @@ def map_error(what: str, exc: BaseException, *, workspace: str | None, method: s
         return Conflict(f"{what}: it already exists in workspace {workspace!r}: {message}")
     if status == 403:
         return BackendUnavailable(f"{what}: the identity ({method}) is not permitted: {message}")
-    if status in (400, 422) or _is_validation(exc):
+    if status in (400, 422) or _validation_kind(exc) is not None or _is_validation(exc):
         return InvalidInput(f"{what}: Azure ML refused it: {message}")
     where = f"Azure ML answered {status}" if status else "Azure ML failed"
     return BackendUnavailable(f"{what}: {where}: {message}")
 
 
 def _validation_kind(exc: BaseException) -> str | None:
-    """The error_type name of an azure-ai-ml ValidationException (e.g. RESOURCE_NOT_FOUND), else None."""
-    kind = getattr(exc, "error_type", None) if _is_validation(exc) else None
-    return getattr(kind, "name", None)
+    """The error_type name (e.g. RESOURCE_NOT_FOUND) of an azure-ai-ml ValidationException, here or behind
+    this one: the SDK's public calls re-raise it as a plain MlException (its __context__), as data.get does."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if _is_validation(seen):
+            return getattr(getattr(seen, "error_type", None), "name", None)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _is_validation(exc: BaseException) -> bool:
