@@ -15,6 +15,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 
+EPSILON = 1e-9
+MIN_SLEEP = 0.001  # never a sleep too short to move the clock
+
+
 class ReadBudget:
     """A token bucket: `rate` reads a second on average, at most `rate` at once."""
 
@@ -39,7 +43,7 @@ class ReadBudget:
                 now = self._clock()
                 self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
                 self._stamp = now
-                if self._tokens >= reads:
-                    self._tokens -= reads
+                if self._tokens >= reads - EPSILON:  # float sums of refills fall a hair short of whole reads
+                    self._tokens = max(0.0, self._tokens - reads)
                     return
-                await self._sleep((reads - self._tokens) / self.rate)
+                await self._sleep(max(MIN_SLEEP, (reads - self._tokens) / self.rate))

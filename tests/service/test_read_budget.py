@@ -44,3 +44,22 @@ def test_retry_after_is_honoured() -> None:
 
     assert with_retry("reading", call, base_delay=0.5, sleep=slept.append) == "ok"
     assert slept == [7.0]
+
+
+def test_refills_that_sum_a_hair_short_of_a_read_never_spin() -> None:
+    """0.2 s refills at 5/s sum to 0.9999999999999998 reads, not 1: the budget must not wait for ever-tinier slices."""
+    now = [2.6]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        assert len(waits) < 1000, "the budget spun on sleeps too short to move the clock"
+        now[0] += seconds
+
+    async def scenario() -> None:
+        budget = ReadBudget(5, clock=lambda: now[0], sleep=sleep)
+        for _ in range(200):
+            await budget.take(1)
+
+    asyncio.run(scenario())
+    assert all(wait >= 0.001 for wait in waits)
