@@ -14,7 +14,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-
 EPSILON = 1e-9
 MIN_SLEEP = 0.001  # never a sleep too short to move the clock
 
