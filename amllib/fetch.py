@@ -75,15 +75,28 @@ def fetch_model(
         files = sorted(backend.download_model(name, chosen.version, staging))
         metadata = build_metadata(chosen, backend=backend.name, files=files)
         (staging / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
-        if not output_path.exists():
-            staging.rename(output_path)
-        elif not (output_path.is_dir() and exchange(staging, output_path)):
+        if not _moved_in(staging, output_path) and not (output_path.is_dir() and exchange(staging, output_path)):
             for rel in [*files, "metadata.json"]:
                 (output_path / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(staging / rel, output_path / rel)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # the download, or after a swap the old version
     return FetchResult(model=chosen, files=files, metadata=metadata, fell_back_to_latest=fell_back)
+
+
+def _moved_in(staging: Path, output_path: Path) -> bool:
+    """Rename the download to output_path if nothing (or an empty folder) is there; False if a folder is.
+
+    Tried, not checked first: another fetch to the same path can put its folder there between a check
+    and the rename (seen under 30 concurrent fetches to 5 paths), which then fails with ENOTEMPTY.
+    """
+    try:
+        staging.rename(output_path)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise
+    return True
 
 
 _RENAME_EXCHANGE = 2

@@ -297,3 +297,26 @@ def test_whole_lines_gives_a_line_longer_than_a_read_in_pieces() -> None:
     assert whole_lines(b"abcd", 10, limit=4) == ("abcd", 14)  # a full read of one long line: send it
     text, offset = whole_lines("aé".encode()[:2], 0, limit=2)  # 'é' cut in half: keep its first byte back
     assert (text, offset) == ("a", 1)
+
+
+def test_a_fetch_racing_another_to_the_same_folder_swaps_instead_of_failing(
+    settings, data_dir, tmp_path, monkeypatch
+) -> None:
+    """Between `output_path.exists()` and the rename, another fetch could put its folder there (ENOTEMPTY)."""
+    import json
+    from pathlib import Path
+
+    from amllib.backends import get_backend
+    from amllib.fetch import fetch_model
+    from amllib.training import spec_from_settings, train_and_register
+
+    backend = get_backend(settings)
+    backend.upload_data(data_dir, target_path=settings.datapath)
+    train_and_register(backend, spec_from_settings(settings, estimators=2), model_name=settings.model, poll=0.2)
+    target = tmp_path / "pickles"
+    fetch_model(backend, name=settings.model, output_path=target)  # the other fetch's folder, already there
+    real_exists = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda self: False if self == target else real_exists(self))
+    result = fetch_model(backend, name=settings.model, output_path=target)  # sees "nothing there", then meets it
+    assert json.loads((target / "metadata.json").read_text())["version"] == result.model.version
+    assert not list(tmp_path.glob(".pickles.fetch-*"))
