@@ -129,7 +129,7 @@ class ServiceMetrics:
         )
         self.retention_removed = Counter(
             "aml_retention_removed",
-            "What the retention sweep removed: job, run_folder, staging (incl. data versions nothing names)",
+            "What the retention sweep removed: job, run_folder, staging, data_version (Azure upload prefixes)",
             ["what"],
             registry=registry,
         )
@@ -163,7 +163,7 @@ class ServiceMetrics:
                 self.deliveries.labels(channel, outcome)
         for operation in BACKEND_OPERATIONS:
             self.backend_errors.labels(operation)
-        for what in ("job", "run_folder", "staging"):
+        for what in ("job", "run_folder", "staging", "data_version"):
             self.retention_removed.labels(what)
 
     def job_ended(self, job: Job) -> None:

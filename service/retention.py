@@ -1,9 +1,10 @@
 """The retention sweep: with AZML_RETENTION_DAYS set, what ended longer ago than that is removed.
 
 Removed: ended jobs (with their events), the local run folders of those runs and of runs
-no job owns, upload staging left by uploads that died, and data versions nothing names
-any more. Kept: everything of an unfinished job, a job that still owes a callback or chat
-notice, registered models (the registry holds its own copy of the files) and the data a
+no job owns, upload staging left by uploads that died, and, on Azure, data versions (upload
+prefixes) replaced before the cutoff that no unfinished run holds (the local datastore drops
+those as soon as nothing names them). Kept: everything of an unfinished job, a job that still
+owes a callback or chat notice, registered models (the registry holds its own copy of the files) and the data a
 datastore path points at now.
 
 Kill-safe by order: the job rows go first, in one transaction that also records their runs
@@ -64,6 +65,7 @@ class RetentionSweep:
         ]
         removed["run_folder"] += await self._discard(orphans, record=True)
         removed["staging"] += await call(backend.discard_stale_staging, keep=self.worker.staging_in_use())
+        removed["data_version"] += await call(backend.prune_data, superseded_before=cutoff)
         await self.store.write(lambda db: JobStore.forget_swept(db, before=cutoff))
         self._report(removed)
         return removed

@@ -214,6 +214,14 @@ class Backend(ABC):
         """
         return []
 
+    def prune_data(self, *, superseded_before: float) -> int:
+        """Remove data versions replaced before that time that no unfinished run holds; how many went.
+
+        The retention sweep calls it. The local datastore removes a version as soon as nothing
+        holds it (its collector), so it has none to prune here; Azure backends prune their prefixes.
+        """
+        return 0
+
     def discard_run(self, run_id: str) -> bool:
         """Remove an ended run's files (snapshot, logs, outputs) from this machine; whether anything went.
 

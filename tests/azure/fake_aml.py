@@ -36,6 +36,7 @@ from amllib.backends.local import LocalBackend
 from amllib.digest import list_files
 from amllib.errors import RunNotFound
 from amllib.settings import Settings
+from tests.azure.fake_blobs import on_folder
 
 SDK_STATUS = {
     RunStatus.QUEUED: "Queued",
@@ -95,17 +96,7 @@ class FakeAzure:
             shutil.copyfile(full, target / rel)
 
     def _container_client(self, container: str) -> Any:
-        client = create_autospec(ContainerClient, instance=True)
-
-        def list_blobs(name_starts_with: str | None = None, include: Any = None, **kwargs: Any) -> list:
-            return [
-                SimpleNamespace(name=rel, size=full.stat().st_size)
-                for rel, full in list_files(self.container)
-                if rel.startswith(name_starts_with or "")
-            ]
-
-        client.list_blobs.side_effect = list_blobs
-        return client
+        return on_folder(create_autospec(ContainerClient, instance=True), self.container)
 
     def _blob_client(self, container: str, blob: str, snapshot: Any = None) -> Any:
         client = create_autospec(BlobClient, instance=True)

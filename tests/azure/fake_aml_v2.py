@@ -67,6 +67,7 @@ from amllib.backends.base import RunSpec, RunStatus, parse_script_arguments
 from amllib.backends.local import LocalBackend
 from amllib.digest import list_files
 from amllib.settings import Settings
+from tests.azure.fake_blobs import on_folder
 
 V2_STATUS = {
     RunStatus.QUEUED: "Queued",
@@ -119,6 +120,7 @@ class FakeAzureV2:
         self.jobs: dict[str, CommandJob] = {}
         self.submitted: list[Command] = []
         self.status_override: dict[str, str] = {}
+        self.archived_data: set[tuple[str, str]] = set()
         self.data_assets: dict[str, list[Data]] = {}
         self.models: dict[str, list[Model]] = {}
         self.computes: dict[str, Any] = {}
@@ -163,36 +165,15 @@ class FakeAzureV2:
         assert account_url == "https://fakeaccount.blob.core.windows.net", account_url
         assert credential == "fake-account-key"
         folder = self.blob_root / container_name
-        client = create_autospec(ContainerClient, instance=True)
-
-        def upload_blob(
-            name: str, data: Any, blob_type: Any = None, length: Any = None, metadata: Any = None, **kw: Any
-        ) -> Any:
-            assert kw.get("overwrite") is True
-            target = folder / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data.read() if hasattr(data, "read") else data)
-            return create_autospec(BlobClient, instance=True)
-
-        def list_blobs(name_starts_with: str | None = None, include: Any = None, **kw: Any) -> list:
-            if container_name == "azureml":
-                return self._artifact_blobs(name_starts_with or "")
-            files = list_files(folder) if folder.is_dir() else []
-            return [
-                SimpleNamespace(name=rel, size=full.stat().st_size)
-                for rel, full in files
-                if rel.startswith(name_starts_with or "")
-            ]
-
-        def delete_blob(blob: str, delete_snapshots: Any = None, **kw: Any) -> None:
-            (folder / blob).unlink()
+        client = on_folder(create_autospec(ContainerClient, instance=True), folder)
+        if container_name == "azureml":
+            client.list_blobs.side_effect = lambda name_starts_with=None, **kw: self._artifact_blobs(
+                name_starts_with or ""
+            )
 
         def get_blob_client(blob: str, snapshot: Any = None, *, version_id: Any = None) -> Any:
             return self._blob_client(folder, container_name, blob)
 
-        client.upload_blob.side_effect = upload_blob
-        client.list_blobs.side_effect = list_blobs
-        client.delete_blob.side_effect = delete_blob
         client.get_blob_client.side_effect = get_blob_client
         return client
 
@@ -385,13 +366,22 @@ class FakeAzureV2:
                 raise not_found(f"data {name}")
             return chosen[0]
 
+        def archive(name: str, version: str | None = None, label: str | None = None, **kw: Any) -> None:
+            found = [d for d in self.data_assets.get(name, []) if d.version == version]
+            if not found:
+                raise not_found(f"data {name}:{version}")
+            self.archived_data.add((name, version))
+
+        def listing(name: str | None = None, *, list_view_type: Any = None) -> list[Data]:
+            # ListViewType.ACTIVE_ONLY by default, as the SDK: archived versions are left out
+            if name is None:
+                return [Data(name=n, path=v[-1].path) for n, v in self.data_assets.items()]
+            return [d for d in self.data_assets.get(name, []) if (name, d.version) not in self.archived_data]
+
         ops.create_or_update.side_effect = create_or_update
         ops.get.side_effect = get
-        ops.list.side_effect = lambda name=None, *, list_view_type=None: (
-            [Data(name=n, path=v[-1].path) for n, v in self.data_assets.items()]
-            if name is None
-            else list(self.data_assets.get(name, []))
-        )
+        ops.list.side_effect = listing
+        ops.archive.side_effect = archive
         return ops
 
     # -- models --------------------------------------------------------------------

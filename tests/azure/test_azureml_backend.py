@@ -18,23 +18,8 @@ from amllib.errors import BackendUnavailable, ConfigError, Conflict, InvalidInpu
 from amllib.settings import Settings
 from amllib.training import finish_run
 from tests.azure.fake_aml import FakeAzure
-from tests.conftest import make_settings
 
 SECRET = "s3cr3t-client-value"
-
-
-@pytest.fixture
-def azure_settings(tmp_path: Path) -> Settings:
-    return make_settings(
-        tmp_path / "aml",
-        backend="azureml",
-        subid="sub-1",
-        resgrp="rg-1",
-        workspace="ws-1",
-        compute_vmsize="Standard_D3_v2",
-        compute_min_nodes=0,
-        compute_max_nodes=3,
-    )
 
 
 @pytest.fixture

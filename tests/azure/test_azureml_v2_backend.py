@@ -32,7 +32,6 @@ from service.schemas import render
 from service.store import Job, JobStore
 from service.worker import Worker
 from tests.azure.fake_aml_v2 import FakeAzureV2
-from tests.conftest import make_settings
 
 SECRET = "s3cr3t-client-value"
 # Every status of the REST JobStatus enum (azure/ai/ml/_restclient/.../_enums.py) and where it lands:
@@ -53,20 +52,6 @@ V2_STATUSES = {
     "Failed": RunStatus.FAILED,
     "Canceled": RunStatus.CANCELED,
 }
-
-
-@pytest.fixture
-def v2_settings(tmp_path: Path) -> Settings:
-    return make_settings(
-        tmp_path / "aml",
-        backend="azureml-v2",
-        subid="sub-1",
-        resgrp="rg-1",
-        workspace="ws-1",
-        compute_vmsize="Standard_D3_v2",
-        compute_min_nodes=0,
-        compute_max_nodes=3,
-    )
 
 
 @pytest.fixture

@@ -10,10 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY, create_autospec, patch
@@ -30,58 +27,10 @@ from amllib.backends.azure.v1 import AzureMLBackend
 from amllib.backends.azure.v2 import AzureMLV2Backend
 from amllib.digest import tree_digest
 from amllib.errors import BackendUnavailable
+from tests.azure.azurite import ACCOUNT, CONTAINER, KEY, Azurite
 from tests.azure.fake_aml import FakeAzure
 from tests.azure.fake_aml_v2 import BLOBSTORE, FakeAzureV2
-from tests.conftest import free_port, make_settings
-
-AZURITE = Path(__file__).resolve().parent.parent / "azurite" / "node_modules" / ".bin" / "azurite-blob"
-ACCOUNT = "devstoreaccount1"
-KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # public
-CONTAINER = "azureml-blobstore"
-
-
-class Azurite:
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/{ACCOUNT}"
-        self.proc = subprocess.Popen(
-            [
-                str(AZURITE),
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                str(self.port),
-                "--location",
-                str(folder),
-                "--disableTelemetry",
-                "--skipApiVersionCheck",
-                "--silent",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("Azurite did not start")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=15)
-
-
-@pytest.fixture
-def azurite(tmp_path: Path) -> Iterator[Azurite]:
-    if not AZURITE.exists():
-        pytest.fail("Azurite is not installed: run ./test.sh (it installs tests/azurite with npm)")
-    emulator = Azurite(tmp_path / "azurite")
-    yield emulator
-    emulator.stop()
+from tests.conftest import make_settings
 
 
 def blob_datastore(azurite: Azurite, *, retries: int = 3) -> AzureBlobDatastore:

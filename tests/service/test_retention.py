@@ -71,6 +71,7 @@ def test_sweep_removes_ended_jobs_and_run_folders_but_keeps_unfinished_work_mode
         found = samples(client.get("/metrics").text)
         assert value(found, "aml_retention_removed_total", what="job") >= 2  # the run and the upload
         assert value(found, "aml_retention_removed_total", what="run_folder") >= 1
+        assert value(found, "aml_retention_removed_total", what="data_version") == 0  # local: the collector's
     service.stop()
     assert "retention sweep (older than" in service.log.read_text()
 

@@ -207,10 +207,14 @@ def new_data_prefix(target: str) -> str:
     version it names) points at its prefix for good, so a later upload can neither change nor mix
     with the files it reads. The training script still gets one folder as --data-path.
     """
-    return f"{target}/{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
+    return f"{target}/{stamp}-{uuid.uuid4().hex[:8]}"
 
 
-_PREFIX_SEGMENT = re.compile(r"/\d{8}T\d{6}Z-[0-9a-f]{8}/?")
+# A prefix new_data_prefix made (seconds only, as the first of them were named, or with microseconds).
+PREFIX_SEGMENT = r"(\d{8}T\d{6})(?:\.(\d{6}))?Z-[0-9a-f]{8}"
+_PREFIX_SEGMENT = re.compile(rf"/{PREFIX_SEGMENT}/?")
 
 
 def datapath_of(source: str) -> str:

@@ -14,10 +14,10 @@ Not proven here: real authentication, cluster provisioning and runs on Azure
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -26,27 +26,22 @@ from amllib.backends.azure.common import (
     DATA_TAG,
     SCALE_DOWN_SECONDS,
     SCRIPT_TAG,
-    check_arrived,
     check_compute_name,
-    checked_source,
     datapath_of,
     map_status,
-    new_data_prefix,
     tail_text,
 )
 from amllib.backends.azure.env import PYTHON_VERSION, TRAINING_PIP_PACKAGES
 from amllib.backends.azure.v1_registry import V1Registry
 from amllib.backends.azure.v1_sdk import Sdk, real_sdk
+from amllib.backends.azure.v1_storage import V1Storage
 from amllib.backends.base import (
-    DataVersion,
-    Progress,
     RunInfo,
     RunSpec,
     RunStatus,
     epoch_seconds,
     parse_script_arguments,
 )
-from amllib.digest import list_files
 from amllib.errors import (
     BackendUnavailable,
     Conflict,
@@ -59,16 +54,11 @@ from amllib.paths import check_name, check_script, safe_relpath
 from amllib.settings import Settings
 
 MOUNT_POINT = "/tmp"
-VERSIONS_FOLDER = ".aml-data-versions"
 LOG_NAMES = ("user_logs/std_log.txt", "azureml-logs/70_driver_log.txt")
 PROCESS_LOG = "user_logs/std_log_process_0.txt"  # a multi-process job writes one per process; the first is read
 
 
-def _version_blob(target: str) -> str:
-    return f"{VERSIONS_FOLDER}/{target}.json"
-
-
-class AzureMLBackend(V1Registry):
+class AzureMLBackend(V1Registry, V1Storage):
     """Backend on an Azure ML workspace."""
 
     name = "azureml"
@@ -110,65 +100,6 @@ class AzureMLBackend(V1Registry):
                     f"{self.settings.resgrp!r}) with {method} auth: {scrub(str(exc))}"
                 ) from exc
         return self._workspace
-
-    # -- datastore -----------------------------------------------------------
-    def upload_data(self, src_dir: Path, *, target_path: str, progress: Progress | None = None) -> DataVersion:
-        """Upload under a prefix of its own, check every blob, then record it as the path's current version.
-
-        upload(overwrite=True) never deletes what an older upload left, so writing the same path
-        again would mix old files with new: each upload gets a new prefix instead (common.new_data_prefix).
-        """
-        target, summary = checked_source(src_dir, target_path)
-        datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
-        prefix = new_data_prefix(target)
-        self._call(
-            f"uploading to {quoted(target)}",
-            datastore.upload,
-            src_dir=str(src_dir),
-            target_path=prefix,
-            overwrite=False,
-            show_progress=False,
-        )
-        check_arrived(prefix, list_files(src_dir), self._blob_sizes(datastore, prefix + "/"))
-        if progress is not None:  # the SDK uploads the folder in one call: the whole of it, at its end
-            progress(summary.bytes)
-        data = DataVersion(path=target, digest=summary.digest, files=summary.files, bytes=summary.bytes)
-        record = datastore.blob_service.get_blob_client(datastore.container_name, _version_blob(target))
-        body = json.dumps({**data.__dict__, "prefix": prefix})
-        self._call("recording the data version", record.upload_blob, body, overwrite=True)
-        return data
-
-    def _record(self, datastore: Any, target: str) -> dict[str, Any] | None:
-        """The version record the last upload left beside (not inside) the data, if any."""
-        record = datastore.blob_service.get_blob_client(datastore.container_name, _version_blob(target))
-        try:
-            return json.loads(
-                self._call(f"reading the data version of {quoted(target)}", record.download_blob).readall()
-            )
-        except NotFound:
-            return None
-
-    def current_data(self, target_path: str) -> DataVersion | None:
-        target = str(safe_relpath(target_path, what="data path"))
-        datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
-        record = self._record(datastore, target)
-        return None if record is None else _data_version(record)
-
-    def list_data(self) -> list[DataVersion]:
-        """The version records uploads left under .aml-data-versions/."""
-        datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
-        found = []
-        for name in sorted(self._blob_sizes(datastore, VERSIONS_FOLDER + "/")):
-            record = self._record(datastore, name.removeprefix(VERSIONS_FOLDER + "/").removesuffix(".json"))
-            if record is not None:
-                found.append(_data_version(record))
-        return found
-
-    def _blob_sizes(self, datastore: Any, prefix: str) -> dict[str, int]:
-        container = datastore.blob_service.get_container_client(datastore.container_name)
-        return self._call(
-            f"listing {quoted(prefix)}", lambda: {b.name: b.size for b in container.list_blobs(name_starts_with=prefix)}
-        )
 
     # -- compute -------------------------------------------------------------
     def ensure_compute(self, name: str) -> str:
@@ -232,7 +163,7 @@ class AzureMLBackend(V1Registry):
         check_name(spec.experiment, what="experiment")
         check_script(self.settings.training_dir, spec.script)
         datapath = str(safe_relpath(spec.datapath, what="datapath"))
-        datastore = self._call("getting the default datastore", self.workspace.get_default_datastore)
+        datastore = self._datastore()
         record = self._record(datastore, datapath)
         # This tool's upload: the version's own prefix, for good. Else the path as another tool left it.
         source = record.get("prefix") or datapath if record else datapath
@@ -246,7 +177,13 @@ class AzureMLBackend(V1Registry):
             arguments=spec.script_arguments(f"{MOUNT_POINT}/{source}"),
             run_config=self.run_configuration(spec, datastore.name, source),
         )
+        prefix = record.get("prefix") if record else None
+        lease = uuid.uuid4().hex  # the run id is Azure's to give: the lease names it once submitted
+        if prefix:
+            self._hold(self._data_container(), prefix, lease, None)
         run = self._call(f"submitting {spec.script}", experiment.submit, config, tags=tags)
+        if prefix:
+            self._hold(self._data_container(), prefix, lease, run.id)
         return run.id
 
     def _run(self, run_id: str) -> Any:
@@ -328,7 +265,3 @@ class AzureMLBackend(V1Registry):
     def list_run_outputs(self, run_id: str) -> list[str]:
         names = self._call(f"listing files of {run_id}", self._run(run_id).get_file_names) or []
         return sorted(n.removeprefix("outputs/") for n in names if n.startswith("outputs/"))
-
-
-def _data_version(record: dict[str, Any]) -> DataVersion:
-    return DataVersion(path=record["path"], digest=record["digest"], files=record["files"], bytes=record["bytes"])

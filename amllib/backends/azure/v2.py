@@ -36,7 +36,7 @@ from amllib.backends.azure.common import (
 )
 from amllib.backends.azure.env import PYTHON_VERSION, TRAINING_PIP_PACKAGES
 from amllib.backends.azure.v2_registry import V2Registry
-from amllib.backends.azure.v2_storage import V2Storage, _account_url, asset_name
+from amllib.backends.azure.v2_storage import V2Storage, _account_url, asset_name, prefix_of
 from amllib.backends.base import (
     RunInfo,
     RunSpec,
@@ -221,6 +221,8 @@ class AzureMLV2Backend(V2Registry, V2Storage):
             experiment_name=spec.experiment,
             tags=tags,
         )
+        if data is not None and prefix_of(asset.path):  # the job holds its data version (data_versions)
+            self._hold(container, prefix_of(asset.path), job.name, job.name)
         try:
             created = self._call(f"submitting {spec.script}", self.client.jobs.create_or_update, job)
         except Conflict:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from amllib.backends.azure.auth import choose_credential
-from amllib.backends.azure.common import AzureBackend, check_arrived, checked_source, new_data_prefix, tail_text
+from amllib.backends.azure.common import check_arrived, checked_source, new_data_prefix, tail_text
+from amllib.backends.azure.data_versions import DataLeases
 from amllib.backends.base import DataVersion, Progress, whole_lines
 from amllib.digest import list_files
 from amllib.errors import NotFound, quoted
@@ -32,7 +33,7 @@ def asset_name(path: str) -> str:
     return cleaned if cleaned == path else f"{cleaned}-{hashlib.sha256(path.encode()).hexdigest()[:8]}"
 
 
-class V2Storage(AzureBackend):
+class V2Storage(DataLeases):
     """Datastore, Data assets and artifact-store reads of the v2 backend (client and settings come with it)."""
 
     client: Any
@@ -129,6 +130,23 @@ class V2Storage(AzureBackend):
         except NotFound:
             return None
 
+    # -- leases (data_versions) --------------------------------------------------
+    def _data_container(self) -> Any:
+        return self._container()[1]
+
+    def _data_paths(self) -> list[tuple[str, str | None]]:
+        names = self._call("listing data assets", lambda: [asset.name for asset in self.client.data.list()])
+        assets = [asset for asset in map(self._latest_asset, names) if asset is not None and self._data_version(asset)]
+        return [(asset.tags[PATH_TAG], prefix_of(asset.path)) for asset in assets]
+
+    def _forget_prefix(self, path: str, prefix: str) -> None:
+        """Archive the Data asset versions naming it: a job that named one keeps its record, nobody picks it anew."""
+        name = asset_name(path)
+        versions = self._call(f"listing versions of data {name}", lambda: list(self.client.data.list(name=name)))
+        for version in versions:
+            if prefix_of(version.path) == prefix:
+                self._call(f"archiving data {name}:{version.version}", self.client.data.archive, name, version.version)
+
     def _log_blob(self, run_id: str) -> Any:
         """std_log.txt, or a multi-process job's first process log when that is what it wrote."""
         _, container = self._container(ARTIFACT_STORE)
@@ -167,6 +185,13 @@ class V2Storage(AzureBackend):
         _, container = self._container(ARTIFACT_STORE)
         prefix = f"ExperimentRun/dcid.{run_id}/outputs/"
         return sorted(name.removeprefix(prefix) for name in self._blobs(container, prefix))
+
+
+def prefix_of(uri: str | None) -> str | None:
+    """The datastore path of an azureml://[subscriptions/.../workspaces/<ws>/]datastores/<name>/paths/<path>/ URI
+    (None for another form). Azure answers with the long form whichever one was registered (data_version.json)."""
+    head, found, path = (uri or "").partition("/paths/")
+    return path.rstrip("/") if found and head.startswith("azureml://") and "datastores/" in head else None
 
 
 def _upload_file(container: Any, name: str, path: Path) -> None:

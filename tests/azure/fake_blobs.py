@@ -1,0 +1,71 @@
+"""A blob container on a folder for both Azure fakes: the ContainerClient calls the backends make, as Azure answers.
+
+As azure-storage-blob's ContainerClient: upload_blob refuses an existing blob unless overwrite=True
+(ResourceExistsError), download_blob and delete_blob of a missing blob raise ResourceNotFoundError,
+walk_blobs with a delimiter yields the "folders" right under the prefix as BlobPrefix items whose
+names end with the delimiter, then the blobs at that level.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+
+from amllib.digest import list_files
+
+
+def blobs_in(folder: Path, prefix: str | None) -> list[SimpleNamespace]:
+    files = list_files(folder) if folder.is_dir() else []
+    return [SimpleNamespace(name=rel, size=full.stat().st_size) for rel, full in files if rel.startswith(prefix or "")]
+
+
+def on_folder(client: Any, folder: Path) -> Any:
+    """Give an autospec ContainerClient the blob calls, kept in `folder`."""
+
+    def upload_blob(name: str, data: Any, blob_type: Any = None, length: Any = None, **kw: Any) -> Any:
+        target = folder / name
+        if target.exists() and not kw.get("overwrite"):
+            raise ResourceExistsError(message=f"The specified blob already exists: {name}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        body = data.read() if hasattr(data, "read") else data
+        target.write_bytes(body.encode() if isinstance(body, str) else body)
+        return {}
+
+    def download_blob(blob: str, offset: Any = None, length: Any = None, **kw: Any) -> Any:
+        path = folder / blob
+        if not path.is_file():
+            raise ResourceNotFoundError(message=f"The specified blob does not exist: {blob}")
+        return SimpleNamespace(readall=path.read_bytes)
+
+    def delete_blob(blob: str, delete_snapshots: Any = None, **kw: Any) -> None:
+        path = folder / blob
+        if not path.is_file():
+            raise ResourceNotFoundError(message=f"The specified blob does not exist: {blob}")
+        path.unlink()
+        for parent in path.parents:  # blob storage has no folders: one with no blob left is gone
+            if parent == folder or any(parent.iterdir()):
+                break
+            parent.rmdir()
+
+    def walk_blobs(name_starts_with: str | None = None, include: Any = None, delimiter: str = "/", **kw: Any) -> list:
+        prefix, seen, found = name_starts_with or "", set(), []
+        for blob in blobs_in(folder, prefix):
+            rest = blob.name[len(prefix) :]
+            if delimiter in rest:
+                sub = prefix + rest.split(delimiter, 1)[0] + delimiter
+                if sub not in seen:
+                    seen.add(sub)
+                    found.append(SimpleNamespace(name=sub, prefix=sub))
+            else:
+                found.append(blob)
+        return found
+
+    client.upload_blob.side_effect = upload_blob
+    client.download_blob.side_effect = download_blob
+    client.delete_blob.side_effect = delete_blob
+    client.walk_blobs.side_effect = walk_blobs
+    client.list_blobs.side_effect = lambda name_starts_with=None, include=None, **kw: blobs_in(folder, name_starts_with)
+    return client
