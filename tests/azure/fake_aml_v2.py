@@ -26,6 +26,7 @@ from types import SimpleNamespace
 from typing import Any
 from unittest.mock import create_autospec
 
+from azure.ai.ml import Input
 from azure.ai.ml.entities import (
     AccountKeyConfiguration,
     AmlCompute,
@@ -33,6 +34,7 @@ from azure.ai.ml.entities import (
     CommandJob,
     Data,
     Environment,
+    Job,
     Model,
     SystemData,
     Workspace,
@@ -266,25 +268,31 @@ class FakeAzureV2:
             tags=dict(job.tags),
             command=job.command,
             compute=job.compute,
+            inputs={"data": Input(type="uri_folder", path=path, mode="download")},
             creation_context=SystemData(created_at=datetime.now(UTC)),
         )
         return self._get_job(job.name)
 
-    def _get_job(self, name: str) -> CommandJob:
+    def _get_job(self, name: str) -> Any:
+        """As jobs.get answers: the REST job parsed by the SDK's own Job._from_rest_object, so a `Command`
+        (not the CommandJob that was submitted), as the replayed SDK shows (test_v2_replay.py)."""
         if name not in self.jobs:
             raise not_found(f"job {name}")
         entity = self.jobs[name]
         status = self.status_override.get(name) or V2_STATUS[self.cloud.get_run(self.runs[name]).status]
-        return CommandJob(
+        rest = CommandJob(
             name=name,
-            status=status,
             display_name=entity.display_name,
             experiment_name=entity.experiment_name,
             tags=dict(entity.tags),
             command=entity.command,
             compute=entity.compute,
-            creation_context=entity.creation_context,
-        )
+            inputs=entity.inputs,
+            environment="azureml:CliV2AnonymousEnvironment:1",
+        )._to_rest_object()
+        rest.properties.status = status
+        rest.system_data = entity.creation_context._to_rest_object()
+        return Job._from_rest_object(rest)
 
     def _cancel(self, name: str, **kw: Any) -> Any:
         if name not in self.jobs:

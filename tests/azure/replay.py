@@ -30,6 +30,7 @@ ARM = (
     f"/providers/Microsoft.MachineLearningServices/workspaces/{WORKSPACE}"
 )
 Answer = tuple[int, Any]
+REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 409: "Conflict"}
 
 
 def recorded(name: str) -> Any:
@@ -41,6 +42,18 @@ def not_found(what: str) -> Answer:
     body = recorded("error_model_not_found")
     body["error"]["details"][0]["message"] = f"{what} not found."
     return 404, body
+
+
+def no_artifacts() -> dict[str, Any]:
+    """Azure's answer to a model registered from a job output with no files there. No recording of it was
+    found; the envelope is the recorded one (error_model_not_found.json), the code and message are Azure's
+    as users quote them: "(NoMatchingArtifactsFoundFromJob) No artifacts matching outputs found from Job"."""
+    body = recorded("error_model_not_found")
+    body["error"]["code"] = "UserError"
+    body["error"]["message"] = "No artifacts matching outputs found from Job"
+    detail = {"code": "NoMatchingArtifactsFoundFromJob", "message": body["error"]["message"], "details": []}
+    body["error"]["details"] = [{**detail, "additionalInfo": []}]
+    return body
 
 
 class StaticCredential:
@@ -59,6 +72,7 @@ class Workspace:
         self.computes: set[str] = set()
         self.data: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, str]] = []
+        self.requests_bodies: dict[str, Any] = {}
         self.routes: list[tuple[str, re.Pattern[str], Callable[..., Answer]]] = [
             ("GET", re.compile(rf"{ARM}/jobs/([^/]+)"), self.get_job),
             ("GET", re.compile(rf"{ARM}/datastores"), self.list_datastores),
@@ -70,7 +84,17 @@ class Workspace:
             ("GET", re.compile(rf"{ARM}/data/([^/]+)"), self.get_data_container),
             ("PUT", re.compile(rf"{ARM}/data/([^/]+)/versions/([^/]+)"), self.put_data_version),
             ("GET", re.compile(rf"{ARM}/data/([^/]+)/versions/([^/]+)"), self.get_data_version),
+            ("GET", re.compile(rf"{ARM}/models/([^/]+)/versions/([^/]+)"), self.get_model_version),
+            ("GET", re.compile(rf"{ARM}/codes/([^/]+)/versions"), self.list_code_versions),
+            ("POST", re.compile(rf"{ARM}/codes/([^/]+)/versions/([^/]+)/startPendingUpload"), self.start_upload),
+            ("PUT", re.compile(rf"{ARM}/codes/([^/]+)/versions/([^/]+)"), self.put_code_version),
+            ("GET", re.compile(rf"{ARM}/codes/([^/]+)/versions/([^/]+)"), self.get_code_version),
+            ("PUT", re.compile(rf"{ARM}/environments/([^/]+)/versions/([^/]+)"), self.put_environment_version),
+            ("PUT", re.compile(rf"{ARM}/jobs/([^/]+)"), self.put_job),
         ]
+        self.upload_sas: str | None = None  # where startPendingUpload sends code blobs (a container SAS URL)
+        self.codes: dict[str, dict[str, Any]] = {}
+        self.job_outputs: set[str] = set()  # jobs whose outputs/ reached the artifact store
 
     def add_job(self, name: str, *, status: str = "Preparing", tags: dict[str, str] | None = None) -> None:
         body = copy.deepcopy(recorded("job_command_preparing"))
@@ -125,6 +149,9 @@ class Workspace:
         if any(v["name"] == version for v in self.models.get(name, [])):
             return 409, {"error": {"code": "UserError", "message": f"Model {name}:{version} already exists."}}
         props = body["properties"]
+        job = re.fullmatch(r"azureml://jobs/([^/]+)/outputs/artifacts/paths/outputs/?", props.get("modelUri") or "")
+        if job and job.group(1) not in self.job_outputs:
+            return 400, no_artifacts()
         self.add_model_version(
             name, int(version), tags=props.get("tags") or {}, properties=props.get("properties") or {}
         )
@@ -162,6 +189,68 @@ class Workspace:
         found = [v for v in self.data.get(name, []) if v["name"] == version]
         return (200, found[0]) if found else not_found(f"Data {name}:{version}")
 
+    def get_model_version(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        name, version = match.group(1), match.group(2)
+        found = [v for v in self.models.get(name, []) if v["name"] == version]
+        return (200, found[0]) if found else not_found(f"Model {name}:{version}")
+
+    def list_code_versions(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        """By content hash (the SDK's check for an identical snapshot): none the first time."""
+        wanted = (query.get("hash") or [""])[0]
+        same = [c for c in self.codes.values() if c["properties"]["properties"].get("hash_sha256") == wanted]
+        return 200, {"value": same}
+
+    def start_upload(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        """The recorded answer, its SAS and blob URIs pointed at the test's container (Azurite)."""
+        assert body == {"pendingUploadType": "TemporaryBlobReference"}, body
+        answer = copy.deepcopy(recorded("code_start_pending_upload"))
+        if self.upload_sas:
+            reference = answer["blobReferenceForConsumption"]
+            reference["credential"]["sasUri"] = self.upload_sas
+            reference["blobUri"] = self.upload_sas.split("?", 1)[0]
+        return 200, answer
+
+    def put_code_version(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        name, version = match.group(1), match.group(2)
+        made = copy.deepcopy(recorded("code_version"))
+        made["id"], made["name"] = f"{ARM}/codes/{name}/versions/{version}", version
+        props = body["properties"]
+        made["properties"].update(
+            codeUri=props["codeUri"], properties=props.get("properties") or {}, isAnonymous=props.get("isAnonymous")
+        )
+        self.codes[made["id"]] = made
+        return 201, made
+
+    def get_code_version(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        found = self.codes.get(f"{ARM}/codes/{match.group(1)}/versions/{match.group(2)}")
+        return (200, found) if found else not_found(f"Code {match.group(1)}:{match.group(2)}")
+
+    def put_environment_version(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        name, version = match.group(1), match.group(2)
+        made = copy.deepcopy(recorded("environment_version"))
+        made["id"], made["name"] = f"{ARM}/environments/{name}/versions/{version}", version
+        props = body["properties"]
+        made["properties"].update(
+            image=props.get("image"), condaFile=props.get("condaFile"), isAnonymous=props.get("isAnonymous")
+        )
+        return 201, made
+
+    def put_job(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        """A new command job, shaped as the recorded one; an unknown compute is the recorded 400."""
+        name, props = match.group(1), body["properties"]
+        compute = (props.get("computeId") or "").rsplit("/", 1)[-1]
+        if compute not in self.computes:
+            error = copy.deepcopy(recorded("error_unknown_compute"))
+            error["error"]["message"] = f"Unknown compute target '{compute}'."
+            return 400, error
+        self.add_job(name, status="NotStarted", tags=props.get("tags") or {})
+        made = self.jobs[name]["properties"]
+        for key in ("displayName", "experimentName", "command", "computeId", "codeId", "environmentId", "inputs"):
+            made[key] = props.get(key)
+        made["properties"] = props.get("properties") or {}
+        self.requests_bodies[name] = body
+        return 201, self.jobs[name]
+
     # -- the wire ----------------------------------------------------------------------
     def answer(self, method: str, url: str, data: Any) -> requests.Response:
         parts = urlsplit(url)
@@ -175,7 +264,7 @@ class Workspace:
                 break
         response = requests.Response()
         response.status_code = status
-        response.reason = {200: "OK", 201: "Created", 404: "Not Found", 409: "Conflict"}.get(status, "Error")
+        response.reason = REASONS.get(status, "Error")
         response._content = json.dumps(payload).encode()
         response.raw = io.BytesIO(response._content)
         response.headers["Content-Type"] = "application/json; charset=utf-8"

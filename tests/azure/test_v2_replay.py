@@ -7,14 +7,16 @@ envelopes (a 404 `UserError` becomes ResourceNotFoundError) meet our backend as 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from amllib.backends.azure.v2 import AzureMLV2Backend
-from amllib.backends.base import RunStatus
+from amllib.backends.base import RunSpec, RunStatus
 from amllib.errors import InvalidInput, RunNotFound
+from tests.azure.azurite import ACCOUNT, KEY, Azurite
 from tests.azure.replay import ARM, Workspace, ml_client
 from tests.conftest import make_settings
 
@@ -148,3 +150,118 @@ def test_data_versions_through_the_real_sdk(tmp_path: Path, workspace: Workspace
     uris = [v["properties"]["dataUri"] for v in versions]
     assert uris[0] != uris[1] and all("/paths/titanic-data/" in u for u in uris)  # each its own prefix
     assert ("PUT", f"{ARM}/data/titanic-data/versions/2") in workspace.requests
+
+
+# -- job create and model create: the SDK's own code upload goes to Azurite --------------------------------
+
+
+def code_upload_sas(azurite: Azurite) -> str:
+    """A container SAS on the emulator, as startPendingUpload hands out one on the workspace's storage."""
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import ContainerClient, ContainerSasPermissions, generate_container_sas
+
+    ContainerClient(azurite.url, "code-upload", credential=KEY).create_container()
+    sas = generate_container_sas(
+        ACCOUNT,
+        "code-upload",
+        account_key=KEY,
+        permission=ContainerSasPermissions(read=True, create=True, write=True, list=True),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
+    )
+    return f"{azurite.url}/code-upload?{sas}"
+
+
+class AzuriteContainers(Containers):
+    """The datastores' containers on the emulator: the one redirect is the account's address and key."""
+
+    def __init__(self, azurite: Azurite) -> None:
+        super().__init__()
+        self.azurite = azurite
+
+    def __call__(self, account_url: str, container_name: str, credential: Any = None) -> Any:
+        from azure.core.exceptions import ResourceExistsError
+        from azure.storage.blob import ContainerClient
+
+        self.made.append((account_url, container_name, credential))
+        client = ContainerClient(self.azurite.url, container_name, credential=KEY)
+        with contextlib.suppress(ResourceExistsError):
+            client.create_container()
+        return client
+
+
+@pytest.fixture
+def submitted(
+    tmp_path: Path, workspace: Workspace, azurite: Azurite, data_dir: Path
+) -> tuple[AzureMLV2Backend, AzuriteContainers]:
+    settings = make_settings(tmp_path / "aml", backend="azureml-v2", subid="sub", resgrp="rg", workspace="ws")
+    containers = AzuriteContainers(azurite)
+    backend = AzureMLV2Backend(settings, client=ml_client(workspace), container_client=containers, retry_delay=0.0)
+    workspace.upload_sas = code_upload_sas(azurite)
+    workspace.computes.add("cpu-cluster")
+    backend.upload_data(data_dir, target_path="titanic-data")
+    return backend, containers
+
+
+def run_spec(**kwargs: Any) -> RunSpec:
+    values = {
+        "script": "mlflow_logging.py",
+        "experiment": "titanic",
+        "datapath": "titanic-data",
+        "compute": "cpu-cluster",
+        "estimators": 5,
+        "tags": {"job_id": "run_1"},
+    }
+    return RunSpec(**{**values, **kwargs})
+
+
+def test_a_submit_uploads_the_code_with_the_sdk_and_creates_the_command_job(
+    submitted: tuple[AzureMLV2Backend, AzuriteContainers], workspace: Workspace, azurite: Azurite
+) -> None:
+    backend, _ = submitted
+    run_id = backend.submit_run(run_spec())
+    assert run_id == "azml-run_1"
+    sent = workspace.requests_bodies[run_id]["properties"]
+    assert sent["jobType"] == "Command" and sent["experimentName"] == "titanic"
+    assert sent["command"].startswith("python mlflow_logging.py ") and "${{inputs.data}}" in sent["command"]
+    data_input = sent["inputs"]["data"]  # the SDK resolved azureml:titanic-data:1 to the asset version's ARM id
+    assert data_input["uri"] == f"{ARM}/data/titanic-data/versions/1" and data_input["mode"] == "Download"
+    assert sent["tags"]["job_id"] == "run_1" and sent["tags"]["azml_estimators"] == "5"
+    assert "/codes/" in sent["codeId"] and "/environments/" in sent["environmentId"]
+    # the SDK uploaded the training folder itself, through the SAS the workspace gave it
+    from azure.storage.blob import ContainerClient
+
+    uploaded = {b.name for b in ContainerClient(azurite.url, "code-upload", credential=KEY).list_blobs()}
+    assert "mlflow_logging.py" in {name.rsplit("/", 1)[-1] for name in uploaded}, uploaded
+    info = backend.get_run(run_id)
+    assert info.status == RunStatus.QUEUED and info.estimators == 5 and info.datapath == "titanic-data"
+    # the job holds its data version (data_versions): a lease naming it beside the data
+    leases = [b.name for b in backend._container()[1].list_blobs(name_starts_with=".aml-data-leases/titanic-data/")]
+    assert len(leases) == 1 and leases[0].endswith("/azml-run_1")
+
+
+def test_an_unknown_compute_is_azures_400_as_invalid_input(
+    submitted: tuple[AzureMLV2Backend, AzuriteContainers], workspace: Workspace
+) -> None:
+    backend, _ = submitted
+    with pytest.raises(InvalidInput, match="Unknown compute target 'gpu-cluster'"):
+        backend.submit_run(run_spec(compute="gpu-cluster"))
+    assert "azml-run_1" not in workspace.jobs
+
+
+def test_a_model_from_a_job_with_no_artifacts_is_refused_then_registered_once_they_are_there(
+    submitted: tuple[AzureMLV2Backend, AzuriteContainers], workspace: Workspace
+) -> None:
+    backend, _ = submitted
+    run_id = backend.submit_run(run_spec())
+    workspace.jobs[run_id]["properties"]["status"] = "Completed"
+    artifacts = backend._container("workspaceartifactstore")[1]
+    artifacts.upload_blob(f"ExperimentRun/dcid.{run_id}/outputs/model.pkl", b"model")  # Azure has not indexed it
+    with pytest.raises(InvalidInput, match="No artifacts matching outputs found from Job"):
+        backend.register_model(run_id=run_id, model_name="titanic", tags={"accuracy": 0.8})
+    assert "titanic" not in workspace.models
+    workspace.job_outputs.add(run_id)
+    made = backend.register_model(run_id=run_id, model_name="titanic", tags={"accuracy": 0.8})
+    assert (made.version, made.run_id, made.tags["accuracy"]) == (1, run_id, 0.8)
+    again = backend.register_model(run_id=run_id, model_name="titanic", tags={"accuracy": 0.8})
+    assert again.version == 1 and len(workspace.models["titanic"]) == 1  # once per run
