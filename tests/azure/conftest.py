@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from amllib.backends.base import RunSpec
 from amllib.settings import Settings
 from tests.azure.azurite import AZURITE, Azurite
 from tests.conftest import make_settings
@@ -24,6 +25,12 @@ def workspace_settings(root: Path, backend: str) -> Settings:
         compute_min_nodes=0,
         compute_max_nodes=3,
     )
+
+
+def spec_for(script: str, **kwargs: object) -> RunSpec:
+    """A run of `script` (in tests/fixtures/training) on test-data, with any field replaced."""
+    values = {"script": script, "experiment": "tests", "datapath": "test-data", "compute": "cluster"}
+    return RunSpec(**{**values, **kwargs})
 
 
 @pytest.fixture

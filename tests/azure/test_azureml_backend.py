@@ -17,6 +17,7 @@ from amllib.backends.base import RunSpec, RunStatus
 from amllib.errors import BackendUnavailable, ConfigError, Conflict, InvalidInput
 from amllib.settings import Settings
 from amllib.training import finish_run
+from tests.azure.conftest import spec_for
 from tests.azure.fake_aml import FakeAzure
 
 SECRET = "s3cr3t-client-value"
@@ -33,8 +34,7 @@ def backend(fake: FakeAzure, azure_settings: Settings) -> AzureMLBackend:
 
 
 def spec(**kwargs: object) -> RunSpec:
-    values = {"script": "aml_v1_logging.py", "experiment": "tests", "datapath": "test-data", "compute": "cluster"}
-    return RunSpec(**{**values, **kwargs})
+    return spec_for("aml_v1_logging.py", **kwargs)
 
 
 class Failing(Exception):

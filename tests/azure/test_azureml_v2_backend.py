@@ -31,6 +31,7 @@ from service.jobs import Jobs
 from service.schemas import render
 from service.store import Job, JobStore
 from service.worker import Worker
+from tests.azure.conftest import spec_for
 from tests.azure.fake_aml_v2 import FakeAzureV2
 
 SECRET = "s3cr3t-client-value"
@@ -65,8 +66,7 @@ def backend(fake: FakeAzureV2, v2_settings: Settings) -> AzureMLV2Backend:
 
 
 def spec(**kwargs: object) -> RunSpec:
-    values = {"script": "mlflow_logging.py", "experiment": "tests", "datapath": "test-data", "compute": "cluster"}
-    return RunSpec(**{**values, **kwargs})
+    return spec_for("mlflow_logging.py", **kwargs)
 
 
 def test_the_mapping_covers_every_v2_status_and_never_ends_a_run_that_can_go_on() -> None:

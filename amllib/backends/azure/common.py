@@ -154,8 +154,14 @@ class AzureBackend(Backend):
     """The part of both Azure backends that is the same: calls retried and mapped, and the shared checks."""
 
     settings: Settings
-    retry_delay: float
     method: str = "the given client"  # how this backend authenticates, for error messages
+
+    compute_timeout_minutes = 20  # how long a new cluster may take to be ready
+
+    def __init__(self, settings: Settings, *, retry_delay: float) -> None:
+        """retry_delay: the first back-off of with_retry (tests use 0)."""
+        self.settings = settings
+        self.retry_delay = retry_delay
 
     def _call(self, what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """fn(...) with transient failures retried, and the SDKs' exceptions turned into ours."""

@@ -70,13 +70,10 @@ class AzureMLBackend(V1Registry, V1Storage):
         workspace: Any = None,
         sdk: Sdk | None = None,
         retry_delay: float = 1.0,
-        compute_timeout_minutes: int = 20,
     ) -> None:
-        self.settings = settings
+        super().__init__(settings, retry_delay=retry_delay)
         self.sdk = sdk or real_sdk()
         self._workspace = workspace
-        self.retry_delay = retry_delay
-        self.compute_timeout_minutes = compute_timeout_minutes
 
     @property
     def workspace(self) -> Any:

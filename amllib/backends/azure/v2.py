@@ -83,18 +83,15 @@ class AzureMLV2Backend(V2Registry, V2Storage):
         account_url: Callable[[Any], str] | None = None,
         container_client: Callable[..., Any] | None = None,
         retry_delay: float = 1.0,
-        compute_timeout_minutes: int = 20,
     ) -> None:
         """client: an MLClient (built from the settings when None); mlflow_client: an MlflowClient
         on the workspace's tracking URI (built on first use); account_url(datastore): where its blobs
         are (tests point it at Azurite); container_client: azure.storage.blob.ContainerClient's place."""
-        self.settings = settings
+        super().__init__(settings, retry_delay=retry_delay)
         self._client = client
         self._mlflow = mlflow_client
         self._account_url = account_url or _account_url
         self._container_client = container_client
-        self.retry_delay = retry_delay
-        self.compute_timeout_minutes = compute_timeout_minutes
         self._register_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
