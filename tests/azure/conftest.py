@@ -27,9 +27,9 @@ def workspace_settings(root: Path, backend: str) -> Settings:
     )
 
 
-def spec_for(script: str, **kwargs: object) -> RunSpec:
-    """A run of `script` (in tests/fixtures/training) on test-data, with any field replaced."""
-    values = {"script": script, "experiment": "tests", "datapath": "test-data", "compute": "cluster"}
+def spec_for(default_script: str, **kwargs: object) -> RunSpec:
+    """A run of a script in tests/fixtures/training on test-data, with any field (the script too) replaced."""
+    values = {"script": default_script, "experiment": "tests", "datapath": "test-data", "compute": "cluster"}
     return RunSpec(**{**values, **kwargs})
 
 
