@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up what the tests need if it is missing (virtualenv and requirements, the Azurite emulator
 # from npm, Debian's Chromium and wrk for the dashboard tests and the benchmarks' smoke runs), then
-# lint and run every test.
+# lint, type-check and run every test.
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/setup-venv.sh requirements-dev.txt
@@ -18,4 +18,13 @@ if [ -n "$missing" ]; then
 fi
 ruff check .
 hadolint Dockerfile
+# Types: mypy from a virtualenv of its own (requirements-typecheck.txt says why), reading this project's packages.
+typecheck=.venv-typecheck
+want=$(sha256sum requirements-typecheck.txt | cut -d' ' -f1)
+if [ "$(cat "$typecheck/.installed" 2>/dev/null)" != "$want" ]; then
+  rm -rf "$typecheck" && python3 -m venv "$typecheck"
+  "$typecheck/bin/pip" install --quiet -r requirements-typecheck.txt
+  echo "$want" > "$typecheck/.installed"
+fi
+"$typecheck/bin/mypy" --python-executable .venv/bin/python
 exec python -m pytest "$@"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from amllib.errors import InvalidInput, UnsafePath, quoted
@@ -101,7 +102,7 @@ MAX_SCRIPT_ARGS = 50
 MAX_ARG_VALUE = 4096
 
 
-def check_script_args(args: dict[str, object]) -> None:
+def check_script_args(args: Mapping[str, object]) -> None:
     """Extra script arguments: plain names, short values, and none that sets an option the service sets.
 
     argparse takes any unambiguous prefix of an option (`--data` for `--data-path`) and

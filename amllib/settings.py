@@ -222,7 +222,7 @@ def load_settings(**overrides: object) -> Settings:
     from pydantic import ValidationError
 
     try:
-        return Settings(**overrides)
+        return Settings.model_validate(overrides)
     except ValidationError as exc:
         problems = [f"AZML_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()]
         raise ConfigError("invalid settings: " + "; ".join(problems)) from exc

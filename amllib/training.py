@@ -30,11 +30,17 @@ def spec_from_settings(
 ) -> RunSpec:
     """A RunSpec from AZML_SCRIPT, AZML_EXPERIMENT, AZML_DATAPATH and AZML_COMPUTE_NAME."""
     settings.require(*RUN_VARIABLES)
+    script, experiment, datapath, compute = (
+        str(settings.script),
+        str(settings.experiment),
+        str(settings.datapath),
+        str(settings.compute_name),
+    )
     return RunSpec(
-        script=settings.script,
-        experiment=settings.experiment,
-        datapath=settings.datapath,
-        compute=settings.compute_name,
+        script=script,
+        experiment=experiment,
+        datapath=datapath,
+        compute=compute,
         estimators=estimators,
         args=dict(args or {}),
         tags={STARTED_BY: started_by} if started_by else {},

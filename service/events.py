@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
@@ -128,9 +128,12 @@ class EventFeed:
                 yield sse(ident(after), "reset", '{"reason": "the event id was ahead of the newest; reload"}')
             last, woken, quiet_since = after, False, time.monotonic()
             while True:
-                rows = self._from_window(last, job_id) if woken else None
-                if rows is None:
-                    rows = await self._read(self.store.events_after, last, job_id=job_id, limit=BATCH)
+                window = self._from_window(last, job_id) if woken else None
+                rows = (
+                    window
+                    if window is not None
+                    else await self._read(self.store.events_after, last, job_id=job_id, limit=BATCH)
+                )
                 chunk = b"".join(await extra(last)) if extra else b""  # read before the rows: the run's last lines
                 chunk += b"".join(sse(ident(seq), topic, data) for seq, topic, data in rows)
                 if rows:
@@ -168,11 +171,11 @@ def sse(event_id: str, event: str, data: str) -> bytes:
 class Disconnect:
     """Tells when the client went away: one task waits for the ASGI disconnect instead of polling for it."""
 
-    def __init__(self, receive: Callable[[], Awaitable[dict]]) -> None:
+    def __init__(self, receive: Callable[[], Awaitable[MutableMapping[str, Any]]]) -> None:
         self.gone = False
         self._task = asyncio.create_task(self._wait(receive))
 
-    async def _wait(self, receive: Callable[[], Awaitable[dict]]) -> None:
+    async def _wait(self, receive: Callable[[], Awaitable[MutableMapping[str, Any]]]) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
         self.gone = True

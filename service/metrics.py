@@ -232,7 +232,7 @@ router = APIRouter(tags=["operations"])
     "/metrics",
     response_class=PlainTextResponse,
     summary="Prometheus metrics (text format); a read token is enough",
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}} | errors(404, json_route=False),
+    responses=errors(404, json_route=False, ok={"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}),
 )
 async def metrics(request: Request) -> Response:
     found: ServiceMetrics | None = request.app.state.metrics

@@ -87,10 +87,13 @@ _ERRORS = {
 _AFTER_WAIT = (400, 404, 409, 422, 502)
 
 
-def errors(*statuses: int, json_route: bool = True) -> dict[int | str, dict[str, Any]]:
+def errors(
+    *statuses: int, json_route: bool = True, ok: dict[str, Any] | None = None
+) -> dict[int | str, dict[str, Any]]:
     """The listed error statuses, plus 400 (Host), 401/403/429 (every route but /healthz), 422 (every parameter).
 
-    A route whose own answers are not JSON (logs) names the error body's media type itself.
+    A route whose own answers are not JSON (logs) names the error body's media type itself; `ok`
+    describes its 200 answer, listed first.
     """
     wanted = sorted({400, 401, 403, 422, 429, *statuses})
     body: dict[str, Any] = (
@@ -98,7 +101,8 @@ def errors(*statuses: int, json_route: bool = True) -> dict[int | str, dict[str,
         if json_route
         else {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
     )
-    return {status: {**body, "description": _ERRORS[status]} for status in wanted}
+    found: dict[int | str, dict[str, Any]] = {200: ok} if ok is not None else {}
+    return found | {status: {**body, "description": _ERRORS[status]} for status in wanted}
 
 
 def job(model: type[BaseModel], *, accepted: bool) -> dict[int | str, dict[str, Any]]:
@@ -114,7 +118,8 @@ BODY_ERRORS = (408, 413)
 
 def page_of(model: type[BaseModel]) -> type[BaseModel]:
     """A page of jobs, newest first; next_cursor fetches the following page."""
-    return create_model(f"{model.__name__}Page", items=(list[model], ...), next_cursor=(str | None, None))
+    items: Any = list[model]  # type: ignore[valid-type]  # a model made at run time, as create_model wants
+    return create_model(f"{model.__name__}Page", items=(items, ...), next_cursor=(str | None, None))
 
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}

@@ -15,14 +15,16 @@ and the importer never brings a swept run back.
 
 from __future__ import annotations
 
+import functools
 import logging
+import sqlite3
 import time
 from collections import Counter
 from typing import Any
 
 from service.jobs import TERMINAL_NAMES
 from service.periodic import every
-from service.store import JobStore
+from service.store import Job, JobStore
 
 log = logging.getLogger("service")
 DAY = 86400.0
@@ -51,9 +53,7 @@ class RetentionSweep:
         cutoff, backend, call = self.cutoff, self.worker.backend, self.worker.call
         removed["run_folder"] += await self._discard(self.store.undiscarded_runs())  # left by a kill
         while batch := self.store.expired(TERMINAL_NAMES, ended_before=cutoff):
-            gone = await self.store.write(
-                lambda db, batch=batch: JobStore.remove_jobs(db, batch, terminal=TERMINAL_NAMES, now=time.time())
-            )
+            gone = await self.store.write(functools.partial(_remove, batch))
             removed["job"] += len(gone)
             removed["run_folder"] += await self._discard([job.backend_run_id for job in gone if job.backend_run_id])
             if len(gone) < len(batch):
@@ -75,9 +75,9 @@ class RetentionSweep:
         count = 0
         for run_id in run_ids:
             if record:  # a run no job owned: recorded first, so the importer cannot bring it back meanwhile
-                await self.store.write(lambda db, r=run_id: JobStore.record_swept(db, r, now=time.time()))
+                await self.store.write(functools.partial(_record_swept, run_id))
             count += bool(await self.worker.call(self.worker.backend.discard_run, run_id))
-            await self.store.write(lambda db, r=run_id: JobStore.mark_discarded(db, r))
+            await self.store.write(functools.partial(JobStore.mark_discarded, run_id=run_id))
         return count
 
     def _report(self, removed: Counter[str]) -> None:
@@ -87,3 +87,11 @@ class RetentionSweep:
         if any(removed.values()):
             summary = ", ".join(f"{count} {what.replace('_', ' ')}(s)" for what, count in sorted(removed.items()))
             log.info("retention sweep (older than %g days) removed %s", self.days, summary)
+
+
+def _remove(batch: list[Job], db: sqlite3.Connection) -> list[Job]:
+    return JobStore.remove_jobs(db, batch, terminal=TERMINAL_NAMES, now=time.time())
+
+
+def _record_swept(run_id: str, db: sqlite3.Connection) -> None:
+    JobStore.record_swept(db, run_id, now=time.time())

@@ -211,7 +211,7 @@ class JobStore:
         job = Job.from_row(row) if row else None
         return job if job and (kind is None or job.kind == kind) else None
 
-    def list(
+    def page(
         self,
         kind: str,
         *,
@@ -225,7 +225,8 @@ class JobStore:
     ) -> list[Job]:
         """Jobs of a kind, newest first. `search`: a prefix of the job id or backend run id, or the exact
         experiment, script or who started it; `ids`: these jobs (by job id or backend run id)."""
-        clauses, params = ["kind = ?"], [kind]
+        clauses: list[str] = ["kind = ?"]
+        params: list[Any] = [kind]
         if search:
             end = search + "\U0010ffff"  # a prefix as a range, which the id indexes serve
             clauses.append(
@@ -299,17 +300,19 @@ class JobStore:
                 job.finished_at,
             ),
         )
-        job.seq = cursor.lastrowid
+        job.seq = _row_id(cursor)
         return job, True
 
     # -- the event feed --------------------------------------------------------
     @staticmethod
     def append_event(db: sqlite3.Connection, *, topic: str, job_id: str | None, data: dict[str, Any]) -> int:
         """Add an event in the caller's transaction (so a change and its event commit together)."""
-        seq = db.execute(
-            "INSERT INTO events (topic, job_id, created_at, data) VALUES (?, ?, ?, ?)",
-            (topic, job_id, time.time(), json.dumps(data)),
-        ).lastrowid
+        seq = _row_id(
+            db.execute(
+                "INSERT INTO events (topic, job_id, created_at, data) VALUES (?, ?, ?, ?)",
+                (topic, job_id, time.time(), json.dumps(data)),
+            )
+        )
         if seq % 1000 == 0:
             db.execute("DELETE FROM events WHERE seq <= ?", (seq - EVENTS_KEPT,))
         return seq
@@ -319,6 +322,7 @@ class JobStore:
     ) -> list[tuple]:
         """(seq, topic, data as JSON text) of the events after seq, oldest first (with_job: job_id before data)."""
         columns = "seq, topic, job_id, data" if with_job else "seq, topic, data"
+        params: tuple[Any, ...]
         if job_id is None:
             sql, params = f"SELECT {columns} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
         else:
@@ -414,3 +418,10 @@ class JobStore:
             assignments = ", ".join(f"{name} = ?" for name in encoded)
             db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*encoded.values(), job_id))
         return Job.from_row(db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone())
+
+
+def _row_id(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT just made (sqlite3 types it Optional: None only when nothing was inserted)."""
+    if cursor.lastrowid is None:
+        raise RuntimeError("the INSERT made no row")
+    return cursor.lastrowid

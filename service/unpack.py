@@ -18,7 +18,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import IO, TYPE_CHECKING
 
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
@@ -26,6 +26,9 @@ from amllib.digest import TreeHasher, TreeSummary
 from amllib.errors import InvalidInput, UnsafePath, quoted
 from amllib.paths import safe_entry
 from service.errors import TooLarge
+
+if TYPE_CHECKING:  # a typing-only name in python-multipart
+    from python_multipart.multipart import MultipartCallbacks
 
 # Blocks small enough to stay in the CPU's cache between the copy, the hash and the write: 1 MiB
 # blocks ran the tar unpacking ~3x slower than 256 KiB ones (bench/upload_throughput.py, issue 18).
@@ -51,7 +54,7 @@ class Limits:
 class FileSink:
     """One file being written into the tree: counted against the byte limit and hashed."""
 
-    def __init__(self, writer: TreeWriter, rel: PurePosixPath, handle: BinaryIO) -> None:
+    def __init__(self, writer: TreeWriter, rel: PurePosixPath, handle: IO[bytes]) -> None:
         self._writer, self._rel, self._handle = writer, rel, handle
         self._digest, self._size = hashlib.sha256(), 0
 
@@ -113,7 +116,7 @@ class TreeWriter:
             raise InvalidInput(f"upload entry {quoted(name)} clashes with another entry of the same name") from exc
         return FileSink(self, rel, handle)
 
-    def add_file(self, name: str, source: BinaryIO) -> None:
+    def add_file(self, name: str, source: IO[bytes]) -> None:
         sink = self.open_file(name)
         try:
             while block := source.read(BLOCK):
@@ -136,7 +139,7 @@ def _entry_kind(member: tarfile.TarInfo) -> str:
     return "special file"
 
 
-def unpack_tar(fileobj: BinaryIO, writer: TreeWriter) -> TreeSummary:
+def unpack_tar(fileobj: IO[bytes], writer: TreeWriter) -> TreeSummary:
     try:
         with tarfile.open(fileobj=fileobj, mode="r|*", bufsize=BLOCK) as archive:
             for member in archive:
@@ -145,7 +148,10 @@ def unpack_tar(fileobj: BinaryIO, writer: TreeWriter) -> TreeSummary:
                 if member.isdir():
                     writer.add_dir(member.name)
                 elif member.isreg():
-                    writer.add_file(member.name, archive.extractfile(member))
+                    data = archive.extractfile(member)
+                    if data is None:  # only for links and special files, which were refused above
+                        raise UnsafePath(f"archive entry {quoted(member.name)} has no data to read")
+                    writer.add_file(member.name, data)
                 else:
                     raise UnsafePath(
                         f"archive entry {quoted(member.name)} is a {_entry_kind(member)}; "
@@ -187,7 +193,7 @@ def unpack_zip(path: Path, writer: TreeWriter) -> TreeSummary:
     return writer.summary()
 
 
-def spool_and_unpack_zip(fileobj: BinaryIO, spool: Path, writer: TreeWriter) -> TreeSummary:
+def spool_and_unpack_zip(fileobj: IO[bytes], spool: Path, writer: TreeWriter) -> TreeSummary:
     """A zip is read from its end: spool it beside the staging folder (under AZML_HOME), then unpack."""
     try:
         with spool.open("wb") as handle:
@@ -208,7 +214,7 @@ class _MultipartFiles:
         self._field = self._value = b""
         self._sink: FileSink | None = None
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self.on_part_begin,
             "on_header_field": self.on_header_field,
@@ -259,7 +265,7 @@ class _MultipartFiles:
             self._sink = None
 
 
-def unpack_multipart(fileobj: BinaryIO, boundary: bytes, writer: TreeWriter) -> TreeSummary:
+def unpack_multipart(fileobj: IO[bytes], boundary: bytes, writer: TreeWriter) -> TreeSummary:
     """Stream a multipart/form-data body: every 'files' part becomes a file of the upload."""
     receiver = _MultipartFiles(writer)
     parser = MultipartParser(boundary, receiver.callbacks())

@@ -19,7 +19,7 @@ from typing import Any
 
 from amllib.backends.base import Backend, RunInfo, RunSpec, RunStatus
 from amllib.digest import TreeSummary
-from amllib.errors import AmlError, BackendUnavailable
+from amllib.errors import AmlError, BackendUnavailable, InvalidInput
 from amllib.fetch import fetch_model
 from amllib.paths import check_folder_target, resolve_inside
 from amllib.settings import Settings
@@ -129,7 +129,7 @@ class Worker:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def _carry_out(self, job_id: str, *, resumed: bool = False) -> None:
-        job = self.store.get(job_id)
+        job = self._job(job_id)
         logs.bind_job(job_id, caller=job.spec.get("created_by"), run_id=job.backend_run_id)
         try:
             if job.kind == "run":
@@ -169,6 +169,8 @@ class Worker:
     async def _fetch(self, job: Job) -> None:
         spec = job.spec
         await self.jobs.transition(job.id, RunStatus.RUNNING)
+        if self.settings.output_root is None:  # accepted before a restart that unset it
+            raise InvalidInput("fetching to the server's disk is off now: AZML_OUTPUT_ROOT is not set")
         root = self.settings.output_root.resolve()
         target = resolve_inside(root, spec["output_path"], what="output_path")
         check_folder_target(root, target, value=spec["output_path"], what="output_path")  # it may have changed
@@ -233,7 +235,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         interval = self.settings.poll_seconds
         while True:
-            job = self.store.get(job_id)
+            job = self._job(job_id)
             if is_terminal(job.status):
                 return
             if job.cancel_requested and not cancel_sent:
@@ -269,7 +271,7 @@ class Worker:
             await asyncio.sleep(interval)
 
     async def _settle(self, job_id: str, info: RunInfo, metrics: dict[str, Any]) -> None:
-        job, run_id, status = self.store.get(job_id), info.run_id, info.status
+        job, run_id, status = self._job(job_id), info.run_id, info.status
         if status == RunStatus.COMPLETED:
             await self.jobs.transition(job_id, RunStatus.FINALIZING, result=run_result(info, metrics))
             if job.spec.get("imported"):  # whoever started it registers it; the importer picks the version up
@@ -297,8 +299,8 @@ class Worker:
         if job is None or not is_terminal(job.status):
             return
         if job.callback_url and not job.callback_status:
-            body = json.dumps(render(job, self.backend.name)).encode()
-            outcome = await deliver(job.callback_url, body, job_id=job.id, secret=self.settings.webhook_secret)
+            payload = json.dumps(render(job, self.backend.name)).encode()
+            outcome = await deliver(job.callback_url, payload, job_id=job.id, secret=self.settings.webhook_secret)
             self._count("callback", outcome)
             job = await self.jobs.update(job_id, callback_status=outcome)
         if job.spec.get("notify") and "notice" not in job.result:
@@ -308,6 +310,13 @@ class Worker:
             outcome = await notify_end(self.settings, body, job.spec["notify"])
             self._count(str(job.spec["notify"].get("platform")), outcome)
             await self.jobs.update(job_id, result={**job.result, "notice": outcome})
+
+    def _job(self, job_id: str) -> Job:
+        """A job this worker carries out; it cannot be gone (only ended jobs are ever removed)."""
+        job = self.store.get(job_id)
+        if job is None:
+            raise LookupError(f"job {job_id} is not in the job store")
+        return job
 
     def _count(self, channel: str, outcome: str) -> None:
         if self.metrics is not None:

@@ -146,7 +146,7 @@ def page(
         if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
             raise InvalidInput(f"cursor {quoted(cursor)} is not one this service gave out")
         before = int(cursor)
-    jobs = svc.store.list(
+    jobs = svc.store.page(
         kind,
         status=status,
         experiment=experiment,

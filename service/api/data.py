@@ -127,7 +127,7 @@ def _discard(spec: dict) -> None:
         shutil.rmtree(spec["staging"], ignore_errors=True)
 
 
-@router.get("/data", summary="Data uploads, newest first", responses={200: {"model": page_of(DataJob)}} | errors())
+@router.get("/data", summary="Data uploads, newest first", responses=errors(ok={"model": page_of(DataJob)}))
 async def list_uploads(svc: Svc, cursor: Cursor = None, limit: Limit = 50) -> dict:
     return page(svc, "data", status=None, experiment=None, cursor=cursor, limit=limit)
 

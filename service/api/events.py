@@ -21,7 +21,7 @@ router = APIRouter(tags=["events"])
     status_code=200,
     response_class=EventStream,
     summary="Every job change as it happens (text/event-stream); resumes after Last-Event-ID",
-    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}} | errors(json_route=False),
+    responses=errors(json_route=False, ok={"content": {"text/event-stream": {"schema": {"type": "string"}}}}),
 )
 async def events(
     svc: Svc,

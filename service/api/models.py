@@ -109,7 +109,7 @@ def _build_archive(svc: Svc, name: str, version: int) -> Path:
     "/models/{name}/versions/{version}/archive",
     summary="A version's files and metadata.json as tar.gz",
     response_class=FileResponse,
-    responses={200: ARCHIVE} | errors(404),
+    responses=errors(404, ok=ARCHIVE),
 )
 async def download_archive(svc: Svc, name: str, version: Version) -> FileResponse:
     archive = await svc.worker.call(_build_archive, svc, name, version)

@@ -100,7 +100,7 @@ async def submit_run(
     )
 
 
-@router.get("/runs", summary="Runs, newest first", responses={200: {"model": page_of(RunJob)}} | errors())
+@router.get("/runs", summary="Runs, newest first", responses=errors(ok={"model": page_of(RunJob)}))
 async def list_runs(
     svc: Svc,
     status: RunStatus | None = None,

@@ -139,7 +139,8 @@ def _count(value: str | None, default: int, most: int) -> int:
 
 def summary(svc: Services | Settings, job: Job | dict[str, Any]) -> list[str]:
     """The lines every answer about a run shares: status, headline metrics, model version, link."""
-    body = job if isinstance(job, dict) else render(job, svc.backend.name)
+    backend = svc.backend if isinstance(svc, Settings) else svc.backend.name
+    body = job if isinstance(job, dict) else render(job, backend)
     lines = [f"Run {body['id']} ({body['script']}, experiment {body['experiment']}): {body['status']}"]
     metrics = {k: v for k, v in (body.get("metrics") or {}).items() if isinstance(v, int | float)}
     if metrics:

@@ -101,7 +101,8 @@ class DataLeases(AzureBackend):
         container, removed = self._data_container(), 0
         for path, current in self._data_paths():
             ours = sorted(
-                (p for p in self._subfolders(container, path + "/") if prefix_time(p) is not None), key=prefix_time
+                (p for p in self._subfolders(container, path + "/") if prefix_time(p) is not None),
+                key=lambda p: (prefix_time(p) or 0.0, p),  # time, then name: two uploads in one microsecond
             )
             for older, newer in itertools.pairwise(ours):  # the newest is current or an upload under way: never
                 replaced_at = prefix_time(newer)

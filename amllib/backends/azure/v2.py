@@ -192,6 +192,7 @@ class AzureMLV2Backend(V2Registry, V2Storage):
             else f"azureml://datastores/{datastore.name}/paths/{datapath}/"
         )
         argv = ["python", spec.script, *spec.script_arguments(DATA_INPUT)]
+        name = job_name(spec.tags.get("job_id"))
         tags = {
             **spec.tags,
             DATA_TAG: data.digest if data else "",
@@ -202,7 +203,7 @@ class AzureMLV2Backend(V2Registry, V2Storage):
             "azml_args": json.dumps(spec.args, sort_keys=True),
         }
         job = command(
-            name=job_name(spec.tags.get("job_id")),
+            name=name,
             display_name=spec.script,
             code=str(self.settings.training_dir),
             command=shlex.join(argv),
@@ -218,8 +219,9 @@ class AzureMLV2Backend(V2Registry, V2Storage):
             experiment_name=spec.experiment,
             tags=tags,
         )
-        if data is not None and prefix_of(asset.path):  # the job holds its data version (data_versions)
-            self._hold(container, prefix_of(asset.path), job.name, job.name)
+        held = prefix_of(asset.path) if data is not None else None
+        if held:  # the job holds its data version (data_versions)
+            self._hold(container, held, name, name)
         try:
             created = self._call(f"submitting {spec.script}", self.client.jobs.create_or_update, job)
         except Conflict:
@@ -252,7 +254,8 @@ class AzureMLV2Backend(V2Registry, V2Storage):
         JobException for job types it does not support (_job_operations.py, list); those are skipped."""
         from azure.ai.ml.exceptions import JobException
 
-        found, jobs = [], iter(self.client.jobs.list())
+        found: list[Any] = []
+        jobs = iter(self.client.jobs.list())
         while True:
             try:
                 job = next(jobs)

@@ -83,7 +83,7 @@ class _PatchOnImport(importlib.abc.MetaPathFinder):
                     _exec(module)
                     _patch(module)
 
-                spec.loader.exec_module = exec_module
+                spec.loader.exec_module = exec_module  # type: ignore[method-assign]  # wraps the loader's own
                 return spec
         return None
 
