@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Set up what the tests need if it is missing (virtualenv and requirements, the Azurite emulator
-# from npm, Debian's Chromium and wrk for the dashboard tests and the benchmarks' smoke runs), then
+# and Biome from npm, Debian's Chromium and wrk for the dashboard tests and the benchmarks' smoke runs), then
 # lint, type-check and run every test.
 set -euo pipefail
 cd "$(dirname "$0")"
 . scripts/setup-venv.sh requirements-dev.txt
 if [ ! -x tests/azurite/node_modules/.bin/azurite-blob ]; then
   npm install --prefix tests/azurite --no-audit --no-fund --silent
+fi
+if [ ! -x tests/lint/node_modules/.bin/biome ]; then  # formats and lints the dashboard's scripts (biome.jsonc)
+  npm install --prefix tests/lint --no-audit --no-fund --silent
 fi
 # Playwright drives Debian's Chromium (its own browser download is not available here); the benchmarks'
 # smoke runs load the service with wrk.
@@ -18,6 +21,7 @@ if [ -n "$missing" ]; then
 fi
 ruff check .
 hadolint Dockerfile
+tests/lint/node_modules/.bin/biome ci --colors=off .
 # Types: mypy from a virtualenv of its own (requirements-typecheck.txt says why), reading this project's packages.
 typecheck=.venv-typecheck
 want=$(sha256sum requirements-typecheck.txt | cut -d' ' -f1)

@@ -33,16 +33,16 @@ async function api(path, options = {}) {
     body: options.json !== undefined ? JSON.stringify(options.json) : undefined,
   });
   if (response.status === 401) {
-    location.href = "/ui/login?next=" + encodeURIComponent(location.pathname + location.search);
+    location.href = `/ui/login?next=${encodeURIComponent(location.pathname + location.search)}`;
     throw new Error("signed out");
   }
   const type = response.headers.get("content-type") || "";
   const body = type.includes("json") ? await response.json() : await response.text();
-  if (!response.ok) throw new Error((body && body.detail) || response.statusText);
+  if (!response.ok) throw new Error(body?.detail || response.statusText);
   return body;
 }
 
-const short = (text, n = 12) => (text ? (text.length > n ? text.slice(0, n) + "…" : text) : "—");
+const short = (text, n = 12) => (text ? (text.length > n ? `${text.slice(0, n)}…` : text) : "—");
 const digest = (value) => (value ? short(value.replace("sha256:", ""), 12) : "—");
 const when = (iso) => (iso ? new Date(iso).toLocaleString() : "—");
 function duration(job) {
@@ -58,7 +58,8 @@ function headline(metrics) {
   const first = Object.entries(metrics).find(([, v]) => typeof v === "number");
   return first ? `${first[0]} ${Number(first[1]).toPrecision(4)}` : "—";
 }
-const modelLink = (mv) => (mv ? h("a", { href: `/ui/models/${encodeURIComponent(mv.name)}` }, `${mv.name} v${mv.version}`) : "—");
+const modelLink = (mv) =>
+  mv ? h("a", { href: `/ui/models/${encodeURIComponent(mv.name)}` }, `${mv.name} v${mv.version}`) : "—";
 function failure(error) {
   return h("p", { class: "error", role: "alert" }, String(error.message || error));
 }
@@ -85,9 +86,17 @@ function listen(url, handlers) {
 function stopped() {
   if (document.getElementById("stopped")) return;
   const next = encodeURIComponent(location.pathname + location.search);
-  document.querySelector("header").after(h("p", { id: "stopped", class: "error", role: "alert" },
-    "Live updates stopped: your session ended or the service is unreachable. ",
-    h("a", { href: `/ui/login?next=${next}` }, "Sign in again"), " or reload the page."));
+  document
+    .querySelector("header")
+    .after(
+      h(
+        "p",
+        { id: "stopped", class: "error", role: "alert" },
+        "Live updates stopped: your session ended or the service is unreachable. ",
+        h("a", { href: `/ui/login?next=${next}` }, "Sign in again"),
+        " or reload the page.",
+      ),
+    );
 }
 
 // -- charts, drawn as SVG by the page ------------------------------------------------------
@@ -168,14 +177,24 @@ function runRow(job) {
   return h(
     "tr",
     { "data-id": job.id },
-    h("td", {}, h("a", { href: `/ui/runs/${encodeURIComponent(job.id)}`, class: "mono", title: job.id }, short(job.id, 16))),
+    h(
+      "td",
+      {},
+      h("a", { href: `/ui/runs/${encodeURIComponent(job.id)}`, class: "mono", title: job.id }, short(job.id, 16)),
+    ),
     // The id people hold: the one the scripts print and Azure ML studio shows, in full.
     h("td", { class: "mono backend-id" }, job.backend_run_id || "—"),
     h("td", {}, badge(job.status)),
     h("td", {}, job.experiment),
     h("td", {}, job.script),
     h("td", {}, job.started_by || "api"),
-    h("td", { class: "mono" }, job.data_version ? h("a", { href: `/ui/?data_version=${encodeURIComponent(job.data_version)}` }, digest(job.data_version)) : "—"),
+    h(
+      "td",
+      { class: "mono" },
+      job.data_version
+        ? h("a", { href: `/ui/?data_version=${encodeURIComponent(job.data_version)}` }, digest(job.data_version))
+        : "—",
+    ),
     h("td", {}, duration(job)),
     h("td", { class: "accuracy" }, headline(job.metrics)),
     h("td", {}, modelLink(job.model_version)),
@@ -184,14 +203,41 @@ function runRow(job) {
 
 async function runsPage() {
   const params = new URLSearchParams(location.search);
-  const status = h("select", { name: "status", "aria-label": "status" },
+  const status = h(
+    "select",
+    { name: "status", "aria-label": "status" },
     ["", "Queued", "Preparing", "Running", "Finalizing", "Completed", "Failed", "Canceled"].map((s) =>
-      h("option", { value: s, selected: s === (params.get("status") || "") }, s || "any status")));
-  const experiment = h("input", { name: "experiment", placeholder: "experiment", value: params.get("experiment") || "", "aria-label": "experiment" });
-  const search = h("input", { name: "q", id: "search", type: "search", placeholder: "run id, prefix, script, experiment…", value: params.get("q") || "", "aria-label": "search runs" });
-  const filters = h("form", { class: "filters", onsubmit: (e) => { e.preventDefault(); apply(); } },
-    h("label", {}, "Find", search), h("label", {}, "Status", status), h("label", {}, "Experiment", experiment),
-    h("button", { type: "submit" }, "Filter"));
+      h("option", { value: s, selected: s === (params.get("status") || "") }, s || "any status"),
+    ),
+  );
+  const experiment = h("input", {
+    name: "experiment",
+    placeholder: "experiment",
+    value: params.get("experiment") || "",
+    "aria-label": "experiment",
+  });
+  const search = h("input", {
+    name: "q",
+    id: "search",
+    type: "search",
+    placeholder: "run id, prefix, script, experiment…",
+    value: params.get("q") || "",
+    "aria-label": "search runs",
+  });
+  const filters = h(
+    "form",
+    {
+      class: "filters",
+      onsubmit: (e) => {
+        e.preventDefault();
+        apply();
+      },
+    },
+    h("label", {}, "Find", search),
+    h("label", {}, "Status", status),
+    h("label", {}, "Experiment", experiment),
+    h("button", { type: "submit" }, "Filter"),
+  );
   function apply() {
     const next = new URLSearchParams();
     if (search.value.trim()) next.set("q", search.value.trim());
@@ -202,30 +248,62 @@ async function runsPage() {
   }
   status.addEventListener("change", apply);
   const body = h("tbody");
-  const table = h("div", { class: "table-wrap" }, h("table", { id: "runs" },
-    h("thead", {}, h("tr", {}, ["Run", "Backend run id", "Status", "Experiment", "Script", "Started by", "Data", "Duration", "Accuracy", "Model"].map((t) => h("th", { scope: "col" }, t)))),
-    body));
+  const table = h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { id: "runs" },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          [
+            "Run",
+            "Backend run id",
+            "Status",
+            "Experiment",
+            "Script",
+            "Started by",
+            "Data",
+            "Duration",
+            "Accuracy",
+            "Model",
+          ].map((t) => h("th", { scope: "col" }, t)),
+        ),
+      ),
+      body,
+    ),
+  );
   const pager = h("div", { class: "pager" });
   const title = params.get("data_version") ? `Runs that read ${digest(params.get("data_version"))}` : "Runs";
   app.replaceChildren(h("h1", {}, title), filters, table, pager);
   const query = new URLSearchParams(params);
   let page;
   try {
-    page = await api("/runs?" + query.toString());
+    page = await api(`/runs?${query.toString()}`);
   } catch (error) {
     app.append(failure(error));
     return;
   }
   body.replaceChildren(...page.items.map(runRow));
-  if (!page.items.length) body.append(h("tr", {}, h("td", { colspan: 10, class: "hint" }, params.get("q") ? "No run matches." : "No runs yet.")));
+  if (!page.items.length)
+    body.append(
+      h("tr", {}, h("td", { colspan: 10, class: "hint" }, params.get("q") ? "No run matches." : "No runs yet.")),
+    );
   if (page.next_cursor) {
     const older = new URLSearchParams(params);
     older.set("cursor", page.next_cursor);
-    pager.append(h("a", { href: "?" + older.toString() }, "Older runs →"));
+    pager.append(h("a", { href: `?${older.toString()}` }, "Older runs →"));
   }
   if (params.get("cursor")) pager.prepend(h("a", { href: location.pathname }, "← Newest"));
   const q = params.get("q");
-  const found = (job) => !q || job.id.startsWith(q) || (job.backend_run_id || "").startsWith(q) ||
+  const found = (job) =>
+    !q ||
+    job.id.startsWith(q) ||
+    (job.backend_run_id || "").startsWith(q) ||
     [job.experiment, job.script, job.started_by, job.created_by].includes(q);
   const matches = (job) =>
     found(job) &&
@@ -257,18 +335,37 @@ async function runPage(id) {
   const log = h("pre", { class: "log", id: "log", tabindex: "0", "aria-label": "log" });
   const actions = h("div", {});
   const status = h("span", { id: "run-status" });
-  app.replaceChildren(h("h1", {}, "Run ", h("span", { class: "mono" }, job.id), " ", status), actions, facts,
-    h("h2", {}, "Metrics"), charts, h("h2", {}, "Log"), log);
+  app.replaceChildren(
+    h("h1", {}, "Run ", h("span", { class: "mono" }, job.id), " ", status),
+    actions,
+    facts,
+    h("h2", {}, "Metrics"),
+    charts,
+    h("h2", {}, "Log"),
+    log,
+  );
   let lastMetrics = null;
   async function draw(current) {
     job = current;
     status.replaceChildren(badge(job.status));
     const rows = [
-      ["Experiment", job.experiment], ["Script", job.script], ["Started by", job.started_by],
-      ["Backend run", job.backend_run_id || "—"], ["Data path", job.datapath || "—"],
-      ["Data version", job.data_version || "—"], ["Script digest", job.script_digest || "—"],
-      ["Estimators", job.params.estimators ?? "—"], ["Arguments", Object.entries(job.params.args || {}).map(([k, v]) => `--${k}=${v}`).join(" ") || "—"],
-      ["Started", when(job.started_at)], ["Duration", duration(job)], ["Model version", modelLink(job.model_version)],
+      ["Experiment", job.experiment],
+      ["Script", job.script],
+      ["Started by", job.started_by],
+      ["Backend run", job.backend_run_id || "—"],
+      ["Data path", job.datapath || "—"],
+      ["Data version", job.data_version || "—"],
+      ["Script digest", job.script_digest || "—"],
+      ["Estimators", job.params.estimators ?? "—"],
+      [
+        "Arguments",
+        Object.entries(job.params.args || {})
+          .map(([k, v]) => `--${k}=${v}`)
+          .join(" ") || "—",
+      ],
+      ["Started", when(job.started_at)],
+      ["Duration", duration(job)],
+      ["Model version", modelLink(job.model_version)],
     ];
     if (job.error) rows.push(["Error", h("span", { class: "error" }, job.error.split("\n")[0])]);
     facts.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
@@ -284,11 +381,22 @@ async function runPage(id) {
   }
   async function drawCharts() {
     const history = await api(`/runs/${encodeURIComponent(job.id)}/metrics`).catch(() => ({ metrics: {} }));
-    charts.replaceChildren(...Object.entries(history.metrics)
-      .map(([name, values]) => [name, values.flat().filter((v) => typeof v === "number")])
-      .filter(([, values]) => values.length)
-      .map(([name, values]) => h("figure", { "data-metric": name }, h("figcaption", {}, `${name} (${values.length})`),
-        chart(values.map((v, i) => [i + 1, v]), { label: name }))));
+    charts.replaceChildren(
+      ...Object.entries(history.metrics)
+        .map(([name, values]) => [name, values.flat().filter((v) => typeof v === "number")])
+        .filter(([, values]) => values.length)
+        .map(([name, values]) =>
+          h(
+            "figure",
+            { "data-metric": name },
+            h("figcaption", {}, `${name} (${values.length})`),
+            chart(
+              values.map((v, i) => [i + 1, v]),
+              { label: name },
+            ),
+          ),
+        ),
+    );
     if (!charts.children.length) charts.append(h("p", { class: "hint" }, "No numeric metrics logged yet."));
   }
   async function cancel() {
@@ -316,9 +424,15 @@ async function modelsPage() {
   app.replaceChildren(h("h1", {}, "Models"));
   try {
     const { models } = await api("/models");
-    app.append(models.length
-      ? h("ul", {}, models.map((name) => h("li", {}, h("a", { href: `/ui/models/${encodeURIComponent(name)}` }, name))))
-      : h("p", { class: "hint" }, "No model registered yet."));
+    app.append(
+      models.length
+        ? h(
+            "ul",
+            {},
+            models.map((name) => h("li", {}, h("a", { href: `/ui/models/${encodeURIComponent(name)}` }, name))),
+          )
+        : h("p", { class: "hint" }, "No model registered yet."),
+    );
   } catch (error) {
     app.append(failure(error));
   }
@@ -336,22 +450,79 @@ async function modelPage(name) {
   const scored = versions.filter((v) => typeof v.tags.accuracy === "number");
   const best = scored.length ? scored.reduce((a, b) => (b.tags.accuracy >= a.tags.accuracy ? b : a)).version : null;
   if (scored.length) {
-    app.append(h("figure", {}, h("figcaption", {}, "accuracy by version (best marked)"),
-      chart(scored.map((v) => [v.version, v.tags.accuracy]), { best, label: "accuracy by version" })));
+    app.append(
+      h(
+        "figure",
+        {},
+        h("figcaption", {}, "accuracy by version (best marked)"),
+        chart(
+          scored.map((v) => [v.version, v.tags.accuracy]),
+          { best, label: "accuracy by version" },
+        ),
+      ),
+    );
   }
-  const rows = versions.slice().reverse().map((v) => h("tr", { class: v.version === best ? "best" : null, "data-version": v.version },
-    h("td", {}, `v${v.version}`, v.version === best ? " ★ best" : ""),
-    h("td", {}, typeof v.tags.accuracy === "number" ? v.tags.accuracy.toFixed(4) : "—"),
-    h("td", { class: "mono" }, Object.entries(v.tags).map(([k, t]) => `${k}=${t}`).join(" ") || "—"),
-    h("td", {}, v.run_id ? h("a", { href: `/ui/runs/${encodeURIComponent(v.run_id)}`, class: "mono run-link" }, short(v.run_id, 24)) : "—"),
-    h("td", { class: "mono" }, v.data_version ? h("a", { href: `/ui/?data_version=${encodeURIComponent(v.data_version)}` }, digest(v.data_version)) : "—"),
-    h("td", { class: "mono" }, digest(v.script_digest)),
-    h("td", {}, when(v.created_at)),
-    h("td", {}, h("a", { href: `/models/${encodeURIComponent(name)}/versions/${v.version}/archive`, download: "" }, "tar.gz")),
-  ));
-  app.append(h("div", { class: "table-wrap" }, h("table", { id: "versions" },
-    h("thead", {}, h("tr", {}, ["Version", "Accuracy", "Tags", "Run", "Data version", "Script digest", "Registered", "Download"].map((t) => h("th", { scope: "col" }, t)))),
-    h("tbody", {}, rows))));
+  const rows = versions
+    .slice()
+    .reverse()
+    .map((v) =>
+      h(
+        "tr",
+        { class: v.version === best ? "best" : null, "data-version": v.version },
+        h("td", {}, `v${v.version}`, v.version === best ? " ★ best" : ""),
+        h("td", {}, typeof v.tags.accuracy === "number" ? v.tags.accuracy.toFixed(4) : "—"),
+        h(
+          "td",
+          { class: "mono" },
+          Object.entries(v.tags)
+            .map(([k, t]) => `${k}=${t}`)
+            .join(" ") || "—",
+        ),
+        h(
+          "td",
+          {},
+          v.run_id
+            ? h("a", { href: `/ui/runs/${encodeURIComponent(v.run_id)}`, class: "mono run-link" }, short(v.run_id, 24))
+            : "—",
+        ),
+        h(
+          "td",
+          { class: "mono" },
+          v.data_version
+            ? h("a", { href: `/ui/?data_version=${encodeURIComponent(v.data_version)}` }, digest(v.data_version))
+            : "—",
+        ),
+        h("td", { class: "mono" }, digest(v.script_digest)),
+        h("td", {}, when(v.created_at)),
+        h(
+          "td",
+          {},
+          h("a", { href: `/models/${encodeURIComponent(name)}/versions/${v.version}/archive`, download: "" }, "tar.gz"),
+        ),
+      ),
+    );
+  app.append(
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { id: "versions" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Version", "Accuracy", "Tags", "Run", "Data version", "Script digest", "Registered", "Download"].map((t) =>
+              h("th", { scope: "col" }, t),
+            ),
+          ),
+        ),
+        h("tbody", {}, rows),
+      ),
+    ),
+  );
 }
 
 // -- data ----------------------------------------------------------------------------------
@@ -359,17 +530,86 @@ async function dataPage() {
   app.replaceChildren(h("h1", {}, "Data"));
   try {
     const [{ paths }, uploads] = await Promise.all([api("/datastore"), api("/data")]);
-    app.append(h("h2", {}, "Datastore paths"), h("div", { class: "table-wrap" }, h("table", { id: "paths" },
-      h("thead", {}, h("tr", {}, ["Path", "Data version", "Files", "Bytes", "Runs"].map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, paths.map((p) => h("tr", {}, h("td", {}, p.path), h("td", { class: "mono" }, digest(p.digest)),
-        h("td", {}, p.files), h("td", {}, p.bytes.toLocaleString()),
-        h("td", {}, h("a", { href: `/ui/?data_version=${encodeURIComponent(p.digest)}` }, "runs that read it"))))))));
-    app.append(h("h2", {}, "Uploads"), h("div", { class: "table-wrap" }, h("table", { id: "uploads" },
-      h("thead", {}, h("tr", {}, ["Upload", "Status", "Path", "Files", "Bytes", "Data version", "When"].map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, uploads.items.map((u) => h("tr", {}, h("td", { class: "mono" }, short(u.id, 16)), h("td", {}, badge(u.status)),
-        h("td", {}, u.path), h("td", {}, u.files ?? "—"), h("td", {}, u.bytes?.toLocaleString() ?? "—"),
-        h("td", { class: "mono" }, u.digest ? h("a", { href: `/ui/?data_version=${encodeURIComponent(u.digest)}` }, digest(u.digest)) : "—"),
-        h("td", {}, when(u.created_at))))))));
+    app.append(
+      h("h2", {}, "Datastore paths"),
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { id: "paths" },
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ["Path", "Data version", "Files", "Bytes", "Runs"].map((t) => h("th", { scope: "col" }, t)),
+            ),
+          ),
+          h(
+            "tbody",
+            {},
+            paths.map((p) =>
+              h(
+                "tr",
+                {},
+                h("td", {}, p.path),
+                h("td", { class: "mono" }, digest(p.digest)),
+                h("td", {}, p.files),
+                h("td", {}, p.bytes.toLocaleString()),
+                h("td", {}, h("a", { href: `/ui/?data_version=${encodeURIComponent(p.digest)}` }, "runs that read it")),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+    app.append(
+      h("h2", {}, "Uploads"),
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { id: "uploads" },
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ["Upload", "Status", "Path", "Files", "Bytes", "Data version", "When"].map((t) =>
+                h("th", { scope: "col" }, t),
+              ),
+            ),
+          ),
+          h(
+            "tbody",
+            {},
+            uploads.items.map((u) =>
+              h(
+                "tr",
+                {},
+                h("td", { class: "mono" }, short(u.id, 16)),
+                h("td", {}, badge(u.status)),
+                h("td", {}, u.path),
+                h("td", {}, u.files ?? "—"),
+                h("td", {}, u.bytes?.toLocaleString() ?? "—"),
+                h(
+                  "td",
+                  { class: "mono" },
+                  u.digest
+                    ? h("a", { href: `/ui/?data_version=${encodeURIComponent(u.digest)}` }, digest(u.digest))
+                    : "—",
+                ),
+                h("td", {}, when(u.created_at)),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
   } catch (error) {
     app.append(failure(error));
   }
@@ -383,25 +623,49 @@ async function trainPage() {
     return;
   }
   const [{ scripts }, { paths }] = await Promise.all([api("/scripts"), api("/datastore")]);
-  const script = h("select", { name: "script", id: "script" }, h("option", { value: "" }, "(the service's default)"), scripts.map((s) => h("option", { value: s.name }, s.name)));
-  const datapath = h("select", { name: "datapath", id: "datapath" }, h("option", { value: "" }, "(the service's default)"), paths.map((p) => h("option", { value: p.path }, `${p.path} (${digest(p.digest)})`)));
+  const script = h(
+    "select",
+    { name: "script", id: "script" },
+    h("option", { value: "" }, "(the service's default)"),
+    scripts.map((s) => h("option", { value: s.name }, s.name)),
+  );
+  const datapath = h(
+    "select",
+    { name: "datapath", id: "datapath" },
+    h("option", { value: "" }, "(the service's default)"),
+    paths.map((p) => h("option", { value: p.path }, `${p.path} (${digest(p.digest)})`)),
+  );
   const experiment = h("input", { name: "experiment", id: "experiment", placeholder: "(the service's default)" });
   const estimators = h("input", { name: "estimators", id: "estimators", type: "number", min: 1, max: 100000 });
   const extra = h("textarea", { name: "args", id: "args", rows: 3, placeholder: "seed=7\none name=value per line" });
   const problem = h("div", { role: "alert" });
-  const form = h("form", { class: "train", onsubmit: submit },
-    h("label", {}, "Script", script), h("label", {}, "Experiment", experiment), h("label", {}, "Data path", datapath),
-    h("label", {}, "Estimators", estimators), h("label", {}, "Extra arguments", extra), problem,
-    h("button", { type: "submit", class: "primary" }, "Start run"));
+  const form = h(
+    "form",
+    { class: "train", onsubmit: submit },
+    h("label", {}, "Script", script),
+    h("label", {}, "Experiment", experiment),
+    h("label", {}, "Data path", datapath),
+    h("label", {}, "Estimators", estimators),
+    h("label", {}, "Extra arguments", extra),
+    problem,
+    h("button", { type: "submit", class: "primary" }, "Start run"),
+  );
   app.append(form);
   async function submit(event) {
     event.preventDefault();
     const body = { args: {} };
-    for (const [key, input] of Object.entries({ script, experiment, datapath })) if (input.value.trim()) body[key] = input.value.trim();
+    for (const [key, input] of Object.entries({ script, experiment, datapath }))
+      if (input.value.trim()) body[key] = input.value.trim();
     if (estimators.value) body.estimators = Number(estimators.value);
-    for (const line of extra.value.split("\n").map((l) => l.trim()).filter(Boolean)) {
+    for (const line of extra.value
+      .split("\n")
+      .map((l) => l.trim())
+      .filter(Boolean)) {
       const at = line.indexOf("=");
-      if (at < 1) { problem.replaceChildren(failure(`"${line}" is not name=value`)); return; }
+      if (at < 1) {
+        problem.replaceChildren(failure(`"${line}" is not name=value`));
+        return;
+      }
       body.args[line.slice(0, at).trim()] = line.slice(at + 1).trim();
     }
     try {
@@ -416,11 +680,12 @@ async function trainPage() {
 // -- the router ----------------------------------------------------------------------------
 function route() {
   const path = location.pathname.replace(/\/+$/, "");
-  let match;
+  const run = path.match(/^\/ui\/runs\/(.+)$/);
+  const model = path.match(/^\/ui\/models\/(.+)$/);
   if (path === "/ui" || path === "/ui/runs") return runsPage();
-  if ((match = path.match(/^\/ui\/runs\/(.+)$/))) return runPage(decodeURIComponent(match[1]));
+  if (run) return runPage(decodeURIComponent(run[1]));
   if (path === "/ui/models") return modelsPage();
-  if ((match = path.match(/^\/ui\/models\/(.+)$/))) return modelPage(decodeURIComponent(match[1]));
+  if (model) return modelPage(decodeURIComponent(model[1]));
   if (path === "/ui/data") return dataPage();
   if (path === "/ui/train") return trainPage();
   app.replaceChildren(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/ui/" }, "Back to the runs")));
