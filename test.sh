@@ -31,4 +31,5 @@ if [ "$(cat "$typecheck/.installed" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$typecheck/.installed"
 fi
 "$typecheck/bin/mypy" --python-executable .venv/bin/python
+lint-imports --no-cache  # the layers and no import circles ([tool.importlinter] in pyproject.toml)
 exec python -m pytest "$@"

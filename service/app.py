@@ -17,21 +17,24 @@ from fastapi.staticfiles import StaticFiles
 from amllib.backends import get_backend
 from amllib.settings import Settings, load_settings
 from service import docs, errors, logs
+from service.actions import Services
 from service.api import catalog, data, events, models, runs
 from service.auth import BearerAuth
 from service.chatops import mattermost, slack, teams
-from service.deps import Services
+from service.chatops.notices import notify_end
 from service.events import EventFeed
 from service.hosts import TrustedHosts, allowed_hosts
 from service.jobs import Jobs
 from service.metrics import RequestMetrics, ServiceMetrics
 from service.metrics import router as metrics_route
 from service.middleware import BodyLimit, HeadAsGet, SecurityHeaders
+from service.retention import RetentionSweep
+from service.run_import import RunImporter
 from service.schemas import render
+from service.session import SessionSigner
 from service.store import JobStore
 from service.throttle import Throttle
 from service.ui import routes as ui_routes
-from service.ui.session import SessionSigner
 from service.worker import Worker
 
 log = logging.getLogger("service")
@@ -65,12 +68,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs = Jobs(store, render=lambda job: render(job, backend.name), feed=feed, on_end=on_end)
         if metrics:
             metrics.state.store = store
-        worker = Worker(settings=settings, backend=backend, jobs=jobs, metrics=metrics)
+        worker = Worker(settings=settings, backend=backend, jobs=jobs, metrics=metrics, notify=notify_end)
         app.state.services = Services(
             settings=settings, backend=backend, store=store, jobs=jobs, worker=worker, feed=feed
         )
         signer.attach(store)
         resumed = await worker.resume()
+        if settings.retention_days:
+            sweep = RetentionSweep(
+                worker=worker,
+                days=settings.retention_days,
+                interval=settings.retention_sweep_seconds,
+                metrics=metrics,
+            )
+            worker.keep_running(sweep.run_forever())
+        if settings.run_import_seconds > 0:
+            importer = RunImporter(worker=worker, jobs=jobs, interval=settings.run_import_seconds)
+            worker.keep_running(importer.run_forever())
         calm_garbage_collector()
         log.info("service up on the %s backend; resumed %d unfinished jobs", backend.name, resumed)
         try:

@@ -2,7 +2,7 @@
 
 AZML_API_TOKENS give full access; AZML_API_READ_TOKENS only GET/HEAD. A browser that
 logged in on /ui/login carries a signed session cookie standing for one such token
-(service/ui/session.py); a write made with the cookie must carry the session's CSRF
+(service/session.py); a write made with the cookie must carry the session's CSRF
 token too. A write whose Origin is another site is refused whatever it carries,
 sign-in included (login CSRF). With no token configured the service answers loopback
 clients only. Tokens are compared in constant time and never logged; a client that keeps
@@ -24,8 +24,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from amllib.settings import Settings
 from service.errors import send_error
+from service.session import COOKIE, CSRF_HEADER, SessionSigner
 from service.throttle import Throttle
-from service.ui.session import COOKIE, CSRF_HEADER, SessionSigner
 
 log = logging.getLogger("service")
 OPEN_PATHS = frozenset({"/", "/healthz", "/ui/login", "/ui/logout"})

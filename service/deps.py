@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 
-from amllib.backends.base import Backend
-from amllib.settings import Settings
-from service.events import EventFeed
-from service.jobs import Jobs
-from service.store import JobStore
-from service.worker import Worker
+from service.actions import Services
 
 MAX_WAIT = 3600.0
-
-
-@dataclass
-class Services:
-    """What the routes need, built once in the app's lifespan."""
-
-    settings: Settings
-    backend: Backend
-    store: JobStore
-    jobs: Jobs
-    worker: Worker
-    feed: EventFeed
 
 
 async def get_services(request: Request) -> Services:

@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from amllib.errors import InvalidInput, quoted
 from amllib.paths import resolve_inside, safe_relpath
 from service import uploads
-from service.api.common import accept, answer, find, page
+from service.actions import find, page
+from service.api.common import accept, answer
 from service.callbacks import check_callback_url
 from service.deps import CallbackUrlQuery, Caller, Cursor, IdempotencyKey, Limit, Svc, Wait
 from service.errors import UnsupportedMedia

@@ -17,7 +17,8 @@ from starlette.background import BackgroundTask
 from amllib.errors import InvalidInput, ModelNotFound, quoted
 from amllib.fetch import build_metadata, iso
 from amllib.paths import check_folder_target, check_name, resolve_inside
-from service.api.common import accept, answer, find
+from service.actions import find
+from service.api.common import accept, answer
 from service.callbacks import check_callback_url
 from service.deps import Caller, IdempotencyKey, Svc, Wait
 from service.openapi import ARCHIVE, BODY_ERRORS, FetchJob, errors, job

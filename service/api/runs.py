@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from amllib.backends.base import RunStatus
 from amllib.errors import InvalidInput
-from amllib.paths import check_name, check_script, check_script_args, safe_relpath
-from service.api.common import accept, answer, find, page, request_cancel
+from service.actions import find, page, request_cancel, run_spec
+from service.api.common import accept, answer
 from service.callbacks import check_callback_url
 from service.deps import (
     RUN_ID_PARAMETER,
@@ -29,34 +29,6 @@ from service.schemas import MAX_NAME, RunRequest
 router = APIRouter(tags=["runs"])
 
 MAX_IDS = 50
-_DEFAULTS = {
-    "experiment": "experiment",
-    "script": "script",
-    "model": "model",
-    "datapath": "datapath",
-    "compute": "compute_name",
-}
-
-
-def run_spec(svc: Svc, request: RunRequest) -> dict[str, Any]:
-    """The request with AZML_* defaults filled in, every field checked."""
-    spec: dict[str, Any] = {}
-    missing = []
-    for field, setting in _DEFAULTS.items():
-        spec[field] = getattr(request, field) or getattr(svc.settings, setting)
-        if not spec[field]:
-            missing.append(f"{field} (no AZML_{setting.upper()} default)")
-    if missing:
-        raise InvalidInput("missing: " + ", ".join(missing))
-    check_name(spec["experiment"], what="experiment")
-    check_name(spec["model"], what="model")
-    check_name(spec["compute"], what="compute")
-    check_script(svc.settings.training_dir, spec["script"])
-    spec["datapath"] = str(safe_relpath(spec["datapath"], what="datapath"))
-    check_script_args(request.args)
-    spec["estimators"] = request.estimators
-    spec["args"] = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in request.args.items()}
-    return spec
 
 
 @router.get(

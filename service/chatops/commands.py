@@ -25,9 +25,7 @@ from amllib.errors import AmlError, InvalidInput, quoted
 from amllib.fetch import BEST_BY
 from amllib.paths import check_name
 from amllib.settings import Settings
-from service.api.common import create_job, find, page, request_cancel
-from service.api.runs import run_spec
-from service.deps import Services
+from service.actions import Services, create_job, find, page, request_cancel, run_spec
 from service.errors import validation_detail
 from service.schemas import RunRequest, render
 from service.store import Job

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from amllib.settings import Settings
+from service.chatops.commands import run_link, summary
 
 log = logging.getLogger("service")
 SLACK_HOSTS = frozenset({"hooks.slack.com"})
@@ -136,8 +137,6 @@ def duration_text(body: dict[str, Any]) -> str:
 
 async def notify_end(settings: Settings, body: dict[str, Any], notify: dict[str, Any]) -> str:
     """Post the outcome of a run a chat started (status, metrics, model version, duration, error, link)."""
-    from service.chatops.commands import run_link, summary
-
     lines = summary(settings, body)
     headline = f"Run {body['id']} {body['status']}{duration_text(body)}"
     platform = notify.get("platform")

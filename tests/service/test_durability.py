@@ -180,7 +180,7 @@ def test_no_tokens_means_loopback_only(tmp_path: Path) -> None:
 
     from amllib.settings import Settings
     from service.auth import BearerAuth
-    from service.ui.session import SessionSigner
+    from service.session import SessionSigner
 
     sent: list[dict] = []
 

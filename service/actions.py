@@ -1,0 +1,166 @@
+"""What any caller may do with jobs, whatever way it came in: HTTP, the dashboard or a chat command.
+
+Transport-free: no request, response or status code here. The routes (service/api), the page
+(service/ui) and chat-ops (service/chatops) call these with the caller's identity, so one place
+decides what a job is, how it is found, and what may be asked of it; the core under it (jobs,
+store, worker) carries the jobs out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from amllib.backends.base import Backend, RunStatus
+from amllib.errors import Conflict, InvalidInput, NotFound, quoted
+from amllib.paths import check_name, check_script, check_script_args, safe_relpath
+from amllib.settings import Settings
+from service import logs
+from service.events import EventFeed
+from service.jobs import Jobs, is_terminal
+from service.schemas import RunRequest, render
+from service.store import Job, JobStore
+from service.worker import Worker
+
+log = logging.getLogger("service")
+
+
+@dataclass
+class Services:
+    """What every caller's actions work with, built once in the app's lifespan."""
+
+    settings: Settings
+    backend: Backend
+    store: JobStore
+    jobs: Jobs
+    worker: Worker
+    feed: EventFeed
+
+
+def request_hash(payload: dict[str, Any]) -> str:
+    """What makes two requests 'the same' for Idempotency-Key."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+async def create_job(
+    svc: Services,
+    *,
+    kind: str,
+    spec: dict[str, Any],
+    fingerprint: dict[str, Any],
+    idempotency_key: str | None,
+    callback_url: str | None,
+    created_by: str,
+) -> tuple[Job, bool]:
+    """Store a job and start it; for a replayed Idempotency-Key, (the original job, False). Every caller's way in."""
+    job = Job(
+        id=f"{kind}_{uuid.uuid4().hex[:20]}",
+        kind=kind,
+        status=RunStatus.QUEUED,
+        spec={**spec, "created_by": created_by},
+        created_at=time.time(),
+        idempotency_key=f"{kind}:{idempotency_key}" if idempotency_key else None,
+        request_hash=request_hash(fingerprint),
+        callback_url=callback_url,
+    )
+    stored, created = await svc.jobs.create(job)
+    if not created and stored.request_hash != job.request_hash:
+        raise Conflict(
+            f"Idempotency-Key {quoted(idempotency_key)} was already used with a different request (job {stored.id})"
+        )
+    if created:
+        logs.bind_job(stored.id)
+        log.info("%s job %s accepted from %s", kind, stored.id, created_by)
+        svc.worker.start(stored)
+    return stored, created
+
+
+async def request_cancel(svc: Services, job: Job) -> Job:
+    """Ask a run to stop (the worker tells the backend); Conflict if it has already ended."""
+    if is_terminal(job.status):
+        raise Conflict(f"run {job.id} has already ended {job.status}")
+    return await svc.jobs.update(job.id, cancel_requested=True)
+
+
+_NOUN = {"run": "run", "data": "data upload", "fetch": "fetch"}
+
+
+def find(svc: Services, job_id: str, kind: str) -> Job:
+    """A job by its id; a run job also by its backend run id (a model version's run_id links here)."""
+    job = svc.store.get(job_id, kind=kind)
+    if job is None and kind == "run":
+        job = svc.store.by_backend_run(job_id)
+    if job is None:
+        raise NotFound(f"{_NOUN[kind]} job {quoted(job_id)} not found")
+    return job
+
+
+def page(
+    svc: Services,
+    kind: str,
+    *,
+    status: str | None,
+    experiment: str | None,
+    cursor: str | None,
+    limit: int,
+    data_version: str | None = None,
+    search: str | None = None,
+    ids: list[str] | None = None,
+) -> dict[str, Any]:
+    """Newest first; next_cursor fetches the following page."""
+    before = None
+    if cursor:
+        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
+            raise InvalidInput(f"cursor {quoted(cursor)} is not one this service gave out")
+        before = int(cursor)
+    jobs = svc.store.page(
+        kind,
+        status=status,
+        experiment=experiment,
+        data_version=data_version,
+        search=search,
+        ids=ids,
+        before_seq=before,
+        limit=limit + 1,
+    )
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
+    return {
+        "items": [render(j, svc.backend.name) for j in jobs],
+        "next_cursor": str(jobs[-1].seq) if more and jobs else None,
+    }
+
+
+_DEFAULTS = {
+    "experiment": "experiment",
+    "script": "script",
+    "model": "model",
+    "datapath": "datapath",
+    "compute": "compute_name",
+}
+
+
+def run_spec(svc: Services, request: RunRequest) -> dict[str, Any]:
+    """The request with AZML_* defaults filled in, every field checked."""
+    spec: dict[str, Any] = {}
+    missing = []
+    for field, setting in _DEFAULTS.items():
+        spec[field] = getattr(request, field) or getattr(svc.settings, setting)
+        if not spec[field]:
+            missing.append(f"{field} (no AZML_{setting.upper()} default)")
+    if missing:
+        raise InvalidInput("missing: " + ", ".join(missing))
+    check_name(spec["experiment"], what="experiment")
+    check_name(spec["model"], what="model")
+    check_name(spec["compute"], what="compute")
+    check_script(svc.settings.training_dir, spec["script"])
+    spec["datapath"] = str(safe_relpath(spec["datapath"], what="datapath"))
+    check_script_args(request.args)
+    spec["estimators"] = request.estimators
+    spec["args"] = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in request.args.items()}
+    return spec
