@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from amllib.files import list_files
 
 _CHUNK = 1 << 20
 
@@ -18,30 +18,6 @@ class TreeSummary:
     digest: str
     files: int
     bytes: int
-
-
-def list_files(folder: Path) -> list[tuple[str, Path]]:
-    """Regular files under folder as (posix relative path, path), sorted; links are skipped."""
-    found: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
-        for name in filenames:
-            full = Path(dirpath, name)
-            if full.is_symlink() or not full.is_file():
-                continue
-            found.append((full.relative_to(folder).as_posix(), full))
-    found.sort()
-    return found
-
-
-def move_files(src: Path, dest: Path) -> list[str]:
-    """Move every regular file under src to the same relative place under dest; their relative paths."""
-    moved = []
-    for rel, full in list_files(src):
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(full), dest / rel)
-        moved.append(rel)
-    return moved
 
 
 def file_sha256(path: Path) -> str:

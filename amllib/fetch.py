@@ -7,13 +7,14 @@ import errno
 import json
 import os
 import shutil
+import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from amllib.backends.base import Backend, ModelVersion, tag_number
+from amllib.times import iso
 
 BEST_BY = "accuracy"
 
@@ -28,15 +29,11 @@ class FetchResult:
     fell_back_to_latest: bool
 
 
-def iso(timestamp: float | None) -> str | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
-
-
 def build_metadata(model: ModelVersion, *, backend: str, files: list[str]) -> dict[str, Any]:
     """The metadata.json a model API reads at run time."""
     data = asdict(model)
     data["created_at"] = iso(model.created_at)
-    data["fetched_at"] = datetime.now(UTC).isoformat()
+    data["fetched_at"] = iso(time.time())
     data["backend"] = backend
     data["files"] = files
     return data

@@ -1,9 +1,8 @@
-"""Checks that keep caller-supplied names and paths inside their roots."""
+"""Checks that keep caller-supplied paths inside their roots (names and script arguments: names.py)."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from amllib.errors import InvalidInput, UnsafePath, quoted
@@ -11,7 +10,6 @@ from amllib.errors import InvalidInput, UnsafePath, quoted
 MAX_PART_BYTES = 255  # a file name on every common file system
 MAX_PATH_BYTES = 1024  # well inside PATH_MAX once joined to the server's own roots
 _SEGMENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._ +=@,-]*")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 
 
 def check_length(value: str, parts: list[str], *, what: str) -> None:
@@ -75,15 +73,6 @@ def check_folder_target(root: Path, target: Path, *, value: str, what: str) -> P
     return target
 
 
-def check_name(value: str, *, what: str) -> str:
-    """A model, experiment or compute name: letters, digits, '.', '_' and '-'."""
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise InvalidInput(
-            f"{what} {quoted(value)} must start with a letter or digit and use only letters, digits, '.', '_' or '-'"
-        )
-    return value
-
-
 def check_script(training_dir: Path, script: str) -> Path:
     """The script must be a .py file directly inside the training folder."""
     if not script or "/" in script or "\\" in script or script in (".", "..") or "\x00" in script:
@@ -95,32 +84,3 @@ def check_script(training_dir: Path, script: str) -> Path:
     if path.is_symlink() or not path.is_file():
         raise InvalidInput(f"script {quoted(script)} not found in {training_dir.name}/")
     return path
-
-
-SERVICE_OPTIONS = ("data-path", "estimators")  # set by the control plane, never by a caller's args
-MAX_SCRIPT_ARGS = 50
-MAX_ARG_VALUE = 4096
-
-
-def check_script_args(args: Mapping[str, object]) -> None:
-    """Extra script arguments: plain names, short values, and none that sets an option the service sets.
-
-    argparse takes any unambiguous prefix of an option (`--data` for `--data-path`) and
-    treats `-`/`_` alike only if the script says so, so every spelling and prefix is refused.
-    """
-    if len(args) > MAX_SCRIPT_ARGS:
-        raise InvalidInput(f"args has {len(args)} entries; at most {MAX_SCRIPT_ARGS} are allowed")
-    for name, value in args.items():
-        check_name(name, what="args key")
-        option = name.replace("_", "-").lower()
-        for reserved in SERVICE_OPTIONS:
-            if reserved.startswith(option):
-                raise InvalidInput(
-                    f"args key {quoted(name)} would set --{reserved}, which the service sets itself"
-                    + (" (use the estimators field)" if reserved == "estimators" else "")
-                )
-        text = str(value)
-        if len(text) > MAX_ARG_VALUE:
-            raise InvalidInput(f"args value of {quoted(name)} is longer than {MAX_ARG_VALUE} characters")
-        if "\x00" in text:
-            raise InvalidInput(f"args value of {quoted(name)} contains a NUL character")

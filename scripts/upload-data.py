@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from amllib.backends import get_backend
 from amllib.cli import UploadProgress, run_main, settings_requiring
-from amllib.digest import list_files
+from amllib.files import list_files
 
 
 def main() -> int:

@@ -18,7 +18,8 @@ from typing import Any
 
 from amllib.backends.base import Backend, RunStatus
 from amllib.errors import Conflict, InvalidInput, NotFound, quoted
-from amllib.paths import check_name, check_script, check_script_args, safe_relpath
+from amllib.names import check_name, check_script_args
+from amllib.paths import check_script, safe_relpath
 from amllib.settings import Settings
 from service import logs
 from service.events import EventFeed

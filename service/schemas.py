@@ -16,8 +16,8 @@ from pydantic import (
     model_validator,
 )
 
-from amllib.fetch import iso
-from amllib.paths import MAX_ARG_VALUE, MAX_SCRIPT_ARGS
+from amllib.names import MAX_ARG_VALUE, MAX_SCRIPT_ARGS
+from amllib.times import iso
 from service.store import Job
 
 MAX_NAME = 255

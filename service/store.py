@@ -104,11 +104,11 @@ def _connect(path: Path, *, synchronous: str = "NORMAL") -> sqlite3.Connection:
     """WAL, so readers never wait for the writer; the writer's `synchronous` decides what survives a power loss."""
     db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     db.execute("PRAGMA journal_mode=WAL")
-    db.execute(f"PRAGMA synchronous={SYNC_MODES[synchronous.upper()]}")
+    mode = synchronous.upper()
+    if mode not in ("FULL", "NORMAL"):  # AZML_DB_SYNCHRONOUS is checked already; nothing else reaches the SQL
+        raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+    db.execute(f"PRAGMA synchronous={mode}")
     return db
-
-
-SYNC_MODES = {"FULL": "FULL", "NORMAL": "NORMAL"}
 
 
 class _Writer(threading.Thread):

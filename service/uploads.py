@@ -114,7 +114,7 @@ def in_own_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     return future
 
 
-def check_length(declared: str | None, limits: Limits) -> None:
+def check_declared_length(declared: str | None, limits: Limits) -> None:
     if declared and declared.isascii() and declared.isdigit() and int(declared) > limits.max_bytes:
         raise limits.too_big(f"the body ({declared} bytes)")
 
@@ -167,7 +167,7 @@ async def receive(
     timeout: float,
 ) -> TreeSummary:
     """Unpack an upload body into staging while it arrives, in a thread of its own."""
-    check_length(declared_length, limits)
+    check_declared_length(declared_length, limits)
     unpack = _unpacker(content_type, staging, TreeWriter(staging, limits))
     pipe = _Pipe()
     consumer = in_own_thread(unpack, pipe)

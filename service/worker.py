@@ -27,10 +27,10 @@ from amllib.settings import Settings
 from amllib.training import finish_run, last_values
 from service import logs
 from service.callbacks import deliver
-from service.job_errors import ErrorWriter
 from service.jobs import TERMINAL_NAMES, Jobs, is_terminal
 from service.metrics import ServiceMetrics
 from service.read_budget import ReadBudget
+from service.redact import ErrorWriter
 from service.schemas import render
 from service.store import Job
 

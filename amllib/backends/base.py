@@ -21,7 +21,7 @@ from typing import Any
 
 from amllib.digest import TreeSummary
 from amllib.errors import ModelNotFound, quoted
-from amllib.paths import check_script_args
+from amllib.names import check_script_args
 
 Progress = Callable[[int], object]  # told the bytes of each file uploaded
 

@@ -27,9 +27,11 @@ from amllib.backends.base import (
 from amllib.backends.local_compute import LocalCompute
 from amllib.backends.local_datastore import LocalDatastore
 from amllib.backends.local_registry import LocalRegistry
-from amllib.digest import TreeSummary, list_files
+from amllib.digest import TreeSummary
 from amllib.errors import DataNotFound, InvalidInput
-from amllib.paths import check_name, check_script, check_script_args
+from amllib.files import list_files
+from amllib.names import check_name, check_script_args
+from amllib.paths import check_script
 from amllib.settings import Settings
 
 _TAIL_BLOCK = 64 * 1024

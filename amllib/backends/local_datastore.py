@@ -23,8 +23,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from amllib.backends.base import DataVersion, Progress
-from amllib.digest import TreeSummary, list_files, tree_digest
+from amllib.digest import TreeSummary, tree_digest
 from amllib.errors import BackendUnavailable, DataNotFound, InvalidInput, UnsafePath, quoted
+from amllib.files import list_files
 from amllib.paths import safe_relpath
 
 LEASE_GRACE = 60.0  # a lease whose run folder is not written yet counts as held for this long

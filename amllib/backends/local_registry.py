@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from amllib.backends.base import ModelVersion
-from amllib.digest import list_files
 from amllib.errors import InvalidInput, ModelNotFound, quoted
-from amllib.paths import check_name
+from amllib.files import list_files
+from amllib.names import check_name
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS model_versions (

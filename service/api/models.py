@@ -15,8 +15,10 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 
 from amllib.errors import InvalidInput, ModelNotFound, quoted
-from amllib.fetch import build_metadata, iso
-from amllib.paths import check_folder_target, check_name, resolve_inside
+from amllib.fetch import build_metadata
+from amllib.names import check_name
+from amllib.paths import check_folder_target, resolve_inside
+from amllib.times import iso
 from service.actions import find
 from service.api.common import accept, answer
 from service.callbacks import check_callback_url

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from amllib.errors import AmlError, InvalidInput, quoted
 from amllib.fetch import BEST_BY
-from amllib.paths import check_name
+from amllib.names import check_name
 from amllib.settings import Settings
 from service.actions import Services, create_job, find, page, request_cancel, run_spec
 from service.errors import validation_detail

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from amllib.errors import InvalidInput
-from amllib.paths import check_name, check_script_args, safe_relpath
+from amllib.names import check_name, check_script_args
+from amllib.paths import safe_relpath
 from amllib.settings import Settings
 
 

@@ -33,8 +33,8 @@ from amllib.backends.azure.v1 import AzureMLBackend
 from amllib.backends.azure.v1_sdk import Sdk
 from amllib.backends.base import RunSpec, RunStatus, parse_script_arguments
 from amllib.backends.local import LocalBackend
-from amllib.digest import list_files
 from amllib.errors import RunNotFound
+from amllib.files import list_files
 from amllib.settings import Settings
 from tests.azure.fake_blobs import on_folder
 

@@ -67,7 +67,7 @@ from amllib.backends import mlflow_files
 from amllib.backends.azure.v2 import DATA_INPUT, AzureMLV2Backend
 from amllib.backends.base import RunSpec, RunStatus, parse_script_arguments
 from amllib.backends.local import LocalBackend
-from amllib.digest import list_files
+from amllib.files import list_files
 from amllib.settings import Settings
 from tests.azure.fake_blobs import on_folder
 

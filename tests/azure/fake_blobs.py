@@ -14,7 +14,7 @@ from typing import Any
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
-from amllib.digest import list_files
+from amllib.files import list_files
 
 
 def blobs_in(folder: Path, prefix: str | None) -> list[SimpleNamespace]:

@@ -50,7 +50,8 @@ from amllib.errors import (
     RunNotFound,
     quoted,
 )
-from amllib.paths import check_name, check_script, safe_relpath
+from amllib.names import check_name
+from amllib.paths import check_script, safe_relpath
 from amllib.settings import Settings
 
 MOUNT_POINT = "/tmp"

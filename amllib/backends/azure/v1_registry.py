@@ -9,9 +9,9 @@ from typing import Any
 from amllib.backends.azure.common import DATA_TAG, SCRIPT_TAG, AzureBackend
 from amllib.backends.azure.v1_sdk import Sdk
 from amllib.backends.base import ModelVersion, epoch_seconds, numeric_accuracy, tag_number
-from amllib.digest import move_files
 from amllib.errors import BackendUnavailable, InvalidInput, ModelNotFound, NotFound, quoted
-from amllib.paths import check_name
+from amllib.files import move_files
+from amllib.names import check_name
 
 
 class V1Registry(AzureBackend):

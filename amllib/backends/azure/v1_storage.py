@@ -15,8 +15,8 @@ from typing import Any
 from amllib.backends.azure.common import check_arrived, checked_source, new_data_prefix
 from amllib.backends.azure.data_versions import DataLeases
 from amllib.backends.base import DataVersion, Progress
-from amllib.digest import list_files
 from amllib.errors import NotFound, quoted
+from amllib.files import list_files
 from amllib.paths import safe_relpath
 
 VERSIONS_FOLDER = ".aml-data-versions"

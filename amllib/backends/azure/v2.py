@@ -51,7 +51,8 @@ from amllib.errors import (
     RunNotFound,
     quoted,
 )
-from amllib.paths import check_name, check_script, check_script_args, safe_relpath
+from amllib.names import check_name, check_script_args
+from amllib.paths import check_script, safe_relpath
 from amllib.settings import Settings
 
 DATA_INPUT = "${{inputs.data}}"

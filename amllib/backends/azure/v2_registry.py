@@ -13,9 +13,9 @@ from typing import Any
 
 from amllib.backends.azure.common import DATA_TAG, SCRIPT_TAG, AzureBackend
 from amllib.backends.base import ModelVersion, RunInfo, RunStatus, epoch_seconds, numeric_accuracy
-from amllib.digest import move_files
 from amllib.errors import BackendUnavailable, Conflict, InvalidInput, ModelNotFound, NotFound, quoted
-from amllib.paths import check_name
+from amllib.files import move_files
+from amllib.names import check_name
 
 REGISTER_ATTEMPTS = 5
 

@@ -17,8 +17,8 @@ from amllib.backends.azure.auth import choose_credential
 from amllib.backends.azure.common import check_arrived, checked_source, new_data_prefix, tail_text
 from amllib.backends.azure.data_versions import DataLeases
 from amllib.backends.base import DataVersion, Progress, whole_lines
-from amllib.digest import list_files
 from amllib.errors import NotFound, quoted
+from amllib.files import list_files
 from amllib.paths import safe_relpath
 
 ARTIFACT_STORE = "workspaceartifactstore"

@@ -1,0 +1,31 @@
+"""Listing and moving the regular files of a folder tree (links skipped), the same way everywhere."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+
+def list_files(folder: Path) -> list[tuple[str, Path]]:
+    """Regular files under folder as (posix relative path, path), sorted; links are skipped."""
+    found: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+        for name in filenames:
+            full = Path(dirpath, name)
+            if full.is_symlink() or not full.is_file():
+                continue
+            found.append((full.relative_to(folder).as_posix(), full))
+    found.sort()
+    return found
+
+
+def move_files(src: Path, dest: Path) -> list[str]:
+    """Move every regular file under src to the same relative place under dest; their relative paths."""
+    moved = []
+    for rel, full in list_files(src):
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(full), dest / rel)
+        moved.append(rel)
+    return moved
