@@ -13,8 +13,9 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from amllib.backends.base import Backend, RunStatus
 from amllib.errors import Conflict, InvalidInput, NotFound, quoted
@@ -23,6 +24,7 @@ from amllib.paths import check_script, safe_relpath
 from amllib.settings import Settings
 from service import logs
 from service.events import EventFeed
+from service.job_kinds import KINDS, RunSpec
 from service.jobs import Jobs, is_terminal
 from service.schemas import RunRequest, render
 from service.store import Job, JobStore
@@ -52,7 +54,7 @@ async def create_job(
     svc: Services,
     *,
     kind: str,
-    spec: dict[str, Any],
+    spec: Mapping[str, Any],
     fingerprint: dict[str, Any],
     idempotency_key: str | None,
     callback_url: str | None,
@@ -88,16 +90,13 @@ async def request_cancel(svc: Services, job: Job) -> Job:
     return await svc.jobs.update(job.id, cancel_requested=True)
 
 
-_NOUN = {"run": "run", "data": "data upload", "fetch": "fetch"}
-
-
 def find(svc: Services, job_id: str, kind: str) -> Job:
     """A job by its id; a run job also by its backend run id (a model version's run_id links here)."""
     job = svc.store.get(job_id, kind=kind)
     if job is None and kind == "run":
         job = svc.store.by_backend_run(job_id)
     if job is None:
-        raise NotFound(f"{_NOUN[kind]} job {quoted(job_id)} not found")
+        raise NotFound(f"{KINDS[kind].noun} job {quoted(job_id)} not found")
     return job
 
 
@@ -146,7 +145,7 @@ _DEFAULTS = {
 }
 
 
-def run_spec(svc: Services, request: RunRequest) -> dict[str, Any]:
+def run_spec(svc: Services, request: RunRequest) -> RunSpec:
     """The request with AZML_* defaults filled in, every field checked."""
     spec: dict[str, Any] = {}
     missing = []
@@ -164,4 +163,4 @@ def run_spec(svc: Services, request: RunRequest) -> dict[str, Any]:
     check_script_args(request.args)
     spec["estimators"] = request.estimators
     spec["args"] = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in request.args.items()}
-    return spec
+    return cast(RunSpec, spec)

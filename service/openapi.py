@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field, create_model
+
+from service.job_kinds import DataJob, FetchJob, RunJob
+
+__all__ = ["DataJob", "ErrorBody", "FetchJob", "RunJob", "errors", "job", "page_of"]
 
 
 class ErrorBody(BaseModel):
@@ -19,55 +23,6 @@ class ErrorBody(BaseModel):
     detail: str
     fields: list[str] | None = Field(None, description="the fields a validation error names")
     job: dict[str, Any] | None = Field(None, description="after ?wait=, the job that ended Failed or Canceled")
-
-
-class _Job(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    id: str
-    kind: str
-    status: str = Field(description="Queued, Preparing, Running, Finalizing, Completed, Failed or Canceled")
-    error: str | None
-    created_at: str | None
-    started_at: str | None
-    finished_at: str | None
-    callback_url: str | None
-    callback_status: str | None
-    created_by: str | None = Field(description="the name of the token (or chat user) that asked for it")
-    backend: str
-
-
-class RunJob(_Job):
-    experiment: str
-    script: str
-    model: str | None = Field(description="the model its outputs register as; null for an imported run")
-    datapath: str | None
-    compute: str | None
-    backend_run_id: str | None
-    params: dict[str, Any]
-    metrics: dict[str, Any]
-    model_version: dict[str, Any] | None
-    data_version: str | None
-    script_digest: str | None
-    started_by: str = Field(description="who started it: created_by, or a run's started_by tag if started elsewhere")
-    imported: bool = Field(description="started elsewhere (scripts, studio) and brought in by the service")
-
-
-class DataJob(_Job):
-    path: str
-    source: str
-    files: int | None
-    bytes: int | None
-    digest: str | None
-
-
-class FetchJob(_Job):
-    model: str
-    version: int | None
-    use_best: bool
-    output_path: str
-    files: list[str] | None
-    metadata: dict[str, Any] | None
 
 
 _ERRORS = {
@@ -105,7 +60,7 @@ def errors(
     return found | {status: {**body, "description": _ERRORS[status]} for status in wanted}
 
 
-def job(model: type[BaseModel], *, accepted: bool) -> dict[int | str, dict[str, Any]]:
+def job(model: type, *, accepted: bool) -> dict[int | str, dict[str, Any]]:
     """A job answer: 202 while it goes on (POSTs), 200 once read or ended, and the statuses of ?wait=."""
     answers: dict[int | str, dict[str, Any]] = {200: {"model": model, "description": "the job"}}
     if accepted:
@@ -116,9 +71,9 @@ def job(model: type[BaseModel], *, accepted: bool) -> dict[int | str, dict[str, 
 BODY_ERRORS = (408, 413)
 
 
-def page_of(model: type[BaseModel]) -> type[BaseModel]:
+def page_of(model: type) -> type[BaseModel]:
     """A page of jobs, newest first; next_cursor fetches the following page."""
-    items: Any = list[model]  # type: ignore[valid-type]  # a model made at run time, as create_model wants
+    items: Any = list[model]  # type: ignore[valid-type]  # a shape given at run time, as create_model wants
     return create_model(f"{model.__name__}Page", items=(items, ...), next_cursor=(str | None, None))
 
 

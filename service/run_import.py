@@ -41,7 +41,7 @@ def imported_spec(info: RunInfo) -> dict[str, Any]:
         "estimators": info.estimators,
         "args": info.args,
         "imported": True,
-        "started_by": str(info.tags.get(STARTED_BY) or "another tool"),
+        "created_by": str(info.tags.get(STARTED_BY) or "another tool"),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import (
@@ -18,6 +19,18 @@ from pydantic import (
 
 from amllib.names import MAX_ARG_VALUE, MAX_SCRIPT_ARGS
 from amllib.times import iso
+from service.job_kinds import (
+    DataJob,
+    FetchJob,
+    JobBody,
+    RunJob,
+    data_result,
+    data_spec,
+    fetch_result,
+    fetch_spec,
+    run_result,
+    run_spec,
+)
 from service.store import Job
 
 MAX_NAME = 255
@@ -78,7 +91,8 @@ class DataFolderRequest(BaseModel):
     callback_url: CallbackUrl | None = None
 
 
-def _common(job: Job) -> dict[str, Any]:
+def _common(job: Job, backend: str) -> JobBody:
+    spec = job.spec
     return {
         "id": job.id,
         "kind": job.kind,
@@ -89,60 +103,59 @@ def _common(job: Job) -> dict[str, Any]:
         "finished_at": iso(job.finished_at),
         "callback_url": job.callback_url,
         "callback_status": job.callback_status,
-        "created_by": job.spec.get("created_by"),
+        # one word for who started it; jobs stored before it was one kept a run's starter as started_by
+        "created_by": spec.get("created_by") or spec.get("started_by"),
+        "backend": backend,
     }
 
 
-def render_run(job: Job, backend: str) -> dict[str, Any]:
-    spec, result = job.spec, job.result
+def render_run(job: Job, backend: str) -> RunJob:
+    spec, result = run_spec(job), run_result(job)
     return {
-        **_common(job),
+        **_common(job, backend),
         "experiment": spec["experiment"],
         "script": spec["script"],
         "model": spec["model"],
         "datapath": spec["datapath"],
         "compute": spec["compute"],
-        "backend": backend,
         "backend_run_id": job.backend_run_id,
         "params": {"estimators": spec.get("estimators"), "args": spec.get("args", {})},
         "metrics": result.get("metrics", {}),
         "model_version": result.get("model_version"),
         "data_version": result.get("data_version"),
         "script_digest": result.get("script_digest"),
-        "started_by": spec.get("started_by") or spec.get("created_by") or "api",
         "imported": bool(spec.get("imported")),
     }
 
 
-def render_data(job: Job, backend: str) -> dict[str, Any]:
-    result = job.result
+def render_data(job: Job, backend: str) -> DataJob:
+    spec, result = data_spec(job), data_result(job)
     return {
-        **_common(job),
-        "path": job.spec["path"],
-        "source": job.spec["source"],
-        "backend": backend,
+        **_common(job, backend),
+        "path": spec["path"],
+        "source": spec["source"],
         "files": result.get("files"),
         "bytes": result.get("bytes"),
         "digest": result.get("digest"),
     }
 
 
-def render_fetch(job: Job, backend: str) -> dict[str, Any]:
-    spec, result = job.spec, job.result
+def render_fetch(job: Job, backend: str) -> FetchJob:
+    spec, result = fetch_spec(job), fetch_result(job)
     return {
-        **_common(job),
+        **_common(job, backend),
         "model": spec["model"],
         "version": result.get("version", spec.get("version")),
         "use_best": spec.get("use_best", False),
         "output_path": spec["output_path"],
-        "backend": backend,
         "files": result.get("files"),
         "metadata": result.get("metadata"),
     }
 
 
-RENDERERS = {"run": render_run, "data": render_data, "fetch": render_fetch}
+RENDERERS: dict[str, Callable[[Job, str], JobBody]] = {"run": render_run, "data": render_data, "fetch": render_fetch}
 
 
 def render(job: Job, backend: str) -> dict[str, Any]:
-    return RENDERERS[job.kind](job, backend)
+    """The job as a caller gets it (the shapes in job_kinds, which /openapi.json documents)."""
+    return dict(RENDERERS[job.kind](job, backend))

@@ -25,8 +25,9 @@ from amllib.fetch import fetch_model
 from amllib.paths import check_folder_target, resolve_inside
 from amllib.settings import Settings
 from amllib.training import finish_run, last_values
-from service import logs
+from service import job_kinds, logs
 from service.callbacks import deliver
+from service.job_kinds import Notify
 from service.jobs import TERMINAL_NAMES, Jobs, is_terminal
 from service.metrics import ServiceMetrics
 from service.read_budget import ReadBudget
@@ -35,7 +36,7 @@ from service.schemas import render
 from service.store import Job
 
 log = logging.getLogger("service")
-Notifier = Callable[[Settings, dict[str, Any], dict[str, Any]], Awaitable[str]]
+Notifier = Callable[[Settings, dict[str, Any], Notify], Awaitable[str]]
 LOG_TAIL = 30
 UNREACHABLE_SECONDS = 600.0
 MAX_BACKOFF = 8  # a quiet run is polled at most every 8 × AZML_POLL_SECONDS
@@ -105,7 +106,8 @@ class Worker:
     def staging_in_use(self) -> set[Path]:
         """The staging folders of uploads whose jobs have not ended (never discarded)."""
         unfinished = self.store.unfinished(TERMINAL_NAMES)
-        return {Path(job.spec["staging"]).resolve() for job in unfinished if job.spec.get("staging")}
+        staged = [job_kinds.data_spec(job).get("staging") for job in unfinished if job.kind == "data"]
+        return {Path(staging).resolve() for staging in staged if staging}
 
     async def resume(self) -> int:
         """Pick up every job a previous process left unfinished, and undelivered callbacks."""
@@ -148,7 +150,7 @@ class Worker:
 
     # -- data ----------------------------------------------------------------
     async def _data(self, job: Job) -> None:
-        spec = job.spec
+        spec = job_kinds.data_spec(job)
         await self.jobs.transition(job.id, RunStatus.RUNNING)
         if spec["source"] == "folder":
             data = await self.call(self.backend.upload_data, Path(spec["data_dir"]), target_path=spec["path"])
@@ -167,7 +169,7 @@ class Worker:
 
     # -- fetch ---------------------------------------------------------------
     async def _fetch(self, job: Job) -> None:
-        spec = job.spec
+        spec = job_kinds.fetch_spec(job)
         await self.jobs.transition(job.id, RunStatus.RUNNING)
         if self.settings.output_root is None:  # accepted before a restart that unset it
             raise InvalidInput("fetching to the server's disk is off now: AZML_OUTPUT_ROOT is not set")
@@ -208,7 +210,7 @@ class Worker:
         await self._watch(job.id, run_id)
 
     async def _submit(self, job: Job, *, resumed: bool) -> str:
-        spec = job.spec
+        spec = job_kinds.run_spec(job)
         found = []
         if resumed:  # the previous process may have submitted it just before it stopped
             found = await self.call(self.backend.find_runs, spec["experiment"], tag="job_id", value=job.id)
@@ -272,14 +274,15 @@ class Worker:
 
     async def _settle(self, job_id: str, info: RunInfo, metrics: dict[str, Any]) -> None:
         job, run_id, status = self._job(job_id), info.run_id, info.status
+        spec = job_kinds.run_spec(job)
         if status == RunStatus.COMPLETED:
             await self.jobs.transition(job_id, RunStatus.FINALIZING, result=run_result(info, metrics))
-            if job.spec.get("imported"):  # whoever started it registers it; the importer picks the version up
+            if spec.get("imported"):  # whoever started it registers it; the importer picks the version up
                 history = await self.call(self.backend.get_metrics, run_id)
                 versions = await self.call(self.backend.versions_of_run, run_id)
                 version = versions[0] if versions else None
             else:
-                done = await self.call(finish_run, self.backend, run_id, model_name=job.spec["model"])
+                done = await self.call(finish_run, self.backend, run_id, model_name=spec["model"])
                 history, version = done.metrics, done.model_version
             made = {"name": version.name, "version": version.version} if version else None
             result = run_result(info, scalar_metrics(history), model_version=made)
@@ -303,13 +306,14 @@ class Worker:
             outcome = await deliver(job.callback_url, payload, job_id=job.id, secret=self.settings.webhook_secret)
             self._count("callback", outcome)
             job = await self.jobs.update(job_id, callback_status=outcome)
-        if job.spec.get("notify") and "notice" not in job.result:
+        notify = job_kinds.notify_of(job)
+        if notify and "notice" not in job.result:
             body = render(job, self.backend.name)
             if self.notify is None:
                 outcome = "no notifier"  # a worker built without the chat platforms (tests of the core alone)
             else:
-                outcome = await self.notify(self.settings, body, job.spec["notify"])
-            self._count(str(job.spec["notify"].get("platform")), outcome)
+                outcome = await self.notify(self.settings, body, notify)
+            self._count(notify["platform"], outcome)
             await self.jobs.update(job_id, result={**job.result, "notice": outcome})
 
     def _job(self, job_id: str) -> Job:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -9,19 +10,16 @@ from fastapi.responses import JSONResponse
 from amllib.backends.base import RunStatus
 from service.actions import Services, create_job
 from service.errors import KIND_STATUS
+from service.job_kinds import location
 from service.schemas import render
 from service.store import Job
-
-
-def location(job: Job) -> str:
-    return {"run": "/runs/", "data": "/data/", "fetch": "/models/fetch/"}[job.kind] + job.id
 
 
 async def accept(
     svc: Services,
     *,
     kind: str,
-    spec: dict[str, Any],
+    spec: Mapping[str, Any],
     fingerprint: dict[str, Any],
     idempotency_key: str | None,
     callback_url: str | None,

@@ -27,6 +27,7 @@ from amllib.names import check_name
 from amllib.settings import Settings
 from service.actions import Services, create_job, find, page, request_cancel, run_spec
 from service.errors import validation_detail
+from service.job_kinds import Notify
 from service.schemas import RunRequest, render
 from service.store import Job
 
@@ -47,7 +48,7 @@ class ChatRequest:
     user_id: str
     text: str
     retry_key: str  # the same for a platform's retry of one command
-    notify: dict[str, Any] = field(default_factory=dict)  # where the completion notice goes
+    notify: Notify | None = None  # where the completion notice goes
 
 
 @dataclass
@@ -160,8 +161,8 @@ async def train(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
         fields["estimators"] = _count(fields["estimators"], 1, 100_000)
     request = RunRequest.model_validate({**fields, "args": named})
     spec = run_spec(svc, request)
-    spec["started_by"] = f"{chat.platform}:{chat.user_id}"
-    spec["notify"] = chat.notify
+    if chat.notify is not None:
+        spec["notify"] = chat.notify
     retry = hashlib.sha256(chat.retry_key.encode()).hexdigest()[:32]
     job, created = await create_job(
         svc,
@@ -170,7 +171,7 @@ async def train(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
         fingerprint={"chat": chat.retry_key},
         idempotency_key=f"chat:{chat.platform}:{retry}",
         callback_url=None,
-        created_by=spec["started_by"],
+        created_by=f"{chat.platform}:{chat.user_id}",
     )
     verb = "Started" if created else "Already started"
     return Reply(f"{verb} run {job.id}: {job.status}", summary(svc, job)[1:], job={"id": job.id})

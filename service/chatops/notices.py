@@ -19,6 +19,7 @@ import httpx
 
 from amllib.settings import Settings
 from service.chatops.commands import run_link, summary
+from service.job_kinds import Notify
 
 log = logging.getLogger("service")
 SLACK_HOSTS = frozenset({"hooks.slack.com"})
@@ -91,7 +92,7 @@ def teams_card(headline: str, lines: list[str], link: str | None) -> dict[str, A
     }
 
 
-def destination(settings: Settings, notify: dict[str, Any]) -> str | None:
+def destination(settings: Settings, notify: Notify) -> str | None:
     """Where a finished run's notice goes: the command's response_url while it is valid, else the webhook."""
     platform = notify.get("platform")
     fresh = time.time() - float(notify.get("at", 0)) < RESPONSE_URL_SECONDS
@@ -104,7 +105,7 @@ def destination(settings: Settings, notify: dict[str, Any]) -> str | None:
     return None
 
 
-async def post_notice(settings: Settings, notify: dict[str, Any], payload: dict[str, Any]) -> str:
+async def post_notice(settings: Settings, notify: Notify, payload: dict[str, Any]) -> str:
     """POST the notice, retrying a failure; returns the outcome to record on the job."""
     url = destination(settings, notify)
     platform = str(notify.get("platform"))
@@ -135,7 +136,7 @@ def duration_text(body: dict[str, Any]) -> str:
     return f" in {seconds:.0f} s" if seconds < 120 else f" in {seconds / 60:.1f} min"
 
 
-async def notify_end(settings: Settings, body: dict[str, Any], notify: dict[str, Any]) -> str:
+async def notify_end(settings: Settings, body: dict[str, Any], notify: Notify) -> str:
     """Post the outcome of a run a chat started (status, metrics, model version, duration, error, link)."""
     lines = summary(settings, body)
     headline = f"Run {body['id']} {body['status']}{duration_text(body)}"

@@ -95,10 +95,15 @@ def test_slack_train_is_acknowledged_at_once_and_reported_in_the_channel(chat: S
     assert f"Run {job_id} Completed" in notice["text"]
     assert "accuracy 0.93" in notice["text"] and "Model: svc-model version 1" in notice["text"]
     run = runs_of(chat)[0]
-    assert run["started_by"] == "slack:U_WRITER" and run["params"] == {
-        "estimators": 10,
-        "args": {"flavour": "nightly build"},
-    }
+    assert (
+        run["created_by"] == "slack:U_WRITER"
+        and "started_by" not in run
+        and run["params"]
+        == {
+            "estimators": 10,
+            "args": {"flavour": "nightly build"},
+        }
+    )
 
 
 def test_slack_read_commands_and_cancel(chat: Service) -> None:

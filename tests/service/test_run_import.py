@@ -29,7 +29,7 @@ def test_a_run_started_with_the_scripts_appears_once_with_its_model_version(make
         assert len(items) == 2, items  # ours once (never imported again) and the script's
         assert [i["id"] for i in items if not i["imported"]] == [ours["id"]]
         run = theirs[0]
-        assert run["started_by"].startswith("run-training.py (")
+        assert run["created_by"].startswith("run-training.py (")
         assert run["params"] == {"estimators": 3, "args": {}}
         assert run["metrics"]["accuracy"] == 0.93 and run["data_version"].startswith("sha256:")
         assert run["model_version"] == {"name": "script-model", "version": 1}

@@ -187,7 +187,7 @@ function runRow(job) {
     h("td", {}, badge(job.status)),
     h("td", {}, job.experiment),
     h("td", {}, job.script),
-    h("td", {}, job.started_by || "api"),
+    h("td", {}, job.created_by || "api"),
     h(
       "td",
       { class: "mono" },
@@ -304,7 +304,7 @@ async function runsPage() {
     !q ||
     job.id.startsWith(q) ||
     (job.backend_run_id || "").startsWith(q) ||
-    [job.experiment, job.script, job.started_by, job.created_by].includes(q);
+    [job.experiment, job.script, job.created_by].includes(q);
   const matches = (job) =>
     found(job) &&
     (!params.get("status") || job.status === params.get("status")) &&
@@ -351,7 +351,7 @@ async function runPage(id) {
     const rows = [
       ["Experiment", job.experiment],
       ["Script", job.script],
-      ["Started by", job.started_by],
+      ["Started by", job.created_by],
       ["Backend run", job.backend_run_id || "—"],
       ["Data path", job.datapath || "—"],
       ["Data version", job.data_version || "—"],

@@ -1,0 +1,189 @@
+"""The three kinds of job in one table: what each one's spec and result hold, and the JSON a caller gets.
+
+A job's spec (what was asked) and result (what came of it) are stored as JSON. The TypedDicts here
+are their shapes, so every read goes through spec_of/result_of and mypy checks each key; the bodies
+the API answers with (RunJob, DataJob, FetchJob) are defined once, here: schemas.render builds them
+and /openapi.json documents them from the same classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import (
+    Annotated,
+    Any,
+    Literal,
+    NotRequired,  # pydantic reads TypedDicts from typing_extensions on 3.11
+    cast,
+)
+
+from pydantic import Field
+from typing_extensions import TypedDict
+
+from service.store import Job
+
+Kind = Literal["run", "data", "fetch"]
+
+
+@dataclass(frozen=True)
+class KindInfo:
+    noun: str  # how messages name a job of this kind
+    path: str  # where the API serves one: path + job id
+
+
+KINDS: dict[str, KindInfo] = {
+    "run": KindInfo(noun="run", path="/runs/"),
+    "data": KindInfo(noun="data upload", path="/data/"),
+    "fetch": KindInfo(noun="fetch", path="/models/fetch/"),
+}
+
+
+def location(job: Job) -> str:
+    return KINDS[job.kind].path + job.id
+
+
+# -- what each kind stores ---------------------------------------------------------------------
+class Notify(TypedDict):
+    """Where a chat-started run's end is announced (service/chatops/notices.py)."""
+
+    platform: str
+    at: float  # when the command came (a notice says how long the run took from there)
+    response_url: NotRequired[str]  # Slack and Mattermost answer there; Teams through its webhook
+
+
+class _Asked(TypedDict):
+    created_by: NotRequired[str]  # the token (or chat user) that asked; set by actions.create_job
+
+
+class RunSpec(_Asked):
+    experiment: str
+    script: str
+    model: str | None  # None for a run started elsewhere and imported
+    datapath: str
+    compute: str
+    estimators: int | None
+    args: dict[str, str]
+    notify: NotRequired[Notify]
+    imported: NotRequired[bool]  # started elsewhere (scripts, studio), brought in by run_import
+
+
+class RunResult(TypedDict, total=False):
+    metrics: dict[str, Any]
+    data_version: str | None
+    script_digest: str | None
+    model_version: dict[str, Any] | None
+    log_tail: str
+    notice: str  # how the chat notice went
+
+
+class DataSpec(_Asked):
+    path: str
+    source: Literal["folder", "archive", "multipart"]
+    data_dir: NotRequired[str]  # source "folder": a folder under AZML_DATA_ROOT
+    staging: NotRequired[str]  # an uploaded body, unpacked here until the job commits it
+    summary: NotRequired[dict[str, Any]]  # its TreeSummary
+    notify: NotRequired[Notify]
+
+
+class DataResult(TypedDict, total=False):
+    files: int
+    bytes: int
+    digest: str
+    notice: str
+
+
+class FetchSpec(_Asked):
+    model: str
+    version: int | None
+    use_best: bool
+    output_path: str
+    notify: NotRequired[Notify]
+
+
+class FetchResult(TypedDict, total=False):
+    version: int
+    files: list[str]
+    metadata: dict[str, Any]
+    fell_back_to_latest: bool
+    notice: str
+
+
+def run_spec(job: Job) -> RunSpec:
+    return cast(RunSpec, job.spec)
+
+
+def data_spec(job: Job) -> DataSpec:
+    return cast(DataSpec, job.spec)
+
+
+def fetch_spec(job: Job) -> FetchSpec:
+    return cast(FetchSpec, job.spec)
+
+
+def run_result(job: Job) -> RunResult:
+    return cast(RunResult, job.result)
+
+
+def data_result(job: Job) -> DataResult:
+    return cast(DataResult, job.result)
+
+
+def fetch_result(job: Job) -> FetchResult:
+    return cast(FetchResult, job.result)
+
+
+def notify_of(job: Job) -> Notify | None:
+    return cast(Notify | None, job.spec.get("notify"))
+
+
+# -- what a caller gets --------------------------------------------------------------------------
+Time = Annotated[str | None, Field(description="ISO 8601, UTC")]
+
+
+class JobBody(TypedDict):
+    id: str
+    kind: str
+    status: Annotated[str, Field(description="Queued, Preparing, Running, Finalizing, Completed, Failed or Canceled")]
+    error: str | None
+    created_at: Time
+    started_at: Time
+    finished_at: Time
+    callback_url: str | None
+    callback_status: str | None
+    created_by: Annotated[
+        str | None,
+        Field(description="who started it: a token's name, a chat user, or for a run started elsewhere its tag"),
+    ]
+    backend: str
+
+
+class RunJob(JobBody):
+    experiment: str
+    script: str
+    model: Annotated[str | None, Field(description="the model its outputs register as; null for an imported run")]
+    datapath: str | None
+    compute: str | None
+    backend_run_id: str | None
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    model_version: dict[str, Any] | None
+    data_version: str | None
+    script_digest: str | None
+    imported: Annotated[bool, Field(description="started elsewhere (scripts, studio) and brought in by the service")]
+
+
+class DataJob(JobBody):
+    path: str
+    source: str
+    files: int | None
+    bytes: int | None
+    digest: str | None
+
+
+class FetchJob(JobBody):
+    model: str
+    version: int | None
+    use_best: bool
+    output_path: str
+    files: list[str] | None
+    metadata: dict[str, Any] | None
