@@ -1,7 +1,7 @@
 """The three kinds of job in one table: what each one's spec and result hold, and the JSON a caller gets.
 
 A job's spec (what was asked) and result (what came of it) are stored as JSON. The TypedDicts here
-are their shapes, so every read goes through spec_of/result_of and mypy checks each key; the bodies
+are their shapes, so every read goes through shaped() and mypy checks each key; the bodies
 the API answers with (RunJob, DataJob, FetchJob) are defined once, here: schemas.render builds them
 and /openapi.json documents them from the same classes.
 """
@@ -9,20 +9,15 @@ and /openapi.json documents them from the same classes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import (
-    Annotated,
-    Any,
-    Literal,
-    NotRequired,  # pydantic reads TypedDicts from typing_extensions on 3.11
-    cast,
-)
+from typing import Annotated, Any, Literal, NotRequired, TypeVar, cast
 
 from pydantic import Field
-from typing_extensions import TypedDict
+from typing_extensions import TypedDict  # pydantic reads TypedDicts from typing_extensions on 3.11
 
 from service.store import Job
 
 Kind = Literal["run", "data", "fetch"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -108,28 +103,9 @@ class FetchResult(TypedDict, total=False):
     notice: str
 
 
-def run_spec(job: Job) -> RunSpec:
-    return cast(RunSpec, job.spec)
-
-
-def data_spec(job: Job) -> DataSpec:
-    return cast(DataSpec, job.spec)
-
-
-def fetch_spec(job: Job) -> FetchSpec:
-    return cast(FetchSpec, job.spec)
-
-
-def run_result(job: Job) -> RunResult:
-    return cast(RunResult, job.result)
-
-
-def data_result(job: Job) -> DataResult:
-    return cast(DataResult, job.result)
-
-
-def fetch_result(job: Job) -> FetchResult:
-    return cast(FetchResult, job.result)
+def shaped(stored: dict[str, Any], shape: type[T]) -> T:
+    """A job's stored spec or result read as its kind's shape: shaped(job.spec, RunSpec)["experiment"]."""
+    return cast(T, stored)
 
 
 def notify_of(job: Job) -> Notify | None:

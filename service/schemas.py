@@ -21,15 +21,16 @@ from amllib.names import MAX_ARG_VALUE, MAX_SCRIPT_ARGS
 from amllib.times import iso
 from service.job_kinds import (
     DataJob,
+    DataResult,
+    DataSpec,
     FetchJob,
+    FetchResult,
+    FetchSpec,
     JobBody,
     RunJob,
-    data_result,
-    data_spec,
-    fetch_result,
-    fetch_spec,
-    run_result,
-    run_spec,
+    RunResult,
+    RunSpec,
+    shaped,
 )
 from service.store import Job
 
@@ -110,7 +111,7 @@ def _common(job: Job, backend: str) -> JobBody:
 
 
 def render_run(job: Job, backend: str) -> RunJob:
-    spec, result = run_spec(job), run_result(job)
+    spec, result = shaped(job.spec, RunSpec), shaped(job.result, RunResult)
     return {
         **_common(job, backend),
         "experiment": spec["experiment"],
@@ -129,7 +130,7 @@ def render_run(job: Job, backend: str) -> RunJob:
 
 
 def render_data(job: Job, backend: str) -> DataJob:
-    spec, result = data_spec(job), data_result(job)
+    spec, result = shaped(job.spec, DataSpec), shaped(job.result, DataResult)
     return {
         **_common(job, backend),
         "path": spec["path"],
@@ -141,7 +142,7 @@ def render_data(job: Job, backend: str) -> DataJob:
 
 
 def render_fetch(job: Job, backend: str) -> FetchJob:
-    spec, result = fetch_spec(job), fetch_result(job)
+    spec, result = shaped(job.spec, FetchSpec), shaped(job.result, FetchResult)
     return {
         **_common(job, backend),
         "model": spec["model"],

@@ -25,9 +25,10 @@ from amllib.fetch import fetch_model
 from amllib.paths import check_folder_target, resolve_inside
 from amllib.settings import Settings
 from amllib.training import finish_run, last_values
-from service import job_kinds, logs
+from service import logs
 from service.callbacks import deliver
-from service.job_kinds import Notify
+from service.job_kinds import DataSpec, FetchSpec, Notify, notify_of, shaped
+from service.job_kinds import RunSpec as RunJobSpec
 from service.jobs import TERMINAL_NAMES, Jobs, is_terminal
 from service.metrics import ServiceMetrics
 from service.read_budget import ReadBudget
@@ -106,7 +107,7 @@ class Worker:
     def staging_in_use(self) -> set[Path]:
         """The staging folders of uploads whose jobs have not ended (never discarded)."""
         unfinished = self.store.unfinished(TERMINAL_NAMES)
-        staged = [job_kinds.data_spec(job).get("staging") for job in unfinished if job.kind == "data"]
+        staged = [shaped(job.spec, DataSpec).get("staging") for job in unfinished if job.kind == "data"]
         return {Path(staging).resolve() for staging in staged if staging}
 
     async def resume(self) -> int:
@@ -150,7 +151,7 @@ class Worker:
 
     # -- data ----------------------------------------------------------------
     async def _data(self, job: Job) -> None:
-        spec = job_kinds.data_spec(job)
+        spec = shaped(job.spec, DataSpec)
         await self.jobs.transition(job.id, RunStatus.RUNNING)
         if spec["source"] == "folder":
             data = await self.call(self.backend.upload_data, Path(spec["data_dir"]), target_path=spec["path"])
@@ -169,7 +170,7 @@ class Worker:
 
     # -- fetch ---------------------------------------------------------------
     async def _fetch(self, job: Job) -> None:
-        spec = job_kinds.fetch_spec(job)
+        spec = shaped(job.spec, FetchSpec)
         await self.jobs.transition(job.id, RunStatus.RUNNING)
         if self.settings.output_root is None:  # accepted before a restart that unset it
             raise InvalidInput("fetching to the server's disk is off now: AZML_OUTPUT_ROOT is not set")
@@ -210,7 +211,7 @@ class Worker:
         await self._watch(job.id, run_id)
 
     async def _submit(self, job: Job, *, resumed: bool) -> str:
-        spec = job_kinds.run_spec(job)
+        spec = shaped(job.spec, RunJobSpec)
         found = []
         if resumed:  # the previous process may have submitted it just before it stopped
             found = await self.call(self.backend.find_runs, spec["experiment"], tag="job_id", value=job.id)
@@ -274,7 +275,7 @@ class Worker:
 
     async def _settle(self, job_id: str, info: RunInfo, metrics: dict[str, Any]) -> None:
         job, run_id, status = self._job(job_id), info.run_id, info.status
-        spec = job_kinds.run_spec(job)
+        spec = shaped(job.spec, RunJobSpec)
         if status == RunStatus.COMPLETED:
             await self.jobs.transition(job_id, RunStatus.FINALIZING, result=run_result(info, metrics))
             if spec.get("imported"):  # whoever started it registers it; the importer picks the version up
@@ -306,7 +307,7 @@ class Worker:
             outcome = await deliver(job.callback_url, payload, job_id=job.id, secret=self.settings.webhook_secret)
             self._count("callback", outcome)
             job = await self.jobs.update(job_id, callback_status=outcome)
-        notify = job_kinds.notify_of(job)
+        notify = notify_of(job)
         if notify and "notice" not in job.result:
             body = render(job, self.backend.name)
             if self.notify is None:
