@@ -27,7 +27,7 @@ import httpx
 
 from bench.api_latency import wrk
 from bench.common import service_env, start_uvicorn, stop, workspace
-from service.store import Job, JobStore
+from service.core.store import Job, JobStore
 
 TOKEN = "bench-token"
 ARGS = [

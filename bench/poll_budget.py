@@ -21,11 +21,11 @@ from typing import Any
 
 from amllib.backends.base import Backend, RunInfo, RunStatus
 from amllib.settings import Settings
-from service.events import EventFeed
-from service.jobs import Jobs
-from service.schemas import render
-from service.store import Job, JobStore
-from service.worker import Worker
+from service.core.events import EventFeed
+from service.core.jobs import Jobs
+from service.core.schemas import render
+from service.core.store import Job, JobStore
+from service.core.worker import Worker
 
 
 class CountingBackend(Backend):

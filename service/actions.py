@@ -22,13 +22,13 @@ from amllib.errors import Conflict, InvalidInput, NotFound, quoted
 from amllib.names import check_name, check_script_args
 from amllib.paths import check_script, safe_relpath
 from amllib.settings import Settings
-from service import logs
-from service.events import EventFeed
-from service.job_kinds import KINDS, RunSpec
-from service.jobs import Jobs, is_terminal
-from service.schemas import RunRequest, render
-from service.store import Job, JobStore
-from service.worker import Worker
+from service.core.events import EventFeed
+from service.core.job_kinds import KINDS, RunSpec
+from service.core.jobs import Jobs, is_terminal
+from service.core.schemas import RunRequest, render
+from service.core.store import Job, JobStore
+from service.core.worker import Worker
+from service.observe import logs
 
 log = logging.getLogger("service")
 

@@ -16,26 +16,28 @@ from fastapi.staticfiles import StaticFiles
 
 from amllib.backends import get_backend
 from amllib.settings import Settings, load_settings
-from service import docs, errors, logs
+from service import errors
 from service.actions import Services
 from service.api import catalog, data, events, models, runs
-from service.auth import BearerAuth
+from service.api.metrics import router as metrics_route
+from service.background.retention import RetentionSweep
+from service.background.run_import import RunImporter
 from service.chatops import mattermost, slack, teams
 from service.chatops.notices import notify_end
-from service.events import EventFeed
-from service.hosts import TrustedHosts, allowed_hosts
-from service.jobs import Jobs
-from service.metrics import RequestMetrics, ServiceMetrics
-from service.metrics import router as metrics_route
-from service.middleware import BodyLimit, HeadAsGet, SecurityHeaders
-from service.retention import RetentionSweep
-from service.run_import import RunImporter
-from service.schemas import render
-from service.session import SessionSigner
-from service.store import JobStore
-from service.throttle import Throttle
+from service.core.events import EventFeed
+from service.core.jobs import Jobs
+from service.core.schemas import render
+from service.core.store import JobStore
+from service.core.worker import Worker
+from service.http import docs
+from service.http.auth import BearerAuth
+from service.http.hosts import TrustedHosts, allowed_hosts
+from service.http.middleware import BodyLimit, HeadAsGet, SecurityHeaders
+from service.http.session import SessionSigner
+from service.http.throttle import Throttle
+from service.observe import logs
+from service.observe.metrics import RequestMetrics, ServiceMetrics
 from service.ui import routes as ui_routes
-from service.worker import Worker
 
 log = logging.getLogger("service")
 chatops_routers = (slack.router, teams.router, mattermost.router)
@@ -100,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="AML control plane",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url=None,  # served by service/docs.py from the service itself, no CDN
+        docs_url=None,  # served by service/http/docs.py from the service itself, no CDN
         redoc_url=None,
         description="Upload data, train, register and fetch models on Azure ML or locally.",
     )

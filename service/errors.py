@@ -27,7 +27,7 @@ from amllib.errors import (
     RunFailed,
     UnsafePath,
 )
-from service.logs import current_request_id
+from service.observe.logs import current_request_id
 
 log = logging.getLogger("service")
 

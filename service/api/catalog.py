@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from amllib.digest import file_sha256
-from service.deps import Svc
-from service.openapi import errors
+from service.http.deps import Svc
+from service.http.openapi import errors
 
 router = APIRouter(tags=["catalog"])
 

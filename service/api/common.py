@@ -9,10 +9,10 @@ from fastapi.responses import JSONResponse
 
 from amllib.backends.base import RunStatus
 from service.actions import Services, create_job
+from service.core.job_kinds import location
+from service.core.schemas import render
+from service.core.store import Job
 from service.errors import KIND_STATUS
-from service.job_kinds import location
-from service.schemas import render
-from service.store import Job
 
 
 async def accept(

@@ -13,14 +13,14 @@ from pydantic import ValidationError
 
 from amllib.errors import InvalidInput, quoted
 from amllib.paths import resolve_inside, safe_relpath
-from service import uploads
 from service.actions import find, page
 from service.api.common import accept, answer
-from service.callbacks import check_callback_url
-from service.deps import CallbackUrlQuery, Caller, Cursor, IdempotencyKey, Limit, Svc, Wait
+from service.core.callbacks import check_callback_url
+from service.core.schemas import MAX_PATH, DataFolderRequest
 from service.errors import UnsupportedMedia
-from service.openapi import BODY_ERRORS, DataJob, errors, job, page_of, upload_body
-from service.schemas import MAX_PATH, DataFolderRequest
+from service.http import uploads
+from service.http.deps import CallbackUrlQuery, Caller, Cursor, IdempotencyKey, Limit, Svc, Wait
+from service.http.openapi import BODY_ERRORS, DataJob, errors, job, page_of, upload_body
 
 router = APIRouter(tags=["data"])
 

@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request
 
 from amllib.errors import AmlError
-from service.deps import Svc
-from service.events import Disconnect, EventStream, ascii_number, sse
-from service.openapi import errors
+from service.core.events import Disconnect, EventStream, ascii_number, sse
+from service.http.deps import Svc
+from service.http.openapi import errors
 
 router = APIRouter(tags=["events"])
 

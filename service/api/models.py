@@ -21,10 +21,10 @@ from amllib.paths import check_folder_target, resolve_inside
 from amllib.times import iso
 from service.actions import find
 from service.api.common import accept, answer
-from service.callbacks import check_callback_url
-from service.deps import Caller, IdempotencyKey, Svc, Wait
-from service.openapi import ARCHIVE, BODY_ERRORS, FetchJob, errors, job
-from service.schemas import FetchRequest
+from service.core.callbacks import check_callback_url
+from service.core.schemas import FetchRequest
+from service.http.deps import Caller, IdempotencyKey, Svc, Wait
+from service.http.openapi import ARCHIVE, BODY_ERRORS, FetchJob, errors, job
 
 router = APIRouter(tags=["models"])
 Version = Annotated[int, PathParam(ge=1)]

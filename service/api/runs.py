@@ -11,8 +11,9 @@ from amllib.backends.base import RunStatus
 from amllib.errors import InvalidInput
 from service.actions import find, page, request_cancel, run_spec
 from service.api.common import accept, answer
-from service.callbacks import check_callback_url
-from service.deps import (
+from service.core.callbacks import check_callback_url
+from service.core.schemas import MAX_NAME, RunRequest
+from service.http.deps import (
     RUN_ID_PARAMETER,
     WAIT_PARAMETER,
     Caller,
@@ -23,8 +24,7 @@ from service.deps import (
     Wait,
     wait_parameter,
 )
-from service.openapi import BODY_ERRORS, RunJob, errors, job, page_of
-from service.schemas import MAX_NAME, RunRequest
+from service.http.openapi import BODY_ERRORS, RunJob, errors, job, page_of
 
 router = APIRouter(tags=["runs"])
 

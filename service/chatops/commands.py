@@ -26,10 +26,10 @@ from amllib.fetch import BEST_BY
 from amllib.names import check_name
 from amllib.settings import Settings
 from service.actions import Services, create_job, find, page, request_cancel, run_spec
+from service.core.job_kinds import Notify
+from service.core.schemas import RunRequest, render
+from service.core.store import Job
 from service.errors import validation_detail
-from service.job_kinds import Notify
-from service.schemas import RunRequest, render
-from service.store import Job
 
 log = logging.getLogger("service")
 USAGE = (

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Request
 from service.chatops.commands import ChatRequest, handle, refused
 from service.chatops.notices import url_allowed
 from service.chatops.slack import form_fields, slack_reply
-from service.deps import Svc
 from service.errors import NotAuthenticated
-from service.openapi import errors
+from service.http.deps import Svc
+from service.http.openapi import errors
 
 router = APIRouter(tags=["chatops"])
 

@@ -19,7 +19,7 @@ import httpx
 
 from amllib.settings import Settings
 from service.chatops.commands import run_link, summary
-from service.job_kinds import Notify
+from service.core.job_kinds import Notify
 
 log = logging.getLogger("service")
 SLACK_HOSTS = frozenset({"hooks.slack.com"})

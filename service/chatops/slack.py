@@ -14,9 +14,9 @@ from slack_sdk.signature import SignatureVerifier
 from amllib.errors import InvalidInput
 from service.chatops.commands import ChatRequest, Reply, handle, refused
 from service.chatops.notices import slack_escape, url_allowed
-from service.deps import Svc
 from service.errors import NotAuthenticated
-from service.openapi import errors
+from service.http.deps import Svc
+from service.http.openapi import errors
 
 router = APIRouter(tags=["chatops"])
 

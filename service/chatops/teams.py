@@ -17,9 +17,9 @@ from fastapi import APIRouter, Request
 
 from amllib.errors import InvalidInput
 from service.chatops.commands import ChatRequest, handle, refused
-from service.deps import Svc
 from service.errors import NotAuthenticated
-from service.openapi import errors
+from service.http.deps import Svc
+from service.http.openapi import errors
 
 router = APIRouter(tags=["chatops"])
 FRESH_SECONDS = 300  # as Slack's own signature check: a message older than 5 minutes is refused

@@ -16,8 +16,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from service.session import COOKIE, LIFETIME, SessionSigner
-from service.throttle import Throttle
+from service.http.session import COOKIE, LIFETIME, SessionSigner
+from service.http.throttle import Throttle
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"

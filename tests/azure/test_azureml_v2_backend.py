@@ -26,11 +26,11 @@ from amllib.backends.base import TERMINAL, RunSpec, RunStatus
 from amllib.errors import BackendUnavailable, ConfigError, Conflict, DataNotFound, InvalidInput, RunNotFound
 from amllib.settings import Settings
 from amllib.training import finish_run
-from service.events import EventFeed
-from service.jobs import Jobs
-from service.schemas import render
-from service.store import Job, JobStore
-from service.worker import Worker
+from service.core.events import EventFeed
+from service.core.jobs import Jobs
+from service.core.schemas import render
+from service.core.store import Job, JobStore
+from service.core.worker import Worker
 from tests.azure.conftest import spec_for
 from tests.azure.fake_aml_v2 import FakeAzureV2
 

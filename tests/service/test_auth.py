@@ -1,4 +1,4 @@
-"""service/auth.py and service/throttle.py: credentials, sign-in, sessions, and the backoff for guessers."""
+"""service/http/auth.py and service/http/throttle.py: credentials, sign-in, sessions, and the backoff for guessers."""
 
 from __future__ import annotations
 

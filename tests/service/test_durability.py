@@ -179,8 +179,8 @@ def test_no_tokens_means_loopback_only(tmp_path: Path) -> None:
     import asyncio
 
     from amllib.settings import Settings
-    from service.auth import BearerAuth
-    from service.session import SessionSigner
+    from service.http.auth import BearerAuth
+    from service.http.session import SessionSigner
 
     sent: list[dict] = []
 
@@ -202,7 +202,7 @@ def test_the_job_store_writes_with_full_sync_by_default(tmp_path: Path) -> None:
     """A job answered 202 is on disk even if the machine loses power right after (not only a process kill)."""
     import asyncio
 
-    from service.store import JobStore
+    from service.core.store import JobStore
 
     for setting, expected in ((None, 2), ("NORMAL", 1)):
         store = JobStore(tmp_path / f"{setting}.sqlite", **({"synchronous": setting} if setting else {}))

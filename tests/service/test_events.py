@@ -134,8 +134,8 @@ def test_a_job_filtered_stream_and_a_read_token(service: Service) -> None:
 def test_a_job_stream_finds_its_event_behind_many_of_other_jobs(tmp_path) -> None:
     import asyncio
 
-    from service.events import BATCH, EventFeed
-    from service.store import JobStore
+    from service.core.events import BATCH, EventFeed
+    from service.core.store import JobStore
 
     store = JobStore(tmp_path / "jobs.sqlite")
 
@@ -208,8 +208,8 @@ def test_streams_read_the_table_off_the_event_loop(tmp_path) -> None:
     """Replays from the start read SQLite in the feed's reader threads: on the loop, 200 of them stalled /healthz."""
     import asyncio
 
-    from service.events import EventFeed
-    from service.store import JobStore
+    from service.core.events import EventFeed
+    from service.core.store import JobStore
 
     store = JobStore(tmp_path / "jobs.sqlite")
     readers: set[str] = set()

@@ -1,4 +1,4 @@
-"""service/hosts.py: only known host names are answered (DNS rebinding), whatever the client address."""
+"""service/http/hosts.py: only known host names are answered (DNS rebinding), whatever the client address."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""service/job_kinds.py: one table of job kinds, and a job's JSON shape defined once for rendering and the docs."""
+"""service/core/job_kinds.py: one table of job kinds, and a job's JSON shape defined once for rendering and the docs."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import time
 import pytest
 
 from amllib.backends.base import RunStatus
-from service.job_kinds import KINDS, DataJob, FetchJob, RunJob, location
-from service.openapi import ErrorBody
-from service.schemas import render
-from service.store import Job
+from service.core.job_kinds import KINDS, DataJob, FetchJob, RunJob, location
+from service.core.schemas import render
+from service.core.store import Job
+from service.http.openapi import ErrorBody
 
 SPECS = {
     "run": {

@@ -119,7 +119,7 @@ def test_a_url_with_crlf_cannot_forge_an_access_line_even_unauthenticated(servic
 def test_a_message_with_a_newline_from_a_caller_stays_one_line() -> None:
     import logging
 
-    from service.logs import ContextFilter, TextFormatter
+    from service.observe.logs import ContextFilter, TextFormatter
 
     record = logging.LogRecord(
         "service", logging.INFO, __file__, 1, "run job accepted from %s", ("slack:U1\nINFO: x",), None
@@ -129,7 +129,7 @@ def test_a_message_with_a_newline_from_a_caller_stays_one_line() -> None:
 
 
 def test_secret_looking_query_values_and_encoded_bearers_are_masked() -> None:
-    from service.logs import redact
+    from service.observe.logs import redact
 
     text = redact("GET /x?pwd=p1&jwt=j1&session=s1&auth=Bearer%20b1 Authorization: bearer+b2")
     for secret in ("p1", "j1", "s1", "b1", "b2"):

@@ -1,4 +1,4 @@
-"""The edge of the service (service/middleware.py): request bodies bounded, checked and replayed."""
+"""The edge of the service (service/http/middleware.py): request bodies bounded, checked and replayed."""
 
 from __future__ import annotations
 

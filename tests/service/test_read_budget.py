@@ -1,10 +1,10 @@
-"""service/read_budget.py: every watcher's reads come out of one budget per second."""
+"""service/core/read_budget.py: every watcher's reads come out of one budget per second."""
 
 from __future__ import annotations
 
 import asyncio
 
-from service.read_budget import ReadBudget
+from service.core.read_budget import ReadBudget
 
 
 def test_reads_beyond_the_budget_wait_for_it() -> None:

@@ -1,4 +1,4 @@
-"""service/uploads.py: the body reaches the unpacking thread whole, in whole blocks, without extra copies."""
+"""service/http/uploads.py: the body reaches the unpacking thread whole, in whole blocks, without extra copies."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from amllib.digest import tree_digest
-from service import uploads
-from service.unpack import BLOCK, Limits
+from service.http import uploads
+from service.http.unpack import BLOCK, Limits
 
 
 def test_the_pipe_hands_over_a_block_that_fits_as_is_and_splits_one_that_does_not() -> None:

@@ -1,4 +1,4 @@
-"""service/worker.py in process: jobs carried out against the local backend, without HTTP."""
+"""service/core/worker.py in process: jobs carried out against the local backend, without HTTP."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 from amllib.backends.base import TERMINAL, RunStatus
 from amllib.backends.local import LocalBackend
-from service.events import EventFeed
-from service.jobs import Jobs
-from service.schemas import render
-from service.store import Job, JobStore
-from service.worker import Worker
+from service.core.events import EventFeed
+from service.core.jobs import Jobs
+from service.core.schemas import render
+from service.core.store import Job, JobStore
+from service.core.worker import Worker
 from tests.conftest import make_settings
 
 

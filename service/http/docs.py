@@ -3,7 +3,7 @@
 FastAPI's default page loads an unpinned swagger-ui from a CDN, on the same origin as the
 dashboard's session cookie, with an inline script; here the assets come from the installed
 package and the page's only script of its own is a file, so /docs runs under a strict
-Content-Security-Policy of its own (service/middleware.py).
+Content-Security-Policy of its own (service/http/middleware.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Job persistence in SQLite: every write goes through one writer thread; reads are direct.
 
-No business rules live here (service/jobs.py owns status). Writes are queued to a
+No business rules live here (service/core/jobs.py owns status). Writes are queued to a
 single thread that batches them into one transaction, so competing writers never
 wait on SQLite's lock; readers use their own connections, which WAL never blocks.
 """

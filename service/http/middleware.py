@@ -1,7 +1,7 @@
 """ASGI middleware at the service's edge: bounded request bodies and HEAD for every GET.
 
 Upload bodies (POST /data with an archive or multipart type) stream past untouched:
-service/uploads.py bounds them itself. Every other body is read here, at most
+service/http/uploads.py bounds them itself. Every other body is read here, at most
 MAX_BODY bytes and never stalling longer than AZML_BODY_TIMEOUT between chunks,
 before any route sees it; so no route can be made to hold a huge or endless body.
 """
@@ -136,7 +136,7 @@ PAGE_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-# Swagger UI (served from the service, see service/docs.py) sets inline styles on its elements.
+# Swagger UI (served from the service, see service/http/docs.py) sets inline styles on its elements.
 DOCS_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"

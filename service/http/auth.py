@@ -2,11 +2,11 @@
 
 AZML_API_TOKENS give full access; AZML_API_READ_TOKENS only GET/HEAD. A browser that
 logged in on /ui/login carries a signed session cookie standing for one such token
-(service/session.py); a write made with the cookie must carry the session's CSRF
+(service/http/session.py); a write made with the cookie must carry the session's CSRF
 token too. A write whose Origin is another site is refused whatever it carries,
 sign-in included (login CSRF). With no token configured the service answers loopback
 clients only. Tokens are compared in constant time and never logged; a client that keeps
-sending wrong ones is slowed down (service/throttle.py: 429 with Retry-After).
+sending wrong ones is slowed down (service/http/throttle.py: 429 with Retry-After).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from amllib.settings import Settings
 from service.errors import send_error
-from service.session import COOKIE, CSRF_HEADER, SessionSigner
-from service.throttle import Throttle
+from service.http.session import COOKIE, CSRF_HEADER, SessionSigner
+from service.http.throttle import Throttle
 
 log = logging.getLogger("service")
 OPEN_PATHS = frozenset({"/", "/healthz", "/ui/login", "/ui/logout"})

@@ -1,4 +1,4 @@
-"""What the service exposes to Prometheus at GET /metrics, with the prometheus_client package.
+"""What the service exposes to Prometheus (GET /metrics, service/api/metrics.py), with prometheus_client.
 
 Counters and histograms are updated where things happen (requests in RequestMetrics,
 job ends in Jobs, deliveries and backend calls in the worker); gauges that describe
@@ -12,19 +12,17 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from amllib.errors import NotFound
-from service.openapi import errors
-from service.store import Job, JobStore
+if TYPE_CHECKING:  # only named in annotations: the core imports these counters, not the other way round
+    from service.core.store import Job, JobStore
+
 
 REQUEST_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5, 10)
 JOB_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600)
@@ -223,19 +221,3 @@ def route_template(scope: Scope) -> str:
         if match != Match.NONE and getattr(route, "path", None):
             return route.path
     return "unmatched"
-
-
-router = APIRouter(tags=["operations"])
-
-
-@router.get(
-    "/metrics",
-    response_class=PlainTextResponse,
-    summary="Prometheus metrics (text format); a read token is enough",
-    responses=errors(404, json_route=False, ok={"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}),
-)
-async def metrics(request: Request) -> Response:
-    found: ServiceMetrics | None = request.app.state.metrics
-    if found is None:
-        raise NotFound("metrics are off (AZML_METRICS=false)")
-    return Response(generate_latest(found.registry), media_type=CONTENT_TYPE_LATEST)

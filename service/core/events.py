@@ -1,7 +1,7 @@
 """The live event feed: every change of a job, in order, as server-sent events that resume after a drop.
 
 Events are rows of the job store's `events` table, written in the same transaction
-as the change they tell (service/jobs.py), so the feed can neither miss nor invent
+as the change they tell (service/core/jobs.py), so the feed can neither miss nor invent
 one. Each has an increasing id; a client that reconnects with `Last-Event-ID` gets
 exactly the events after it. New events are read from the table once per change into
 an in-memory window; open streams sleep on one signal that every write sets, gather a
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from fastapi.sse import format_sse_event
 from starlette.responses import StreamingResponse
 
-from service.store import JobStore
+from service.core.store import JobStore
 
 T = TypeVar("T")
 BATCH = 500

@@ -17,10 +17,10 @@ from typing import Any
 
 from amllib.backends.base import RunInfo
 from amllib.training import STARTED_BY
-from service.jobs import Jobs
-from service.periodic import every
-from service.store import Job
-from service.worker import scalar_metrics
+from service.background.periodic import every
+from service.core.jobs import Jobs
+from service.core.store import Job
+from service.core.worker import scalar_metrics
 
 log = logging.getLogger("service")
 OVERLAP = 120.0  # look this far behind the newest run seen: a run can appear a moment after a newer one

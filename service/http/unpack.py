@@ -1,7 +1,7 @@
 """Writing an upload's entries into its staging folder: tar, zip or multipart, checked and counted.
 
 Each unpacker reads a blocking file object (fed by the event loop through a pipe,
-see service/uploads.py) and writes through one TreeWriter, which checks every
+see service/http/uploads.py) and writes through one TreeWriter, which checks every
 name, counts every entry (files and folders) and byte against the limits, and
 hashes each file as it writes it, so the data version needs no second read.
 """

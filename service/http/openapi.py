@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, create_model
 
-from service.job_kinds import DataJob, FetchJob, RunJob
+from service.core.job_kinds import DataJob, FetchJob, RunJob
 
 __all__ = ["DataJob", "ErrorBody", "FetchJob", "RunJob", "errors", "job", "page_of"]
 

@@ -1,7 +1,7 @@
 """Receiving a data upload body (tar, tar.gz, zip or multipart) into a staging folder while it arrives.
 
 The event loop hands 256 KiB blocks (unpack.BLOCK) through a small bounded pipe to a thread of
-the upload's own, which unpacks them (service/unpack.py). A client that stalls
+the upload's own, which unpacks them (service/http/unpack.py). A client that stalls
 therefore holds only its own thread, never one that background work needs, and
 a body that stops arriving for AZML_BODY_TIMEOUT seconds is cut off (408). The
 raw body counts against AZML_MAX_UPLOAD_BYTES as it arrives, whatever its form,
@@ -23,7 +23,7 @@ from python_multipart.multipart import parse_options_header
 from amllib.digest import TreeSummary
 from amllib.errors import InvalidInput
 from service.errors import BodyTimeout
-from service.unpack import BLOCK, Limits, TreeWriter, spool_and_unpack_zip, unpack_multipart, unpack_tar
+from service.http.unpack import BLOCK, Limits, TreeWriter, spool_and_unpack_zip, unpack_multipart, unpack_tar
 
 T = TypeVar("T")
 TAR_TYPES = frozenset(

@@ -19,7 +19,7 @@ from pydantic import (
 
 from amllib.names import MAX_ARG_VALUE, MAX_SCRIPT_ARGS
 from amllib.times import iso
-from service.job_kinds import (
+from service.core.job_kinds import (
     DataJob,
     DataResult,
     DataSpec,
@@ -32,7 +32,7 @@ from service.job_kinds import (
     RunSpec,
     shaped,
 )
-from service.store import Job
+from service.core.store import Job
 
 MAX_NAME = 255
 MAX_PATH = 1024

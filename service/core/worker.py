@@ -25,16 +25,16 @@ from amllib.fetch import fetch_model
 from amllib.paths import check_folder_target, resolve_inside
 from amllib.settings import Settings
 from amllib.training import finish_run, last_values
-from service import logs
-from service.callbacks import deliver
-from service.job_kinds import DataSpec, FetchSpec, Notify, notify_of, shaped
-from service.job_kinds import RunSpec as RunJobSpec
-from service.jobs import TERMINAL_NAMES, Jobs, is_terminal
-from service.metrics import ServiceMetrics
-from service.read_budget import ReadBudget
-from service.redact import ErrorWriter
-from service.schemas import render
-from service.store import Job
+from service.core.callbacks import deliver
+from service.core.job_kinds import DataSpec, FetchSpec, Notify, notify_of, shaped
+from service.core.job_kinds import RunSpec as RunJobSpec
+from service.core.jobs import TERMINAL_NAMES, Jobs, is_terminal
+from service.core.read_budget import ReadBudget
+from service.core.redact import ErrorWriter
+from service.core.schemas import render
+from service.core.store import Job
+from service.observe import logs
+from service.observe.metrics import ServiceMetrics
 
 log = logging.getLogger("service")
 Notifier = Callable[[Settings, dict[str, Any], Notify], Awaitable[str]]
@@ -78,7 +78,7 @@ class Worker:
         self._slots = asyncio.Semaphore(settings.job_concurrency)
         self._submits = asyncio.Semaphore(1)  # one at a time: a burst of submits must not starve the event loop
         self._tasks: set[asyncio.Task] = set()
-        # Azure counts requests against quotas: every watcher's reads come out of one budget (service/read_budget.py).
+        # Azure counts requests against quotas: every watcher's reads come out of one budget (core/read_budget.py).
         self.read_budget = ReadBudget(settings.backend_reads_per_second) if settings.on_azure else None
 
     async def call(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:

@@ -4,7 +4,7 @@ Statuses are Azure ML's names (amllib RunStatus). A job only moves forward throu
 Queued → Preparing → Running → Finalizing and ends in one of the terminal states,
 which it never leaves. Every change of status goes through Jobs.transition, which
 checks and writes in one step in the store's writer thread, together with the
-event that tells the live feed (service/events.py), then wakes whoever waits on
+event that tells the live feed (service/core/events.py), then wakes whoever waits on
 the job (?wait=) or streams the feed.
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from amllib.backends.base import TERMINAL, RunStatus
-from service.events import EventFeed
-from service.store import Job, JobStore
+from service.core.events import EventFeed
+from service.core.store import Job, JobStore
 
 log = logging.getLogger("service")
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, NotRequired, TypeVar, cast
 from pydantic import Field
 from typing_extensions import TypedDict  # pydantic reads TypedDicts from typing_extensions on 3.11
 
-from service.store import Job
+from service.core.store import Job
 
 Kind = Literal["run", "data", "fetch"]
 T = TypeVar("T")

@@ -22,9 +22,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from service.jobs import TERMINAL_NAMES
-from service.periodic import every
-from service.store import Job, JobStore
+from service.background.periodic import every
+from service.core.jobs import TERMINAL_NAMES
+from service.core.store import Job, JobStore
 
 log = logging.getLogger("service")
 DAY = 86400.0

@@ -1,0 +1,1 @@
+"""The HTTP edge: authentication, sessions, hosts, middleware, the OpenAPI document, route aliases and upload bodies."""
