@@ -15,7 +15,7 @@ from amllib.errors import InvalidInput, quoted
 from amllib.paths import resolve_inside, safe_relpath
 from service.actions import find, page
 from service.api.common import accept, answer
-from service.core.callbacks import check_callback_url
+from service.core.delivery import check_callback_url
 from service.core.schemas import MAX_PATH, DataFolderRequest
 from service.errors import UnsupportedMedia
 from service.http import uploads

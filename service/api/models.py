@@ -21,7 +21,7 @@ from amllib.paths import check_folder_target, resolve_inside
 from amllib.times import iso
 from service.actions import find
 from service.api.common import accept, answer
-from service.core.callbacks import check_callback_url
+from service.core.delivery import check_callback_url
 from service.core.schemas import FetchRequest
 from service.http.deps import Caller, IdempotencyKey, Svc, Wait
 from service.http.openapi import ARCHIVE, BODY_ERRORS, FetchJob, errors, job

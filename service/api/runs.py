@@ -11,7 +11,7 @@ from amllib.backends.base import RunStatus
 from amllib.errors import InvalidInput
 from service.actions import find, page, request_cancel, run_spec
 from service.api.common import accept, answer
-from service.core.callbacks import check_callback_url
+from service.core.delivery import check_callback_url
 from service.core.schemas import MAX_NAME, RunRequest
 from service.http.deps import (
     RUN_ID_PARAMETER,

@@ -8,7 +8,7 @@ through urllib, so the post is made here with httpx, as the callbacks are.)
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
 import time
 from datetime import datetime
@@ -19,6 +19,7 @@ import httpx
 
 from amllib.settings import Settings
 from service.chatops.commands import run_link, summary
+from service.core.delivery import post_with_retry
 from service.core.job_kinds import Notify
 
 log = logging.getLogger("service")
@@ -105,7 +106,9 @@ def destination(settings: Settings, notify: Notify) -> str | None:
     return None
 
 
-async def post_notice(settings: Settings, notify: Notify, payload: dict[str, Any]) -> str:
+async def post_notice(
+    settings: Settings, notify: Notify, payload: dict[str, Any], *, transport: httpx.AsyncBaseTransport | None = None
+) -> str:
     """POST the notice, retrying a failure; returns the outcome to record on the job."""
     url = destination(settings, notify)
     platform = str(notify.get("platform"))
@@ -114,19 +117,17 @@ async def post_notice(settings: Settings, notify: Notify, payload: dict[str, Any
     if not url_allowed(settings, url, platform=platform):
         log.warning("chat notice refused: host %r is not allowed for %s", _host(url), platform)
         return "refused: the destination's host is not allowed"
-    last = "not attempted"
-    async with httpx.AsyncClient(timeout=10, follow_redirects=False) as client:
-        for attempt in range(ATTEMPTS):
-            try:
-                response = await client.post(url, json=payload)
-                if 200 <= response.status_code < 300:
-                    return f"delivered (HTTP {response.status_code})"
-                last = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
-            await asyncio.sleep(0.5 * 2**attempt)
-    log.warning("chat notice to %s failed: %s", platform, last)
-    return f"failed: {last}"
+    delivered, what = await post_with_retry(
+        url,
+        content=json.dumps(payload).encode(),
+        headers={"content-type": "application/json"},
+        attempts=ATTEMPTS,
+        transport=transport,
+    )
+    if delivered:
+        return f"delivered ({what})"
+    log.warning("chat notice to %s failed: %s", platform, what)
+    return f"failed: {what}"
 
 
 def duration_text(body: dict[str, Any]) -> str:

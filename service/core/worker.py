@@ -25,7 +25,7 @@ from amllib.fetch import fetch_model
 from amllib.paths import check_folder_target, resolve_inside
 from amllib.settings import Settings
 from amllib.training import finish_run, last_values
-from service.core.callbacks import deliver
+from service.core.delivery import deliver
 from service.core.job_kinds import DataSpec, FetchSpec, Notify, notify_of, shaped
 from service.core.job_kinds import RunSpec as RunJobSpec
 from service.core.jobs import TERMINAL_NAMES, Jobs, is_terminal
