@@ -5,7 +5,7 @@ database), so it cannot fail by chance. To hunt for new bugs, run it with fresh 
 
     AZML_FUZZ_SEED=random ./test.sh tests/service/test_schema.py -s
 
-Every finding becomes a fixed regression test of its own (e.g. tests/service/test_middleware.py).
+Every finding becomes a fixed regression test of its own (e.g. tests/service/http/test_middleware.py).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def test_schemathesis_finds_no_server_error_and_nothing_off_schema(service: Serv
             "--request-timeout",
             "30",
             "--exclude-path",
-            "/events",  # an endless stream by design; tests/service/test_events.py covers it
+            "/events",  # an endless stream by design; tests/service/core/test_events.py covers it
             "--seed",
             seed,
             *mode,

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from tests.service.conftest import Service, upload
-from tests.service.test_metrics import samples, value
+from tests.service.observe.test_metrics import samples, value
 
 SECONDS = 2.0  # retention, as a fraction of a day below
 RETENTION = {
