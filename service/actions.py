@@ -22,6 +22,7 @@ from amllib.errors import Conflict, InvalidInput, NotFound, quoted
 from amllib.names import check_name, check_script_args
 from amllib.paths import check_script, safe_relpath
 from amllib.settings import Settings
+from service.core.backend_calls import BackendCalls
 from service.core.events import EventFeed
 from service.core.job_kinds import KINDS, RunSpec
 from service.core.jobs import Jobs, is_terminal
@@ -43,6 +44,7 @@ class Services:
     jobs: Jobs
     worker: Worker
     feed: EventFeed
+    calls: BackendCalls  # the backend's blocking calls, off the event loop
 
 
 def request_hash(payload: dict[str, Any]) -> str:

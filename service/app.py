@@ -24,11 +24,12 @@ from service.background.retention import RetentionSweep
 from service.background.run_import import RunImporter
 from service.chatops import mattermost, slack, teams
 from service.chatops.notices import notify_end
+from service.core.backend_calls import BackendCalls
 from service.core.events import EventFeed
 from service.core.jobs import Jobs
 from service.core.schemas import render
 from service.core.store import JobStore
-from service.core.worker import Worker
+from service.core.worker import Worker, backend_threads
 from service.http import docs
 from service.http.auth import BearerAuth
 from service.http.hosts import TrustedHosts, allowed_hosts
@@ -70,9 +71,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs = Jobs(store, render=lambda job: render(job, backend.name), feed=feed, on_end=on_end)
         if metrics:
             metrics.state.store = store
-        worker = Worker(settings=settings, backend=backend, jobs=jobs, metrics=metrics, notify=notify_end)
+        calls = BackendCalls(threads=backend_threads(settings), metrics=metrics)
+        worker = Worker(settings=settings, backend=backend, jobs=jobs, metrics=metrics, notify=notify_end, calls=calls)
         app.state.services = Services(
-            settings=settings, backend=backend, store=store, jobs=jobs, worker=worker, feed=feed
+            settings=settings, backend=backend, store=store, jobs=jobs, worker=worker, feed=feed, calls=calls
         )
         signer.attach(store)
         resumed = await worker.resume()
@@ -93,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await worker.close()
+            calls.close()
             feed.close()
             store.close()
             if app.state.access_log is not None:

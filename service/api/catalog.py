@@ -23,10 +23,10 @@ async def list_scripts(svc: Svc) -> dict:
                 found.append({"name": path.name, "bytes": path.stat().st_size, "digest": "sha256:" + file_sha256(path)})
         return found
 
-    return {"scripts": await svc.worker.call(scan)}
+    return {"scripts": await svc.calls(scan)}
 
 
 @router.get("/datastore", summary="The datastore's paths with the data version now at each", responses=errors())
 async def list_datastore(svc: Svc) -> dict:
-    data = await svc.worker.call(svc.backend.list_data)
+    data = await svc.calls(svc.backend.list_data)
     return {"paths": [d.__dict__ for d in data]}

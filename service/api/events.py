@@ -85,7 +85,7 @@ class LogTail:
         if job is None or job.backend_run_id is None:
             return []
         try:
-            text, offset = await self.svc.worker.call(self.svc.backend.read_log, job.backend_run_id, self.offset)
+            text, offset = await self.svc.calls(self.svc.backend.read_log, job.backend_run_id, self.offset)
         except AmlError:
             return []
         if not text:

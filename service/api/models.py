@@ -78,14 +78,14 @@ async def get_fetch(svc: Svc, job_id: str, wait: Wait = None) -> JSONResponse:
 
 @router.get("/models", summary="Registered model names", responses=errors())
 async def list_models(svc: Svc) -> dict:
-    return {"models": await svc.worker.call(svc.backend.list_models)}
+    return {"models": await svc.calls(svc.backend.list_models)}
 
 
 @router.get(
     "/models/{name}/versions", summary="A model's versions with their tags, oldest first", responses=errors(404)
 )
 async def list_versions(svc: Svc, name: str) -> dict:
-    versions = await svc.worker.call(svc.backend.list_model_versions, name)
+    versions = await svc.calls(svc.backend.list_model_versions, name)
     if not versions:
         raise ModelNotFound(f"model {quoted(name)} not found")
     return {"name": name, "versions": [{**v.__dict__, "created_at": iso(v.created_at)} for v in versions]}
@@ -115,7 +115,7 @@ def _build_archive(svc: Svc, name: str, version: int) -> Path:
     responses=errors(404, ok=ARCHIVE),
 )
 async def download_archive(svc: Svc, name: str, version: Version) -> FileResponse:
-    archive = await svc.worker.call(_build_archive, svc, name, version)
+    archive = await svc.calls(_build_archive, svc, name, version)
     return FileResponse(
         archive,
         media_type="application/gzip",

@@ -125,11 +125,11 @@ async def run_logs(svc: Svc, run_id: str, tail: Annotated[int | None, Query(ge=1
     job = find(svc, run_id, "run")
     if job.backend_run_id is None:
         return ""
-    return await svc.worker.call(svc.backend.get_log, job.backend_run_id, tail=tail)
+    return await svc.calls(svc.backend.get_log, job.backend_run_id, tail=tail)
 
 
 @router.get("/runs/{run_id}/metrics", summary="Every value of every metric the run logged", responses=errors(404))
 async def run_metrics(svc: Svc, run_id: str) -> dict:
     job = find(svc, run_id, "run")
-    history = {} if job.backend_run_id is None else await svc.worker.call(svc.backend.get_metrics, job.backend_run_id)
+    history = {} if job.backend_run_id is None else await svc.calls(svc.backend.get_metrics, job.backend_run_id)
     return {"id": run_id, "metrics": history}

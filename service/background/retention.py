@@ -50,7 +50,7 @@ class RetentionSweep:
     async def once(self) -> Counter[str]:
         """One sweep; how many of each kind of thing it removed."""
         removed: Counter[str] = Counter()
-        cutoff, backend, call = self.cutoff, self.worker.backend, self.worker.call
+        cutoff, backend, call = self.cutoff, self.worker.backend, self.worker.callss
         removed["run_folder"] += await self._discard(self.store.undiscarded_runs())  # left by a kill
         while batch := self.store.expired(TERMINAL_NAMES, ended_before=cutoff):
             gone = await self.store.write(functools.partial(_remove, batch))
@@ -76,7 +76,7 @@ class RetentionSweep:
         for run_id in run_ids:
             if record:  # a run no job owned: recorded first, so the importer cannot bring it back meanwhile
                 await self.store.write(functools.partial(_record_swept, run_id))
-            count += bool(await self.worker.call(self.worker.backend.discard_run, run_id))
+            count += bool(await self.worker.calls(self.worker.backend.discard_run, run_id))
             await self.store.write(functools.partial(JobStore.mark_discarded, run_id=run_id))
         return count
 

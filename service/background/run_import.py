@@ -63,7 +63,7 @@ class RunImporter:
         backend = self.worker.backend
         days = self.worker.settings.retention_days
         floor = time.time() - days * 86400.0 if days else 0.0  # what is older is the retention sweep's
-        infos = await self.worker.call(backend.list_runs, created_after=max(floor, self.mark - OVERLAP))
+        infos = await self.worker.calls(backend.list_runs, created_after=max(floor, self.mark - OVERLAP))
         imported = 0
         for info in infos:
             imported += await self._import(info)
@@ -91,7 +91,7 @@ class RunImporter:
             result={"data_version": info.data_version, "script_digest": info.script_digest},
         )
         if info.status.terminal:
-            metrics = await self.worker.call(self.worker.backend.get_metrics, info.run_id)
+            metrics = await self.worker.calls(self.worker.backend.get_metrics, info.run_id)
             job.result["metrics"] = scalar_metrics(metrics)
         stored, created = await self.jobs.create(job)
         if created and not info.status.terminal:
@@ -101,7 +101,7 @@ class RunImporter:
     async def _find_model_versions(self) -> None:
         """An imported run's starter registers its model after the run ends: pick the version up then."""
         for job in self.store.imported_without_model(since=time.time() - MODEL_LOOKUP_SECONDS):
-            versions = await self.worker.call(self.worker.backend.versions_of_run, job.backend_run_id)
+            versions = await self.worker.calls(self.worker.backend.versions_of_run, job.backend_run_id)
             if versions:
                 made = {"name": versions[0].name, "version": versions[0].version}
                 await self.jobs.update(job.id, result={**job.result, "model_version": made})

@@ -206,7 +206,7 @@ async def logs(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
     count = _count(words[1] if len(words) > 1 else None, 20, 200)
     text = ""
     if job.backend_run_id is not None:
-        text = await svc.worker.call(svc.backend.get_log, job.backend_run_id, tail=count)
+        text = await svc.calls(svc.backend.get_log, job.backend_run_id, tail=count)
     lines = ["```", text.rstrip()[-2800:] or "(nothing yet)", "```", run_link(svc, job.id)]
     return Reply(f"Last {count} lines of run {job.id}:", lines, job={"id": job.id})
 
@@ -219,7 +219,7 @@ async def cancel(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
 
 
 async def models(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
-    names = await svc.worker.call(svc.backend.list_models)
+    names = await svc.calls(svc.backend.list_models)
     return Reply("Models: " + (", ".join(names) if names else "none registered yet."))
 
 
@@ -228,7 +228,7 @@ async def best(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
     if not name:
         raise InvalidInput("usage: best <model> (there is no AZML_MODEL default)")
     check_name(name, what="model")
-    version = await svc.worker.call(svc.backend.resolve_version, name, best_by=BEST_BY)
+    version = await svc.calls(svc.backend.resolve_version, name, best_by=BEST_BY)
     accuracy = version.tags.get(BEST_BY)
     lines = [f"accuracy {accuracy}" if accuracy is not None else "no version has an accuracy tag: the latest"]
     if version.run_id:

@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from amllib.fetch import fetch_model
 from amllib.paths import check_folder_target, resolve_inside
 from amllib.settings import Settings
 from amllib.training import finish_run, last_values
+from service.core.backend_calls import BackendCalls
 from service.core.delivery import deliver
 from service.core.job_kinds import DataSpec, FetchSpec, Notify, notify_of, shaped
 from service.core.job_kinds import RunSpec as RunJobSpec
@@ -53,6 +51,11 @@ def scalar_metrics(history: dict[str, list[Any]]) -> dict[str, Any]:
     return {k: v for k, v in last_values(history).items() if isinstance(v, int | float | str | bool)}
 
 
+def backend_threads(settings: Settings) -> int:
+    """Threads for backend calls: two per job that may run at once, and four for reads."""
+    return 4 + 2 * settings.job_concurrency
+
+
 class Worker:
     """Runs each accepted job to its end and then tells its callback."""
 
@@ -64,9 +67,11 @@ class Worker:
         jobs: Jobs,
         metrics: ServiceMetrics | None = None,
         notify: Notifier | None = None,
+        calls: BackendCalls | None = None,
     ) -> None:
         """notify(settings, job body, the job's spec["notify"]) posts a chat notice and says how it went:
-        the chat platforms' (service/chatops/notices.py), given by the app, so the worker knows no chat."""
+        the chat platforms' (service/chatops/notices.py), given by the app, so the worker knows no chat.
+        calls: the backend's thread pool the app shares with the routes (one of its own when None)."""
         self.settings = settings
         self.notify = notify
         self.backend = backend
@@ -74,27 +79,13 @@ class Worker:
         self.store = jobs.store
         self.errors = ErrorWriter(settings)
         self.metrics = metrics
-        self.executor = ThreadPoolExecutor(max_workers=4 + 2 * settings.job_concurrency, thread_name_prefix="backend")
+        self._own_calls = calls is None
+        self.calls = calls or BackendCalls(threads=backend_threads(settings), metrics=metrics)
         self._slots = asyncio.Semaphore(settings.job_concurrency)
         self._submits = asyncio.Semaphore(1)  # one at a time: a burst of submits must not starve the event loop
         self._tasks: set[asyncio.Task] = set()
         # Azure counts requests against quotas: every watcher's reads come out of one budget (core/read_budget.py).
         self.read_budget = ReadBudget(settings.backend_reads_per_second) if settings.on_azure else None
-
-    async def call(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        """Run a blocking backend call in the worker's thread pool (timed, and counted when it raises)."""
-        loop = asyncio.get_running_loop()
-        if self.metrics is None:
-            return await loop.run_in_executor(self.executor, partial(fn, *args, **kwargs))
-        operation = getattr(fn, "__name__", "call")
-        started = time.perf_counter()
-        try:
-            return await loop.run_in_executor(self.executor, partial(fn, *args, **kwargs))
-        except Exception:
-            self.metrics.backend_errors.labels(operation).inc()
-            raise
-        finally:
-            self.metrics.backend_seconds.labels(operation).observe(time.perf_counter() - started)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -113,7 +104,7 @@ class Worker:
     async def resume(self) -> int:
         """Pick up every job a previous process left unfinished, and undelivered callbacks."""
         unfinished = self.store.unfinished(TERMINAL_NAMES)
-        await self.call(self.backend.discard_stale_staging, keep=self.staging_in_use())
+        await self.calls(self.backend.discard_stale_staging, keep=self.staging_in_use())
         for job in unfinished:
             log.info("resuming %s job %s (%s)", job.kind, job.id, job.status)
             self.start(job, resumed=True)
@@ -129,7 +120,8 @@ class Worker:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        if self._own_calls:
+            self.calls.close()
 
     async def _carry_out(self, job_id: str, *, resumed: bool = False) -> None:
         job = self._job(job_id)
@@ -154,16 +146,17 @@ class Worker:
         spec = shaped(job.spec, DataSpec)
         await self.jobs.transition(job.id, RunStatus.RUNNING)
         if spec["source"] == "folder":
-            data = await self.call(self.backend.upload_data, Path(spec["data_dir"]), target_path=spec["path"])
+            data = await self.calls(self.backend.upload_data, Path(spec["data_dir"]), target_path=spec["path"])
         elif Path(spec["staging"]).is_dir():
             summary = TreeSummary(**spec["summary"])
-            data = await self.call(
+            data = await self.calls(
                 self.backend.upload_staged, Path(spec["staging"]), target_path=spec["path"], summary=summary
             )
         else:  # stopped after the data moved in but before the job was marked done?
-            data = await self.call(self.backend.current_data, spec["path"])
-            if data is None or data.digest != spec["summary"]["digest"]:
+            current = await self.calls(self.backend.current_data, spec["path"])
+            if current is None or current.digest != spec["summary"]["digest"]:
                 raise BackendUnavailable("the staged upload was lost when the service stopped; upload it again")
+            data = current
         await self.jobs.transition(
             job.id, RunStatus.COMPLETED, result={"files": data.files, "bytes": data.bytes, "digest": data.digest}
         )
@@ -177,7 +170,7 @@ class Worker:
         root = self.settings.output_root.resolve()
         target = resolve_inside(root, spec["output_path"], what="output_path")
         check_folder_target(root, target, value=spec["output_path"], what="output_path")  # it may have changed
-        result = await self.call(
+        result = await self.calls(
             fetch_model,
             self.backend,
             name=spec["model"],
@@ -214,11 +207,11 @@ class Worker:
         spec = shaped(job.spec, RunJobSpec)
         found = []
         if resumed:  # the previous process may have submitted it just before it stopped
-            found = await self.call(self.backend.find_runs, spec["experiment"], tag="job_id", value=job.id)
+            found = await self.calls(self.backend.find_runs, spec["experiment"], tag="job_id", value=job.id)
         if found:
             run_id = found[0]  # submitted before the service stopped; do not submit twice
         else:
-            await self.call(self.backend.ensure_compute, spec["compute"])
+            await self.calls(self.backend.ensure_compute, spec["compute"])
             run_spec = RunSpec(
                 script=spec["script"],
                 experiment=spec["experiment"],
@@ -228,7 +221,7 @@ class Worker:
                 args=spec.get("args", {}),
                 tags={"job_id": job.id},
             )
-            run_id = await self.call(self.backend.submit_run, run_spec)
+            run_id = await self.calls(self.backend.submit_run, run_spec)
         await self.jobs.update(job.id, backend_run_id=run_id)
         logs.bind_run(run_id)
         return run_id
@@ -242,17 +235,17 @@ class Worker:
             if is_terminal(job.status):
                 return
             if job.cancel_requested and not cancel_sent:
-                await self.call(self.backend.cancel_run, run_id)
+                await self.calls(self.backend.cancel_run, run_id)
                 cancel_sent = True
             try:
                 if self.read_budget is not None:
                     await self.read_budget.take(1)
-                info = await self.call(self.backend.get_run, run_id)
+                info = await self.calls(self.backend.get_run, run_id)
                 metrics = {}
                 if info.status != RunStatus.QUEUED:  # nothing is logged before it starts
                     if self.read_budget is not None:
                         await self.read_budget.take(1)
-                    metrics = scalar_metrics(await self.call(self.backend.get_metrics, run_id))
+                    metrics = scalar_metrics(await self.calls(self.backend.get_metrics, run_id))
                 unreachable_since = None
             except BackendUnavailable as exc:
                 unreachable_since = unreachable_since or loop.time()
@@ -279,17 +272,17 @@ class Worker:
         if status == RunStatus.COMPLETED:
             await self.jobs.transition(job_id, RunStatus.FINALIZING, result=run_result(info, metrics))
             if spec.get("imported"):  # whoever started it registers it; the importer picks the version up
-                history = await self.call(self.backend.get_metrics, run_id)
-                versions = await self.call(self.backend.versions_of_run, run_id)
+                history = await self.calls(self.backend.get_metrics, run_id)
+                versions = await self.calls(self.backend.versions_of_run, run_id)
                 version = versions[0] if versions else None
             else:
-                done = await self.call(finish_run, self.backend, run_id, model_name=spec["model"])
+                done = await self.calls(finish_run, self.backend, run_id, model_name=spec["model"])
                 history, version = done.metrics, done.model_version
             made = {"name": version.name, "version": version.version} if version else None
             result = run_result(info, scalar_metrics(history), model_version=made)
             await self.jobs.transition(job_id, RunStatus.COMPLETED, result=result)
             return
-        tail = await self.call(self.backend.get_log, run_id, tail=LOG_TAIL)
+        tail = await self.calls(self.backend.get_log, run_id, tail=LOG_TAIL)
         reason = self.errors.redact(info.error) if info.error else f"run {status.lower()}"
         if tail.strip():
             reason += f"\n--- last {LOG_TAIL} lines of the run's log ---\n{tail}"
