@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request
 
 from service.chatops.commands import ChatRequest, handle, refused
-from service.chatops.notices import url_allowed
 from service.chatops.slack import form_fields, slack_reply
+from service.core.delivery import notice_url_allowed
 from service.errors import NotAuthenticated
 from service.http.deps import Svc
 from service.http.openapi import errors
@@ -29,7 +29,7 @@ async def mattermost_command(svc: Svc, request: Request) -> dict[str, Any]:
         refused("mattermost", "no AZML_MATTERMOST_TOKEN" if not expected else "wrong token")
         raise NotAuthenticated("the command's token is not this service's AZML_MATTERMOST_TOKEN")
     response_url = fields.get("response_url", "")
-    if response_url and not url_allowed(svc.settings, response_url, platform="mattermost"):
+    if response_url and not notice_url_allowed(svc.settings, response_url, platform="mattermost"):
         # The token checked out, so this is the team's own server: say in the chat what to configure.
         host = urlsplit(response_url).hostname or "?"
         text = (

@@ -13,48 +13,17 @@ import logging
 import time
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from amllib.settings import Settings
 from service.chatops.commands import run_link, summary
-from service.core.delivery import post_with_retry
+from service.core.delivery import host_of, notice_url_allowed, post_with_retry
 from service.core.job_kinds import Notify
 
 log = logging.getLogger("service")
-SLACK_HOSTS = frozenset({"hooks.slack.com"})
 RESPONSE_URL_SECONDS = 30 * 60  # Slack and Mattermost honour a response_url this long
 ATTEMPTS = 3
-
-
-def _host(url: str | None) -> str:
-    try:
-        parts = urlsplit(url or "")
-        return "" if parts.username or parts.password else (parts.hostname or "").lower()
-    except ValueError:
-        return ""
-
-
-def url_allowed(settings: Settings, url: str | None, *, platform: str) -> bool:
-    """Whether the service may post to url for this platform (https, or http to an AZML_CALLBACK_HOSTS host)."""
-    try:
-        parts = urlsplit(url or "")
-        port = parts.port
-    except ValueError:
-        return False
-    host = _host(url)
-    if not host or parts.scheme not in ("http", "https"):
-        return False
-    callbacks = settings.callback_host_set
-    if host in callbacks or f"{host}:{port}" in callbacks:
-        return True
-    platform_hosts = {
-        "slack": SLACK_HOSTS | {_host(settings.slack_webhook_url)},
-        "teams": {_host(settings.teams_webhook_url)},
-        "mattermost": set(),
-    }[platform] - {""}
-    return parts.scheme == "https" and host in platform_hosts
 
 
 def slack_escape(text: str) -> str:
@@ -114,8 +83,8 @@ async def post_notice(
     platform = str(notify.get("platform"))
     if not url:
         return "no destination (the response_url expired and no webhook is configured)"
-    if not url_allowed(settings, url, platform=platform):
-        log.warning("chat notice refused: host %r is not allowed for %s", _host(url), platform)
+    if not notice_url_allowed(settings, url, platform=platform):
+        log.warning("chat notice refused: host %r is not allowed for %s", host_of(url), platform)
         return "refused: the destination's host is not allowed"
     delivered, what = await post_with_retry(
         url,

@@ -13,7 +13,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from amllib.errors import InvalidInput
 from service.chatops.commands import ChatRequest, Reply, handle, refused
-from service.chatops.notices import slack_escape, url_allowed
+from service.chatops.notices import slack_escape
+from service.core.delivery import notice_url_allowed
 from service.errors import NotAuthenticated
 from service.http.deps import Svc
 from service.http.openapi import errors
@@ -36,7 +37,7 @@ def form_fields(body: bytes) -> dict[str, str]:
 
 def checked_response_url(svc: Svc, url: str, *, platform: str) -> str:
     """A command's response_url, refused (nothing started) unless its host is allowed."""
-    if url and not url_allowed(svc.settings, url, platform=platform):
+    if url and not notice_url_allowed(svc.settings, url, platform=platform):
         raise InvalidInput("response_url points at a host this service may not post to")
     return url
 

@@ -2,9 +2,9 @@
 
 Every delivery goes through post_with_retry: one POST with a short timeout, no redirects
 followed, retried with backoff, answered with an outcome the job records. Hosts are checked
-before anything is sent: callback URLs against AZML_CALLBACK_HOSTS (here), chat notices against
-their platform's hosts (service/chatops/notices.py), so the service cannot be made to reach
-arbitrary internal addresses. With AZML_WEBHOOK_SECRET set, a callback body is signed:
+before anything is sent, all here: callback URLs against AZML_CALLBACK_HOSTS, chat notices and
+command replies against their platform's own hosts (or AZML_CALLBACK_HOSTS), so the service cannot
+be made to reach arbitrary internal addresses. With AZML_WEBHOOK_SECRET set, a callback body is signed:
 X-Signature: sha256=<hex HMAC>. Tests give `transport` an httpx.MockTransport.
 """
 
@@ -19,9 +19,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from amllib.errors import InvalidInput, quoted
+from amllib.settings import Settings
 
 log = logging.getLogger("service")
 ATTEMPTS = 6
+SLACK_HOSTS = frozenset({"hooks.slack.com"})  # Slack's incoming webhooks
 
 
 def check_callback_url(url: str | None, allowed_hosts: frozenset[str]) -> str | None:
@@ -40,6 +42,36 @@ def check_callback_url(url: str | None, allowed_hosts: frozenset[str]) -> str | 
     if host not in allowed_hosts and f"{host}:{port}" not in allowed_hosts:
         raise InvalidInput(f"callback_url host {quoted(host)} is not in AZML_CALLBACK_HOSTS")
     return url
+
+
+def host_of(url: str | None) -> str:
+    """The URL's host, lower case; empty for one that carries credentials or does not parse."""
+    try:
+        parts = urlsplit(url or "")
+        return "" if parts.username or parts.password else (parts.hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def notice_url_allowed(settings: Settings, url: str | None, *, platform: str) -> bool:
+    """Whether a chat notice may go to url: https to the platform's own hosts, or to an AZML_CALLBACK_HOSTS host."""
+    try:
+        parts = urlsplit(url or "")
+        port = parts.port
+    except ValueError:
+        return False
+    host = host_of(url)
+    if not host or parts.scheme not in ("http", "https"):
+        return False
+    callbacks = settings.callback_host_set
+    if host in callbacks or f"{host}:{port}" in callbacks:
+        return True
+    platform_hosts = {
+        "slack": SLACK_HOSTS | {host_of(settings.slack_webhook_url)},
+        "teams": {host_of(settings.teams_webhook_url)},
+        "mattermost": set(),
+    }[platform] - {""}
+    return parts.scheme == "https" and host in platform_hosts
 
 
 def signature(secret: str, body: bytes) -> str:

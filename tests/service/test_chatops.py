@@ -202,7 +202,8 @@ def test_mattermost_token(chat: Service, listener: Listener) -> None:
 
 def test_notices_fall_back_to_the_webhook_once_the_response_url_expired() -> None:
     from amllib.settings import Settings
-    from service.chatops.notices import destination, url_allowed
+    from service.chatops.notices import destination
+    from service.core.delivery import notice_url_allowed as url_allowed
 
     settings = Settings(_env_file=None, slack_webhook_url="https://hooks.slack.com/services/T/B/x")
     fresh = {"platform": "slack", "response_url": "https://hooks.slack.com/commands/1", "at": time.time()}
