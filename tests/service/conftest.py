@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -185,3 +187,49 @@ def make_app(tmp_path: Path) -> Iterator:
     yield make
     for client in clients:
         client.__exit__(None, None, None)
+
+
+LONG_NAME = "n" * 300  # over the 255 bytes a file name may have
+
+
+def assert_refused(response: httpx.Response, status: int, words: str) -> None:
+    assert response.status_code == status, (response.request.url, response.status_code, response.text[:300])
+    body = response.json()
+    assert words in body["detail"] or words in str(body.get("fields")), body
+    assert len(response.content) < 2000, "an error echoes at most a short excerpt"
+
+
+class Listener:
+    """An HTTP server on 127.0.0.1 that records callbacks; fails the first `failures` of them."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.failures = failures
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                if outer.failures > 0:
+                    outer.failures -= 1
+                    self.send_response(503)
+                else:
+                    outer.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, count: int, timeout: float = 30) -> None:
+        deadline = time.time() + timeout
+        while len(self.received) < count and time.time() < deadline:
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -16,8 +16,7 @@ import httpx
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from tests.service.conftest import Service, upload
-from tests.service.test_durability import Listener
+from tests.service.conftest import Listener, Service, upload
 
 SLACK_SECRET = "slack-signing-secret-for-tests"
 TEAMS_SECRET = base64.b64encode(b"teams-outgoing-webhook-token").decode()

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.service.conftest import Service
-from tests.service.test_durability import Listener
+from tests.service.conftest import Listener, Service
 
 ROUNDS = int(os.environ.get("AZML_CHAOS_ROUNDS", "24"))
 SEED = int(os.environ.get("AZML_CHAOS_SEED", "20261127"))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ from service.chatops.notices import post_notice
 from service.core import delivery
 from service.core.delivery import deliver, signature
 from tests.conftest import make_settings
+from tests.service.conftest import Listener, Service, tar_bytes, upload
 
 
 class Receiver:
@@ -86,3 +89,55 @@ def test_a_notice_to_a_host_not_allowed_is_never_sent(tmp_path: Path) -> None:
     notify = {"platform": "slack", "at": time.time(), "response_url": "https://169.254.169.254/latest"}
     outcome = asyncio.run(post_notice(settings, notify, {"text": "x"}, transport=receiver.transport()))
     assert outcome.startswith("refused") and receiver.requests == []
+
+
+def test_callbacks_are_signed_retried_and_recorded(make_service) -> None:
+    listener = Listener(failures=1)
+    secret = "webhook-secret-for-tests"
+    service = make_service(AZML_CALLBACK_HOSTS=f"127.0.0.1:{listener.port}", AZML_WEBHOOK_SECRET=secret)
+    try:
+        with service.client() as client:
+            upload(client, {"a.csv": b"1"})
+            url = f"http://127.0.0.1:{listener.port}/hook"
+            job = client.post("/runs", json={"callback_url": url}).json()
+            listener.wait(1)
+            assert len(listener.received) == 1
+            headers, body = listener.received[0]
+            expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            assert hmac.compare_digest(headers["x-signature"], expected)
+            sent = json.loads(body)
+            assert sent["id"] == job["id"] and sent["status"] == "Completed"
+            assert sent["model_version"]["version"] == 1
+            deadline = time.time() + 10
+            while not client.get(f"/runs/{job['id']}").json()["callback_status"] and time.time() < deadline:
+                time.sleep(0.1)
+            assert (
+                client.get(f"/runs/{job['id']}").json()["callback_status"].startswith("delivered (HTTP 204, attempt 2")
+            )
+            other_port = client.post("/runs", json={"callback_url": f"http://127.0.0.1:{listener.port + 1}/"})
+            assert other_port.status_code == 422
+            data = client.post(
+                "/data",
+                params={"path": "cb", "callback_url": url},
+                content=tar_bytes({"a": b"1"}),
+                headers={"content-type": "application/x-tar"},
+            ).json()
+            listener.wait(2)
+            assert json.loads(listener.received[1][1])["id"] == data["id"]
+            refused = client.post(
+                "/data",
+                params={"callback_url": "http://10.0.0.1/"},
+                content=b"x",
+                headers={"content-type": "application/x-tar"},
+            )
+            assert refused.status_code == 422 and "callback_url" in refused.json()["detail"]
+    finally:
+        listener.close()
+    assert secret not in service.log.read_text()
+
+
+def test_callback_hosts_are_checked(service: Service) -> None:
+    with service.client() as client:
+        for url in ("http://169.254.169.254/latest", "file:///etc/passwd", "http://user:pw@127.0.0.1/"):
+            response = client.post("/runs", json={"callback_url": url})
+            assert response.status_code == 422 and "callback_url" in response.json()["detail"]

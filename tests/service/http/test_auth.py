@@ -5,11 +5,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
 from amllib.errors import ConfigError
-from tests.service.conftest import FULL_TOKEN, READ_TOKEN
+from tests.service.conftest import (
+    FULL_TOKEN,
+    READ_TOKEN,
+    Service,
+)
 
 
 def sign_in(client, token: str = FULL_TOKEN, **headers: str):
@@ -114,3 +119,54 @@ def test_the_api_docs_load_nothing_from_outside(make_app) -> None:
     assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
     assert client.get("/ui/static/docs.js").status_code == 200
     assert client.get("/redoc").status_code == 404
+
+
+def test_no_tokens_means_loopback_only(tmp_path: Path) -> None:
+    import asyncio
+
+    from amllib.settings import Settings
+    from service.http.auth import BearerAuth
+    from service.http.session import SessionSigner
+
+    sent: list[dict] = []
+
+    async def app(scope: dict, receive: object, send: object) -> None:
+        sent.append({"status": 200})
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    auth = BearerAuth(app, Settings(_env_file=None), SessionSigner(tmp_path, full={}, read={}))
+    for host, status in (("127.0.0.1", 200), ("::1", 200), ("10.1.2.3", 403), ("203.0.113.9", 403)):
+        sent.clear()
+        scope = {"type": "http", "path": "/runs", "method": "GET", "headers": [], "client": (host, 5000)}
+        asyncio.run(auth(scope, None, send))
+        assert sent[0]["status"] == status, host
+
+
+def test_tokens(service: Service) -> None:
+    with service.client(token=None) as anonymous:
+        assert anonymous.get("/healthz").json() == {"status": "ok", "backend": "local", "event_streams": 0}
+        response = anonymous.get("/runs")
+        assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+    with service.client(token="wrong") as wrong:
+        assert wrong.get("/runs").status_code == 401
+        assert wrong.post("/runs", json={}).status_code == 401
+    with service.client(token=READ_TOKEN) as reader:
+        assert reader.get("/runs").status_code == 200
+        refused = reader.post("/runs", json={})
+        assert refused.status_code == 403 and "read" in refused.json()["detail"]
+        assert reader.post("/models/fetch", json={}).status_code == 403
+    assert READ_TOKEN not in service.log.read_text()
+
+
+def test_head_and_a_token_in_the_query_string(service: Service) -> None:
+    with service.client() as client:
+        head = client.head("/runs")
+        assert head.status_code == 200 and head.content == b""
+        assert client.head("/runs/nope").status_code == 404
+        client.get("/runs", params={"token": "query-secret-value", "access_key": "another-secret"})
+    service.stop()
+    log = service.log.read_text()
+    assert "query-secret-value" not in log and "another-secret" not in log
+    assert "token=[redacted]" in log

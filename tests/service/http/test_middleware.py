@@ -21,3 +21,22 @@ def test_a_json_body_nested_too_deep_is_a_422(make_app) -> None:
     answer = client.post("/runs", content=b"[" * 40 + b"]" * 40, headers={"content-type": "application/json"})
     assert answer.status_code == 422
     assert "nested deeper" in answer.json()["detail"]
+
+
+def test_cors_lets_the_dashboard_in(make_service) -> None:
+    service = make_service(AZML_CORS_ORIGINS="https://dash.example.com")
+    with service.client(token=None) as client:
+        preflight = client.options(
+            "/runs",
+            headers={
+                "Origin": "https://dash.example.com",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "https://dash.example.com"
+        other = client.options(
+            "/runs", headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "GET"}
+        )
+        assert "access-control-allow-origin" not in other.headers

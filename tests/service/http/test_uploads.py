@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import socket
 import tarfile
+import time
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +17,12 @@ import pytest
 from amllib.digest import tree_digest
 from service.http import uploads
 from service.http.unpack import BLOCK, Limits
+from tests.service.conftest import (
+    FULL_TOKEN,
+    Service,
+    tar_bytes,
+    upload,
+)
 
 
 def test_the_pipe_hands_over_a_block_that_fits_as_is_and_splits_one_that_does_not() -> None:
@@ -93,3 +101,121 @@ def test_every_form_arrives_whole_whatever_the_chunking(tmp_path: Path, kind: st
     )
     assert summary.digest == tree_digest(source).digest == tree_digest(staging).digest
     assert summary.files == 3
+
+
+def test_size_and_file_limits_answer_413(make_service) -> None:
+    service = make_service(AZML_MAX_UPLOAD_BYTES="20000", AZML_MAX_UPLOAD_FILES="3")
+    with service.client() as client:
+        big = upload(client, {"big.bin": b"x" * 30000})
+        assert big.status_code == 413 and "AZML_MAX_UPLOAD_BYTES" in big.json()["detail"]
+        many = upload(client, {f"f{i}.csv": b"1" for i in range(5)})
+        assert many.status_code == 413 and "AZML_MAX_UPLOAD_FILES" in many.json()["detail"]
+        gz_bomb = client.post(
+            "/data",
+            content=tar_bytes({"z.bin": b"\0" * 200_000}, gz=True),
+            headers={"content-type": "application/gzip"},
+        )
+        assert gz_bomb.status_code == 413  # small on the wire, large unpacked
+        assert upload(client, {"ok.csv": b"fine"}).status_code == 200
+
+
+def stalled_upload(service: Service, path: str = "stalled") -> socket.socket:
+    """A POST /data that promises a large tar, sends a few bytes of it, and holds the socket."""
+    sock = socket.create_connection(("127.0.0.1", service.port))
+    head = (
+        f"POST /data?path={path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {FULL_TOKEN}\r\n"
+        "Content-Type: application/x-tar\r\nContent-Length: 1000000000\r\n\r\n"
+    )
+    sock.sendall(head.encode() + tar_bytes({"a.csv": b"x" * 4096})[:700])
+    return sock
+
+
+def read_answer(sock: socket.socket, timeout: float = 15) -> str:
+    """Everything the server sends before it closes the connection (or the time is up)."""
+    sock.settimeout(timeout)
+    received = b""
+    try:
+        while chunk := sock.recv(4096):
+            received += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return received.decode(errors="replace")
+
+
+def staging_folders(service: Service) -> list[Path]:
+    return list((Path(service.env["AZML_HOME"]) / "datastore" / ".versions").glob("*.partial"))
+
+
+def test_stalled_uploads_cost_only_themselves_and_are_cut_off(make_service) -> None:
+    # 1 job slot → a backend pool of 6 threads; 16 stalled bodies used to take every one of them.
+    service = make_service(AZML_JOB_CONCURRENCY="1", AZML_BODY_TIMEOUT="4")
+    with service.client() as client:
+        upload(client, {"a.csv": b"1,2\n"})
+        sockets = [stalled_upload(service) for _ in range(16)]
+        try:
+            time.sleep(0.5)
+            started = time.monotonic()
+            assert client.get("/models", timeout=5).status_code == 200
+            files = {"files": ("m.csv", b"1,2\n", "text/csv")}
+            assert client.post("/data", params={"path": "multi", "wait": 10}, files=files).status_code == 200
+            run = client.post("/runs", params={"wait": 30}, json={"estimators": 2})
+            assert run.status_code == 200 and run.json()["status"] == "Completed"
+            assert time.monotonic() - started < 20
+            for sock in sockets:
+                answer = read_answer(sock)
+                assert answer.startswith("HTTP/1.1 408") and "AZML_BODY_TIMEOUT" in answer
+        finally:
+            for sock in sockets:
+                sock.close()
+        deadline = time.time() + 5
+        while staging_folders(service) and time.time() < deadline:
+            time.sleep(0.1)
+        assert staging_folders(service) == []
+    assert "Traceback" not in service.log.read_text()
+
+
+def test_a_json_body_that_stalls_is_cut_off(make_service) -> None:
+    service = make_service(AZML_BODY_TIMEOUT="2")
+    with socket.create_connection(("127.0.0.1", service.port)) as sock:
+        sock.sendall(
+            f"POST /runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {FULL_TOKEN}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode()
+        )
+        assert read_answer(sock, timeout=10).startswith("HTTP/1.1 408")
+
+
+def test_chunked_multipart_is_counted_while_it_arrives_and_spooled_nowhere_else(make_service, tmp_path: Path) -> None:
+    spool = tmp_path / "system-tmp"
+    spool.mkdir()
+    service = make_service(AZML_MAX_UPLOAD_BYTES=str(1 << 20), TMPDIR=str(spool))
+    boundary = "b0undary"
+    head = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=files; filename=big.bin\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", service.port)) as sock:
+        sock.sendall(
+            f"POST /data?path=big HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {FULL_TOKEN}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        )
+        for block in [head] + [b"x" * (256 << 10)] * 8:  # 2 MiB of a 1 MiB limit, then the client stalls
+            sock.sendall(f"{len(block):x}\r\n".encode() + block + b"\r\n")
+        answer = read_answer(sock, timeout=10)
+        assert answer.startswith("HTTP/1.1 413") and "AZML_MAX_UPLOAD_BYTES" in answer
+        assert list(spool.iterdir()) == []
+    time.sleep(0.5)
+    assert list((Path(service.env["AZML_HOME"]) / "datastore" / ".versions").glob("*.partial*")) == []
+
+
+def test_a_client_that_disconnects_mid_upload_is_no_error(service: Service) -> None:
+    sock = socket.create_connection(("127.0.0.1", service.port))
+    sock.sendall(
+        f"POST /data?path=gone HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {FULL_TOKEN}\r\n"
+        "Content-Type: application/x-tar\r\nContent-Length: 100000\r\n\r\n".encode()
+        + tar_bytes({"a.csv": b"x" * 5000})[:3000]
+    )
+    time.sleep(0.3)
+    sock.close()
+    time.sleep(1)
+    assert "Traceback" not in service.log.read_text()
+    assert list((Path(service.env["AZML_HOME"]) / "datastore" / ".versions").glob("*.partial*")) == []

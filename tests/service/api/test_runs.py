@@ -1,0 +1,53 @@
+"""service/api/runs.py: POST /runs and reading a run."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import httpx
+
+from tests.service.conftest import FULL_TOKEN, Service, upload
+
+
+def test_wait_on_the_hot_route_is_checked_like_everywhere(service: Service) -> None:
+    with service.client() as client:
+        for bad in ("-1", "3601", "nan", "inf", "soon"):
+            response = client.get("/runs/anything", params={"wait": bad})
+            assert response.status_code == 422 and response.json()["fields"] == ["wait"], bad
+        assert client.get("/runs/anything", params={"wait": "0.1"}).status_code == 404
+
+
+def test_uploads_racing_runs_on_one_path_never_take_a_runs_data(service: Service) -> None:
+    with service.client() as client:
+        upload(client, {"a.csv": b"1,2\n"})
+        jobs: list[str] = []
+
+        def keep_uploading() -> None:
+            with service.client() as own:
+                for index in range(12):
+                    assert upload(own, {f"f{index}.csv": b"3,4\n" * 100}).status_code == 200
+
+        uploader = threading.Thread(target=keep_uploading)
+        uploader.start()
+        for _ in range(12):
+            jobs.append(client.post("/runs", json={"estimators": 1}).json()["id"])
+        uploader.join()
+        ends = [client.get(f"/runs/{job_id}", params={"wait": 120}).json() for job_id in jobs]
+        assert [e["status"] for e in ends] == ["Completed"] * len(jobs), [e["error"] for e in ends]
+        # Every replaced version was freed once its runs ended: only the current one is left.
+        versions = Path(service.env["AZML_HOME"]) / "datastore" / ".versions"
+        assert len([p for p in versions.iterdir() if len(p.name) == 32 and p.is_dir()]) == 1
+
+
+def test_args_cannot_point_a_run_at_another_folder(service: Service) -> None:
+    with service.client() as client:
+        upload(client, {"a.csv": b"1,2\n"})
+        for args in ({"data-path": "/etc"}, {"data_path": "/etc"}, {"data": "/etc"}, {"est": 5}):
+            refused = client.post("/runs", json={"args": args})
+            assert refused.status_code == 422, args
+            assert "service sets itself" in refused.json()["detail"]
+        job = client.post("/runs", params={"wait": 60}, json={"args": {"flavour": "--data-path=/etc"}}).json()
+        assert job["status"] == "Completed"
+        log = httpx.get(f"{service.url}/runs/{job['id']}/logs", headers={"Authorization": f"Bearer {FULL_TOKEN}"})
+        assert "data files: ['a.csv']" in log.text
