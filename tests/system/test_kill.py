@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+
 from amllib.backends.local import LocalBackend
 from amllib.settings import Settings
 from tests.conftest import TEST_TRAINING
 from tests.service.conftest import upload, wait_for_status
 
 
+def running(client: httpx.Client, seconds: int) -> dict:
+    """Data uploaded and a run of `seconds` under way."""
+    upload(client, {"a.csv": b"1"})
+    job = client.post("/runs", json={"script": "sleep_and_record.py", "args": {"seconds": seconds}}).json()
+    wait_for_status(client, job["id"], "Running")
+    return job
+
+
 def test_kill_9_during_a_run_then_restart_completes_it_once(make_service, tmp_path: Path) -> None:
     service = make_service()
     with service.client() as client:
-        upload(client, {"a.csv": b"1"})
-        job = client.post("/runs", json={"script": "sleep_and_record.py", "args": {"seconds": 4}}).json()
-        wait_for_status(client, job["id"], "Running")
+        job = running(client, 4)
         queued = client.post("/models/fetch", json={"output_path": "after"}).json()  # fails: no model yet
     service.kill9()
     service.start()
@@ -46,9 +54,7 @@ def test_kill_9_right_after_accepting_resumes_the_job(make_service) -> None:
 def test_a_run_whose_process_died_with_the_machine_ends_failed(make_service, tmp_path: Path) -> None:
     service = make_service()
     with service.client() as client:
-        upload(client, {"a.csv": b"1"})
-        job = client.post("/runs", json={"script": "sleep_and_record.py", "args": {"seconds": 60}}).json()
-        wait_for_status(client, job["id"], "Running")
+        job = running(client, 60)
     service.kill9()
     run_dir = next(p for p in (tmp_path / "aml" / "runs").iterdir() if not p.name.startswith("."))
     import os
