@@ -31,5 +31,7 @@ if [ "$(cat "$typecheck/.installed" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$typecheck/.installed"
 fi
 "$typecheck/bin/mypy" --python-executable .venv/bin/python
-lint-imports --no-cache  # the layers and no import circles ([tool.importlinter] in pyproject.toml)
+# The layers and no import circles ([tool.importlinter] in pyproject.toml): its report only when a contract breaks.
+layers=$(lint-imports --no-cache --no-logo) || { echo "$layers"; exit 1; }
+echo "$layers" | tail -n 1
 exec python -m pytest "$@"
