@@ -20,11 +20,12 @@ import logging
 import sqlite3
 import time
 from collections import Counter
-from typing import Any
 
 from service.background.periodic import every
 from service.core.jobs import TERMINAL_NAMES
 from service.core.store import Job, JobStore
+from service.core.worker import Worker
+from service.observe.metrics import ServiceMetrics
 
 log = logging.getLogger("service")
 DAY = 86400.0
@@ -33,7 +34,7 @@ DAY = 86400.0
 class RetentionSweep:
     """One per service; `worker` gives the backend and its thread pool, `metrics` counts what went."""
 
-    def __init__(self, *, worker: Any, days: float, interval: float, metrics: Any = None) -> None:
+    def __init__(self, *, worker: Worker, days: float, interval: float, metrics: ServiceMetrics | None = None) -> None:
         self.worker = worker
         self.store: JobStore = worker.store
         self.days = days
@@ -50,7 +51,7 @@ class RetentionSweep:
     async def once(self) -> Counter[str]:
         """One sweep; how many of each kind of thing it removed."""
         removed: Counter[str] = Counter()
-        cutoff, backend, call = self.cutoff, self.worker.backend, self.worker.callss
+        cutoff, backend, call = self.cutoff, self.worker.backend, self.worker.calls
         removed["run_folder"] += await self._discard(self.store.undiscarded_runs())  # left by a kill
         while batch := self.store.expired(TERMINAL_NAMES, ended_before=cutoff):
             gone = await self.store.write(functools.partial(_remove, batch))

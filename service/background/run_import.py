@@ -20,7 +20,7 @@ from amllib.training import STARTED_BY
 from service.background.periodic import every
 from service.core.jobs import Jobs
 from service.core.store import Job
-from service.core.worker import scalar_metrics
+from service.core.worker import Worker, scalar_metrics
 
 log = logging.getLogger("service")
 OVERLAP = 120.0  # look this far behind the newest run seen: a run can appear a moment after a newer one
@@ -48,7 +48,7 @@ def imported_spec(info: RunInfo) -> dict[str, Any]:
 class RunImporter:
     """One loop per service; `worker` watches what it imports until the run ends."""
 
-    def __init__(self, *, worker: Any, jobs: Jobs, interval: float) -> None:
+    def __init__(self, *, worker: Worker, jobs: Jobs, interval: float) -> None:
         self.worker = worker
         self.jobs = jobs
         self.store = jobs.store
