@@ -9,6 +9,7 @@ fetched from outside the service.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -87,13 +88,19 @@ async def logout(request: Request) -> RedirectResponse:
     return response
 
 
+# The pages app.js draws (its route()): the runs list, a run, the models, a model, data, the train form.
+PAGES = re.compile(r"|runs|runs/.+|models|models/.+|data|train")
+
+
 @router.get("/ui", response_class=HTMLResponse)
 @router.get("/ui/{page:path}", response_class=HTMLResponse)
 async def shell(request: Request, page: str = "") -> Response:
+    """The page's shell (app.js draws it); a path that is no page answers 404, with the shell saying so."""
     state = request.scope.get("state", {})
     context = {
         "role": state.get("role", "read"),
         "csrf": state.get("csrf", ""),
         "tokens": bool(request.app.state.signer_has_tokens),
     }
-    return templates.TemplateResponse(request, "shell.html", context)
+    status = 200 if PAGES.fullmatch(page.rstrip("/")) else 404
+    return templates.TemplateResponse(request, "shell.html", context, status_code=status)

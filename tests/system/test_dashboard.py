@@ -239,6 +239,12 @@ def test_the_id_the_scripts_print_finds_the_run(browser, dashboard: Service, tmp
     page.locator("#runs td.backend-id", has_text=printed).wait_for()
     assert page.locator("#runs tbody tr").count() == 1
     tab.shot("runs-search")
+    assert page.title() == "Runs — AML control plane"
     page.goto(f"{dashboard.url}/ui/runs/{printed}")  # the run's page by the id the script printed
     page.locator("#run-status [data-status=Completed]").wait_for()
+    assert page.title() == f"Run {printed} — AML control plane"  # the tab says what it shows
+    missing = page.goto(f"{dashboard.url}/ui/no-such-page")
+    assert missing is not None and missing.status == 404
+    page.get_by_role("heading", name="Not found").wait_for()
+    assert page.title() == "Not found — AML control plane"
     tab.close()

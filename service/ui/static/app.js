@@ -678,16 +678,28 @@ async function trainPage() {
 }
 
 // -- the router ----------------------------------------------------------------------------
+// Each page: the path it answers, what the tab says, how it is drawn. The tab names what it shows
+// (chat links open many of them), the service's name after it; the server answers 404 for any other path.
+const PAGES = [
+  [/^\/ui(?:\/runs)?$/, () => "Runs", () => runsPage()],
+  [/^\/ui\/runs\/(.+)$/, (id) => `Run ${id}`, (id) => runPage(id)],
+  [/^\/ui\/models$/, () => "Models", () => modelsPage()],
+  [/^\/ui\/models\/(.+)$/, (name) => `Model ${name}`, (name) => modelPage(name)],
+  [/^\/ui\/data$/, () => "Data", () => dataPage()],
+  [/^\/ui\/train$/, () => "Train", () => trainPage()],
+];
+
 function route() {
   const path = location.pathname.replace(/\/+$/, "");
-  const run = path.match(/^\/ui\/runs\/(.+)$/);
-  const model = path.match(/^\/ui\/models\/(.+)$/);
-  if (path === "/ui" || path === "/ui/runs") return runsPage();
-  if (run) return runPage(decodeURIComponent(run[1]));
-  if (path === "/ui/models") return modelsPage();
-  if (model) return modelPage(decodeURIComponent(model[1]));
-  if (path === "/ui/data") return dataPage();
-  if (path === "/ui/train") return trainPage();
+  for (const [pattern, title, draw] of PAGES) {
+    const found = path.match(pattern);
+    if (found) {
+      const value = found[1] === undefined ? undefined : decodeURIComponent(found[1]);
+      document.title = `${title(value)} — AML control plane`;
+      return draw(value);
+    }
+  }
+  document.title = "Not found — AML control plane";
   app.replaceChildren(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/ui/" }, "Back to the runs")));
 }
 route();
