@@ -16,7 +16,6 @@ from typing_extensions import TypedDict  # pydantic reads TypedDicts from typing
 
 from service.core.store import Job
 
-Kind = Literal["run", "data", "fetch"]
 T = TypeVar("T")
 
 

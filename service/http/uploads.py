@@ -53,9 +53,6 @@ class _Pipe:
         self._pending: bytes | memoryview = b""
         self._eof = False
 
-    def readable(self) -> bool:
-        return True
-
     def read(self, size: int = -1) -> bytes:
         while not self._pending:
             if self._eof:
