@@ -61,7 +61,16 @@ class Settings(BaseSettings):
     )
 
     # The service.
-    db_url: str | None = Field(None, description="Job store, sqlite:///path (default: AZML_HOME/jobs.sqlite)")
+    db_url: str | None = Field(
+        None,
+        description="Job store: sqlite:///path (default: AZML_HOME/jobs.sqlite, one process) or "
+        "postgresql://user:password@host:port/db (several replicas share it)",
+    )
+    lease_seconds: float = Field(
+        30.0,
+        ge=3,
+        description="On PostgreSQL: a replica that stops renewing its jobs' leases this long loses them to another",
+    )
     api_tokens: str = Field("", description="Comma-separated bearer tokens with full access, each name:token or token")
     api_read_tokens: str = Field("", description="Comma-separated bearer tokens for GET requests only (name:token)")
     data_root: Path | None = Field(None, description="POST /data {data_dir} may only name folders under this")
@@ -160,12 +169,24 @@ class Settings(BaseSettings):
         return sorted(_split(self.cors_origins))
 
     @property
+    def db_on_postgres(self) -> bool:
+        """Whether the job store is PostgreSQL (shared by replicas) rather than the embedded SQLite file."""
+        if self.db_url and self.db_url.startswith(("postgresql://", "postgres://")):
+            return True
+        if self.db_url and not self.db_url.startswith("sqlite:///"):
+            raise ConfigError(
+                "AZML_DB_URL must be sqlite:///<path> or postgresql://user:password@host:port/database "
+                "(the value given is neither; it is not repeated here, since it may hold a password)"
+            )
+        return False
+
+    @property
     def db_path(self) -> Path:
         """The SQLite file of the job store."""
+        if self.db_on_postgres:
+            raise ConfigError("the job store is PostgreSQL, not a file")
         if not self.db_url:
             return self.home / "jobs.sqlite"
-        if not self.db_url.startswith("sqlite:///"):
-            raise ConfigError("AZML_DB_URL must be sqlite:///<path>; other databases are not supported")
         return Path(self.db_url.removeprefix("sqlite:///")).expanduser().resolve()
 
     @field_validator("home", "training_dir", "data_root", "output_root")

@@ -27,7 +27,8 @@ import httpx
 
 from bench.api_latency import wrk
 from bench.common import service_env, start_uvicorn, stop, workspace
-from service.core.store import Job, JobStore
+from service.core.store import Job, Tx
+from service.core.store_sqlite import SqliteStore
 
 TOKEN = "bench-token"
 ARGS = [
@@ -41,10 +42,10 @@ ARGS = [
 
 def fill_store(db: Path, count: int) -> None:
     """count finished run jobs, written straight into the job store before the service starts."""
-    store = JobStore(db)
+    store = SqliteStore(db)
     spec = {"experiment": "bench", "script": "quick.py", "model": "m", "datapath": "d", "compute": "c", "args": {}}
 
-    def insert(conn: object) -> None:
+    def insert(tx: Tx) -> None:
         now = time.time() - count
         for index in range(count):
             job = Job(
@@ -57,7 +58,7 @@ def fill_store(db: Path, count: int) -> None:
                 finished_at=now + index + 1,
                 result={"metrics": {"accuracy": 0.5 + index % 50 / 100}},
             )
-            JobStore.insert_row(conn, job)
+            tx.insert_job(job)
 
     import asyncio
 

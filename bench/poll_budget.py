@@ -24,7 +24,8 @@ from amllib.settings import Settings
 from service.core.events import EventFeed
 from service.core.jobs import Jobs
 from service.core.schemas import render
-from service.core.store import Job, JobStore
+from service.core.store import Job
+from service.core.store_sqlite import SqliteStore
 from service.core.worker import Worker
 
 
@@ -97,7 +98,7 @@ async def phase(*, runs: int, seconds: float, budget: float | None, home: Path) 
         poll_seconds=1.0,
         run_import_seconds=0,
     )
-    store = JobStore(home / "jobs.sqlite", synchronous="NORMAL")
+    store = SqliteStore(home / "jobs.sqlite", synchronous="NORMAL")
     feed = EventFeed(store)
     jobs = Jobs(store, render=lambda job: render(job, backend.name), feed=feed)
     worker = Worker(settings=settings, backend=backend, jobs=jobs)

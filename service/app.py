@@ -5,8 +5,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import gc
 import logging
+import os
+import secrets
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,6 +25,7 @@ from service import errors
 from service.actions import Services
 from service.api import catalog, data, events, models, runs
 from service.api.metrics import router as metrics_route
+from service.background.periodic import Leader
 from service.background.retention import RetentionSweep
 from service.background.run_import import RunImporter
 from service.chatops import mattermost, slack, teams
@@ -28,7 +34,7 @@ from service.core.backend_calls import BackendCalls
 from service.core.events import EventFeed
 from service.core.jobs import Jobs
 from service.core.schemas import render
-from service.core.store import JobStore
+from service.core.stores import open_store
 from service.core.worker import Worker, backend_threads
 from service.http import docs
 from service.http.auth import BearerAuth
@@ -60,15 +66,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logs.configure(settings.log_format)
     settings.require_identity()
     settings.check_chatops_writers()
-    settings.db_path  # noqa: B018 - validates AZML_DB_URL at start-up
+    if settings.db_on_postgres and settings.backend == "local":  # also validates AZML_DB_URL at start-up
+        log.warning(
+            "the job store is PostgreSQL but the backend is local: replicas must run on this one machine and "
+            "share AZML_HOME (local training runs where the service runs); across machines use an Azure backend"
+        )
+    replica = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         backend = get_backend(settings)
-        store = JobStore(settings.db_path, synchronous=settings.db_synchronous)
+        store = open_store(settings)
         feed = EventFeed(store)
+        loop = asyncio.get_running_loop()
+        store.on_change(lambda: loop.call_soon_threadsafe(feed.changed))  # other replicas' changes
         on_end = metrics.job_ended if metrics else None
-        jobs = Jobs(store, render=lambda job: render(job, backend.name), feed=feed, on_end=on_end)
+        jobs = Jobs(
+            store,
+            render=lambda job: render(job, backend.name),
+            feed=feed,
+            on_end=on_end,
+            replica=replica,
+            lease_seconds=settings.lease_seconds,
+        )
         if metrics:
             metrics.state.store = store
         calls = BackendCalls(threads=backend_threads(settings), metrics=metrics)
@@ -78,19 +98,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         signer.attach(store)
         resumed = await worker.resume()
+        worker.keep_running(worker.keep_leases())
+
+        def leader(task: str) -> Leader | None:
+            """One replica at a time runs each singleton task (None: an embedded store has one process)."""
+            if not store.shared:
+                return None
+            take = functools.partial(store.write, lambda tx: tx.lead(task, replica, lease=settings.lease_seconds))
+            return Leader(take=take, seconds=settings.lease_seconds)
+
         if settings.retention_days:
             sweep = RetentionSweep(
                 worker=worker,
                 days=settings.retention_days,
                 interval=settings.retention_sweep_seconds,
                 metrics=metrics,
+                lead=leader("retention"),
             )
             worker.keep_running(sweep.run_forever())
         if settings.run_import_seconds > 0:
-            importer = RunImporter(worker=worker, jobs=jobs, interval=settings.run_import_seconds)
+            importer = RunImporter(
+                worker=worker, jobs=jobs, interval=settings.run_import_seconds, lead=leader("run_import")
+            )
             worker.keep_running(importer.run_forever())
         calm_garbage_collector()
-        log.info("service up on the %s backend; resumed %d unfinished jobs", backend.name, resumed)
+        log.info(
+            "service up on the %s backend (replica %s, %s job store); resumed %d unfinished jobs",
+            backend.name,
+            replica,
+            "PostgreSQL" if store.shared else "SQLite",
+            resumed,
+        )
         try:
             yield
         finally:

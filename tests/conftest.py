@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,21 @@ def run_script(name: str, *args: str, env: dict[str, str], cwd: Path, **kwargs: 
         timeout=240,
         **kwargs,
     )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The admin URL of the session's PostgreSQL server (tests/postgres.py): started on first use."""
+    from tests import postgres
+
+    with postgres.server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A database of this test's own on the session's PostgreSQL server."""
+    from tests import postgres
+
+    with postgres.database(postgres_server) as url:
+        yield url

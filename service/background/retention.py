@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import sqlite3
 import time
 from collections import Counter
 
-from service.background.periodic import every
+from service.background.periodic import Leader, every
 from service.core.jobs import TERMINAL_NAMES
-from service.core.store import Job, JobStore
+from service.core.store import Job, JobStore, Tx
 from service.core.worker import Worker
 from service.observe.metrics import ServiceMetrics
 
@@ -34,8 +33,18 @@ DAY = 86400.0
 class RetentionSweep:
     """One per service; `worker` gives the backend and its thread pool, `metrics` counts what went."""
 
-    def __init__(self, *, worker: Worker, days: float, interval: float, metrics: ServiceMetrics | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        worker: Worker,
+        days: float,
+        interval: float,
+        metrics: ServiceMetrics | None = None,
+        lead: Leader | None = None,
+    ) -> None:
+        """lead: whether this replica is the one to sweep (periodic.every); None: always."""
         self.worker = worker
+        self.lead = lead
         self.store: JobStore = worker.store
         self.days = days
         self.interval = interval
@@ -46,7 +55,7 @@ class RetentionSweep:
         return time.time() - self.days * DAY
 
     async def run_forever(self) -> None:
-        await every(self.interval, self.once, what="retention sweep")
+        await every(self.interval, self.once, what="retention sweep", lead=self.lead)
 
     async def once(self) -> Counter[str]:
         """One sweep; how many of each kind of thing it removed."""
@@ -67,7 +76,7 @@ class RetentionSweep:
         removed["run_folder"] += await self._discard(orphans, record=True)
         removed["staging"] += await call(backend.discard_stale_staging, keep=self.worker.staging_in_use())
         removed["data_version"] += await call(backend.prune_data, superseded_before=cutoff)
-        await self.store.write(lambda db: JobStore.forget_swept(db, before=cutoff))
+        await self.store.write(lambda tx: tx.forget_swept(before=cutoff))
         self._report(removed)
         return removed
 
@@ -78,7 +87,7 @@ class RetentionSweep:
             if record:  # a run no job owned: recorded first, so the importer cannot bring it back meanwhile
                 await self.store.write(functools.partial(_record_swept, run_id))
             count += bool(await self.worker.calls(self.worker.backend.discard_run, run_id))
-            await self.store.write(functools.partial(JobStore.mark_discarded, run_id=run_id))
+            await self.store.write(lambda tx, run_id=run_id: tx.mark_discarded(run_id))
         return count
 
     def _report(self, removed: Counter[str]) -> None:
@@ -90,9 +99,9 @@ class RetentionSweep:
             log.info("retention sweep (older than %g days) removed %s", self.days, summary)
 
 
-def _remove(batch: list[Job], db: sqlite3.Connection) -> list[Job]:
-    return JobStore.remove_jobs(db, batch, terminal=TERMINAL_NAMES, now=time.time())
+def _remove(batch: list[Job], tx: Tx) -> list[Job]:
+    return tx.remove_jobs(batch, terminal=TERMINAL_NAMES, now=time.time())
 
 
-def _record_swept(run_id: str, db: sqlite3.Connection) -> None:
-    JobStore.record_swept(db, run_id, now=time.time())
+def _record_swept(run_id: str, tx: Tx) -> None:
+    tx.record_swept(run_id, now=time.time())

@@ -17,7 +17,7 @@ from typing import Any
 
 from amllib.backends.base import RunInfo
 from amllib.training import STARTED_BY
-from service.background.periodic import every
+from service.background.periodic import Leader, every
 from service.core.jobs import Jobs
 from service.core.store import Job
 from service.core.worker import Worker, scalar_metrics
@@ -48,15 +48,17 @@ def imported_spec(info: RunInfo) -> dict[str, Any]:
 class RunImporter:
     """One loop per service; `worker` watches what it imports until the run ends."""
 
-    def __init__(self, *, worker: Worker, jobs: Jobs, interval: float) -> None:
+    def __init__(self, *, worker: Worker, jobs: Jobs, interval: float, lead: Leader | None = None) -> None:
+        """lead: whether this replica is the one to import (periodic.every); None: always."""
         self.worker = worker
+        self.lead = lead
         self.jobs = jobs
         self.store = jobs.store
         self.interval = interval
         self.mark = 0.0
 
     async def run_forever(self) -> None:
-        await every(self.interval, self.once, what="importing runs from the backend")
+        await every(self.interval, self.once, what="importing runs from the backend", lead=self.lead)
 
     async def once(self) -> int:
         """Import what is new since the last look; how many runs were new."""

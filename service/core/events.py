@@ -45,12 +45,17 @@ class EventFeed:
         self._signal: asyncio.Future | None = None
         self._window: list[tuple[int, str, str | None, str]] = []
         self._loaded = store.event_bounds()[1]
+        self.on_job: Callable[[str], None] | None = None  # told of each job with new events (Jobs.wait's waiters)
 
     def changed(self) -> None:
-        """Load what was just committed into the window once, then wake every open stream (on the loop)."""
+        """Load what was just committed (by this replica or another) into the window once, then wake every
+        open stream (on the loop)."""
         while rows := self.store.events_after(self._loaded, limit=BATCH, with_job=True):
             self._window.extend(rows)
             self._loaded = rows[-1][0]
+            if self.on_job is not None:
+                for job_id in {row[2] for row in rows if row[2]}:
+                    self.on_job(job_id)
         if len(self._window) > 2 * WINDOW:
             del self._window[:-WINDOW]
         signal, self._signal = self._signal, None

@@ -13,14 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
 
 from amllib.backends.base import TERMINAL, RunStatus
 from service.core.events import EventFeed
-from service.core.store import Job, JobStore
+from service.core.store import Job, JobStore, LeaseLost, Tx
 
 log = logging.getLogger("service")
 
@@ -51,23 +50,33 @@ class Jobs:
         render: Callable[[Job], dict[str, Any]],
         feed: EventFeed,
         on_end: Callable[[Job], None] | None = None,
+        replica: str = "this process",
+        lease_seconds: float = 30.0,
     ) -> None:
+        """replica: who this process is to the other replicas; a job it creates is its to carry out
+        (leased for lease_seconds, which the worker renews)."""
         self.store = store
+        self.replica = replica
+        self.lease_seconds = lease_seconds
         self.render = render
         self.feed = feed
         self.on_end = on_end  # told of every job that ends (metrics)
         self._events: dict[str, asyncio.Event] = {}
+        feed.on_job = self._wake_waiters  # a change made on another replica wakes ?wait= here too
 
-    def _publish(self, db: sqlite3.Connection, job: Job) -> None:
-        JobStore.append_event(db, topic=f"{job.kind}", job_id=job.id, data=self.render(job))
+    def _publish(self, tx: Tx, job: Job) -> None:
+        tx.append_event(topic=f"{job.kind}", job_id=job.id, data=self.render(job))
 
     async def create(self, job: Job) -> tuple[Job, bool]:
-        """Store a new job; (the job already holding its Idempotency-Key, False) when there is one."""
+        """Store a new job, leased to this replica; (the job already holding its Idempotency-Key, False)
+        when there is one."""
+        if not is_terminal(job.status):
+            job.owner, job.lease_until = self.replica, time.time() + self.lease_seconds
 
-        def insert(db: sqlite3.Connection) -> tuple[Job, bool]:
-            stored, created = JobStore.insert_row(db, job)
+        def insert(tx: Tx) -> tuple[Job, bool]:
+            stored, created = tx.insert_job(job)
             if created:
-                self._publish(db, stored)
+                self._publish(tx, stored)
             return stored, created
 
         stored, created = await self.store.write(insert)
@@ -75,11 +84,17 @@ class Jobs:
             self.feed.changed()
         return stored, created
 
-    async def transition(self, job_id: str, status: str, **fields: Any) -> Job | None:
-        """Move job_id to status (setting fields with it); None if that move is not allowed."""
+    async def transition(self, job_id: str, status: str, *, as_owner: bool = False, **fields: Any) -> Job | None:
+        """Move job_id to status (setting fields with it); None if that move is not allowed.
 
-        def apply(db: sqlite3.Connection) -> Job | None:
-            (current,) = db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        Checked and written in one transaction with the row locked, so concurrent writers on any
+        replica can only move a job forward. as_owner: only while this replica holds the job's
+        lease (LeaseLost otherwise: another replica carries it on).
+        """
+
+        def apply(tx: Tx) -> Job | None:
+            found = self._row(tx, job_id, as_owner=as_owner)
+            current = found.status
             if not allowed(current, status):
                 return None
             now = time.time()
@@ -88,8 +103,8 @@ class Jobs:
                 changes["started_at"] = now
             if is_terminal(status):
                 changes.setdefault("finished_at", now)
-            job = JobStore.update_row(db, job_id, changes)
-            self._publish(db, job)
+            job = tx.update_job(job_id, changes)
+            self._publish(tx, job)
             return job
 
         job = await self.store.write(apply)
@@ -109,14 +124,23 @@ class Jobs:
         else:
             log.info("%s job %s ended %s after %.1f s: %s", job.kind, job.id, job.status, took, job.error_kind)
 
-    async def update(self, job_id: str, **fields: Any) -> Job:
-        """Change fields other than status (results so far, flags)."""
+    def _row(self, tx: Tx, job_id: str, *, as_owner: bool) -> Job:
+        job = tx.job(job_id, lock=True)
+        if job is None:
+            raise LookupError(f"job {job_id} is not in the job store")
+        if as_owner and job.owner != self.replica:
+            raise LeaseLost(f"job {job_id} is carried out by {job.owner or 'nobody'} now, not by {self.replica}")
+        return job
+
+    async def update(self, job_id: str, *, as_owner: bool = False, **fields: Any) -> Job:
+        """Change fields other than status (results so far, flags); as_owner as for transition()."""
         if "status" in fields:
             raise ValueError("status changes go through transition()")
 
-        def apply(db: sqlite3.Connection) -> Job:
-            job = JobStore.update_row(db, job_id, fields)
-            self._publish(db, job)
+        def apply(tx: Tx) -> Job:
+            self._row(tx, job_id, as_owner=as_owner)
+            job = tx.update_job(job_id, fields)
+            self._publish(tx, job)
             return job
 
         job = await self.store.write(apply)
@@ -125,6 +149,9 @@ class Jobs:
 
     def _wake(self, job_id: str) -> None:
         self.feed.changed()
+        self._wake_waiters(job_id)
+
+    def _wake_waiters(self, job_id: str) -> None:
         event = self._events.pop(job_id, None)
         if event is not None:
             event.set()

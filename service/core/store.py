@@ -1,72 +1,37 @@
-"""Job persistence in SQLite: every write goes through one writer thread; reads are direct.
+"""The job store's interface: jobs, their events, leases, and the SQL both databases run.
 
-No business rules live here (service/core/jobs.py owns status). Writes are queued to a
-single thread that batches them into one transaction, so competing writers never
-wait on SQLite's lock; readers use their own connections, which WAL never blocks.
+Two implementations share everything here: SQLite (service/core/store_sqlite.py, the embedded
+default, one process) and PostgreSQL (service/core/store_postgres.py, several replicas).
+No business rules live here (service/core/jobs.py owns status). Writers get a Tx, one
+transaction of named operations; its SQL is written once, in what both databases speak
+(`?` placeholders, ON CONFLICT, RETURNING), with the few differences in `Dialect`.
+
+Leases: a job is carried out by one replica at a time, its `owner`, until `lease_until`;
+the owner renews its leases, and any replica takes over a job whose lease ran out
+(service/core/worker.py). The schema is versioned by Alembic (service/core/migrations/).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import queue
-import sqlite3
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    status TEXT NOT NULL,
-    idempotency_key TEXT UNIQUE,
-    request_hash TEXT,
-    spec TEXT NOT NULL,
-    result TEXT NOT NULL DEFAULT '{}',
-    error TEXT,
-    error_kind TEXT,
-    backend_run_id TEXT,
-    callback_url TEXT,
-    callback_status TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL
-);
-CREATE INDEX IF NOT EXISTS jobs_kind_seq ON jobs (kind, seq);
-CREATE INDEX IF NOT EXISTS jobs_backend_run ON jobs (backend_run_id) WHERE backend_run_id IS NOT NULL;
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    topic TEXT NOT NULL,
-    job_id TEXT,
-    created_at REAL NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_job ON events (job_id, seq);
-CREATE TABLE IF NOT EXISTS revoked_sessions (
-    session_id TEXT PRIMARY KEY,
-    expires REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS swept_runs (
-    run_id TEXT PRIMARY KEY,
-    swept_at REAL NOT NULL,
-    discarded INTEGER NOT NULL DEFAULT 0
-);
-"""
 EVENTS_KEPT = 100_000  # the feed keeps this many; a client further behind is told to reload
-_COLUMNS = (
+COLUMNS = (
     "seq, id, kind, status, idempotency_key, request_hash, spec, result, error, error_kind, backend_run_id, "
-    "callback_url, callback_status, cancel_requested, created_at, started_at, finished_at"
+    "callback_url, callback_status, cancel_requested, created_at, started_at, finished_at, owner, lease_until"
 )
-_BATCH = 64
+_NAMES = COLUMNS.split(", ")
+SENDING = "sending"  # a callback or notice being posted: found so after its sender died, it is recorded as lost
+
+
+class LeaseLost(Exception):
+    """This replica no longer owns the job (its lease ran out and another replica took it over)."""
 
 
 @dataclass
@@ -90,126 +55,265 @@ class Job:
     cancel_requested: bool = False
     started_at: float | None = None
     finished_at: float | None = None
+    owner: str | None = None
+    lease_until: float | None = None
 
     @classmethod
-    def from_row(cls, row: tuple) -> Job:
-        values = dict(zip(_COLUMNS.split(", "), row, strict=True))
+    def from_row(cls, row: Iterable[Any]) -> Job:
+        values = dict(zip(_NAMES, row, strict=True))
         values["spec"] = json.loads(values["spec"])
         values["result"] = json.loads(values["result"])
         values["cancel_requested"] = bool(values["cancel_requested"])
         return cls(**values)
 
 
-def _connect(path: Path, *, synchronous: str = "NORMAL") -> sqlite3.Connection:
-    """WAL, so readers never wait for the writer; the writer's `synchronous` decides what survives a power loss."""
-    db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    mode = synchronous.upper()
-    if mode not in ("FULL", "NORMAL"):  # AZML_DB_SYNCHRONOUS is checked already; nothing else reaches the SQL
-        raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
-    db.execute(f"PRAGMA synchronous={mode}")
-    return db
+class Cursor(Protocol):
+    rowcount: int
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
 
 
-class _Writer(threading.Thread):
-    """The one thread that writes: runs queued operations, many per transaction."""
+class Connection(Protocol):
+    def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
 
-    def __init__(self, path: Path, *, synchronous: str) -> None:
-        super().__init__(name="job-store-writer", daemon=True)
-        self._path = path
-        self._synchronous = synchronous
-        self._queue: queue.Queue[tuple[Callable[[sqlite3.Connection], Any], Future] | None] = queue.Queue()
 
-    def submit(self, operation: Callable[[sqlite3.Connection], T]) -> Future[T]:
-        future: Future[T] = Future()
-        self._queue.put((operation, future))
-        return future
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the two databases' SQL here: placeholders, JSON fields, row locks."""
 
-    def stop(self) -> None:
-        self._queue.put(None)
-        self.join(timeout=10)
+    postgres: bool
 
-    def run(self) -> None:
-        db = _connect(self._path, synchronous=self._synchronous)
-        while True:
-            first = self._queue.get()
-            if first is None:
-                break
-            batch = [first]
-            while len(batch) < _BATCH:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
-                    break
-                batch.append(item)
-            self._run_batch(db, batch)
-        db.close()
+    def sql(self, text: str) -> str:
+        return text.replace("?", "%s") if self.postgres else text
 
-    def _run_batch(self, db: sqlite3.Connection, batch: list) -> None:
-        outcomes: list[tuple[Future, bool, Any]] = []
-        db.execute("BEGIN IMMEDIATE")
-        for operation, future in batch:
-            if not future.set_running_or_notify_cancel():
-                continue  # its caller was cancelled (the service is stopping)
-            db.execute("SAVEPOINT op")
-            try:
-                outcomes.append((future, True, operation(db)))
-                db.execute("RELEASE op")
-            except Exception as exc:
-                db.execute("ROLLBACK TO op")
-                db.execute("RELEASE op")
-                outcomes.append((future, False, exc))
-        try:
-            db.execute("COMMIT")
-        except Exception as exc:  # the whole batch is lost; tell every caller
-            db.execute("ROLLBACK")
-            outcomes = [(future, False, exc) for future, _, _ in outcomes]
-        for future, ok, value in outcomes:
-            future.set_result(value) if ok else future.set_exception(value)
+    def field(self, column: str, key: str) -> str:
+        """A top-level field of a JSON text column, as text (or a number on SQLite)."""
+        return f"({column}::jsonb ->> '{key}')" if self.postgres else f"json_extract({column}, '$.{key}')"
+
+    def flag(self, column: str, key: str) -> str:
+        """A JSON field that is true."""
+        return f"{self.field(column, key)} = 'true'" if self.postgres else f"{self.field(column, key)} = 1"
+
+    def lock(self, *, skip_locked: bool = False) -> str:
+        """Row locks for a SELECT (SQLite's one writer needs none)."""
+        if not self.postgres:
+            return ""
+        return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+
+    def marks(self, values: Iterable[Any]) -> str:
+        return ",".join("?" for _ in values)
+
+    def owes_delivery(self) -> str:
+        """An ended job whose callback or chat notice is not yet posted (or whose sender died posting it)."""
+        notice = self.field("result", "notice")
+        return (
+            f"((callback_url IS NOT NULL AND (callback_status IS NULL OR callback_status = '{SENDING}'))"
+            f" OR ({self.field('spec', 'notify')} IS NOT NULL AND ({notice} IS NULL OR {notice} = '{SENDING}')))"
+        )
+
+
+class Tx:
+    """One transaction of the job store: every change a writer may make, each a named step."""
+
+    def __init__(self, db: Connection, dialect: Dialect, *, on_event: Callable[[int], None] | None = None) -> None:
+        self.db = db
+        self.dialect = dialect
+        self._on_event = on_event
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> Cursor:
+        return self.db.execute(self.dialect.sql(sql), tuple(params))
+
+    def job(self, job_id: str, *, lock: bool = False) -> Job | None:
+        """The row as it is in this transaction (lock: held until it ends, against writers on other replicas)."""
+        row = self.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = ?{self.dialect.lock() if lock else ''}", (job_id,))
+        found = row.fetchone()
+        return Job.from_row(found) if found else None
+
+    def insert_job(self, job: Job) -> tuple[Job, bool]:
+        """Insert job; if its idempotency key (or id) is taken, (the job holding it, False) instead.
+
+        One INSERT … ON CONFLICT DO NOTHING: two replicas sending the same key at once make one job.
+        """
+        row = self.execute(
+            "INSERT INTO jobs (id, kind, status, idempotency_key, request_hash, spec, result, error, backend_run_id, "
+            "callback_url, created_at, started_at, finished_at, owner, lease_until) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq",
+            (
+                job.id,
+                job.kind,
+                job.status,
+                job.idempotency_key,
+                job.request_hash,
+                json.dumps(job.spec),
+                json.dumps(job.result),
+                job.error,
+                job.backend_run_id,
+                job.callback_url,
+                job.created_at or time.time(),
+                job.started_at,
+                job.finished_at,
+                job.owner,
+                job.lease_until,
+            ),
+        ).fetchone()
+        if row is not None:
+            job.seq = row[0]
+            return job, True
+        if job.idempotency_key:
+            found = self.execute(f"SELECT {COLUMNS} FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,))
+            existing = found.fetchone()
+            if existing:
+                return Job.from_row(existing), False
+        raise ValueError(f"a job with id {job.id} exists already")
+
+    def update_job(self, job_id: str, fields: dict[str, Any]) -> Job:
+        """Set columns of one row (spec/result given as dicts) and return the row."""
+        encoded = {
+            k: json.dumps(v) if k in ("spec", "result") else int(v) if isinstance(v, bool) else v
+            for k, v in fields.items()
+        }
+        if encoded:
+            assignments = ", ".join(f"{name} = ?" for name in encoded)
+            self.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*encoded.values(), job_id))
+        job = self.job(job_id)
+        if job is None:
+            raise LookupError(f"job {job_id} is not in the job store")
+        return job
+
+    def append_event(self, *, topic: str, job_id: str | None, data: dict[str, Any]) -> int:
+        """Add an event in the caller's transaction (so a change and its event commit together).
+
+        On PostgreSQL the event's id is taken under a transaction-wide lock held to the commit, so
+        events commit in the order of their ids: a reader that saw id n can never later find an
+        id below n appear (the feed reads "everything after n"). Then NOTIFY tells every replica.
+        """
+        if self.dialect.postgres:
+            self.execute("SELECT pg_advisory_xact_lock(?)", (EVENT_LOCK,))
+        (seq,) = self.execute(
+            "INSERT INTO events (topic, job_id, created_at, data) VALUES (?, ?, ?, ?) RETURNING seq",
+            (topic, job_id, time.time(), json.dumps(data)),
+        ).fetchone()
+        if self.dialect.postgres:
+            self.execute("SELECT pg_notify(?, ?)", (EVENT_CHANNEL, str(seq)))
+        if seq % 1000 == 0:
+            self.execute("DELETE FROM events WHERE seq <= ?", (seq - EVENTS_KEPT,))
+        return seq
+
+    # -- leases ------------------------------------------------------------------
+    def claim(self, owner: str, *, terminal: frozenset[str], lease: float, everything: bool, limit: int) -> list[Job]:
+        """Take jobs no live replica carries: unfinished, or ended owing a callback or notice.
+
+        Taken: jobs with no owner or an expired lease (everything=True: any other owner's, for the
+        one process of an embedded store starting again). Rows another replica is claiming at the
+        same moment are skipped, not waited for (FOR UPDATE SKIP LOCKED).
+        """
+        now = time.time()
+        marks = self.dialect.marks(terminal)
+        free = "owner IS NULL OR owner <> ?" if everything else "owner IS NULL OR (owner <> ? AND lease_until < ?)"
+        free_params: tuple[Any, ...] = (owner,) if everything else (owner, now)
+        sql = (
+            f"UPDATE jobs SET owner = ?, lease_until = ? WHERE seq IN (SELECT seq FROM jobs "
+            f"WHERE (status NOT IN ({marks}) OR {self.dialect.owes_delivery()}) AND ({free}) "
+            f"ORDER BY seq LIMIT ?{self.dialect.lock(skip_locked=True)}) RETURNING {COLUMNS}"
+        )
+        rows = self.execute(sql, (owner, now + lease, *terminal, *free_params, limit)).fetchall()
+        return sorted(map(Job.from_row, rows), key=lambda job: job.seq)
+
+    def renew(self, owner: str, *, terminal: frozenset[str], lease: float) -> set[str]:
+        """Extend this owner's leases on the jobs it still has to act on; the ids it still owns."""
+        marks = self.dialect.marks(terminal)
+        sql = (
+            f"UPDATE jobs SET lease_until = ? WHERE owner = ? AND (status NOT IN ({marks}) "
+            f"OR {self.dialect.owes_delivery()}) RETURNING id"
+        )
+        return {row[0] for row in self.execute(sql, (time.time() + lease, owner, *terminal)).fetchall()}
+
+    def lead(self, name: str, owner: str, *, lease: float) -> bool:
+        """Be (or stay) the one replica doing `name` (the importer, the sweep) until lease seconds from now."""
+        now = time.time()
+        row = self.execute(
+            "INSERT INTO leaders (name, owner, lease_until) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
+            "SET owner = excluded.owner, lease_until = excluded.lease_until "
+            "WHERE leaders.owner = excluded.owner OR leaders.lease_until < ? RETURNING owner",
+            (name, owner, now + lease, now),
+        ).fetchone()
+        return row is not None
+
+    # -- the retention sweep ---------------------------------------------------------
+    def remove_jobs(self, jobs: list[Job], *, terminal: frozenset[str], now: float) -> list[Job]:
+        """Delete these jobs (if still ended) with their events; their runs are recorded as swept."""
+        removed = []
+        marks = self.dialect.marks(terminal)
+        for job in jobs:
+            gone = self.execute(f"DELETE FROM jobs WHERE id = ? AND status IN ({marks})", (job.id, *terminal))
+            if not gone.rowcount:
+                continue
+            self.execute("DELETE FROM events WHERE job_id = ?", (job.id,))
+            if job.backend_run_id:
+                self.record_swept(job.backend_run_id, now=now)
+            removed.append(job)
+        return removed
+
+    def record_swept(self, run_id: str, *, now: float) -> None:
+        self.execute("INSERT INTO swept_runs VALUES (?, ?, 0) ON CONFLICT DO NOTHING", (run_id, now))
+
+    def mark_discarded(self, run_id: str) -> None:
+        self.execute("UPDATE swept_runs SET discarded = 1 WHERE run_id = ?", (run_id,))
+
+    def forget_swept(self, *, before: float) -> None:
+        """Drop old events and the records of runs swept long ago (the importer never looks back that far)."""
+        self.execute("DELETE FROM events WHERE created_at < ?", (before,))
+        self.execute("DELETE FROM swept_runs WHERE discarded = 1 AND swept_at < ?", (before,))
+
+    def revoke_session(self, session_id: str, *, expires: float) -> None:
+        self.execute(
+            "INSERT INTO revoked_sessions VALUES (?, ?) "
+            "ON CONFLICT (session_id) DO UPDATE SET expires = excluded.expires",
+            (session_id, expires),
+        )
+        self.execute("DELETE FROM revoked_sessions WHERE expires < ?", (time.time(),))  # nothing to refuse any more
+
+
+EVENT_LOCK = 0x616D6C  # the advisory lock that orders events on PostgreSQL ("aml")
+EVENT_CHANNEL = "aml_events"
 
 
 class JobStore:
-    """Jobs by id, written through one writer thread, read from per-thread connections."""
+    """Reads shared by both databases; each implementation gives `_rows`, `write`, `close`.
 
-    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
-        """synchronous=FULL (the default): a committed job is on disk before POST answers, even across a power loss."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = _connect(path)
-        try:
-            db.executescript(_SCHEMA)
-        finally:
-            db.close()  # sqlite3's own context manager only commits; it never closes
-        self._path = path
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
-        self._writer = _Writer(path, synchronous=synchronous)
-        self._writer.start()
+    `shared` says whether other processes (replicas) may use the same store at once.
+    """
+
+    dialect: Dialect
+    shared: bool = False
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    async def write(self, operation: Callable[[Tx], T]) -> T:
+        """Run operation(tx) in one transaction; its value, or its exception after a rollback."""
+        raise NotImplementedError
 
     def close(self) -> None:
-        self._writer.stop()
-        with self._readers_lock:
-            readers, self._readers = self._readers, []
-        for db in readers:
-            db.close()
+        raise NotImplementedError
 
-    def _reader(self) -> sqlite3.Connection:
-        """This thread's connection: one per thread of the service's bounded pools, all closed by close()."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = self._local.db = _connect(self._path)
-            with self._readers_lock:
-                self._readers.append(db)
-        return db
+    def on_change(self, callback: Callable[[], None]) -> None:
+        """callback() (from any thread) whenever another process commits events; only shared stores have any."""
+
+    def _jobs(self, sql: str, params: Iterable[Any] = ()) -> list[Job]:
+        return [Job.from_row(row) for row in self._rows(sql, params)]
 
     # -- reads ---------------------------------------------------------------
     def get(self, job_id: str, *, kind: str | None = None) -> Job | None:
-        row = self._reader().execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        job = Job.from_row(row) if row else None
+        found = self._jobs(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        job = found[0] if found else None
         return job if job and (kind is None or job.kind == kind) else None
+
+    def by_backend_run(self, run_id: str) -> Job | None:
+        found = self._jobs(f"SELECT {COLUMNS} FROM jobs WHERE backend_run_id = ?", (run_id,))
+        return found[0] if found else None
 
     def page(
         self,
@@ -225,203 +329,95 @@ class JobStore:
     ) -> list[Job]:
         """Jobs of a kind, newest first. `search`: a prefix of the job id or backend run id, or the exact
         experiment, script or who started it; `ids`: these jobs (by job id or backend run id)."""
+        field = self.dialect.field
         clauses: list[str] = ["kind = ?"]
         params: list[Any] = [kind]
         if search:
             end = search + "\U0010ffff"  # a prefix as a range, which the id indexes serve
+            who = f"{field('spec', 'started_by')} = ? OR {field('spec', 'created_by')} = ?"
             clauses.append(
                 "((id >= ? AND id < ?) OR (backend_run_id >= ? AND backend_run_id < ?)"
-                " OR json_extract(spec, '$.experiment') = ? OR json_extract(spec, '$.script') = ?"
-                " OR json_extract(spec, '$.started_by') = ? OR json_extract(spec, '$.created_by') = ?)"
+                f" OR {field('spec', 'experiment')} = ? OR {field('spec', 'script')} = ? OR {who})"
             )
             params += [search, end, search, end, search, search, search, search]
         if ids:
-            marks = ",".join("?" * len(ids))
+            marks = self.dialect.marks(ids)
             clauses.append(f"(id IN ({marks}) OR backend_run_id IN ({marks}))")
             params += [*ids, *ids]
         if status:
             clauses.append("status = ?")
             params.append(status)
         if experiment:
-            clauses.append("json_extract(spec, '$.experiment') = ?")
+            clauses.append(f"{field('spec', 'experiment')} = ?")
             params.append(experiment)
         if data_version:
-            clauses.append("json_extract(result, '$.data_version') = ?")
+            clauses.append(f"{field('result', 'data_version')} = ?")
             params.append(data_version)
         if before_seq is not None:
             clauses.append("seq < ?")
             params.append(before_seq)
-        sql = f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY seq DESC LIMIT ?"
-        return [Job.from_row(r) for r in self._reader().execute(sql, (*params, limit))]
+        sql = f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY seq DESC LIMIT ?"
+        return self._jobs(sql, (*params, limit))
 
     def unfinished(self, terminal: frozenset[str]) -> list[Job]:
-        marks = ",".join("?" * len(terminal))
-        sql = f"SELECT {_COLUMNS} FROM jobs WHERE status NOT IN ({marks}) ORDER BY seq"
-        return [Job.from_row(r) for r in self._reader().execute(sql, tuple(terminal))]
+        marks = self.dialect.marks(terminal)
+        return self._jobs(f"SELECT {COLUMNS} FROM jobs WHERE status NOT IN ({marks}) ORDER BY seq", tuple(terminal))
 
     def undelivered_callbacks(self, terminal: frozenset[str]) -> list[Job]:
-        marks = ",".join("?" * len(terminal))
-        sql = (
-            f"SELECT {_COLUMNS} FROM jobs WHERE status IN ({marks}) AND ((callback_url IS NOT NULL "
-            "AND callback_status IS NULL) OR (json_extract(spec, '$.notify') IS NOT NULL "
-            "AND json_extract(result, '$.notice') IS NULL)) ORDER BY seq"
-        )
-        return [Job.from_row(r) for r in self._reader().execute(sql, tuple(terminal))]
-
-    # -- writes --------------------------------------------------------------
-    async def write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        """Run operation(db) in the writer thread, inside its transaction."""
-        return await asyncio.wrap_future(self._writer.submit(operation))
-
-    @staticmethod
-    def insert_row(db: sqlite3.Connection, job: Job) -> tuple[Job, bool]:
-        """Insert job; if its idempotency key is taken, (the existing job, False) instead; for writer operations."""
-        if job.idempotency_key:
-            sql = f"SELECT {_COLUMNS} FROM jobs WHERE idempotency_key = ?"
-            row = db.execute(sql, (job.idempotency_key,)).fetchone()
-            if row:
-                return Job.from_row(row), False
-        cursor = db.execute(
-            "INSERT INTO jobs (id, kind, status, idempotency_key, request_hash, spec, result, error, backend_run_id, "
-            "callback_url, created_at, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                job.id,
-                job.kind,
-                job.status,
-                job.idempotency_key,
-                job.request_hash,
-                json.dumps(job.spec),
-                json.dumps(job.result),
-                job.error,
-                job.backend_run_id,
-                job.callback_url,
-                job.created_at or time.time(),
-                job.started_at,
-                job.finished_at,
-            ),
-        )
-        job.seq = _row_id(cursor)
-        return job, True
-
-    # -- the event feed --------------------------------------------------------
-    @staticmethod
-    def append_event(db: sqlite3.Connection, *, topic: str, job_id: str | None, data: dict[str, Any]) -> int:
-        """Add an event in the caller's transaction (so a change and its event commit together)."""
-        seq = _row_id(
-            db.execute(
-                "INSERT INTO events (topic, job_id, created_at, data) VALUES (?, ?, ?, ?)",
-                (topic, job_id, time.time(), json.dumps(data)),
-            )
-        )
-        if seq % 1000 == 0:
-            db.execute("DELETE FROM events WHERE seq <= ?", (seq - EVENTS_KEPT,))
-        return seq
+        marks = self.dialect.marks(terminal)
+        sql = f"SELECT {COLUMNS} FROM jobs WHERE status IN ({marks}) AND {self.dialect.owes_delivery()} ORDER BY seq"
+        return self._jobs(sql, tuple(terminal))
 
     def events_after(
         self, seq: int, *, job_id: str | None = None, limit: int = 500, with_job: bool = False
     ) -> list[tuple]:
         """(seq, topic, data as JSON text) of the events after seq, oldest first (with_job: job_id before data)."""
         columns = "seq, topic, job_id, data" if with_job else "seq, topic, data"
-        params: tuple[Any, ...]
         if job_id is None:
             sql, params = f"SELECT {columns} FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
         else:
             sql = f"SELECT {columns} FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?"
             params = (job_id, seq, limit)
-        return self._reader().execute(sql, params).fetchall()
+        return [tuple(row) for row in self._rows(sql, params)]
 
     def event_bounds(self) -> tuple[int, int]:
         """The oldest kept and the newest event seq (0, 0 when there is none)."""
-        low, high = self._reader().execute("SELECT MIN(seq), MAX(seq) FROM events").fetchone()
+        low, high = self._rows("SELECT MIN(seq), MAX(seq) FROM events")[0]
         return low or 0, high or 0
 
     def counts(self) -> dict[tuple[str, str], int]:
         """How many jobs there are of each (kind, status)."""
-        rows = self._reader().execute("SELECT kind, status, COUNT(*) FROM jobs GROUP BY kind, status")
+        rows = self._rows("SELECT kind, status, COUNT(*) FROM jobs GROUP BY kind, status")
         return {(kind, status): count for kind, status, count in rows}
 
     def imported_without_model(self, *, since: float) -> list[Job]:
         """Imported runs that completed after `since` and have no model version recorded yet."""
         sql = (
-            f"SELECT {_COLUMNS} FROM jobs WHERE kind = 'run' AND status = 'Completed' AND finished_at > ? "
-            "AND json_extract(spec, '$.imported') = 1 AND json_extract(result, '$.model_version') IS NULL"
+            f"SELECT {COLUMNS} FROM jobs WHERE kind = 'run' AND status = 'Completed' AND finished_at > ? "
+            f"AND {self.dialect.flag('spec', 'imported')} AND {self.dialect.field('result', 'model_version')} IS NULL"
         )
-        return [Job.from_row(r) for r in self._reader().execute(sql, (since,))]
+        return self._jobs(sql, (since,))
 
     def expired(self, terminal: frozenset[str], *, ended_before: float, limit: int = 1000) -> list[Job]:
         """Ended jobs that finished before that time and owe no callback or chat notice, oldest first."""
-        marks = ",".join("?" * len(terminal))
-        sql = f"SELECT {_COLUMNS} FROM jobs WHERE status IN ({marks}) AND finished_at < ? ORDER BY finished_at LIMIT ?"
-        owed = {job.id for job in self.undelivered_callbacks(terminal)}
-        rows = self._reader().execute(sql, (*terminal, ended_before, limit))
-        return [job for job in map(Job.from_row, rows) if job.id not in owed]
+        marks = self.dialect.marks(terminal)
+        sql = (
+            f"SELECT {COLUMNS} FROM jobs WHERE status IN ({marks}) AND finished_at < ? "
+            f"AND NOT {self.dialect.owes_delivery()} ORDER BY finished_at LIMIT ?"
+        )
+        return self._jobs(sql, (*terminal, ended_before, limit))
 
     def swept(self, run_id: str) -> bool:
         """Whether the retention sweep removed this backend run's job (so it is never imported again)."""
-        return self._reader().execute("SELECT 1 FROM swept_runs WHERE run_id = ?", (run_id,)).fetchone() is not None
+        return bool(self._rows("SELECT 1 FROM swept_runs WHERE run_id = ?", (run_id,)))
 
     def undiscarded_runs(self) -> list[str]:
         """Runs whose jobs the sweep removed but whose files it has not removed yet (it was stopped between)."""
-        return [r[0] for r in self._reader().execute("SELECT run_id FROM swept_runs WHERE discarded = 0")]
+        return [row[0] for row in self._rows("SELECT run_id FROM swept_runs WHERE discarded = 0")]
 
-    @staticmethod
-    def remove_jobs(db: sqlite3.Connection, jobs: list[Job], *, terminal: frozenset[str], now: float) -> list[Job]:
-        """Delete these jobs (if still ended) with their events; their runs are recorded as swept; for the writer."""
-        removed = []
-        marks = ",".join("?" * len(terminal))
-        for job in jobs:
-            gone = db.execute(f"DELETE FROM jobs WHERE id = ? AND status IN ({marks})", (job.id, *terminal))
-            if not gone.rowcount:
-                continue
-            db.execute("DELETE FROM events WHERE job_id = ?", (job.id,))
-            if job.backend_run_id:
-                JobStore.record_swept(db, job.backend_run_id, now=now)
-            removed.append(job)
-        return removed
-
-    @staticmethod
-    def record_swept(db: sqlite3.Connection, run_id: str, *, now: float) -> None:
-        db.execute("INSERT OR IGNORE INTO swept_runs VALUES (?, ?, 0)", (run_id, now))
-
-    @staticmethod
-    def mark_discarded(db: sqlite3.Connection, run_id: str) -> None:
-        db.execute("UPDATE swept_runs SET discarded = 1 WHERE run_id = ?", (run_id,))
-
-    @staticmethod
-    def forget_swept(db: sqlite3.Connection, *, before: float) -> None:
-        """Drop old events and the records of runs swept long ago (the importer never looks back that far)."""
-        db.execute("DELETE FROM events WHERE created_at < ?", (before,))
-        db.execute("DELETE FROM swept_runs WHERE discarded = 1 AND swept_at < ?", (before,))
-
-    # -- dashboard sessions signed out before they expired ------------------------
     def revoked_sessions(self, *, now: float) -> dict[str, float]:
         """Session ids revoked and not yet expired, with when each expires."""
-        rows = self._reader().execute("SELECT session_id, expires FROM revoked_sessions WHERE expires > ?", (now,))
-        return dict(rows.fetchall())
+        return dict(self._rows("SELECT session_id, expires FROM revoked_sessions WHERE expires > ?", (now,)))
 
     async def revoke_session(self, session_id: str, *, expires: float) -> None:
-        def revoke(db: sqlite3.Connection) -> None:
-            db.execute("INSERT OR REPLACE INTO revoked_sessions VALUES (?, ?)", (session_id, expires))
-            db.execute("DELETE FROM revoked_sessions WHERE expires < ?", (time.time(),))  # nothing to refuse any more
-
-        await self.write(revoke)
-
-    def by_backend_run(self, run_id: str) -> Job | None:
-        row = self._reader().execute(f"SELECT {_COLUMNS} FROM jobs WHERE backend_run_id = ?", (run_id,)).fetchone()
-        return Job.from_row(row) if row else None
-
-    @staticmethod
-    def update_row(db: sqlite3.Connection, job_id: str, fields: dict[str, Any]) -> Job:
-        """Set columns of one row (spec/result given as dicts) and return the row; for writer operations."""
-        encoded = {k: json.dumps(v) if k in ("spec", "result") else v for k, v in fields.items()}
-        if encoded:
-            assignments = ", ".join(f"{name} = ?" for name in encoded)
-            db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*encoded.values(), job_id))
-        return Job.from_row(db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone())
-
-
-def _row_id(cursor: sqlite3.Cursor) -> int:
-    """The rowid an INSERT just made (sqlite3 types it Optional: None only when nothing was inserted)."""
-    if cursor.lastrowid is None:
-        raise RuntimeError("the INSERT made no row")
-    return cursor.lastrowid
+        await self.write(lambda tx: tx.revoke_session(session_id, expires=expires))

@@ -4,11 +4,18 @@ Data and fetch jobs are bounded by AZML_JOB_CONCURRENCY; a run job submits its
 run (tagged with the job id, so a restart finds it again instead of submitting
 twice) and then watches it. On start-up resume() picks up every unfinished job,
 so a job accepted is never lost, whatever killed the service.
+
+Several replicas (a PostgreSQL store): each job is leased to the replica carrying it out.
+keep_leases() renews this replica's leases every third of AZML_LEASE_SECONDS, stops
+acting on a job whose lease another replica took (a long pause, a network cut), and takes
+over jobs whose owner stopped renewing (it died): resumed like after a restart, found
+again at the backend by their tag, never submitted or registered twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -30,13 +37,15 @@ from service.core.jobs import TERMINAL_NAMES, Jobs, is_terminal
 from service.core.read_budget import ReadBudget
 from service.core.redact import ErrorWriter
 from service.core.schemas import render
-from service.core.store import Job
+from service.core.store import SENDING, Job, LeaseLost, Tx
 from service.observe import logs
 from service.observe.metrics import ServiceMetrics
 
 log = logging.getLogger("service")
 Notifier = Callable[[Settings, dict[str, Any], Notify], Awaitable[str]]
 LOG_TAIL = 30
+CLAIM_BATCH = 500
+LOST = "failed: the process sending it stopped before it knew the outcome"
 UNREACHABLE_SECONDS = 600.0
 MAX_BACKOFF = 8  # a quiet run is polled at most every 8 × AZML_POLL_SECONDS
 
@@ -84,16 +93,28 @@ class Worker:
         self._slots = asyncio.Semaphore(settings.job_concurrency)
         self._submits = asyncio.Semaphore(1)  # one at a time: a burst of submits must not starve the event loop
         self._tasks: set[asyncio.Task] = set()
+        self._carrying: dict[str, asyncio.Task] = {}  # job id → the task acting on it
+        self.replica = jobs.replica
         # Azure counts requests against quotas: every watcher's reads come out of one budget (core/read_budget.py).
         self.read_budget = ReadBudget(settings.backend_reads_per_second) if settings.on_azure else None
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def start(self, job: Job, *, resumed: bool = False) -> None:
-        self._spawn(self._carry_out(job.id, resumed=resumed))
+        """Carry out job (unfinished), or post what it owes (ended), unless this replica already is."""
+        if job.id in self._carrying and not self._carrying[job.id].done():
+            return
+        work = self._carry_out(job.id, resumed=resumed) if not is_terminal(job.status) else self._deliver(job.id)
+        task = self._carrying[job.id] = self._spawn(work)
+        task.add_done_callback(functools.partial(self._done, job.id))
+
+    def _done(self, job_id: str, task: asyncio.Task) -> None:
+        if self._carrying.get(job_id) is task:
+            del self._carrying[job_id]
 
     def staging_in_use(self) -> set[Path]:
         """The staging folders of uploads whose jobs have not ended (never discarded)."""
@@ -102,15 +123,54 @@ class Worker:
         return {Path(staging).resolve() for staging in staged if staging}
 
     async def resume(self) -> int:
-        """Pick up every job a previous process left unfinished, and undelivered callbacks."""
-        unfinished = self.store.unfinished(TERMINAL_NAMES)
-        await self.calls(self.backend.discard_stale_staging, keep=self.staging_in_use())
-        for job in unfinished:
-            log.info("resuming %s job %s (%s)", job.kind, job.id, job.status)
-            self.start(job, resumed=True)
-        for job in self.store.undelivered_callbacks(TERMINAL_NAMES):
-            self._spawn(self._callback(job.id))  # callback_url posts and chat notices alike
-        return len(unfinished)
+        """Pick up every job a previous process left unfinished, and undelivered callbacks.
+
+        On an embedded store (one process) that is every such job; on a shared one, those whose
+        lease ran out (their replica died): the rest are carried out by live replicas.
+        """
+        await self.calls(self.backend.discard_stale_staging, keep=self.staging_in_use())  # only hour-old leftovers
+        return await self._take_over(everything=not self.store.shared)
+
+    async def _take_over(self, *, everything: bool) -> int:
+        taken = 0
+        while True:
+            claim = functools.partial(
+                _claim, owner=self.replica, lease=self.jobs.lease_seconds, everything=everything, limit=CLAIM_BATCH
+            )
+            jobs = await self.store.write(claim)
+            for job in jobs:
+                if not is_terminal(job.status):
+                    log.info("resuming %s job %s (%s)", job.kind, job.id, job.status)
+                    taken += 1
+                self.start(job, resumed=True)
+            if len(jobs) < CLAIM_BATCH:
+                return taken
+
+    async def keep_leases(self) -> None:
+        """Renew this replica's leases, drop jobs another replica took, take jobs whose replica died; forever."""
+        lease = self.jobs.lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                await self.renew_leases()
+            except Exception:
+                log.exception("renewing job leases failed; trying again in %.0f s", lease / 3)
+
+    async def renew_leases(self) -> None:
+        """Renew; stop the tasks of jobs no longer ours; carry on any job still ours that no task carries."""
+        carrying = dict(self._carrying)  # before the renewal: each of these jobs was stored before it started
+        renew = functools.partial(_renew, owner=self.replica, lease=self.jobs.lease_seconds)
+        owned = await self.store.write(renew)
+        for job_id, task in carrying.items():
+            if job_id not in owned and not task.done():
+                log.warning("job %s: its lease went to another replica; this one stops acting on it", job_id)
+                task.cancel()
+        for job_id in owned - set(self._carrying):
+            job = self.store.get(job_id)
+            if job is not None and job.owner == self.replica:
+                self.start(job, resumed=True)
+        if self.store.shared:
+            await self._take_over(everything=False)
 
     def keep_running(self, coro: Any) -> None:
         """Run a background loop (the run importer, the retention sweep) until close()."""
@@ -133,18 +193,31 @@ class Worker:
                 async with self._slots:
                     await (self._data(job) if job.kind == "data" else self._fetch(job))
         except asyncio.CancelledError:
-            raise  # the service is stopping; the job resumes at the next start
+            raise  # the service is stopping (the job resumes at the next start), or its lease was lost
+        except LeaseLost as exc:
+            log.warning("%s; this replica stops acting on it", exc)
+            return
         except Exception as exc:
             if not isinstance(exc, AmlError):
                 log.exception("job %s failed unexpectedly", job_id)
             message, kind = self.errors.describe(exc)
-            await self.jobs.transition(job_id, RunStatus.FAILED, error=message, error_kind=kind)
-        await self._callback(job_id)
+            try:
+                await self._move(job_id, RunStatus.FAILED, error=message, error_kind=kind)
+            except LeaseLost:
+                return
+        await self._deliver(job_id)
+
+    async def _move(self, job_id: str, status: str, **fields: Any) -> Job | None:
+        """A transition this replica makes as the job's owner (LeaseLost once another replica took it)."""
+        return await self.jobs.transition(job_id, status, as_owner=True, **fields)
+
+    async def _set(self, job_id: str, **fields: Any) -> Job:
+        return await self.jobs.update(job_id, as_owner=True, **fields)
 
     # -- data ----------------------------------------------------------------
     async def _data(self, job: Job) -> None:
         spec = shaped(job.spec, DataSpec)
-        await self.jobs.transition(job.id, RunStatus.RUNNING)
+        await self._move(job.id, RunStatus.RUNNING)
         if spec["source"] == "folder":
             data = await self.calls(self.backend.upload_data, Path(spec["data_dir"]), target_path=spec["path"])
         elif Path(spec["staging"]).is_dir():
@@ -157,14 +230,14 @@ class Worker:
             if current is None or current.digest != spec["summary"]["digest"]:
                 raise BackendUnavailable("the staged upload was lost when the service stopped; upload it again")
             data = current
-        await self.jobs.transition(
+        await self._move(
             job.id, RunStatus.COMPLETED, result={"files": data.files, "bytes": data.bytes, "digest": data.digest}
         )
 
     # -- fetch ---------------------------------------------------------------
     async def _fetch(self, job: Job) -> None:
         spec = shaped(job.spec, FetchSpec)
-        await self.jobs.transition(job.id, RunStatus.RUNNING)
+        await self._move(job.id, RunStatus.RUNNING)
         if self.settings.output_root is None:  # accepted before a restart that unset it
             raise InvalidInput("fetching to the server's disk is off now: AZML_OUTPUT_ROOT is not set")
         root = self.settings.output_root.resolve()
@@ -179,7 +252,7 @@ class Worker:
             use_best=spec.get("use_best", False),
             attempt=job.id,
         )
-        await self.jobs.transition(
+        await self._move(
             job.id,
             RunStatus.COMPLETED,
             result={
@@ -195,9 +268,7 @@ class Worker:
         run_id = job.backend_run_id
         if run_id is None:
             if job.cancel_requested:
-                await self.jobs.transition(
-                    job.id, RunStatus.CANCELED, error="canceled before it started", error_kind="canceled"
-                )
+                await self._move(job.id, RunStatus.CANCELED, error="canceled before it started", error_kind="canceled")
                 return
             async with self._submits:
                 run_id = await self._submit(job, resumed=resumed)
@@ -222,7 +293,7 @@ class Worker:
                 tags={"job_id": job.id},
             )
             run_id = await self.calls(self.backend.submit_run, run_spec)
-        await self.jobs.update(job.id, backend_run_id=run_id)
+        await self._set(job.id, backend_run_id=run_id)
         logs.bind_run(run_id)
         return run_id
 
@@ -259,7 +330,7 @@ class Worker:
                 await self._settle(job_id, info, metrics)
                 return
             if (info.status, metrics) != seen:
-                await self.jobs.transition(job_id, info.status, result=run_result(info, metrics))
+                await self._move(job_id, info.status, result=run_result(info, metrics))
                 seen = (info.status, metrics)
                 interval = self.settings.poll_seconds
             else:  # back off while nothing changes, so hundreds of waiting runs cost little
@@ -270,7 +341,7 @@ class Worker:
         job, run_id, status = self._job(job_id), info.run_id, info.status
         spec = shaped(job.spec, RunJobSpec)
         if status == RunStatus.COMPLETED:
-            await self.jobs.transition(job_id, RunStatus.FINALIZING, result=run_result(info, metrics))
+            await self._move(job_id, RunStatus.FINALIZING, result=run_result(info, metrics))
             if spec.get("imported"):  # whoever started it registers it; the importer picks the version up
                 history = await self.calls(self.backend.get_metrics, run_id)
                 versions = await self.calls(self.backend.versions_of_run, run_id)
@@ -280,35 +351,52 @@ class Worker:
                 history, version = done.metrics, done.model_version
             made = {"name": version.name, "version": version.version} if version else None
             result = run_result(info, scalar_metrics(history), model_version=made)
-            await self.jobs.transition(job_id, RunStatus.COMPLETED, result=result)
+            await self._move(job_id, RunStatus.COMPLETED, result=result)
             return
         tail = await self.calls(self.backend.get_log, run_id, tail=LOG_TAIL)
         reason = self.errors.redact(info.error) if info.error else f"run {status.lower()}"
         if tail.strip():
             reason += f"\n--- last {LOG_TAIL} lines of the run's log ---\n{tail}"
         kind = "canceled" if status == RunStatus.CANCELED else "run_failed"
-        await self.jobs.transition(job_id, status, error=reason, error_kind=kind, result=run_result(info, metrics))
+        await self._move(job_id, status, error=reason, error_kind=kind, result=run_result(info, metrics))
 
     # -- callbacks -------------------------------------------------------------
+    async def _deliver(self, job_id: str) -> None:
+        try:
+            await self._callback(job_id)
+        except LeaseLost as exc:
+            log.warning("%s; this replica leaves its callback to it", exc)
+
     async def _callback(self, job_id: str) -> None:
-        """Tell whoever asked that the job ended: its callback_url, and the chat that started it."""
+        """Tell whoever asked that the job ended: its callback_url, and the chat that started it.
+
+        Each is marked `sending` before it is posted: one found so was being posted by a process
+        that died, and is recorded as lost rather than posted again (delivered once, or recorded).
+        """
         job = self.store.get(job_id)
         if job is None or not is_terminal(job.status):
             return
-        if job.callback_url and not job.callback_status:
-            payload = json.dumps(render(job, self.backend.name)).encode()
-            outcome = await deliver(job.callback_url, payload, job_id=job.id, secret=self.settings.webhook_secret)
+        if job.callback_url and job.callback_status in (None, SENDING):
+            if job.callback_status == SENDING:
+                outcome = LOST
+            else:
+                await self._set(job_id, callback_status=SENDING)
+                payload = json.dumps(render(job, self.backend.name)).encode()
+                outcome = await deliver(job.callback_url, payload, job_id=job.id, secret=self.settings.webhook_secret)
             self._count("callback", outcome)
-            job = await self.jobs.update(job_id, callback_status=outcome)
+            job = await self._set(job_id, callback_status=outcome)
         notify = notify_of(job)
-        if notify and "notice" not in job.result:
-            body = render(job, self.backend.name)
-            if self.notify is None:
+        if notify and job.result.get("notice") in (None, SENDING):
+            if job.result.get("notice") == SENDING:
+                outcome = LOST
+            elif self.notify is None:
                 outcome = "no notifier"  # a worker built without the chat platforms (tests of the core alone)
             else:
+                body = render(job, self.backend.name)
+                job = await self._set(job_id, result={**job.result, "notice": SENDING})
                 outcome = await self.notify(self.settings, body, notify)
             self._count(notify["platform"], outcome)
-            await self.jobs.update(job_id, result={**job.result, "notice": outcome})
+            await self._set(job_id, result={**job.result, "notice": outcome})
 
     def _job(self, job_id: str) -> Job:
         """A job this worker carries out; it cannot be gone (only ended jobs are ever removed)."""
@@ -320,3 +408,11 @@ class Worker:
     def _count(self, channel: str, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.delivered(channel, outcome)
+
+
+def _claim(tx: Tx, *, owner: str, lease: float, everything: bool, limit: int) -> list[Job]:
+    return tx.claim(owner, terminal=TERMINAL_NAMES, lease=lease, everything=everything, limit=limit)
+
+
+def _renew(tx: Tx, *, owner: str, lease: float) -> set[str]:
+    return tx.renew(owner, terminal=TERMINAL_NAMES, lease=lease)

@@ -25,11 +25,17 @@ def test_invalid_values_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "AZML_COMPUTE_MAX_NODES" in str(caught.value) and "AZML_BACKEND" in str(caught.value)
 
 
-def test_db_url_must_be_sqlite(tmp_path: Path) -> None:
+def test_db_url_is_sqlite_or_postgresql_and_a_wrong_one_is_not_echoed(tmp_path: Path) -> None:
     assert Settings(_env_file=None, db_url=f"sqlite:///{tmp_path}/j.sqlite").db_path == tmp_path / "j.sqlite"
     assert Settings(_env_file=None, home=tmp_path).db_path == tmp_path / "jobs.sqlite"
-    with pytest.raises(ConfigError, match="sqlite"):
+    assert not Settings(_env_file=None, home=tmp_path).db_on_postgres
+    for url in ("postgresql://u:p@h/db", "postgres://u:p@h:5433/db"):
+        assert Settings(_env_file=None, db_url=url).db_on_postgres
+    with pytest.raises(ConfigError, match="not a file"):
         _ = Settings(_env_file=None, db_url="postgresql://x/y").db_path
+    with pytest.raises(ConfigError, match="sqlite:///") as caught:
+        _ = Settings(_env_file=None, db_url="mysql://user:hunter2@db/jobs").db_on_postgres
+    assert "hunter2" not in str(caught.value)
 
 
 def test_env_file_is_read_from_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,7 +29,8 @@ from amllib.training import finish_run
 from service.core.events import EventFeed
 from service.core.jobs import Jobs
 from service.core.schemas import render
-from service.core.store import Job, JobStore
+from service.core.store import Job
+from service.core.store_sqlite import SqliteStore
 from service.core.worker import Worker
 from tests.azure.conftest import spec_for
 from tests.azure.fake_aml_v2 import FakeAzureV2
@@ -299,7 +300,7 @@ def test_a_service_restart_during_a_v2_run_reattaches_by_name(
     }
 
     async def life(first: bool) -> Job:
-        store = JobStore(tmp_path / "jobs.sqlite")
+        store = SqliteStore(tmp_path / "jobs.sqlite")
         jobs = Jobs(store, render=lambda job: render(job, "azureml-v2"), feed=EventFeed(store))
         worker = Worker(settings=settings, backend=fake.backend(settings), jobs=jobs)
         try:

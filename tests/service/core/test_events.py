@@ -135,17 +135,17 @@ def test_a_job_stream_finds_its_event_behind_many_of_other_jobs(tmp_path) -> Non
     import asyncio
 
     from service.core.events import BATCH, EventFeed
-    from service.core.store import JobStore
+    from service.core.store_sqlite import SqliteStore
 
-    store = JobStore(tmp_path / "jobs.sqlite")
+    store = SqliteStore(tmp_path / "jobs.sqlite")
 
     async def scenario() -> list:
         feed = EventFeed(store)
 
-        def append(db) -> None:
+        def append(tx) -> None:
             for index in range(BATCH + 100):
-                JobStore.append_event(db, topic="data", job_id="other", data={"n": index})
-            JobStore.append_event(db, topic="run", job_id="mine", data={"n": "mine"})
+                tx.append_event(topic="data", job_id="other", data={"n": index})
+            tx.append_event(topic="run", job_id="mine", data={"n": "mine"})
 
         await store.write(append)
         feed.changed()
@@ -209,9 +209,9 @@ def test_streams_read_the_table_off_the_event_loop(tmp_path) -> None:
     import asyncio
 
     from service.core.events import EventFeed
-    from service.core.store import JobStore
+    from service.core.store_sqlite import SqliteStore
 
-    store = JobStore(tmp_path / "jobs.sqlite")
+    store = SqliteStore(tmp_path / "jobs.sqlite")
     readers: set[str] = set()
     real = store.events_after
 
@@ -220,7 +220,7 @@ def test_streams_read_the_table_off_the_event_loop(tmp_path) -> None:
         return real(*args, **kwargs)
 
     async def scenario() -> list[bytes]:
-        await store.write(lambda db: JobStore.append_event(db, topic="run", job_id="a", data={"n": 1}))
+        await store.write(lambda tx: tx.append_event(topic="run", job_id="a", data={"n": 1}))
         feed = EventFeed(store)
         store.events_after = recording
         chunks = []

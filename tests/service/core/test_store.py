@@ -1,18 +1,275 @@
-"""service/core/store.py: the job store's durability settings."""
+"""The job store's contract, on SQLite and on PostgreSQL (service/core/store.py and its two implementations).
+
+Every test here runs on both databases, the way the backend contract suite runs on three
+backends. "Two replicas" are two store objects on one database, each with its own
+connections and writer threads, writing at the same time.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 
-def test_the_job_store_writes_with_full_sync_by_default(tmp_path: Path) -> None:
+from amllib.backends.base import RunStatus
+from amllib.errors import ConfigError
+from service.core.events import EventFeed
+from service.core.jobs import TERMINAL_NAMES, Jobs
+from service.core.store import Job, JobStore, LeaseLost
+from service.core.store_postgres import PostgresStore
+from service.core.store_sqlite import SqliteStore
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.sqlite'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def open_store(url: str) -> JobStore:
+    if url.startswith("sqlite:///"):
+        return SqliteStore(Path(url.removeprefix("sqlite:///")))
+    return PostgresStore(url)
+
+
+@pytest.fixture
+def stores(store_url: str) -> Iterator[list[JobStore]]:
+    """Two stores on one database: two replicas."""
+    opened = [open_store(store_url), open_store(store_url)]
+    yield opened
+    for store in opened:
+        store.close()
+
+
+def new_job(job_id: str, *, key: str | None = None, status: str = RunStatus.QUEUED) -> Job:
+    spec = {"experiment": "exp", "script": "train.py", "created_by": "ci", "notify": None}
+    return Job(id=job_id, kind="run", status=status, spec=spec, created_at=time.time(), idempotency_key=key)
+
+
+def jobs_of(store: JobStore, replica: str, lease: float = 30.0) -> Jobs:
+    return Jobs(
+        store,
+        render=lambda job: {"id": job.id, "status": job.status},
+        feed=EventFeed(store),
+        replica=replica,
+        lease_seconds=lease,
+    )
+
+
+def test_a_job_is_stored_found_and_paged(stores: list[JobStore]) -> None:
+    store = stores[0]
+
+    async def scenario() -> None:
+        jobs = jobs_of(store, "a")
+        for index in range(5):
+            await jobs.create(new_job(f"run_{index}"))
+        await jobs.update("run_3", backend_run_id="titanic_123", result={"data_version": "v1"})
+
+    asyncio.run(scenario())
+    assert store.get("run_2").spec["script"] == "train.py"
+    assert store.get("run_2", kind="data") is None
+    assert [job.id for job in store.page("run", limit=3)] == ["run_4", "run_3", "run_2"]
+    assert [job.id for job in store.page("run", search="titanic_1")] == ["run_3"]
+    assert [job.id for job in store.page("run", search="exp", limit=2)] == ["run_4", "run_3"]
+    assert [job.id for job in store.page("run", ids=["titanic_123", "run_0"])] == ["run_3", "run_0"]
+    assert [job.id for job in store.page("run", data_version="v1")] == ["run_3"]
+    assert store.by_backend_run("titanic_123").id == "run_3"
+    assert store.counts() == {("run", "Queued"): 5}
+    assert len(store.unfinished(TERMINAL_NAMES)) == 5
+
+
+def test_the_same_idempotency_key_on_two_replicas_at_once_makes_one_job(stores: list[JobStore]) -> None:
+    async def scenario() -> list[tuple[Job, bool]]:
+        replicas = [jobs_of(store, f"r{index}") for index, store in enumerate(stores)]
+        attempts = [replicas[i % 2].create(new_job(f"run_{i}", key="same-key")) for i in range(20)]
+        return await asyncio.gather(*attempts)
+
+    outcomes = asyncio.run(scenario())
+    assert sum(created for _, created in outcomes) == 1
+    assert len({job.id for job, _ in outcomes}) == 1
+    assert stores[0].counts() == {("run", "Queued"): 1}
+
+
+def test_transitions_only_move_forward_under_concurrent_writers(stores: list[JobStore]) -> None:
+    """Two replicas race to end the same jobs differently: each job ends once, and nothing moves back."""
+
+    async def scenario() -> list[Job | None]:
+        a, b = jobs_of(stores[0], "a"), jobs_of(stores[1], "b")
+        for index in range(10):
+            await a.create(new_job(f"run_{index}"))
+        moves = []
+        for index in range(10):
+            moves += [
+                a.transition(f"run_{index}", RunStatus.COMPLETED),
+                b.transition(f"run_{index}", RunStatus.FAILED, error="x"),
+                a.transition(f"run_{index}", RunStatus.RUNNING),
+                b.transition(f"run_{index}", RunStatus.QUEUED),
+            ]
+        return await asyncio.gather(*moves)
+
+    results = asyncio.run(scenario())
+    for index in range(10):
+        ended = [r for r in results if r is not None and r.id == f"run_{index}" and r.status in TERMINAL_NAMES]
+        assert len(ended) == 1, ended
+        assert stores[0].get(f"run_{index}").status == ended[0].status
+        history = [e for e in stores[0].events_after(0, job_id=f"run_{index}")]
+        statuses = [__import__("json").loads(data)["status"] for _, _, data in history]
+        assert statuses[-1] == ended[0].status and statuses.count(ended[0].status) == 1
+
+
+def test_a_reader_following_the_feed_sees_every_event_once_in_order_while_two_replicas_write(
+    stores: list[JobStore],
+) -> None:
+    """Event ids commit in order: a reader that saw id n never finds a smaller one appear later (no gap)."""
+    seen: list[int] = []
+    done = threading.Event()
+
+    def follow() -> None:
+        last = 0
+        while True:
+            finished = done.is_set()
+            rows = stores[1].events_after(last, limit=10_000)
+            seen.extend(seq for seq, _, _ in rows)
+            last = rows[-1][0] if rows else last
+            if finished and not rows:
+                return
+
+    async def scenario() -> None:
+        replicas = [jobs_of(store, f"r{index}") for index, store in enumerate(stores)]
+        await asyncio.gather(*(replicas[i % 2].create(new_job(f"run_{i}")) for i in range(200)))
+        await asyncio.gather(*(replicas[i % 2].update(f"run_{i}", result={"n": i}) for i in range(200)))
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    try:
+        asyncio.run(scenario())
+    finally:
+        done.set()
+        reader.join(timeout=30)
+    every = [seq for seq, _, _ in stores[0].events_after(0, limit=10_000)]
+    assert len(every) == 400
+    assert seen == every  # nothing missed, nothing twice, in order
+
+
+def test_a_lease_is_renewed_lost_and_taken_over(stores: list[JobStore]) -> None:
+    async def scenario() -> None:
+        a, b = jobs_of(stores[0], "a", lease=0.5), jobs_of(stores[1], "b", lease=0.5)
+        await a.create(new_job("run_1"))
+        claim = dict(terminal=TERMINAL_NAMES, lease=0.5, everything=False, limit=10)
+        assert await stores[1].write(lambda tx: tx.claim("b", **claim)) == []  # a holds it
+        assert await stores[0].write(lambda tx: tx.renew("a", terminal=TERMINAL_NAMES, lease=0.5)) == {"run_1"}
+        await asyncio.sleep(0.7)  # a stops renewing (it died, or paused)
+        taken = await stores[1].write(lambda tx: tx.claim("b", **claim))
+        assert [job.id for job in taken] == ["run_1"] and taken[0].owner == "b"
+        assert await stores[0].write(lambda tx: tx.renew("a", terminal=TERMINAL_NAMES, lease=0.5)) == set()
+        with pytest.raises(LeaseLost):
+            await a.transition("run_1", RunStatus.RUNNING, as_owner=True)
+        assert (await b.transition("run_1", RunStatus.RUNNING, as_owner=True)).status == RunStatus.RUNNING
+        await b.transition("run_1", RunStatus.COMPLETED, as_owner=True)
+        await asyncio.sleep(0.7)
+        assert await stores[0].write(lambda tx: tx.claim("a", **claim)) == []  # ended and owes nothing
+
+    asyncio.run(scenario())
+
+
+def test_an_ended_job_owing_its_callback_is_taken_over_too(stores: list[JobStore]) -> None:
+    async def scenario() -> None:
+        a = jobs_of(stores[0], "a", lease=0.3)
+        job = new_job("run_1")
+        job.callback_url = "http://hooks.example/x"
+        await a.create(job)
+        await a.transition("run_1", RunStatus.COMPLETED)
+        await asyncio.sleep(0.5)
+        claim = dict(terminal=TERMINAL_NAMES, lease=0.5, everything=False, limit=10)
+        assert [j.id for j in await stores[1].write(lambda tx: tx.claim("b", **claim))] == ["run_1"]
+        await a.update("run_1", callback_status="delivered")
+        await asyncio.sleep(0.7)
+        assert await stores[1].write(lambda tx: tx.claim("c", **claim)) == []
+
+    asyncio.run(scenario())
+
+
+def test_one_leader_at_a_time_and_another_when_it_stops(stores: list[JobStore]) -> None:
+    async def scenario() -> None:
+        assert await stores[0].write(lambda tx: tx.lead("sweep", "a", lease=0.4))
+        assert not await stores[1].write(lambda tx: tx.lead("sweep", "b", lease=0.4))
+        assert await stores[1].write(lambda tx: tx.lead("import", "b", lease=0.4))  # another task, another lease
+        assert await stores[0].write(lambda tx: tx.lead("sweep", "a", lease=0.4))  # renewed
+        await asyncio.sleep(0.6)
+        assert await stores[1].write(lambda tx: tx.lead("sweep", "b", lease=0.4))
+        assert not await stores[0].write(lambda tx: tx.lead("sweep", "a", lease=0.4))
+
+    asyncio.run(scenario())
+
+
+def test_revoked_sessions_are_seen_by_every_replica(stores: list[JobStore]) -> None:
+    asyncio.run(stores[0].revoke_session("sid-1", expires=time.time() + 60))
+    asyncio.run(stores[0].revoke_session("sid-1", expires=time.time() + 120))  # again: no duplicate-key error
+    assert set(stores[1].revoked_sessions(now=time.time())) == {"sid-1"}
+
+
+def test_a_schema_newer_than_this_code_is_refused(store_url: str) -> None:
+    open_store(store_url).close()
+    stamp = "UPDATE alembic_version SET version_num = '9999'"
+    if store_url.startswith("sqlite"):
+        with sqlite3.connect(store_url.removeprefix("sqlite:///")) as db:
+            db.execute(stamp)
+    else:
+        import psycopg
+
+        with psycopg.connect(store_url, autocommit=True) as db:
+            db.execute(stamp)
+    with pytest.raises(ConfigError, match="newer than this service knows"):
+        open_store(store_url)
+
+
+def test_a_sqlite_store_made_before_revisions_were_kept_is_adopted_with_its_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "jobs.sqlite"
+    with sqlite3.connect(path) as db:  # the schema as the service created it before Alembic
+        db.executescript(
+            "CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,"
+            " status TEXT NOT NULL, idempotency_key TEXT UNIQUE, request_hash TEXT, spec TEXT NOT NULL,"
+            " result TEXT NOT NULL DEFAULT '{}', error TEXT, error_kind TEXT, backend_run_id TEXT, callback_url TEXT,"
+            " callback_status TEXT, cancel_requested INTEGER NOT NULL DEFAULT 0, created_at REAL NOT NULL,"
+            " started_at REAL, finished_at REAL);"
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, job_id TEXT,"
+            " created_at REAL NOT NULL, data TEXT NOT NULL);"
+            "INSERT INTO jobs (id, kind, status, spec, created_at) VALUES ('run_old', 'run', 'Running', '{}', 1.0);"
+        )
+    store = SqliteStore(path)
+    try:
+        assert store.get("run_old").status == "Running" and store.get("run_old").owner is None
+        assert [job.id for job in store.unfinished(TERMINAL_NAMES)] == ["run_old"]
+    finally:
+        store.close()
+
+
+def test_a_change_on_one_replica_is_heard_on_another_within_half_a_second(postgres_url: str) -> None:
+    writer, listener = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    heard = threading.Event()
+    listener.on_change(heard.set)
+    try:
+        time.sleep(0.3)  # the listening connection is up
+        heard.clear()
+        started = time.monotonic()
+        asyncio.run(jobs_of(writer, "a").create(new_job("run_1")))
+        assert heard.wait(2.0)
+        assert time.monotonic() - started < 0.5
+    finally:
+        writer.close()
+        listener.close()
+
+
+def test_the_sqlite_store_writes_with_full_sync_by_default(tmp_path: Path) -> None:
     """A job answered 202 is on disk even if the machine loses power right after (not only a process kill)."""
-    import asyncio
-
-    from service.core.store import JobStore
-
     for setting, expected in ((None, 2), ("NORMAL", 1)):
-        store = JobStore(tmp_path / f"{setting}.sqlite", **({"synchronous": setting} if setting else {}))
-        mode = asyncio.run(store.write(lambda db: db.execute("PRAGMA synchronous").fetchone()[0]))
+        store = SqliteStore(tmp_path / f"{setting}.sqlite", **({"synchronous": setting} if setting else {}))
+        mode = asyncio.run(store.write(lambda tx: tx.db.execute("PRAGMA synchronous").fetchone()[0]))
         store.close()
         assert mode == expected, setting  # 2 = FULL, 1 = NORMAL
