@@ -13,7 +13,7 @@ from service.core.jobs import Jobs
 from service.core.schemas import render
 from service.core.store import Job
 from service.core.store_sqlite import SqliteStore
-from service.core.worker import Worker
+from service.core.worker import Worker, _renew
 from tests.conftest import make_settings
 
 
@@ -67,7 +67,7 @@ def test_a_job_created_while_leases_are_renewed_is_not_taken_for_lost(tmp_path: 
 
         async def write(operation):  # the renewal answers, then a request stores and starts a job
             result = await real_write(operation)
-            if getattr(operation, "func", None).__name__ == "_renew" and store.get("fetch_new") is None:
+            if getattr(operation, "func", None) is _renew and store.get("fetch_new") is None:
                 stored, _ = await jobs.create(_fetch_job("fetch_new"))
                 worker.start(stored)
             return result
