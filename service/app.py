@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings, backend=backend, store=store, jobs=jobs, worker=worker, feed=feed, calls=calls
         )
         signer.attach(store)
+        throttle.attach(store)
         resumed = await worker.resume()
         worker.keep_running(worker.keep_leases())
 

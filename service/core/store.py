@@ -275,6 +275,28 @@ class Tx:
         )
         self.execute("DELETE FROM revoked_sessions WHERE expires < ?", (time.time(),))  # nothing to refuse any more
 
+    # -- failed sign-ins, counted across replicas ------------------------------------------
+    def auth_failed(self, client: str, *, free: int, window: float, max_lockout: float) -> float:
+        """Count a failure of client; when it has more than `free` within `window` s, lock it out for twice
+        its last lockout (1 s at first, at most max_lockout). Until when it is locked out (0: it is not)."""
+        now = time.time()
+        self.execute("DELETE FROM auth_failures WHERE at < ?", (now - window,))
+        self.execute("INSERT INTO auth_failures VALUES (?, ?)", (client, now))
+        (count,) = self.execute("SELECT COUNT(*) FROM auth_failures WHERE client = ?", (client,)).fetchone()
+        if count == 1:  # the first failure in a while: whatever lockout it earned before is forgiven
+            self.execute("DELETE FROM auth_lockouts WHERE client = ?", (client,))
+        if count <= free:
+            return 0.0
+        row = self.execute(f"SELECT lockout FROM auth_lockouts WHERE client = ?{self.dialect.lock()}", (client,))
+        last = (row.fetchone() or (0.0,))[0]
+        lockout = min(max_lockout, max(1.0, last * 2))
+        self.execute(
+            "INSERT INTO auth_lockouts VALUES (?, ?, ?) ON CONFLICT (client) DO UPDATE "
+            "SET locked_until = excluded.locked_until, lockout = excluded.lockout",
+            (client, now + lockout, lockout),
+        )
+        return now + lockout
+
 
 EVENT_LOCK = 0x616D6C  # the advisory lock that orders events on PostgreSQL ("aml")
 EVENT_CHANNEL = "aml_events"
@@ -421,3 +443,10 @@ class JobStore:
 
     async def revoke_session(self, session_id: str, *, expires: float) -> None:
         await self.write(lambda tx: tx.revoke_session(session_id, expires=expires))
+
+    def lockouts(self, *, now: float) -> dict[str, float]:
+        """Clients locked out for failing too often (by any replica), with until when."""
+        return dict(self._rows("SELECT client, locked_until FROM auth_lockouts WHERE locked_until > ?", (now,)))
+
+    async def auth_failed(self, client: str, *, free: int, window: float, max_lockout: float) -> float:
+        return await self.write(lambda tx: tx.auth_failed(client, free=free, window=window, max_lockout=max_lockout))

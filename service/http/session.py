@@ -30,6 +30,7 @@ COOKIE = "azml_session"
 CSRF_HEADER = "x-csrf-token"
 LIFETIME = 12 * 3600
 MIN_KEY_BYTES = 32
+REFRESH = 1.0  # how often revocations made by other replicas are read from the store
 
 
 class Revocations(Protocol):
@@ -65,6 +66,7 @@ class SessionSigner:
         self._names = {self.fingerprint(t): n for t, n in {**read, **full}.items()}
         self._revoked: dict[str, float] = {}
         self._store: Revocations | None = None
+        self._read_at = 0.0
 
     def fingerprint(self, token: str) -> str:
         return self._sign("token:" + token)[:32]
@@ -72,6 +74,7 @@ class SessionSigner:
     def attach(self, store: Revocations) -> None:
         """Keep revocations in the job store from now on, and load the ones made before this start."""
         self._store = store
+        self._read_at = time.monotonic()
         self._revoked = store.revoked_sessions(now=time.time())
 
     def role_of(self, token: str) -> str | None:
@@ -111,6 +114,10 @@ class SessionSigner:
         return Session(session_id=sid, role=role, name=name, fingerprint=fp, expires=expires, value=value)
 
     def revoked(self, session_id: str) -> bool:
+        """Revoked here or on any other replica (their revocations are read at most REFRESH seconds late)."""
+        if self._store is not None and time.monotonic() - self._read_at > REFRESH:
+            self._read_at = time.monotonic()
+            self._revoked |= self._store.revoked_sessions(now=time.time())
         return session_id in self._revoked
 
     async def revoke(self, session: Session) -> None:

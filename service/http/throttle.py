@@ -5,20 +5,36 @@ an expired cookie); after that each further failure locks it out for twice as lo
 last, up to MAX_LOCKOUT seconds. While locked out, every request of that client that carries
 credentials (a bearer token, a session cookie, a sign-in) is answered 429 with Retry-After
 before its credentials are looked at, so a guess made then can't be told right from wrong.
-A client that sends no credentials is never throttled (it learns nothing). Per replica; the
-counts live as long as the process.
+A client that sends no credentials is never throttled (it learns nothing).
+
+Attached to the job store (attach()), failures are also counted there, across every replica,
+and a lockout earned on one replica is honoured by the others within REFRESH seconds: a
+guesser can't multiply its tries by the number of replicas behind the load balancer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 FREE_FAILURES = 10
 WINDOW = 60.0
 MAX_LOCKOUT = 60.0
 MAX_CLIENTS = 10_000  # past this many tracked clients the oldest records are dropped
+REFRESH = 1.0  # how often the lockouts other replicas decided are read from the store
+log = logging.getLogger("service")
+
+
+class SharedFailures(Protocol):
+    """Where failures are counted across replicas (the job store)."""
+
+    def lockouts(self, *, now: float) -> dict[str, float]: ...
+
+    async def auth_failed(self, client: str, *, free: int, window: float, max_lockout: float) -> float: ...
 
 
 @dataclass
@@ -35,11 +51,32 @@ class Throttle:
         self._records: dict[str, _Record] = {}
         self._clock = clock
         self._on_throttled = on_throttled
+        self._shared: SharedFailures | None = None
+        self._shared_locks: dict[str, float] = {}  # client → wall-clock end of a lockout from the store
+        self._shared_read = 0.0
+        self._writes: set[asyncio.Task] = set()
+
+    def attach(self, shared: SharedFailures) -> None:
+        """Count failures in the store too, and honour the lockouts every replica decided."""
+        self._shared = shared
+
+    def _shared_wait(self, client: str) -> float:
+        if self._shared is None:
+            return 0.0
+        now = time.time()
+        if now - self._shared_read > REFRESH:
+            self._shared_read = now
+            try:
+                self._shared_locks = self._shared.lockouts(now=now)
+            except Exception:
+                log.exception("reading the shared sign-in lockouts failed; this replica's own counts still apply")
+        return self._shared_locks.get(client, 0.0) - now
 
     def wait(self, client: str) -> float:
         """Seconds this client must wait before its credentials are looked at again (0: go on)."""
         record = self._records.get(client)
         remaining = 0.0 if record is None else record.locked_until - self._clock()
+        remaining = max(remaining, self._shared_wait(client))
         if remaining > 0 and self._on_throttled is not None:
             self._on_throttled()
         return max(0.0, remaining)
@@ -57,3 +94,17 @@ class Throttle:
             record.lockout = 0.0
         while len(self._records) > MAX_CLIENTS:
             del self._records[next(iter(self._records))]
+        if self._shared is not None:
+            task = asyncio.get_running_loop().create_task(self._count_shared(client))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+
+    async def _count_shared(self, client: str) -> None:
+        assert self._shared is not None
+        try:
+            until = await self._shared.auth_failed(client, free=FREE_FAILURES, window=WINDOW, max_lockout=MAX_LOCKOUT)
+        except Exception:
+            log.exception("counting a failed sign-in in the store failed; this replica's own count still applies")
+            return
+        if until:
+            self._shared_locks[client] = until

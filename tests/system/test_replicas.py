@@ -204,7 +204,7 @@ def check(burst: Burst, replicas: list[Service], listener: Listener, db_url: str
     by_job = Counter(
         json.loads((folder / "run.json").read_text()).get("tags", {}).get("job_id")
         for folder in (home / "runs").iterdir()
-        if (folder / "run.json").is_file()
+        if not folder.name.startswith(".") and (folder / "run.json").is_file()  # not a killed submit's staging
     )
     run_jobs = rows(db_url, "SELECT id, backend_run_id, status FROM jobs WHERE kind = 'run'")
     for job_id, run_id, status in run_jobs:

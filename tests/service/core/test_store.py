@@ -273,3 +273,33 @@ def test_the_sqlite_store_writes_with_full_sync_by_default(tmp_path: Path) -> No
         mode = asyncio.run(store.write(lambda tx: tx.db.execute("PRAGMA synchronous").fetchone()[0]))
         store.close()
         assert mode == expected, setting  # 2 = FULL, 1 = NORMAL
+
+
+def test_failed_sign_ins_are_counted_across_replicas_and_the_lockout_doubles(stores: list[JobStore]) -> None:
+    async def scenario() -> list[float]:
+        outcomes = []
+        for index in range(13):  # alternating replicas: 10 free failures in all, then 1 s, then 2 s
+            store = stores[index % 2]
+            outcomes.append(await store.auth_failed("10.0.0.9", free=10, window=60, max_lockout=60))
+        return outcomes
+
+    before = time.time()
+    outcomes = asyncio.run(scenario())
+    assert outcomes[:10] == [0.0] * 10
+    assert [round(until - before) for until in outcomes[10:]] == [1, 2, 4]
+    for store in stores:
+        assert set(store.lockouts(now=time.time())) == {"10.0.0.9"}
+    assert asyncio.run(stores[0].auth_failed("10.0.0.10", free=10, window=60, max_lockout=60)) == 0.0
+
+
+def test_a_sign_out_on_one_replica_is_refused_by_another(stores: list[JobStore], tmp_path: Path, monkeypatch) -> None:
+    from service.http import session
+
+    monkeypatch.setattr(session, "REFRESH", 0.0)
+    signers = [session.SessionSigner(tmp_path, full={"tok": "ci"}, read={}) for _ in stores]
+    for signer, store in zip(signers, stores, strict=True):
+        signer.attach(store)
+    cookie = signers[0].issue("tok")
+    assert signers[1].check(cookie) is not None
+    asyncio.run(signers[0].revoke(signers[0].check(cookie)))
+    assert signers[1].check(cookie) is None

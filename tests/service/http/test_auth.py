@@ -170,3 +170,30 @@ def test_head_and_a_token_in_the_query_string(service: Service) -> None:
     log = service.log.read_text()
     assert "query-secret-value" not in log and "another-secret" not in log
     assert "token=[redacted]" in log
+
+
+def test_a_lockout_earned_on_one_replica_is_honoured_by_another(tmp_path, monkeypatch) -> None:
+    """Failures count in the job store: a guesser can't multiply its tries by the replicas behind a load balancer."""
+    import asyncio
+
+    from service.core.store_sqlite import SqliteStore
+    from service.http import throttle as throttling
+
+    monkeypatch.setattr(throttling, "REFRESH", 0.0)
+    stores = [SqliteStore(tmp_path / "jobs.sqlite"), SqliteStore(tmp_path / "jobs.sqlite")]
+    replicas = [throttling.Throttle(), throttling.Throttle()]
+    for replica, store in zip(replicas, stores, strict=True):
+        replica.attach(store)
+
+    async def guess() -> None:
+        for index in range(throttling.FREE_FAILURES + 1):
+            replicas[index % 2].failed("10.1.1.1")  # no replica alone sees more than the free failures
+            await asyncio.gather(*replicas[index % 2]._writes)
+
+    try:
+        asyncio.run(guess())
+        assert replicas[0].wait("10.1.1.1") > 0 and replicas[1].wait("10.1.1.1") > 0
+        assert replicas[1].wait("10.1.1.2") == 0
+    finally:
+        for store in stores:
+            store.close()
