@@ -12,10 +12,14 @@ if [ ! -x tests/lint/node_modules/.bin/biome ]; then  # formats and lints the da
   npm install --prefix tests/lint --no-audit --no-fund --silent
 fi
 # Playwright drives Debian's Chromium (its own browser download is not available here); the benchmarks'
-# smoke runs load the service with wrk.
+# smoke runs load the service with wrk; the job store's PostgreSQL tests start a throw-away server of
+# Debian's postgresql (tests/postgres.py), unless AZML_TEST_DATABASE_URL names one.
 missing=""
 command -v chromium >/dev/null || missing="$missing chromium"
 command -v wrk >/dev/null || missing="$missing wrk"
+if [ -z "${AZML_TEST_DATABASE_URL:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  missing="$missing postgresql"
+fi
 if [ -n "$missing" ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi

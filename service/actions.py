@@ -92,17 +92,17 @@ async def request_cancel(svc: Services, job: Job) -> Job:
     return await svc.jobs.update(job.id, cancel_requested=True)
 
 
-def find(svc: Services, job_id: str, kind: str) -> Job:
+async def find(svc: Services, job_id: str, kind: str) -> Job:
     """A job by its id; a run job also by its backend run id (a model version's run_id links here)."""
-    job = svc.store.get(job_id, kind=kind)
+    job = await svc.store.read(svc.store.get, job_id, kind=kind)
     if job is None and kind == "run":
-        job = svc.store.by_backend_run(job_id)
+        job = await svc.store.read(svc.store.by_backend_run, job_id)
     if job is None:
         raise NotFound(f"{KINDS[kind].noun} job {quoted(job_id)} not found")
     return job
 
 
-def page(
+async def page(
     svc: Services,
     kind: str,
     *,
@@ -120,7 +120,8 @@ def page(
         if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
             raise InvalidInput(f"cursor {quoted(cursor)} is not one this service gave out")
         before = int(cursor)
-    jobs = svc.store.page(
+    jobs = await svc.store.read(
+        svc.store.page,
         kind,
         status=status,
         experiment=experiment,

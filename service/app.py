@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store = open_store(settings)
         feed = EventFeed(store)
         loop = asyncio.get_running_loop()
-        store.on_change(lambda: loop.call_soon_threadsafe(feed.changed))  # other replicas' changes
+        store.on_change(functools.partial(loop.call_soon_threadsafe, feed.changed))  # other replicas' changes
         on_end = metrics.job_ended if metrics else None
         jobs = Jobs(
             store,

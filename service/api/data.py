@@ -130,9 +130,9 @@ def _discard(spec: dict) -> None:
 
 @router.get("/data", summary="Data uploads, newest first", responses=errors(ok={"model": page_of(DataJob)}))
 async def list_uploads(svc: Svc, cursor: Cursor = None, limit: Limit = 50) -> dict:
-    return page(svc, "data", status=None, experiment=None, cursor=cursor, limit=limit)
+    return await page(svc, "data", status=None, experiment=None, cursor=cursor, limit=limit)
 
 
 @router.get("/data/{job_id}", summary="A data upload job", responses=job(DataJob, accepted=False))
 async def get_upload(svc: Svc, job_id: str, wait: Wait = None) -> JSONResponse:
-    return await answer(svc, find(svc, job_id, "data"), wait=wait)
+    return await answer(svc, await find(svc, job_id, "data"), wait=wait)

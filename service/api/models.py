@@ -73,7 +73,7 @@ async def fetch(
 
 @router.get("/models/fetch/{job_id}", summary="A fetch job", responses=job(FetchJob, accepted=False))
 async def get_fetch(svc: Svc, job_id: str, wait: Wait = None) -> JSONResponse:
-    return await answer(svc, find(svc, job_id, "fetch"), wait=wait)
+    return await answer(svc, await find(svc, job_id, "fetch"), wait=wait)
 
 
 @router.get("/models", summary="Registered model names", responses=errors())

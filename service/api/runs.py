@@ -41,7 +41,7 @@ async def get_run(request: Request) -> JSONResponse:
     """The dashboards' and pipelines' hottest route reads its two parameters itself: FastAPI's
     per-request parameter machinery was most of its cost (see bench/api_latency.py)."""
     svc, wait = request.app.state.services, wait_parameter(request)  # a bad wait is a 422 before any lookup
-    return await answer(svc, find(svc, request.path_params["run_id"], "run"), wait=wait)
+    return await answer(svc, await find(svc, request.path_params["run_id"], "run"), wait=wait)
 
 
 @router.post(
@@ -96,7 +96,7 @@ async def list_runs(
     wanted = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
     if wanted is not None and not 1 <= len(wanted) <= MAX_IDS:
         raise InvalidInput(f"ids names {len(wanted)} runs; give 1 to {MAX_IDS}")
-    return page(
+    return await page(
         svc,
         "run",
         status=status,
@@ -111,7 +111,7 @@ async def list_runs(
 
 @router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a run", responses=job(RunJob, accepted=True))
 async def cancel_run(svc: Svc, run_id: str, wait: Wait = None) -> JSONResponse:
-    job = await request_cancel(svc, find(svc, run_id, "run"))
+    job = await request_cancel(svc, await find(svc, run_id, "run"))
     return await answer(svc, job, wait=wait, status=202)
 
 
@@ -122,7 +122,7 @@ async def cancel_run(svc: Svc, run_id: str, wait: Wait = None) -> JSONResponse:
     responses=errors(404, json_route=False),
 )
 async def run_logs(svc: Svc, run_id: str, tail: Annotated[int | None, Query(ge=1, le=100_000)] = None) -> str:
-    job = find(svc, run_id, "run")
+    job = await find(svc, run_id, "run")
     if job.backend_run_id is None:
         return ""
     return await svc.calls(svc.backend.get_log, job.backend_run_id, tail=tail)
@@ -130,6 +130,6 @@ async def run_logs(svc: Svc, run_id: str, tail: Annotated[int | None, Query(ge=1
 
 @router.get("/runs/{run_id}/metrics", summary="Every value of every metric the run logged", responses=errors(404))
 async def run_metrics(svc: Svc, run_id: str) -> dict:
-    job = find(svc, run_id, "run")
+    job = await find(svc, run_id, "run")
     history = {} if job.backend_run_id is None else await svc.calls(svc.backend.get_metrics, job.backend_run_id)
     return {"id": run_id, "metrics": history}

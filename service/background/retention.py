@@ -87,7 +87,7 @@ class RetentionSweep:
             if record:  # a run no job owned: recorded first, so the importer cannot bring it back meanwhile
                 await self.store.write(functools.partial(_record_swept, run_id))
             count += bool(await self.worker.calls(self.worker.backend.discard_run, run_id))
-            await self.store.write(lambda tx, run_id=run_id: tx.mark_discarded(run_id))
+            await self.store.write(functools.partial(_mark_discarded, run_id))
         return count
 
     def _report(self, removed: Counter[str]) -> None:
@@ -101,6 +101,10 @@ class RetentionSweep:
 
 def _remove(batch: list[Job], tx: Tx) -> list[Job]:
     return tx.remove_jobs(batch, terminal=TERMINAL_NAMES, now=time.time())
+
+
+def _mark_discarded(run_id: str, tx: Tx) -> None:
+    tx.mark_discarded(run_id)
 
 
 def _record_swept(run_id: str, tx: Tx) -> None:

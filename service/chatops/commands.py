@@ -180,7 +180,7 @@ async def train(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
 async def status(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
     if len(words) != 1:
         raise InvalidInput("usage: status <run>")
-    job = find(svc, words[0], "run")
+    job = await find(svc, words[0], "run")
     lines = summary(svc, job)
     return Reply(lines[0], lines[1:], job={"id": job.id})
 
@@ -188,7 +188,9 @@ async def status(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
 async def runs(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
     plain, named = _pairs(words)
     limit = _count(plain[0] if plain else None, 10, 50)
-    found = page(svc, "run", status=named.get("status"), experiment=named.get("experiment"), cursor=None, limit=limit)
+    found = await page(
+        svc, "run", status=named.get("status"), experiment=named.get("experiment"), cursor=None, limit=limit
+    )
     if not found["items"]:
         return Reply("No runs.")
     lines = []
@@ -202,7 +204,7 @@ async def runs(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
 async def logs(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
     if not 1 <= len(words) <= 2:
         raise InvalidInput("usage: logs <run> [N]")
-    job = find(svc, words[0], "run")
+    job = await find(svc, words[0], "run")
     count = _count(words[1] if len(words) > 1 else None, 20, 200)
     text = ""
     if job.backend_run_id is not None:
@@ -214,7 +216,7 @@ async def logs(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
 async def cancel(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
     if len(words) != 1:
         raise InvalidInput("usage: cancel <run>")
-    job = await request_cancel(svc, find(svc, words[0], "run"))
+    job = await request_cancel(svc, await find(svc, words[0], "run"))
     return Reply(f"Asked run {job.id} to stop.", [run_link(svc, job.id)], job={"id": job.id})
 
 

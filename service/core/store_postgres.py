@@ -47,7 +47,7 @@ class PostgresStore(JobStore):
         self._writers = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="job-store-writer")
         self._closing = threading.Event()
         self._listener: threading.Thread | None = None
-        self._callbacks: list[Callable[[], None]] = []
+        self._callbacks: list[Callable[[], object]] = []
 
     def close(self) -> None:
         self._closing.set()
@@ -75,7 +75,7 @@ class PostgresStore(JobStore):
         raise AssertionError("unreachable")
 
     # -- changes made by other replicas --------------------------------------------
-    def on_change(self, callback: Callable[[], None]) -> None:
+    def on_change(self, callback: Callable[[], object]) -> None:
         """callback() from the listening thread after events are committed (by any replica); a burst calls it once."""
         self._callbacks.append(callback)
         if self._listener is None:
