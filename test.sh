@@ -8,7 +8,8 @@ cd "$(dirname "$0")"
 if [ ! -x tests/azurite/node_modules/.bin/azurite-blob ]; then
   npm install --prefix tests/azurite --no-audit --no-fund --silent
 fi
-if [ ! -x tests/lint/node_modules/.bin/biome ]; then  # formats and lints the dashboard's scripts (biome.jsonc)
+# Biome formats and lints the dashboard's scripts (biome.jsonc); axe-core checks every page's accessibility.
+if [ ! -x tests/lint/node_modules/.bin/biome ] || [ ! -f tests/lint/node_modules/axe-core/axe.min.js ]; then
   npm install --prefix tests/lint --no-audit --no-fund --silent
 fi
 # Playwright drives Debian's Chromium (its own browser download is not available here); the benchmarks'

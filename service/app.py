@@ -9,9 +9,6 @@ import asyncio
 import functools
 import gc
 import logging
-import os
-import secrets
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,7 +29,7 @@ from service.chatops import mattermost, slack, teams
 from service.chatops.notices import notify_end
 from service.core.backend_calls import BackendCalls
 from service.core.events import EventFeed
-from service.core.jobs import Jobs
+from service.core.jobs import Jobs, replica_id
 from service.core.schemas import render
 from service.core.stores import open_store
 from service.core.worker import Worker, backend_threads
@@ -71,7 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "the job store is PostgreSQL but the backend is local: replicas must run on this one machine and "
             "share AZML_HOME (local training runs where the service runs); across machines use an Azure backend"
         )
-    replica = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    replica = replica_id()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Request
@@ -29,6 +30,40 @@ from service.http.openapi import BODY_ERRORS, RunJob, errors, job, page_of
 router = APIRouter(tags=["runs"])
 
 MAX_IDS = 50
+MAX_COMPARED = 10
+
+
+def id_list(ids: str | None, *, most: int) -> list[str] | None:
+    """Comma-separated run ids, 1 to `most` of them (InvalidInput names how many were given)."""
+    wanted = list(dict.fromkeys(i.strip() for i in ids.split(",") if i.strip())) if ids is not None else None
+    if wanted is not None and not 1 <= len(wanted) <= most:
+        raise InvalidInput(f"ids names {len(wanted)} runs; give 1 to {most}")
+    return wanted
+
+
+@router.get(
+    "/runs/metrics",
+    summary="Every metric's history of several runs in one call (to compare them)",
+    responses=errors(404),
+)
+async def runs_metrics(
+    svc: Svc,
+    ids: Annotated[
+        str, Query(max_length=4096, description=f"comma-separated run ids (job or backend), at most {MAX_COMPARED}")
+    ],
+) -> dict:
+    """In the order asked; a run not found is a 404 naming it, a run not started yet has no metrics."""
+    jobs = [await find(svc, run_id, "run") for run_id in id_list(ids, most=MAX_COMPARED) or []]
+    histories = await asyncio.gather(
+        *(svc.calls(svc.backend.get_metrics, job.backend_run_id) for job in jobs if job.backend_run_id)
+    )
+    found = iter(histories)
+    return {
+        "runs": [
+            {"id": job.id, "backend_run_id": job.backend_run_id, "metrics": next(found) if job.backend_run_id else {}}
+            for job in jobs
+        ]
+    }
 
 
 @router.get(
@@ -93,9 +128,7 @@ async def list_runs(
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> dict:
-    wanted = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
-    if wanted is not None and not 1 <= len(wanted) <= MAX_IDS:
-        raise InvalidInput(f"ids names {len(wanted)} runs; give 1 to {MAX_IDS}")
+    wanted = id_list(ids or None, most=MAX_IDS)
     return await page(
         svc,
         "run",

@@ -13,6 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +28,11 @@ log = logging.getLogger("service")
 
 ORDER = [RunStatus.QUEUED, RunStatus.PREPARING, RunStatus.RUNNING, RunStatus.FINALIZING]
 TERMINAL_NAMES = frozenset(str(s) for s in TERMINAL)
+
+
+def replica_id() -> str:
+    """Who this process is to other replicas: host, pid and a random part (a restarted process is a new one)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def is_terminal(status: str) -> bool:
@@ -50,13 +58,13 @@ class Jobs:
         render: Callable[[Job], dict[str, Any]],
         feed: EventFeed,
         on_end: Callable[[Job], None] | None = None,
-        replica: str = "this process",
+        replica: str | None = None,
         lease_seconds: float = 30.0,
     ) -> None:
         """replica: who this process is to the other replicas; a job it creates is its to carry out
         (leased for lease_seconds, which the worker renews)."""
         self.store = store
-        self.replica = replica
+        self.replica = replica or replica_id()
         self.lease_seconds = lease_seconds
         self.render = render
         self.feed = feed

@@ -89,7 +89,7 @@ async def logout(request: Request) -> RedirectResponse:
 
 
 # The pages app.js draws (its route()): the runs list, a run, the models, a model, data, the train form.
-PAGES = re.compile(r"|runs|runs/.+|models|models/.+|data|train")
+PAGES = re.compile(r"|runs|runs/.+|models|models/.+|data|train|compare")
 
 
 @router.get("/ui", response_class=HTMLResponse)

@@ -248,3 +248,124 @@ def test_the_id_the_scripts_print_finds_the_run(browser, dashboard: Service, tmp
     page.get_by_role("heading", name="Not found").wait_for()
     assert page.title() == "Not found — AML control plane"
     tab.close()
+
+
+def test_three_runs_side_by_side_their_differences_marked_and_metrics_overlaid(browser, dashboard: Service) -> None:
+    settings = ((10, "1"), (20, "1.5"), (30, "1"))
+    with dashboard.client() as client:
+        runs = [
+            client.post("/runs", params={"wait": 60}, json={"estimators": n, "args": {"seconds": s}}).json()
+            for n, s in settings
+        ]
+    assert all(run["status"] == "Completed" for run in runs), runs
+    tab = Page(browser, dashboard)
+    tab.login(FULL_TOKEN)
+    page = tab.page
+    assert page.locator("#compare").is_disabled()  # nothing ticked yet
+    for run in runs:
+        page.check(f'#runs tr[data-id="{run["id"]}"] input.pick')
+    page.click("#compare")
+    page.wait_for_url("**/ui/compare?ids=**")
+    assert set(page.url.split("ids=")[1].split(",")) == {run["id"] for run in runs}  # a URL to paste in a chat
+    page.locator("#compare-table").wait_for()
+    row = page.locator("#compare-table tr[data-row]")
+    differs = {row.nth(i).get_attribute("data-row"): row.nth(i).get_attribute("class") for i in range(row.count())}
+    assert differs["Estimators"] == "differs" and differs["--seconds"] == "differs"
+    assert differs["Script"] == "" and differs["Experiment"] == ""
+    loss = page.locator('#compare-charts figure[data-metric="loss"]')
+    assert loss.locator("polyline").count() == 3  # one line per run, on common axes
+    assert loss.locator("ul.legend li").count() == 3
+    assert page.title() == "Compare runs — AML control plane"
+    tab.shot("compare")
+    tab.close()
+    phone = Page(browser, dashboard, width=390)  # a link pasted in a chat, opened on a phone
+    phone.login(FULL_TOKEN)
+    phone.page.goto(f"{dashboard.url}/ui/compare?ids={','.join(run['id'] for run in runs)}")
+    phone.page.locator("#compare-charts figure").first.wait_for()
+    assert phone.page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing cut off the page
+    phone.shot("compare-phone")
+    phone.close()
+
+
+def test_a_run_page_sums_up_its_metrics_pauses_its_log_and_runs_again_with_its_settings(
+    browser, dashboard: Service
+) -> None:
+    with dashboard.client() as client:
+        run = client.post("/runs", params={"wait": 60}, json={"estimators": 7, "args": {"seconds": "1"}}).json()
+    assert run["status"] == "Completed", run
+    tab = Page(browser, dashboard)
+    tab.login(FULL_TOKEN)
+    page = tab.page
+    page.goto(f"{dashboard.url}/ui/runs/{run['id']}")
+    loss = page.locator('#metrics-table tr[data-metric="loss"] td')
+    loss.first.wait_for()
+    assert [loss.nth(i).inner_text() for i in range(4)] == ["0.5000", "0.5000", "1", "2"]  # last, min, max, count
+    assert page.locator("#follow").get_attribute("aria-pressed") == "true"
+    page.click("#follow")
+    assert page.locator("#follow").get_attribute("aria-pressed") == "false"
+    tab.shot("run-actions")
+    page.click("#again")
+    page.wait_for_url("**/ui/train?from=**")
+    page.locator("#estimators").wait_for()
+    assert page.input_value("#estimators") == "7" and page.input_value("#args") == "seconds=1"
+    assert page.input_value("#script") == "slow_accuracy.py"
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/ui/runs/" in url and run["id"] not in url)
+    again = page.url.rsplit("/", 1)[1]
+    with dashboard.client() as client:
+        made = client.get(f"/runs/{again}").json()
+    assert made["params"] == run["params"] and made["script"] == run["script"]
+    tab.close()
+
+
+AXE = REPO_ROOT / "tests" / "lint" / "node_modules" / "axe-core" / "axe.min.js"
+AXE_RUN = """async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+  .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+  .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`)"""
+
+
+def test_every_page_is_accessible_and_whole_at_phone_width_light_and_dark(browser, dashboard: Service) -> None:
+    """axe-core (from npm, injected into each page) finds no serious or critical violation on any page,
+    at desktop and phone width, light and dark; at 390 px nothing is cut off; screenshots of each."""
+    with dashboard.client() as client:
+        runs = [client.post("/runs", params={"wait": 60}, json={"estimators": n}).json() for n in (1, 2)]
+    model = runs[0]["model_version"]["name"]
+    pages = {
+        "runs": ("/ui/", "#runs tbody tr"),
+        "run": (f"/ui/runs/{runs[0]['id']}", "#metrics-table"),
+        "compare": (f"/ui/compare?ids={runs[0]['id']},{runs[1]['id']}", "#compare-charts figure"),
+        "models": ("/ui/models", "main h1"),
+        "model": (f"/ui/models/{model}", "main h1"),
+        "data": ("/ui/data", "main h1"),
+        "train": ("/ui/train", "#estimators"),
+        "not-found": ("/ui/no-such-page", "main h1"),
+    }
+    assert AXE.is_file(), "axe-core is installed by test.sh (npm, tests/lint)"
+    problems: dict[str, list[str]] = {}
+    for width, scheme in ((1200, "light"), (390, "light"), (390, "dark")):
+        # The service's CSP lets only its own scripts run; the test's injected axe needs it bypassed.
+        context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme, bypass_csp=True)
+        context.set_default_timeout(TIMEOUT)
+        page = context.new_page()
+        page.goto(dashboard.url + "/ui/login")
+        page.locator("#token").wait_for()
+        page.add_script_tag(path=str(AXE))
+        problems[f"login {width} {scheme}"] = page.evaluate(AXE_RUN)
+        page.fill("#token", FULL_TOKEN)
+        page.click("button[type=submit]")
+        page.wait_for_url("**/ui/")
+        for name, (path, ready) in pages.items():
+            page.goto(dashboard.url + path)
+            page.locator(ready).first.wait_for()
+            page.wait_for_timeout(300)  # the rest of the page's reads
+            page.add_script_tag(path=str(AXE))
+            problems[f"{name} {width} {scheme}"] = page.evaluate(AXE_RUN)
+            if width == 390:
+                wide = page.evaluate("document.documentElement.scrollWidth")
+                assert wide <= 390, f"{name} is {wide} px wide on a 390 px phone: something is cut off"
+            if scheme == "light":
+                SHOTS.mkdir(parents=True, exist_ok=True)
+                page.screenshot(path=str(SHOTS / f"page-{name}-{width}.png"), full_page=True)
+        context.close()
+    found = {where: issues for where, issues in problems.items() if issues}
+    assert not found, found

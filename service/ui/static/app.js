@@ -172,11 +172,60 @@ function chart(points, { best = null, label = "" } = {}) {
   return svg;
 }
 
+// Several series on common axes, one colour each (series-0…9 in app.css), for the compare page.
+function overlay(series, label) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("viewBox", "0 0 300 120");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", label);
+  const drawn = series.map((one) => ({ ...one, points: downsample(one.points, MAX_POINTS) }));
+  const all = drawn.flatMap((one) => one.points);
+  if (!all.length) return svg;
+  const [x0, x1] = extent(all, 0);
+  const [y0, y1] = extent(all, 1);
+  const X = (x) => 30 + (x1 === x0 ? 130 : ((x - x0) / (x1 - x0)) * 260);
+  const Y = (y) => 100 - (y1 === y0 ? 45 : ((y - y0) / (y1 - y0)) * 90);
+  const add = (tag, attrs, text) => {
+    const el = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+    if (text !== undefined) el.textContent = text;
+    svg.append(el);
+    return el;
+  };
+  add("line", { class: "axis", x1: 30, y1: 100, x2: 290, y2: 100 });
+  add("text", { x: 0, y: 14 }, Number(y1).toPrecision(3));
+  add("text", { x: 0, y: 104 }, Number(y0).toPrecision(3));
+  for (const one of drawn) {
+    const points = one.points.map(([x, y]) => `${X(x)},${Y(y)}`);
+    if (points.length === 1)
+      add("circle", { class: `dot ${one.cls}`, cx: X(one.points[0][0]), cy: Y(one.points[0][1]), r: 3 });
+    else add("polyline", { class: `line ${one.cls}`, "data-run": one.label, points: points.join(" ") });
+  }
+  return svg;
+}
+
 // -- runs ----------------------------------------------------------------------------------
+const MAX_COMPARED = 10;
+const selected = new Set(); // the runs ticked on the list, to compare
+
 function runRow(job) {
+  const tick = h("input", {
+    type: "checkbox",
+    class: "pick",
+    "aria-label": `compare ${job.backend_run_id || job.id}`,
+    checked: selected.has(job.id),
+    onchange: (e) => {
+      if (e.target.checked) selected.add(job.id);
+      else selected.delete(job.id);
+      document.dispatchEvent(new Event("picked"));
+    },
+  });
   return h(
     "tr",
     { "data-id": job.id },
+    h("td", {}, tick),
     h(
       "td",
       {},
@@ -261,6 +310,7 @@ async function runsPage() {
           "tr",
           {},
           [
+            h("span", { class: "visually-hidden" }, "Compare"),
             "Run",
             "Backend run id",
             "Status",
@@ -279,7 +329,29 @@ async function runsPage() {
   );
   const pager = h("div", { class: "pager" });
   const title = params.get("data_version") ? `Runs that read ${digest(params.get("data_version"))}` : "Runs";
-  app.replaceChildren(h("h1", {}, title), filters, table, pager);
+  const compare = h(
+    "button",
+    {
+      type: "button",
+      id: "compare",
+      disabled: true,
+      onclick: () => {
+        location.href = `/ui/compare?ids=${[...selected].map(encodeURIComponent).join(",")}`;
+      },
+    },
+    "Compare selected",
+  );
+  const picked = h(
+    "span",
+    { class: "hint", id: "picked", "aria-live": "polite" },
+    `tick 2 to ${MAX_COMPARED} runs to compare`,
+  );
+  document.addEventListener("picked", () => {
+    compare.disabled = selected.size < 2 || selected.size > MAX_COMPARED;
+    picked.textContent =
+      selected.size > MAX_COMPARED ? `${selected.size} ticked: at most ${MAX_COMPARED}` : `${selected.size} ticked`;
+  });
+  app.replaceChildren(h("h1", {}, title), filters, h("div", { class: "actions" }, compare, " ", picked), table, pager);
   const query = new URLSearchParams(params);
   let page;
   try {
@@ -291,7 +363,7 @@ async function runsPage() {
   body.replaceChildren(...page.items.map(runRow));
   if (!page.items.length)
     body.append(
-      h("tr", {}, h("td", { colspan: 10, class: "hint" }, params.get("q") ? "No run matches." : "No runs yet.")),
+      h("tr", {}, h("td", { colspan: 11, class: "hint" }, params.get("q") ? "No run matches." : "No runs yet.")),
     );
   if (page.next_cursor) {
     const older = new URLSearchParams(params);
@@ -322,6 +394,45 @@ async function runsPage() {
   });
 }
 
+// Last, lowest, highest and how many values of each numeric metric, under a run's charts.
+function metricsTable(numeric) {
+  const number = (v) => (Number.isInteger(v) ? String(v) : Number(v).toPrecision(4));
+  return h(
+    "table",
+    { id: "metrics-table" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["Metric", "Last", "Min", "Max", "Count"].map((t) => h("th", { scope: "col" }, t)),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      ...numeric.map(([name, values]) => {
+        let low = Infinity;
+        let high = -Infinity;
+        for (const v of values) {
+          if (v < low) low = v;
+          if (v > high) high = v;
+        }
+        return h(
+          "tr",
+          { "data-metric": name },
+          h("th", { scope: "row" }, name),
+          h("td", {}, number(values[values.length - 1])),
+          h("td", {}, number(low)),
+          h("td", {}, number(high)),
+          h("td", {}, values.length),
+        );
+      }),
+    ),
+  );
+}
+
 async function runPage(id) {
   let job;
   try {
@@ -332,7 +443,24 @@ async function runPage(id) {
   }
   const facts = h("dl", { class: "facts" });
   const charts = h("div", { class: "charts", id: "charts" });
+  const summary = h("div", { class: "table-wrap", id: "metrics-summary" });
   const log = h("pre", { class: "log", id: "log", tabindex: "0", "aria-label": "log" });
+  let following = true; // the log keeps its newest line in view until paused
+  const follow = h(
+    "button",
+    {
+      type: "button",
+      id: "follow",
+      "aria-pressed": "true",
+      onclick: () => {
+        following = !following;
+        follow.setAttribute("aria-pressed", String(following));
+        follow.textContent = following ? "Pause following" : "Follow the log";
+        if (following) log.scrollTop = log.scrollHeight;
+      },
+    },
+    "Pause following",
+  );
   const actions = h("div", {});
   const status = h("span", { id: "run-status" });
   app.replaceChildren(
@@ -341,7 +469,9 @@ async function runPage(id) {
     facts,
     h("h2", {}, "Metrics"),
     charts,
+    summary,
     h("h2", {}, "Log"),
+    h("div", { class: "actions" }, follow),
     log,
   );
   let lastMetrics = null;
@@ -373,6 +503,9 @@ async function runPage(id) {
     if (ROLE === "full" && !TERMINAL.has(job.status)) {
       actions.append(h("button", { class: "danger", id: "cancel", onclick: cancel }, "Cancel run"));
     }
+    if (ROLE === "full") {
+      actions.append(" ", h("a", { href: `/ui/train?from=${encodeURIComponent(job.id)}`, id: "again" }, "Run again…"));
+    }
     const signature = JSON.stringify(job.metrics);
     if (signature !== lastMetrics) {
       lastMetrics = signature;
@@ -381,21 +514,22 @@ async function runPage(id) {
   }
   async function drawCharts() {
     const history = await api(`/runs/${encodeURIComponent(job.id)}/metrics`).catch(() => ({ metrics: {} }));
+    const numeric = Object.entries(history.metrics)
+      .map(([name, values]) => [name, values.flat().filter((v) => typeof v === "number")])
+      .filter(([, values]) => values.length);
+    summary.replaceChildren(...(numeric.length ? [metricsTable(numeric)] : []));
     charts.replaceChildren(
-      ...Object.entries(history.metrics)
-        .map(([name, values]) => [name, values.flat().filter((v) => typeof v === "number")])
-        .filter(([, values]) => values.length)
-        .map(([name, values]) =>
-          h(
-            "figure",
-            { "data-metric": name },
-            h("figcaption", {}, `${name} (${values.length})`),
-            chart(
-              values.map((v, i) => [i + 1, v]),
-              { label: name },
-            ),
+      ...numeric.map(([name, values]) =>
+        h(
+          "figure",
+          { "data-metric": name },
+          h("figcaption", {}, `${name} (${values.length})`),
+          chart(
+            values.map((v, i) => [i + 1, v]),
+            { label: name },
           ),
         ),
+      ),
     );
     if (!charts.children.length) charts.append(h("p", { class: "hint" }, "No numeric metrics logged yet."));
   }
@@ -410,13 +544,118 @@ async function runPage(id) {
   listen(`/events?job=${encodeURIComponent(job.id)}&after=0`, {
     run: (current) => part(facts, () => draw(current)),
     log: (chunk) => {
-      const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
       log.append(chunk.text);
-      if (atEnd) log.scrollTop = log.scrollHeight;
+      if (following) log.scrollTop = log.scrollHeight;
     },
   });
   await part(facts, () => draw(job));
   setInterval(() => TERMINAL.has(job.status) || part(facts, () => draw(job)), 1000); // the duration ticks
+}
+
+// -- compare -------------------------------------------------------------------------------
+// Runs side by side: their settings and last metric values (what differs marked), and each metric
+// they share drawn overlaid. The URL holds the ids, so the page can be pasted into a chat.
+async function comparePage() {
+  const ids = (new URLSearchParams(location.search).get("ids") || "").split(",").filter(Boolean);
+  app.replaceChildren(h("h1", {}, "Compare runs"));
+  if (ids.length < 2 || ids.length > MAX_COMPARED) {
+    app.append(h("p", { class: "hint" }, `Tick 2 to ${MAX_COMPARED} runs on the runs list to compare them.`));
+    return;
+  }
+  let listed;
+  let histories;
+  try {
+    const query = encodeURIComponent(ids.join(","));
+    [listed, histories] = await Promise.all([api(`/runs?ids=${query}&limit=50`), api(`/runs/metrics?ids=${query}`)]);
+  } catch (error) {
+    app.append(failure(error));
+    return;
+  }
+  const runs = histories.runs.map((one) => listed.items.find((job) => job.id === one.id)).filter(Boolean);
+  const name = (job) => job.backend_run_id || job.id;
+  const args = [...new Set(runs.flatMap((job) => Object.keys(job.params.args || {})))].sort();
+  const metricNames = [...new Set(runs.flatMap((job) => Object.keys(job.metrics || {})))].sort();
+  const rows = [
+    ["Status", (job) => badge(job.status), (job) => job.status],
+    ["Experiment", (job) => job.experiment],
+    ["Script", (job) => job.script],
+    ["Estimators", (job) => job.params.estimators ?? "—"],
+    ...args.map((arg) => [`--${arg}`, (job) => job.params.args?.[arg] ?? "—"]),
+    ["Data version", (job) => digest(job.data_version), (job) => job.data_version],
+    ["Script digest", (job) => digest(job.script_digest), (job) => job.script_digest],
+    ["Started by", (job) => job.created_by || "api"],
+    ["Duration", (job) => duration(job), () => ""],
+    ...metricNames.map((metric) => [metric, (job) => job.metrics?.[metric] ?? "—"]),
+  ];
+  const head = h(
+    "tr",
+    {},
+    h("th", { scope: "col" }, ""),
+    ...runs.map((job, i) =>
+      h(
+        "th",
+        { scope: "col" },
+        h("span", { class: `swatch series-${i}`, "aria-hidden": "true" }),
+        h("a", { href: `/ui/runs/${encodeURIComponent(job.id)}`, class: "mono", title: job.id }, name(job)),
+      ),
+    ),
+  );
+  const body = rows.map(([label, show, key = show]) => {
+    const values = runs.map((job) => String(key(job) ?? ""));
+    const differs = new Set(values).size > 1;
+    return h(
+      "tr",
+      { class: differs ? "differs" : "", "data-row": label },
+      h("th", { scope: "row" }, label, differs ? h("span", { class: "visually-hidden" }, " (differs)") : ""),
+      ...runs.map((job) => h("td", {}, show(job))),
+    );
+  });
+  const table = h(
+    "div",
+    { class: "table-wrap" },
+    h("table", { id: "compare-table" }, h("thead", {}, head), h("tbody", {}, ...body)),
+  );
+  const charts = h("div", { class: "charts", id: "compare-charts" });
+  const numeric = histories.runs.map((one) =>
+    Object.fromEntries(
+      Object.entries(one.metrics || {})
+        .map(([metric, values]) => [metric, values.flat().filter((v) => typeof v === "number")])
+        .filter(([, values]) => values.length),
+    ),
+  );
+  const shared = [...new Set(numeric.flatMap(Object.keys))]
+    .filter((metric) => numeric.filter((m) => metric in m).length >= 2)
+    .sort();
+  for (const metric of shared) {
+    const series = runs
+      .map((job, i) => ({
+        label: name(job),
+        cls: `series-${i}`,
+        points: (numeric[i][metric] || []).map((v, n) => [n + 1, v]),
+      }))
+      .filter((one) => one.points.length);
+    const legend = h(
+      "ul",
+      { class: "legend" },
+      ...series.map((one) => h("li", {}, h("span", { class: `swatch ${one.cls}`, "aria-hidden": "true" }), one.label)),
+    );
+    charts.append(
+      h(
+        "figure",
+        { "data-metric": metric },
+        h("figcaption", {}, metric),
+        overlay(series, `${metric} of ${series.length} runs`),
+        legend,
+      ),
+    );
+  }
+  if (!shared.length) charts.append(h("p", { class: "hint" }, "These runs share no numeric metric."));
+  app.append(
+    h("p", { class: "hint" }, "Rows whose values differ are marked."),
+    table,
+    h("h2", {}, "Metrics, overlaid"),
+    charts,
+  );
 }
 
 // -- models --------------------------------------------------------------------------------
@@ -622,7 +861,20 @@ async function trainPage() {
     app.append(h("p", { class: "hint" }, "This session may only read: sign in with a full-access token to train."));
     return;
   }
-  const [{ scripts }, { paths }] = await Promise.all([api("/scripts"), api("/datastore")]);
+  const from = new URLSearchParams(location.search).get("from");
+  let scripts;
+  let paths;
+  let before = null; // "Run again": the run whose settings fill the form
+  try {
+    [{ scripts }, { paths }, before] = await Promise.all([
+      api("/scripts"),
+      api("/datastore"),
+      from ? api(`/runs/${encodeURIComponent(from)}`) : null,
+    ]);
+  } catch (error) {
+    app.append(failure(error));
+    return;
+  }
   const script = h(
     "select",
     { name: "script", id: "script" },
@@ -639,6 +891,33 @@ async function trainPage() {
   const estimators = h("input", { name: "estimators", id: "estimators", type: "number", min: 1, max: 100000 });
   const extra = h("textarea", { name: "args", id: "args", rows: 3, placeholder: "seed=7\none name=value per line" });
   const problem = h("div", { role: "alert" });
+  if (before) {
+    const choose = (select, value) => {
+      if (!value) return;
+      if (![...select.options].some((o) => o.value === value)) select.append(h("option", { value }, value));
+      select.value = value;
+    };
+    choose(script, before.script);
+    choose(datapath, before.datapath);
+    experiment.value = before.experiment || "";
+    estimators.value = before.params.estimators ?? "";
+    extra.value = Object.entries(before.params.args || {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join("\n");
+    app.append(
+      h(
+        "p",
+        { class: "hint" },
+        "Filled with the settings of run ",
+        h(
+          "a",
+          { href: `/ui/runs/${encodeURIComponent(before.id)}`, class: "mono" },
+          before.backend_run_id || before.id,
+        ),
+        ": change what you like.",
+      ),
+    );
+  }
   const form = h(
     "form",
     { class: "train", onsubmit: submit },
@@ -687,6 +966,7 @@ const PAGES = [
   [/^\/ui\/models\/(.+)$/, (name) => `Model ${name}`, (name) => modelPage(name)],
   [/^\/ui\/data$/, () => "Data", () => dataPage()],
   [/^\/ui\/train$/, () => "Train", () => trainPage()],
+  [/^\/ui\/compare$/, () => "Compare runs", () => comparePage()],
 ];
 
 function route() {

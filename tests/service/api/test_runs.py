@@ -7,7 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.service.conftest import FULL_TOKEN, Service, upload
+from tests.service.conftest import FULL_TOKEN, Service, assert_refused, tar_bytes, upload
+
+TAR = {"Content-Type": "application/x-tar"}
 
 
 def test_wait_on_the_hot_route_is_checked_like_everywhere(service: Service) -> None:
@@ -51,3 +53,24 @@ def test_args_cannot_point_a_run_at_another_folder(service: Service) -> None:
         assert job["status"] == "Completed"
         log = httpx.get(f"{service.url}/runs/{job['id']}/logs", headers={"Authorization": f"Bearer {FULL_TOKEN}"})
         assert "data files: ['a.csv']" in log.text
+
+
+def test_the_metrics_of_several_runs_come_in_one_call_in_the_order_asked(make_app) -> None:
+    client = make_app()
+    assert client.post("/data", params={"wait": 30}, content=tar_bytes({"a.csv": b"1"}), headers=TAR).status_code == 200
+    runs = []
+    for estimators in (1, 2, 3):
+        answer = client.post("/runs", params={"wait": 60}, json={"estimators": estimators})
+        assert answer.json()["status"] == "Completed", answer.text
+        runs.append(answer.json())
+    queued = client.post("/runs", json={"script": "sleep_and_record.py", "args": {"seconds": "30"}}).json()
+    wanted = [runs[2]["backend_run_id"], runs[0]["id"], queued["id"]]  # a backend id, a job id, one not started
+    body = client.get("/runs/metrics", params={"ids": ",".join(wanted)}).json()
+    assert [run["id"] for run in body["runs"]] == [runs[2]["id"], runs[0]["id"], queued["id"]]
+    assert body["runs"][0]["metrics"]["estimators"] == [3] and body["runs"][1]["metrics"]["estimators"] == [1]
+    assert body["runs"][0]["metrics"]["accuracy"] == [0.5, 0.93]
+    client.post(f"/runs/{queued['id']}/cancel")
+    assert_refused(client.get("/runs/metrics", params={"ids": f"{runs[0]['id']},run_nope"}), 404, "run_nope")
+    assert_refused(client.get("/runs/metrics", params={"ids": ",".join(f"r{i}" for i in range(11))}), 422, "1 to 10")
+    assert_refused(client.get("/runs/metrics", params={"ids": " , "}), 422, "0 runs")
+    assert client.get("/runs/metrics").status_code == 422  # ids is required
