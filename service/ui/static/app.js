@@ -553,6 +553,8 @@ async function runPage(id) {
 }
 
 // -- compare -------------------------------------------------------------------------------
+const shown = (v) =>
+  v === undefined || v === null ? "—" : typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(4) : v;
 // Runs side by side: their settings and last metric values (what differs marked), and each metric
 // they share drawn overlaid. The URL holds the ids, so the page can be pasted into a chat.
 async function comparePage() {
@@ -585,7 +587,7 @@ async function comparePage() {
     ["Script digest", (job) => digest(job.script_digest), (job) => job.script_digest],
     ["Started by", (job) => job.created_by || "api"],
     ["Duration", (job) => duration(job), () => ""],
-    ...metricNames.map((metric) => [metric, (job) => job.metrics?.[metric] ?? "—"]),
+    ...metricNames.map((metric) => [metric, (job) => shown(job.metrics?.[metric]), (job) => job.metrics?.[metric]]),
   ];
   const head = h(
     "tr",
