@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import tarfile
@@ -14,8 +15,9 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 
+from amllib.backends.base import tag_number
 from amllib.errors import InvalidInput, ModelNotFound, quoted
-from amllib.fetch import build_metadata
+from amllib.fetch import BEST_BY, build_metadata
 from amllib.names import check_name
 from amllib.paths import check_folder_target, resolve_inside
 from amllib.times import iso
@@ -79,6 +81,36 @@ async def get_fetch(svc: Svc, job_id: str, wait: Wait = None) -> JSONResponse:
 @router.get("/models", summary="Registered model names", responses=errors())
 async def list_models(svc: Svc) -> dict:
     return {"models": await svc.calls(svc.backend.list_models)}
+
+
+def model_summary(svc: Svc, name: str) -> dict | None:
+    """A model at a glance: how many versions, the latest, the best by accuracy, and accuracy by version."""
+    versions = svc.backend.list_model_versions(name)
+    if not versions:
+        return None  # removed since it was listed
+    scored = [(version, tag_number(version.tags.get(BEST_BY))) for version in versions]
+    ranked = [(score, version.version, version) for version, score in scored if score is not None]
+    best = max(ranked, key=lambda item: (item[0], item[1])) if ranked else None
+    latest = versions[-1]
+    return {
+        "name": name,
+        "versions": len(versions),
+        "latest": {"version": latest.version, "accuracy": tag_number(latest.tags.get(BEST_BY))},
+        "best": {"version": best[1], "accuracy": best[0]} if best else None,
+        "last_registered": iso(max(version.created_at for version in versions)),
+        "accuracy": [[version.version, score] for version, score in scored if score is not None],
+    }
+
+
+@router.get(
+    "/models/summary",
+    summary="Every model at a glance: version count, latest, best by accuracy, accuracy by version",
+    responses=errors(),
+)
+async def models_summary(svc: Svc) -> dict:
+    names = await svc.calls(svc.backend.list_models)
+    found = await asyncio.gather(*(svc.calls(model_summary, svc, name) for name in names))
+    return {"models": [summary for summary in found if summary is not None]}
 
 
 @router.get(

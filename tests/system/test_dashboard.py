@@ -369,3 +369,24 @@ def test_every_page_is_accessible_and_whole_at_phone_width_light_and_dark(browse
         context.close()
     found = {where: issues for where, issues in problems.items() if issues}
     assert not found, found
+
+
+def test_the_models_page_shows_each_model_at_a_glance(browser, dashboard: Service) -> None:
+    with dashboard.client() as client:
+        for _ in range(2):
+            assert client.post("/runs", params={"wait": 60}, json={"args": {"seconds": "0.5"}}).json()["model_version"]
+    tab = Page(browser, dashboard)
+    tab.login(FULL_TOKEN)
+    page = tab.page
+    page.goto(f"{dashboard.url}/ui/models")
+    row = page.locator('#models tr[data-model="svc-model"]')
+    row.wait_for()
+    assert row.locator("td.count").inner_text() == "2"
+    assert row.locator("td.best").inner_text() == "v2 ★ 0.8100"  # a tie goes to the newer version
+    assert row.locator("td.latest").inner_text() == "v2 (0.8100)"
+    assert "v1 0.81, v2 0.81" in row.locator("svg.sparkline").get_attribute("aria-label")
+    tab.shot("models")
+    row.get_by_role("link", name="svc-model").click()
+    page.wait_for_url("**/ui/models/svc-model")
+    page.locator("tr.best[data-version='2']").wait_for()  # the model's own page marks the same best
+    tab.close()

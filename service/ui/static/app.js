@@ -663,20 +663,76 @@ async function comparePage() {
 // -- models --------------------------------------------------------------------------------
 async function modelsPage() {
   app.replaceChildren(h("h1", {}, "Models"));
+  let models;
   try {
-    const { models } = await api("/models");
-    app.append(
-      models.length
-        ? h(
-            "ul",
-            {},
-            models.map((name) => h("li", {}, h("a", { href: `/ui/models/${encodeURIComponent(name)}` }, name))),
-          )
-        : h("p", { class: "hint" }, "No model registered yet."),
-    );
+    ({ models } = await api("/models/summary"));
   } catch (error) {
     app.append(failure(error));
+    return;
   }
+  if (!models.length) {
+    app.append(h("p", { class: "hint" }, "No model registered yet: a completed run registers its outputs/ as one."));
+    return;
+  }
+  const accuracy = (found) => (found && found.accuracy !== null ? found.accuracy.toFixed(4) : "—");
+  const rows = models.map((m) =>
+    h(
+      "tr",
+      { "data-model": m.name },
+      h("th", { scope: "row" }, h("a", { href: `/ui/models/${encodeURIComponent(m.name)}` }, m.name)),
+      h(
+        "td",
+        { class: "latest" },
+        `v${m.latest.version}`,
+        m.latest.accuracy !== null ? ` (${accuracy(m.latest)})` : "",
+      ),
+      h("td", { class: "best" }, m.best ? `v${m.best.version} ★ ${accuracy(m.best)}` : "—"),
+      h("td", { class: "count" }, m.versions),
+      h("td", {}, when(m.last_registered)),
+      h("td", {}, m.accuracy.length > 1 ? sparkline(m.accuracy, `accuracy of ${m.name} by version`) : "—"),
+    ),
+  );
+  app.append(
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { id: "models" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Model", "Latest", "Best by accuracy", "Versions", "Last registered", "Accuracy trend"].map((t) =>
+              h("th", { scope: "col" }, t),
+            ),
+          ),
+        ),
+        h("tbody", {}, ...rows),
+      ),
+    ),
+  );
+}
+
+// A line small enough for a table cell: the shape of a trend, its values in the title.
+function sparkline(points, label) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "sparkline");
+  svg.setAttribute("viewBox", "0 0 100 24");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${label}: ${points.map(([x, y]) => `v${x} ${y}`).join(", ")}`);
+  const [x0, x1] = extent(points, 0);
+  const [y0, y1] = extent(points, 1);
+  const X = (x) => 2 + (x1 === x0 ? 48 : ((x - x0) / (x1 - x0)) * 96);
+  const Y = (y) => 22 - (y1 === y0 ? 10 : ((y - y0) / (y1 - y0)) * 20);
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("class", "line");
+  line.setAttribute("points", points.map(([x, y]) => `${X(x)},${Y(y)}`).join(" "));
+  svg.append(line);
+  return svg;
 }
 
 async function modelPage(name) {
@@ -688,8 +744,13 @@ async function modelPage(name) {
     app.append(failure(error));
     return;
   }
-  const scored = versions.filter((v) => typeof v.tags.accuracy === "number");
-  const best = scored.length ? scored.reduce((a, b) => (b.tags.accuracy >= a.tags.accuracy ? b : a)).version : null;
+  // Azure keeps tags as strings ("0.93"): a tag that reads as a number is an accuracy.
+  const score = (v) =>
+    v.tags.accuracy === "" || v.tags.accuracy === null || typeof v.tags.accuracy === "boolean"
+      ? NaN
+      : Number(v.tags.accuracy);
+  const scored = versions.filter((v) => Number.isFinite(score(v)));
+  const best = scored.length ? scored.reduce((a, b) => (score(b) >= score(a) ? b : a)).version : null;
   if (scored.length) {
     app.append(
       h(
@@ -697,7 +758,7 @@ async function modelPage(name) {
         {},
         h("figcaption", {}, "accuracy by version (best marked)"),
         chart(
-          scored.map((v) => [v.version, v.tags.accuracy]),
+          scored.map((v) => [v.version, score(v)]),
           { best, label: "accuracy by version" },
         ),
       ),
@@ -711,7 +772,7 @@ async function modelPage(name) {
         "tr",
         { class: v.version === best ? "best" : null, "data-version": v.version },
         h("td", {}, `v${v.version}`, v.version === best ? " ★ best" : ""),
-        h("td", {}, typeof v.tags.accuracy === "number" ? v.tags.accuracy.toFixed(4) : "—"),
+        h("td", {}, Number.isFinite(score(v)) ? score(v).toFixed(4) : "—"),
         h(
           "td",
           { class: "mono" },
