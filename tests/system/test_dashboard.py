@@ -390,3 +390,36 @@ def test_the_models_page_shows_each_model_at_a_glance(browser, dashboard: Servic
     page.wait_for_url("**/ui/models/svc-model")
     page.locator("tr.best[data-version='2']").wait_for()  # the model's own page marks the same best
     tab.close()
+
+
+def test_a_folder_uploaded_from_the_data_page_shows_its_progress_and_data_version(
+    browser, dashboard: Service, tmp_path: Path
+) -> None:
+    folder = tmp_path / "picked" / "titanic"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "train.csv").write_bytes(b"a,b\n" + b"1,2\n" * 200_000)  # ~800 KB: progress has something to show
+    (folder / "sub" / "notes.txt").write_text("hello")
+    tab = Page(browser, dashboard)
+    tab.login(FULL_TOKEN)
+    page = tab.page
+    page.goto(f"{dashboard.url}/ui/data")
+    page.fill("#upload-path", "from-the-page")
+    page.set_input_files("#upload-folder", folder)
+    page.locator("#upload-version").wait_for()
+    assert page.locator("#upload-progress").is_visible()
+    assert page.evaluate("document.getElementById('upload-progress').value") == page.evaluate(
+        "document.getElementById('upload-progress').max"
+    )
+    shown = page.locator("#upload-version").inner_text()
+    with dashboard.client() as client:
+        stored = {p["path"]: p for p in client.get("/datastore").json()["paths"]}["from-the-page"]
+    assert stored["digest"] == shown and stored["files"] == 2  # the folder's contents, not the folder itself
+    page.locator("#paths td", has_text="from-the-page").wait_for()  # the lists are drawn again
+    assert page.locator("#upload-version").inner_text() == shown  # and the answer stays in view
+    tab.shot("data-upload")
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"this is not a zip archive")
+    page.set_input_files("#upload-files", broken)
+    page.locator("#upload-status .error").wait_for()
+    assert "422" in page.locator("#upload-status").inner_text()  # a refusal, in words
+    tab.close()

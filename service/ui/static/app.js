@@ -828,11 +828,144 @@ async function modelPage(name) {
 }
 
 // -- data ----------------------------------------------------------------------------------
+// -- uploading from the page ---------------------------------------------------------------
+const ARCHIVES = [
+  [/\.(tar\.gz|tgz)$/i, "application/gzip"],
+  [/\.tar$/i, "application/x-tar"],
+  [/\.zip$/i, "application/zip"],
+];
+
+// Files under a dropped folder, with their paths inside it (the browser's file-system entries).
+async function filesOf(entry, prefix = "") {
+  if (entry.isFile) return [[await new Promise((ok, fail) => entry.file(ok, fail)), prefix + entry.name]];
+  const reader = entry.createReader();
+  const found = [];
+  for (;;) {
+    const batch = await new Promise((ok, fail) => reader.readEntries(ok, fail));
+    if (!batch.length) return found;
+    for (const child of batch) found.push(...(await filesOf(child, `${prefix}${entry.name}/`)));
+  }
+}
+
+// POST /data with the upload's own progress (fetch() reports none): the body is one archive as it
+// is, or the picked files as multipart 'files' parts named by their paths inside the folder.
+function send(path, files, progress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/data${path ? `?path=${encodeURIComponent(path)}` : ""}`);
+    xhr.setRequestHeader("X-CSRF-Token", CSRF);
+    let body;
+    const archive = files.length === 1 && ARCHIVES.find(([pattern]) => pattern.test(files[0][1]));
+    if (archive) {
+      xhr.setRequestHeader("Content-Type", archive[1]);
+      body = files[0][0];
+    } else {
+      body = new FormData();
+      for (const [file, name] of files) body.append("files", file, name);
+    }
+    const started = performance.now();
+    xhr.upload.onprogress = (event) => progress(event.loaded, event.total, (performance.now() - started) / 1000);
+    xhr.onload = () => {
+      let answer = {};
+      try {
+        answer = JSON.parse(xhr.responseText);
+      } catch {}
+      if (xhr.status === 401) location.href = `/ui/login?next=${encodeURIComponent(location.pathname)}`;
+      if (xhr.status >= 200 && xhr.status < 300) resolve(answer);
+      else reject(new Error(`${xhr.status}: ${answer.detail || xhr.statusText}`));
+    };
+    xhr.onerror = () => reject(new Error("the upload was cut off (the network, or the service went away)"));
+    xhr.send(body);
+  });
+}
+
+const size = (n) =>
+  n >= 1048576 ? `${(n / 1048576).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
+
+function uploadForm(done) {
+  const path = h("input", { id: "upload-path", name: "path", placeholder: "(the service's default)" });
+  const folder = h("input", { id: "upload-folder", type: "file", webkitdirectory: true, multiple: true });
+  const loose = h("input", { id: "upload-files", type: "file", multiple: true });
+  const bar = h("progress", { id: "upload-progress", max: 1, value: 0, hidden: true, "aria-label": "upload progress" });
+  const status = h("p", { id: "upload-status", role: "status" });
+  const drop = h(
+    "div",
+    { class: "drop", id: "drop", tabindex: "0" },
+    "Drop a folder, files or an archive (.tar, .tar.gz, .zip) here, or pick them:",
+  );
+  async function upload(files) {
+    if (!files.length) return;
+    bar.hidden = false;
+    bar.value = 0;
+    status.replaceChildren(`Uploading ${files.length} file(s)…`);
+    try {
+      const job = await send(path.value.trim(), files, (sent, total, seconds) => {
+        bar.max = total || 1;
+        bar.value = sent;
+        status.replaceChildren(`${size(sent)} of ${size(total)} · ${size(sent / Math.max(seconds, 0.001))}/s`);
+      });
+      status.replaceChildren(`Sent; storing ${job.id}…`);
+      const ended = await api(`/data/${encodeURIComponent(job.id)}?wait=120`);
+      if (ended.status !== "Completed") throw new Error(ended.error || `the upload ended ${ended.status}`);
+      status.replaceChildren(
+        "Stored: ",
+        h("strong", {}, ended.path),
+        ` now holds data version `,
+        h("span", { class: "mono", id: "upload-version" }, ended.digest),
+        ` (${ended.files} files, ${size(ended.bytes)}).`,
+      );
+      done();
+    } catch (error) {
+      status.replaceChildren(failure(error));
+    }
+  }
+  // A folder picked: its files, named by their paths inside it (its own name dropped, as upload-data.py does).
+  folder.addEventListener("change", () =>
+    upload([...folder.files].map((f) => [f, f.webkitRelativePath.split("/").slice(1).join("/") || f.name])),
+  );
+  loose.addEventListener("change", () => upload([...loose.files].map((f) => [f, f.name])));
+  drop.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", async (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    const entries = [...e.dataTransfer.items].map((item) => item.webkitGetAsEntry()).filter(Boolean);
+    const single = entries.length === 1 && entries[0].isDirectory;
+    const files = (await Promise.all(entries.map((entry) => filesOf(entry)))).flat();
+    upload(single ? files.map(([f, name]) => [f, name.split("/").slice(1).join("/")]) : files);
+  });
+  return h(
+    "form",
+    { class: "upload", onsubmit: (e) => e.preventDefault() },
+    h("label", {}, "Datastore path", path),
+    drop,
+    h("div", { class: "pickers" }, h("label", {}, "A folder", folder), h("label", {}, "Files or an archive", loose)),
+    bar,
+    status,
+  );
+}
+
 async function dataPage() {
   app.replaceChildren(h("h1", {}, "Data"));
+  const lists = h("div", { id: "data-lists" });
+  if (ROLE === "full")
+    app.append(
+      h("h2", {}, "Upload"),
+      uploadForm(() => drawLists(lists)),
+    );
+  app.append(lists);
+  await drawLists(lists);
+}
+
+// The datastore's paths and the uploads, drawn again after an upload from the page.
+async function drawLists(lists) {
   try {
     const [{ paths }, uploads] = await Promise.all([api("/datastore"), api("/data")]);
-    app.append(
+    lists.replaceChildren();
+    lists.append(
       h("h2", {}, "Datastore paths"),
       h(
         "div",
@@ -863,11 +996,22 @@ async function dataPage() {
                 h("td", {}, h("a", { href: `/ui/?data_version=${encodeURIComponent(p.digest)}` }, "runs that read it")),
               ),
             ),
+            paths.length
+              ? []
+              : h(
+                  "tr",
+                  {},
+                  h(
+                    "td",
+                    { colspan: 5, class: "hint" },
+                    "No data yet. Upload a folder above, or run scripts/upload-data.py, or POST /data.",
+                  ),
+                ),
           ),
         ),
       ),
     );
-    app.append(
+    lists.append(
       h("h2", {}, "Uploads"),
       h(
         "div",
@@ -908,12 +1052,24 @@ async function dataPage() {
                 h("td", {}, when(u.created_at)),
               ),
             ),
+            uploads.items.length
+              ? []
+              : h(
+                  "tr",
+                  {},
+                  h(
+                    "td",
+                    { colspan: 7, class: "hint" },
+                    "No uploads through the service yet (scripts/upload-data.py writes to the datastore directly:" +
+                      " its data shows under Datastore paths).",
+                  ),
+                ),
           ),
         ),
       ),
     );
   } catch (error) {
-    app.append(failure(error));
+    lists.replaceChildren(failure(error));
   }
 }
 
