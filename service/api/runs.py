@@ -35,10 +35,12 @@ MAX_COMPARED = 10
 
 def id_list(ids: str | None, *, most: int) -> list[str] | None:
     """Comma-separated run ids, 1 to `most` of them (InvalidInput names how many were given)."""
-    wanted = list(dict.fromkeys(i.strip() for i in ids.split(",") if i.strip())) if ids is not None else None
-    if wanted is not None and not 1 <= len(wanted) <= most:
-        raise InvalidInput(f"ids names {len(wanted)} runs; give 1 to {most}")
-    return wanted
+    if ids is None:
+        return None
+    given = [i.strip() for i in ids.split(",") if i.strip()]
+    if not 1 <= len(given) <= most:
+        raise InvalidInput(f"ids names {len(given)} runs; give 1 to {most}")
+    return list(dict.fromkeys(given))  # a run named twice is shown once
 
 
 @router.get(
