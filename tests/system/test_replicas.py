@@ -255,10 +255,10 @@ def test_a_stream_on_one_replica_sees_every_change_made_through_the_others_and_r
     a, b, c = start_replicas(tmp_path, postgres_url, 3, AZML_RUN_IMPORT_SECONDS="0")
     try:
         # Changes through A and B, in parallel.
-        with ThreadPoolExecutor(6) as pool:
+        with ThreadPoolExecutor(6) as pool, a.client() as through_a, b.client() as through_b:
             uploads = [
                 pool.submit(
-                    (a if index % 2 else b).client().post,
+                    (through_a if index % 2 else through_b).post,
                     "/data",
                     params={"path": f"ev-{index % 3}", "wait": 30},
                     content=tar_bytes({f"f{index}.csv": b"1,2\n"}),
