@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from service.core.events import EventFeed
 from service.core.job_kinds import KINDS, RunSpec
 from service.core.jobs import Jobs, is_terminal
 from service.core.schemas import RunRequest, render
-from service.core.store import Job, JobStore
+from service.core.store import NEWEST, Job, JobStore, Order
 from service.core.worker import Worker
 from service.observe import logs
 
@@ -102,6 +103,47 @@ async def find(svc: Services, job_id: str, kind: str) -> Job:
     return job
 
 
+SORT_KEYS = ("created", "started", "duration")
+METRIC_SORT = "metrics."
+
+
+def ordering(sort: str | None, direction: str | None) -> Order:
+    """`sort` (created, started, duration or metrics.<name>) and `order` (asc or desc) as an Order."""
+    if direction not in (None, "asc", "desc"):
+        raise InvalidInput(f"order {quoted(direction)} is not asc or desc")
+    ascending = direction == "asc"
+    if sort is None or sort in SORT_KEYS:
+        return Order(sort or "created", ascending=ascending)
+    metric = sort.removeprefix(METRIC_SORT)
+    if not sort.startswith(METRIC_SORT) or not metric:
+        raise InvalidInput(f"sort {quoted(sort)} is not one of {', '.join(SORT_KEYS)} or metrics.<metric name>")
+    return Order("metric", metric=metric, ascending=ascending)
+
+
+def _position(cursor: str, order: Order) -> tuple[float | None, int]:
+    """Where a cursor says the page before ended: digits (newest first), else `<value>~<seq>`."""
+    refused = InvalidInput(f"cursor {quoted(cursor)} is not one this service gave out")
+    value, mark, seq = cursor.rpartition("~")
+    if not (seq.isascii() and seq.isdigit() and len(seq) <= 18) or (order == NEWEST) == bool(mark):
+        raise refused
+    if not value:
+        return None, int(seq)
+    try:
+        number = float(value)
+    except ValueError:
+        raise refused from None
+    if not math.isfinite(number):
+        raise refused
+    return number, int(seq)
+
+
+def _cursor(job: Job, order: Order) -> str:
+    if order == NEWEST:
+        return str(job.seq)
+    value = order.value(job)
+    return f"{'' if value is None else repr(float(value))}~{job.seq}"
+
+
 async def page(
     svc: Services,
     kind: str,
@@ -113,13 +155,10 @@ async def page(
     data_version: str | None = None,
     search: str | None = None,
     ids: list[str] | None = None,
+    order: Order = NEWEST,
 ) -> dict[str, Any]:
-    """Newest first; next_cursor fetches the following page."""
-    before = None
-    if cursor:
-        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 18):
-            raise InvalidInput(f"cursor {quoted(cursor)} is not one this service gave out")
-        before = int(cursor)
+    """Newest first, or in `order`; next_cursor fetches the following page."""
+    after = _position(cursor, order) if cursor else None
     jobs = await svc.store.read(
         svc.store.page,
         kind,
@@ -128,14 +167,15 @@ async def page(
         data_version=data_version,
         search=search,
         ids=ids,
-        before_seq=before,
+        order=order,
+        after=after,
         limit=limit + 1,
     )
     more = len(jobs) > limit
     jobs = jobs[:limit]
     return {
         "items": [render(j, svc.backend.name) for j in jobs],
-        "next_cursor": str(jobs[-1].seq) if more and jobs else None,
+        "next_cursor": _cursor(jobs[-1], order) if more and jobs else None,
     }
 
 

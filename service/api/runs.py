@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from amllib.backends.base import RunStatus
 from amllib.errors import InvalidInput
-from service.actions import find, page, request_cancel, run_spec
+from service.actions import METRIC_SORT, find, ordering, page, request_cancel, run_spec
 from service.api.common import accept, answer
 from service.core.delivery import check_callback_url
 from service.core.schemas import MAX_NAME, RunRequest
@@ -127,6 +127,15 @@ async def list_runs(
     ids: Annotated[
         str | None, Query(max_length=4096, description=f"comma-separated run ids (job or backend), at most {MAX_IDS}")
     ] = None,
+    sort: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_NAME + len(METRIC_SORT),
+            description="created (the default: newest first), started, duration, or metrics.<name> (the last value"
+            " the run logged); runs without a value come last",
+        ),
+    ] = None,
+    order: Annotated[Literal["asc", "desc"] | None, Query(description="desc (the default) or asc")] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> dict:
@@ -134,6 +143,7 @@ async def list_runs(
     return await page(
         svc,
         "run",
+        order=ordering(sort, order),
         status=status,
         experiment=experiment,
         data_version=data_version,

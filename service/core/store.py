@@ -114,6 +114,52 @@ class Dialect:
         )
 
 
+@dataclass(frozen=True)
+class Order:
+    """How a page of jobs is sorted: by a key, missing values last either way, ties by seq.
+
+    Keys: `created` (the order jobs were accepted: seq), `started` (when it started, else when it was
+    accepted), `duration` (finished minus started; none until it ends) and `metric` (the last value of
+    `metric` the run recorded, if a number). `value(job)` is the key as the SQL computes it, which is
+    what a cursor holds: the next page starts after (value, seq).
+    """
+
+    key: str = "created"
+    metric: str | None = None
+    ascending: bool = False
+
+    def sql(self, dialect: Dialect) -> tuple[str, list[Any]]:
+        """The key as an SQL expression, and the parameters it takes."""
+        if self.key == "created":
+            return "seq", []
+        if self.key == "started":
+            return "COALESCE(started_at, created_at)", []
+        if self.key == "duration":
+            return "(finished_at - started_at)", []
+        if dialect.postgres:
+            value = "(result::jsonb -> 'metrics' -> %s::text)"
+            return f"(CASE WHEN jsonb_typeof{value} = 'number' THEN ({value} #>> '{{}}')::double precision END)", [
+                self.metric,
+                self.metric,
+            ]
+        # json_each matches the key exactly: a JSON path would need quoting, which no escape makes whole
+        number = "SELECT value FROM json_each(result, '$.metrics') WHERE key = ? AND type IN ('integer', 'real')"
+        return f"({number})", [self.metric]
+
+    def value(self, job: Job) -> float | None:
+        if self.key == "created":
+            return job.seq
+        if self.key == "started":
+            return job.started_at if job.started_at is not None else job.created_at
+        if self.key == "duration":
+            return None if job.finished_at is None or job.started_at is None else job.finished_at - job.started_at
+        found = (job.result.get("metrics") or {}).get(self.metric)
+        return found if isinstance(found, int | float) and not isinstance(found, bool) else None
+
+
+NEWEST = Order()
+
+
 class Tx:
     """One transaction of the job store: every change a writer may make, each a named step."""
 
@@ -356,11 +402,13 @@ class JobStore:
         data_version: str | None = None,
         search: str | None = None,
         ids: list[str] | None = None,
-        before_seq: int | None = None,
         limit: int = 50,
+        order: Order = NEWEST,
+        after: tuple[float | None, int] | None = None,
     ) -> list[Job]:
-        """Jobs of a kind, newest first. `search`: a prefix of the job id or backend run id, or the exact
-        experiment, script or who started it; `ids`: these jobs (by job id or backend run id)."""
+        """Jobs of a kind, newest first or in `order`. `search`: a prefix of the job id or backend run id, or
+        the exact experiment, script or who started it; `ids`: these jobs (by job id or backend run id);
+        `after`: the (order value, seq) of the last job of the page before."""
         field = self.dialect.field
         clauses: list[str] = ["kind = ?"]
         params: list[Any] = [kind]
@@ -385,11 +433,23 @@ class JobStore:
         if data_version:
             clauses.append(f"{field('result', 'data_version')} = ?")
             params.append(data_version)
-        if before_seq is not None:
-            clauses.append("seq < ?")
-            params.append(before_seq)
-        sql = f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY seq DESC LIMIT ?"
-        return self._jobs(sql, (*params, limit))
+        key, key_params = order.sql(self.dialect)
+        way, beyond = ("ASC", ">") if order.ascending else ("DESC", "<")
+        if after is not None and order.key == "created":
+            clauses.append(f"seq {beyond} ?")
+            params.append(after[1])
+        elif after is not None and after[0] is None:  # among the jobs with no value, which come last
+            clauses.append(f"({key} IS NULL AND seq {beyond} ?)")
+            params += [*key_params, after[1]]
+        elif after is not None:
+            clauses.append(f"({key} {beyond} ? OR ({key} = ? AND seq {beyond} ?) OR {key} IS NULL)")
+            params += [*key_params, after[0], *key_params, after[0], after[1], *key_params]
+        if order.key == "created":
+            sorting, sort_params = f"seq {way}", []
+        else:
+            sorting, sort_params = f"({key} IS NULL), {key} {way}, seq {way}", [*key_params, *key_params]
+        sql = f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY {sorting} LIMIT ?"
+        return self._jobs(sql, (*params, *sort_params, limit))
 
     def unfinished(self, terminal: frozenset[str]) -> list[Job]:
         marks = self.dialect.marks(terminal)

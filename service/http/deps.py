@@ -27,7 +27,9 @@ async def get_caller(request: Request) -> str:
 
 Caller = Annotated[str, Depends(get_caller)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
-Cursor = Annotated[str | None, Query(max_length=18, pattern="^[0-9]+$", description="next_cursor of the previous page")]
+Cursor = Annotated[
+    str | None, Query(max_length=64, pattern="^[0-9eE.+~-]+$", description="next_cursor of the previous page")
+]
 Limit = Annotated[int, Query(ge=1, le=200, description="how many items a page holds")]
 CallbackUrlQuery = Annotated[str | None, Query(max_length=2048, description="POSTed the job when it ends")]
 Wait = Annotated[

@@ -90,7 +90,7 @@ def test_a_full_token_trains_watches_and_finds_the_model(browser, dashboard: Ser
         started = client.post("/runs", json={"args": {"seconds": 2}}).json()
     row = page.locator(f'#runs tr[data-id="{started["id"]}"]')
     row.locator('[data-status="Completed"]').wait_for()
-    assert row.locator("td.accuracy").inner_text() == "0.8100"
+    assert row.locator('td[data-metric="accuracy"]').inner_text() == "0.8100"
     assert page.evaluate("window.notReloaded") is True
     tab.shot("runs")
 
@@ -112,7 +112,7 @@ def test_a_full_token_trains_watches_and_finds_the_model(browser, dashboard: Ser
     row = page.locator(f'#runs tr[data-id="{trained}"]')
     row.locator('[data-status="Running"]').wait_for()
     row.locator('[data-status="Completed"]').wait_for()
-    assert row.locator("td.accuracy").inner_text() == "0.8100"
+    assert row.locator('td[data-metric="accuracy"]').inner_text() == "0.8100"
     assert page.evaluate("window.notReloaded") is True
 
     # Its page: the whole log, a chart per metric, its arguments.
@@ -250,8 +250,10 @@ def test_the_id_the_scripts_print_finds_the_run(browser, dashboard: Service, tmp
     tab.close()
 
 
-def test_three_runs_side_by_side_their_differences_marked_and_metrics_overlaid(browser, dashboard: Service) -> None:
-    settings = ((10, "1"), (20, "1.5"), (30, "1"))
+def test_three_runs_sorted_by_a_picked_metric_then_side_by_side_their_differences_marked(
+    browser, dashboard: Service
+) -> None:
+    settings = ((10, "1"), (20, "1.5"), (30, "0.5"))  # last loss: 0.5, 0.33, 1.0
     with dashboard.client() as client:
         runs = [
             client.post("/runs", params={"wait": 60}, json={"estimators": n, "args": {"seconds": s}}).json()
@@ -261,6 +263,22 @@ def test_three_runs_side_by_side_their_differences_marked_and_metrics_overlaid(b
     tab = Page(browser, dashboard)
     tab.login(FULL_TOKEN)
     page = tab.page
+    # Pick a metric column (remembered by the browser), then sort by it, both ways: the URL holds the sort.
+    page.click("#columns summary")
+    page.check('#columns input[value="loss"]')
+    page.reload()
+    header = page.locator("#runs thead a.sort", has_text="loss")
+    header.click()
+    page.wait_for_url("**sort=metrics.loss**")
+    ids = lambda: page.eval_on_selector_all("#runs tbody tr[data-id]", "rows => rows.map(r => r.dataset.id)")
+    assert ids() == [runs[2]["id"], runs[0]["id"], runs[1]["id"]]
+    assert page.locator('#runs th[aria-sort="descending"]').inner_text().startswith("loss")
+    page.locator("#runs thead a.sort", has_text="loss").click()
+    page.wait_for_url("**order=asc**")
+    assert ids() == [runs[1]["id"], runs[0]["id"], runs[2]["id"]]
+    assert page.locator('#runs tr td[data-metric="loss"]').first.inner_text() == "0.3333"
+    tab.shot("runs-sorted")
+    page.goto(f"{dashboard.url}/ui/")
     assert page.locator("#compare").is_disabled()  # nothing ticked yet
     for run in runs:
         page.check(f'#runs tr[data-id="{run["id"]}"] input.pick')
@@ -273,7 +291,7 @@ def test_three_runs_side_by_side_their_differences_marked_and_metrics_overlaid(b
     assert differs["Estimators"] == "differs" and differs["--seconds"] == "differs"
     assert differs["Script"] == "" and differs["Experiment"] == ""
     loss = page.locator('#compare-charts figure[data-metric="loss"]')
-    assert loss.locator("polyline").count() == 3  # one line per run, on common axes
+    assert loss.locator("[data-run]").count() == 3  # one line per run (a dot for one value), on common axes
     assert loss.locator("ul.legend li").count() == 3
     assert page.title() == "Compare runs — AML control plane"
     tab.shot("compare")

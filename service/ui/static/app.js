@@ -52,12 +52,6 @@ function duration(job) {
   return seconds < 120 ? `${seconds} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
 }
 const badge = (status) => h("span", { class: `status ${status}`, "data-status": status }, status);
-function headline(metrics) {
-  if (!metrics) return "—";
-  if (typeof metrics.accuracy === "number") return metrics.accuracy.toFixed(4);
-  const first = Object.entries(metrics).find(([, v]) => typeof v === "number");
-  return first ? `${first[0]} ${Number(first[1]).toPrecision(4)}` : "—";
-}
 const modelLink = (mv) =>
   mv ? h("a", { href: `/ui/models/${encodeURIComponent(mv.name)}` }, `${mv.name} v${mv.version}`) : "—";
 function failure(error) {
@@ -200,7 +194,13 @@ function overlay(series, label) {
   for (const one of drawn) {
     const points = one.points.map(([x, y]) => `${X(x)},${Y(y)}`);
     if (points.length === 1)
-      add("circle", { class: `dot ${one.cls}`, cx: X(one.points[0][0]), cy: Y(one.points[0][1]), r: 3 });
+      add("circle", {
+        class: `dot ${one.cls}`,
+        "data-run": one.label,
+        cx: X(one.points[0][0]),
+        cy: Y(one.points[0][1]),
+        r: 3,
+      });
     else add("polyline", { class: `line ${one.cls}`, "data-run": one.label, points: points.join(" ") });
   }
   return svg;
@@ -210,7 +210,21 @@ function overlay(series, label) {
 const MAX_COMPARED = 10;
 const selected = new Set(); // the runs ticked on the list, to compare
 
-function runRow(job) {
+// Metric columns the user picked for the runs list, remembered in this browser.
+const PICKS = "aml.runs.metrics";
+function pickedMetrics() {
+  try {
+    const stored = JSON.parse(localStorage.getItem(PICKS));
+    if (Array.isArray(stored)) return stored.filter((name) => typeof name === "string");
+  } catch {
+    // unreadable (edited by hand, or storage off): the default
+  }
+  return ["accuracy"];
+}
+const metricCell = (value) =>
+  typeof value === "number" ? (Number.isInteger(value) ? String(value) : value.toPrecision(4)) : (value ?? "—");
+
+function runRow(job, metrics) {
   const tick = h("input", {
     type: "checkbox",
     class: "pick",
@@ -226,14 +240,31 @@ function runRow(job) {
     "tr",
     { "data-id": job.id },
     h("td", {}, tick),
+    // The id people hold (the one the scripts print and Azure ML studio shows) in full, linking to the run;
+    // the service's own id until the backend has given one, and in the title.
     h(
       "td",
-      {},
-      h("a", { href: `/ui/runs/${encodeURIComponent(job.id)}`, class: "mono", title: job.id }, short(job.id, 16)),
+      { class: "mono backend-id" },
+      h(
+        "a",
+        { href: `/ui/runs/${encodeURIComponent(job.id)}`, title: `service id ${job.id}` },
+        job.backend_run_id || job.id,
+      ),
     ),
-    // The id people hold: the one the scripts print and Azure ML studio shows, in full.
-    h("td", { class: "mono backend-id" }, job.backend_run_id || "—"),
     h("td", {}, badge(job.status)),
+    metrics.map((name) => h("td", { class: "metric", "data-metric": name }, metricCell(job.metrics?.[name]))),
+    h(
+      "td",
+      { title: when(job.started_at || job.created_at) },
+      new Date(job.started_at || job.created_at).toLocaleString(undefined, {
+        month: "short",
+        day: "numeric",
+        hour: "2-digit",
+        minute: "2-digit",
+      }),
+    ),
+    h("td", {}, duration(job)),
+    h("td", {}, modelLink(job.model_version)),
     h("td", {}, job.experiment),
     h("td", {}, job.script),
     h("td", {}, job.created_by || "api"),
@@ -244,9 +275,32 @@ function runRow(job) {
         ? h("a", { href: `/ui/?data_version=${encodeURIComponent(job.data_version)}` }, digest(job.data_version))
         : "—",
     ),
-    h("td", {}, duration(job)),
-    h("td", { class: "accuracy" }, headline(job.metrics)),
-    h("td", {}, modelLink(job.model_version)),
+  );
+}
+
+// A column header that sorts the list by its key (the URL holds the sort, so a sorted list can be shared).
+function sortHeader(label, key, params) {
+  const current = params.get("sort") || "created";
+  const ascending = params.get("order") === "asc";
+  const active = current === key;
+  const next = new URLSearchParams(params);
+  next.delete("cursor");
+  next.set("sort", key);
+  next.set("order", active && !ascending ? "asc" : "desc");
+  const arrow = active ? (ascending ? " ▲" : " ▼") : "";
+  return h(
+    "th",
+    { scope: "col", "aria-sort": active ? (ascending ? "ascending" : "descending") : null },
+    h(
+      "a",
+      {
+        href: `?${next.toString()}`,
+        class: "sort",
+        title: `sort by ${label}${active && !ascending ? ", lowest first" : ", highest first"}`,
+      },
+      label,
+      arrow,
+    ),
   );
 }
 
@@ -297,36 +351,8 @@ async function runsPage() {
   }
   status.addEventListener("change", apply);
   const body = h("tbody");
-  const table = h(
-    "div",
-    { class: "table-wrap" },
-    h(
-      "table",
-      { id: "runs" },
-      h(
-        "thead",
-        {},
-        h(
-          "tr",
-          {},
-          [
-            h("span", { class: "visually-hidden" }, "Compare"),
-            "Run",
-            "Backend run id",
-            "Status",
-            "Experiment",
-            "Script",
-            "Started by",
-            "Data",
-            "Duration",
-            "Accuracy",
-            "Model",
-          ].map((t) => h("th", { scope: "col" }, t)),
-        ),
-      ),
-      body,
-    ),
-  );
+  const head = h("thead");
+  const table = h("div", { class: "table-wrap" }, h("table", { id: "runs" }, head, body));
   const pager = h("div", { class: "pager" });
   const title = params.get("data_version") ? `Runs that read ${digest(params.get("data_version"))}` : "Runs";
   const compare = h(
@@ -351,26 +377,103 @@ async function runsPage() {
     picked.textContent =
       selected.size > MAX_COMPARED ? `${selected.size} ticked: at most ${MAX_COMPARED}` : `${selected.size} ticked`;
   });
-  app.replaceChildren(h("h1", {}, title), filters, h("div", { class: "actions" }, compare, " ", picked), table, pager);
-  const query = new URLSearchParams(params);
+  const columns = h("details", { class: "columns", id: "columns" }, h("summary", {}, "Metric columns"));
+  app.replaceChildren(
+    h("h1", {}, title),
+    filters,
+    h("div", { class: "actions" }, compare, " ", picked, columns),
+    table,
+    pager,
+  );
   let page;
   try {
-    page = await api(`/runs?${query.toString()}`);
+    page = await api(`/runs?${params.toString()}`);
   } catch (error) {
     app.append(failure(error));
     return;
   }
-  body.replaceChildren(...page.items.map(runRow));
-  if (!page.items.length)
-    body.append(
-      h("tr", {}, h("td", { colspan: 11, class: "hint" }, params.get("q") ? "No run matches." : "No runs yet.")),
-    );
-  if (page.next_cursor) {
-    const older = new URLSearchParams(params);
-    older.set("cursor", page.next_cursor);
-    pager.append(h("a", { href: `?${older.toString()}` }, "Older runs →"));
+  let jobs = page.items;
+  let metrics = pickedMetrics();
+  // The metrics these runs logged, and the picked ones (a picked metric stays offered when no run here has it).
+  const sortedBy = (params.get("sort") || "").startsWith("metrics.") ? params.get("sort").slice(8) : null;
+  function known() {
+    const names = new Set([...metrics, ...(sortedBy ? [sortedBy] : [])]);
+    for (const job of jobs)
+      for (const [name, value] of Object.entries(job.metrics || {})) {
+        if (typeof value === "number") names.add(name);
+      }
+    return [...names].sort();
   }
-  if (params.get("cursor")) pager.prepend(h("a", { href: location.pathname }, "← Newest"));
+  const shownMetrics = () => (sortedBy && !metrics.includes(sortedBy) ? [...metrics, sortedBy] : metrics);
+  function draw() {
+    const shown = shownMetrics();
+    head.replaceChildren(
+      h(
+        "tr",
+        {},
+        h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, "Compare")),
+        h("th", { scope: "col" }, "Run"),
+        h("th", { scope: "col" }, "Status"),
+        shown.map((name) => sortHeader(name, `metrics.${name}`, params)),
+        sortHeader("Started", "started", params),
+        sortHeader("Duration", "duration", params),
+        ["Model", "Experiment", "Script", "Started by", "Data"].map((t) => h("th", { scope: "col" }, t)),
+      ),
+    );
+    body.replaceChildren(...jobs.map((job) => runRow(job, shown)));
+    if (!jobs.length) {
+      const empty = params.get("q") ? "No run matches." : "No runs yet.";
+      body.append(h("tr", {}, h("td", { colspan: 10 + shown.length, class: "hint" }, empty)));
+    }
+    columns.replaceChildren(
+      h("summary", {}, `Metric columns (${metrics.length})`),
+      h(
+        "fieldset",
+        {},
+        h("legend", { class: "visually-hidden" }, "Metric columns to show"),
+        known().length ? null : h("p", { class: "hint" }, "No run here logged a number yet."),
+        known().map((name) =>
+          h(
+            "label",
+            {},
+            h("input", {
+              type: "checkbox",
+              name: "metric",
+              value: name,
+              checked: metrics.includes(name),
+              onchange: (e) => {
+                metrics = e.target.checked ? [...metrics, name] : metrics.filter((m) => m !== name);
+                try {
+                  localStorage.setItem(PICKS, JSON.stringify(metrics));
+                } catch {
+                  // storage off: the pick lasts for this page
+                }
+                const open = columns.open;
+                draw();
+                columns.open = open;
+                columns.querySelector(`input[value="${CSS.escape(name)}"]`)?.focus();
+              },
+            }),
+            name,
+          ),
+        ),
+      ),
+    );
+  }
+  draw();
+  const sorted = params.get("sort") && params.get("sort") !== "created";
+  if (page.next_cursor) {
+    const more = new URLSearchParams(params);
+    more.set("cursor", page.next_cursor);
+    pager.append(
+      h("a", { href: `?${more.toString()}` }, sorted || params.get("order") ? "Next page →" : "Older runs →"),
+    );
+  }
+  if (params.get("cursor")) {
+    const first = new URLSearchParams(params);
+    first.delete("cursor");
+    pager.prepend(h("a", { href: `?${first.toString()}` }, sorted ? "← First page" : "← Newest"), " ");
+  }
   const q = params.get("q");
   const found = (job) =>
     !q ||
@@ -382,14 +485,21 @@ async function runsPage() {
     (!params.get("status") || job.status === params.get("status")) &&
     (!params.get("experiment") || job.experiment === params.get("experiment")) &&
     (!params.get("data_version") || job.data_version === params.get("data_version"));
+  // Live: a run on the list is redrawn where it is; a new one is put on top when the list is newest first.
+  const newestFirst = !sorted && params.get("order") !== "asc" && !params.get("cursor");
   listen("/events", {
     run: (job) => {
-      const existing = body.querySelector(`tr[data-id="${CSS.escape(job.id)}"]`);
-      if (existing) existing.replaceWith(runRow(job));
-      else if (!params.get("cursor") && matches(job)) {
-        body.querySelector("td.hint")?.parentElement.remove();
-        body.prepend(runRow(job));
+      const index = jobs.findIndex((j) => j.id === job.id);
+      if (index >= 0) {
+        jobs[index] = job;
+        body.querySelector(`tr[data-id="${CSS.escape(job.id)}"]`)?.replaceWith(runRow(job, shownMetrics()));
+        return;
       }
+      if (!newestFirst || !matches(job)) return;
+      jobs = [job, ...jobs];
+      const open = columns.open;
+      draw();
+      columns.open = open;
     },
   });
 }

@@ -74,3 +74,40 @@ def test_the_metrics_of_several_runs_come_in_one_call_in_the_order_asked(make_ap
     assert_refused(client.get("/runs/metrics", params={"ids": ",".join(f"r{i}" for i in range(11))}), 422, "1 to 10")
     assert_refused(client.get("/runs/metrics", params={"ids": " , "}), 422, "0 runs")
     assert client.get("/runs/metrics").status_code == 422  # ids is required
+
+
+def test_runs_sort_by_a_metric_page_by_page_and_bad_sorts_are_named(make_app) -> None:
+    client = make_app()
+    assert client.post("/data", params={"wait": 30}, content=tar_bytes({"a.csv": b"1"}), headers=TAR).status_code == 200
+    ids = {}
+    for estimators in (2, 5, 1):
+        answer = client.post("/runs", params={"wait": 60}, json={"estimators": estimators})
+        assert answer.json()["status"] == "Completed", answer.text
+        ids[estimators] = answer.json()["id"]
+    queued = client.post("/runs", json={"script": "sleep_and_record.py", "args": {"seconds": "30"}}).json()
+
+    def every(**params: str) -> list[str]:
+        seen, cursor = [], None
+        while True:
+            body = client.get("/runs", params={**params, "limit": 1, **({"cursor": cursor} if cursor else {})})
+            assert body.status_code == 200, body.text
+            seen += [run["id"] for run in body.json()["items"]]
+            cursor = body.json()["next_cursor"]
+            if cursor is None:
+                return seen
+
+    by_estimators = [ids[5], ids[2], ids[1]]
+    assert every(sort="metrics.estimators") == [*by_estimators, queued["id"]]  # no value: last
+    assert every(sort="metrics.estimators", order="asc") == [*by_estimators[::-1], queued["id"]]
+    assert every() == [queued["id"], ids[1], ids[5], ids[2]]  # newest first, as always
+    assert every(sort="created", order="asc") == [ids[2], ids[5], ids[1], queued["id"]]
+    assert set(every(sort="duration")) == {*ids.values(), queued["id"]}
+    assert every(sort="started")[0] in (queued["id"], ids[1])  # started last, or not yet (then: accepted last)
+    client.post(f"/runs/{queued['id']}/cancel")
+    assert_refused(client.get("/runs", params={"sort": "accuracy"}), 422, "sort")
+    assert_refused(client.get("/runs", params={"sort": "metrics."}), 422, "sort")
+    assert_refused(client.get("/runs", params={"order": "up"}), 422, "order")
+    sorted_cursor = client.get("/runs", params={"sort": "duration", "limit": 1}).json()["next_cursor"]
+    assert_refused(client.get("/runs", params={"cursor": sorted_cursor}), 422, "cursor")  # another order's
+    for bad in ("1e400~3", "nan~3", "x~3", "~", "1~-3"):
+        assert_refused(client.get("/runs", params={"sort": "duration", "cursor": bad}), 422, "cursor")

@@ -20,7 +20,7 @@ from amllib.backends.base import RunStatus
 from amllib.errors import ConfigError
 from service.core.events import EventFeed
 from service.core.jobs import TERMINAL_NAMES, Jobs
-from service.core.store import Job, JobStore, LeaseLost
+from service.core.store import Job, JobStore, LeaseLost, Order, Tx
 from service.core.store_postgres import PostgresStore
 from service.core.store_sqlite import SqliteStore
 
@@ -82,6 +82,57 @@ def test_a_job_is_stored_found_and_paged(stores: list[JobStore]) -> None:
     assert store.by_backend_run("titanic_123").id == "run_3"
     assert store.counts() == {("run", "Queued"): 5}
     assert len(store.unfinished(TERMINAL_NAMES)) == 5
+
+
+ORDERS = [
+    Order("created"),
+    Order("created", ascending=True),
+    Order("started"),
+    Order("started", ascending=True),
+    Order("duration"),
+    Order("duration", ascending=True),
+    Order("metric", metric="val/acc top-1 [\\x]"),
+    Order("metric", metric="val/acc top-1 [\\x]", ascending=True),
+]
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=lambda o: f"{o.key}-{'asc' if o.ascending else 'desc'}")
+def test_pages_in_any_order_hold_every_job_once(stores: list[JobStore], order: Order) -> None:
+    """Ties, missing values (running runs, text metrics, no metrics) and every page boundary: read page by
+    page with the cursor a page ends on, the jobs come in the order a sort of the rows gives, each once."""
+    store, metric = stores[0], "val/acc top-1 [\\x]"
+    values: list[object] = [0.9, 0.5, 0.9, None, "n/a", 0.5, True, 1, 0.9, None, -2.5]
+
+    def fill(tx: Tx) -> None:
+        for index, value in enumerate(values):
+            job = new_job(f"run_{index:02}")
+            job.created_at = 1000.0 + index
+            job.started_at = None if index == 3 else 1000.0 + index % 4
+            job.finished_at = None if index % 5 == 0 else 1010.0 + index % 3
+            job.result = {"metrics": {} if value is None else {metric: value, "other": 1}}
+            tx.insert_job(job)
+
+    asyncio.run(store.write(fill))
+    every = store.page("run", limit=100)
+    sign = 1 if order.ascending else -1
+    key = {
+        "created": lambda job: job.seq,
+        "started": lambda job: job.started_at if job.started_at is not None else job.created_at,
+        "duration": lambda job: None if job.finished_at is None or job.started_at is None else job.finished_at - job.started_at,
+        "metric": lambda job: next(
+            (v for v in [job.result["metrics"].get(metric)] if type(v) in (int, float)), None
+        ),
+    }[order.key]
+    expected = sorted(every, key=lambda job: (key(job) is None, sign * (key(job) or 0), sign * job.seq))
+    for size in (1, 2, 3, 100):
+        seen, after = [], None
+        while True:
+            chunk = store.page("run", limit=size, order=order, after=after)
+            seen += [job.id for job in chunk]
+            if len(chunk) < size:
+                break
+            after = (order.value(chunk[-1]), chunk[-1].seq)
+        assert seen == [job.id for job in expected], size
 
 
 def test_the_same_idempotency_key_on_two_replicas_at_once_makes_one_job(stores: list[JobStore]) -> None:
