@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
+
+from amllib.errors import UnsafePath
+from amllib.paths import safe_entry
+
+log = logging.getLogger("amllib")
 
 
 def list_files(folder: Path) -> list[tuple[str, Path]]:
@@ -21,6 +27,16 @@ def list_files(folder: Path) -> list[tuple[str, Path]]:
     return found
 
 
+def copy_files(src: Path, dest: Path) -> list[str]:
+    """Copy every regular file under src to the same relative place under dest; their relative paths."""
+    copied = []
+    for rel, full in list_files(src):
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(full, dest / rel)
+        copied.append(rel)
+    return copied
+
+
 def move_files(src: Path, dest: Path) -> list[str]:
     """Move every regular file under src to the same relative place under dest; their relative paths."""
     moved = []
@@ -29,3 +45,13 @@ def move_files(src: Path, dest: Path) -> list[str]:
         shutil.move(str(full), dest / rel)
         moved.append(rel)
     return moved
+
+
+def place_for(dest: Path, name: str) -> Path | None:
+    """Where a file a backend names (a blob, an artifact) goes under dest; None (logged) for a name that
+    would land outside it: such names are the cloud's, not a caller's, and are skipped, not followed."""
+    try:
+        return dest.joinpath(*safe_entry(name).parts)
+    except UnsafePath:
+        log.warning("skipped the file %r: its name leaves the folder it is written to", name)
+        return None

@@ -114,6 +114,7 @@ class RunInfo:
     compute: str | None = None
     estimators: int | None = None
     args: dict[str, str] = field(default_factory=dict)
+    studio_url: str | None = None  # the run's page in Azure ML studio (None on the local backend)
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,12 @@ class Backend(ABC):
     @abstractmethod
     def list_run_outputs(self, run_id: str) -> list[str]:
         """Files the run wrote under outputs/, as paths relative to outputs/."""
+
+    @abstractmethod
+    def download_run_outputs(self, run_id: str, dest: Path) -> list[str]:
+        """Write the files the run wrote under outputs/ into the empty folder `dest` (what a model
+        registered from the run would hold, registered or not). Returns the written paths relative to
+        dest, an empty list for a run that wrote none. Raises RunNotFound."""
 
     def wait_for_run(self, run_id: str, *, timeout: float | None = None, poll: float = 0.5) -> RunInfo:
         """Poll get_run until the run ends or `timeout` seconds pass; returns the last RunInfo."""

@@ -29,7 +29,7 @@ from amllib.backends.local_datastore import LocalDatastore
 from amllib.backends.local_registry import LocalRegistry
 from amllib.digest import TreeSummary
 from amllib.errors import DataNotFound, InvalidInput
-from amllib.files import list_files
+from amllib.files import copy_files, list_files
 from amllib.names import check_name, check_script_args
 from amllib.paths import check_script
 from amllib.settings import Settings
@@ -178,6 +178,11 @@ class LocalBackend(Backend):
         outputs = self.compute.run_dir(run_id) / "work" / "outputs"
         return [rel for rel, _ in list_files(outputs)] if outputs.is_dir() else []
 
+    def download_run_outputs(self, run_id: str, dest: Path) -> list[str]:
+        self.compute.info(run_id)  # RunNotFound
+        outputs = self.compute.run_dir(run_id) / "work" / "outputs"
+        return copy_files(outputs, dest) if outputs.is_dir() else []
+
     # -- registry ------------------------------------------------------------
     def register_model(self, *, run_id: str, model_name: str, tags: dict[str, Any]) -> ModelVersion:
         info = self.compute.info(run_id)
@@ -199,13 +204,7 @@ class LocalBackend(Backend):
         return self.registry.list_versions(name)
 
     def download_model(self, name: str, version: int, dest: Path) -> list[str]:
-        source = self.registry.outputs_dir(name, version)
-        written = []
-        for rel, full in list_files(source):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(full, dest / rel)
-            written.append(rel)
-        return written
+        return copy_files(self.registry.outputs_dir(name, version), dest)
 
 
 def _tail_lines(handle: Any, count: int) -> str:

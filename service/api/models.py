@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-import tarfile
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
-from starlette.background import BackgroundTask
 
 from amllib.backends.base import tag_number
 from amllib.errors import InvalidInput, ModelNotFound, quoted
@@ -22,6 +18,7 @@ from amllib.names import check_name
 from amllib.paths import check_folder_target, resolve_inside
 from amllib.times import iso
 from service.actions import find
+from service.api import archives
 from service.api.common import accept, answer
 from service.core.delivery import check_callback_url
 from service.core.schemas import FetchRequest
@@ -125,19 +122,14 @@ async def list_versions(svc: Svc, name: str) -> dict:
 
 def _build_archive(svc: Svc, name: str, version: int) -> Path:
     chosen = svc.backend.resolve_version(name, version=version)
-    work = Path(tempfile.mkdtemp(prefix="aml-archive-"))
-    try:
-        files = sorted(svc.backend.download_model(name, chosen.version, work / "files"))
+
+    def fill(folder: Path) -> list[str]:
+        files = sorted(svc.backend.download_model(name, chosen.version, folder))
         metadata = build_metadata(chosen, backend=svc.backend.name, files=files)
-        (work / "files" / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
-        archive = work / "model.tar.gz"
-        with tarfile.open(archive, "w:gz") as tar:
-            for rel in [*files, "metadata.json"]:
-                tar.add(work / "files" / rel, arcname=rel)
-        return archive
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+        (folder / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+        return [*files, "metadata.json"]
+
+    return archives.build(fill, prefix="aml-archive-")
 
 
 @router.get(
@@ -148,9 +140,4 @@ def _build_archive(svc: Svc, name: str, version: int) -> Path:
 )
 async def download_archive(svc: Svc, name: str, version: Version) -> FileResponse:
     archive = await svc.calls(_build_archive, svc, name, version)
-    return FileResponse(
-        archive,
-        media_type="application/gzip",
-        filename=f"{name}-{version}.tar.gz",
-        background=BackgroundTask(shutil.rmtree, archive.parent, ignore_errors=True),
-    )
+    return archives.send(archive, f"{name}-{version}.tar.gz")

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from amllib.backends.base import RunStatus
-from amllib.errors import InvalidInput
+from amllib.errors import Conflict, InvalidInput, NotFound
 from service.actions import METRIC_SORT, find, ordering, page, request_cancel, run_spec
+from service.api import archives
 from service.api.common import accept, answer
 from service.core.delivery import check_callback_url
+from service.core.jobs import is_terminal
 from service.core.schemas import MAX_NAME, RunRequest
+from service.core.store import Job
 from service.http.deps import (
     RUN_ID_PARAMETER,
     WAIT_PARAMETER,
@@ -25,7 +29,7 @@ from service.http.deps import (
     Wait,
     wait_parameter,
 )
-from service.http.openapi import BODY_ERRORS, RunJob, errors, job, page_of
+from service.http.openapi import BODY_ERRORS, OUTPUTS_ARCHIVE, RunJob, errors, job, page_of
 
 router = APIRouter(tags=["runs"])
 
@@ -178,3 +182,42 @@ async def run_metrics(svc: Svc, run_id: str) -> dict:
     job = await find(svc, run_id, "run")
     history = {} if job.backend_run_id is None else await svc.calls(svc.backend.get_metrics, job.backend_run_id)
     return {"id": run_id, "metrics": history}
+
+
+def _started(job: Job) -> str:
+    if job.backend_run_id is None:
+        raise Conflict(f"run {job.id} has not started yet ({job.status}): it has no outputs")
+    return job.backend_run_id
+
+
+@router.get(
+    "/runs/{run_id}/outputs",
+    summary="The files the run wrote under outputs/ (what its model version holds)",
+    responses=errors(404, 409),
+)
+async def run_outputs(svc: Svc, run_id: str) -> dict:
+    job = await find(svc, run_id, "run")
+    files = await svc.calls(svc.backend.list_run_outputs, _started(job))
+    return {"id": job.id, "backend_run_id": job.backend_run_id, "status": job.status, "files": files}
+
+
+@router.get(
+    "/runs/{run_id}/outputs/archive",
+    summary="The run's outputs/ as tar.gz (any ended run, its model registered or not)",
+    response_class=FileResponse,
+    responses=errors(404, 409, ok=OUTPUTS_ARCHIVE),
+)
+async def download_outputs(svc: Svc, run_id: str) -> FileResponse:
+    job = await find(svc, run_id, "run")
+    backend_run_id = _started(job)
+    if not is_terminal(job.status):
+        raise Conflict(f"run {job.id} is {job.status}: its outputs can be downloaded once it has ended")
+
+    def fill(folder: Path) -> list[str]:
+        files = sorted(svc.backend.download_run_outputs(backend_run_id, folder))
+        if not files:
+            raise NotFound(f"run {job.id} ({backend_run_id}) wrote no files under outputs/")
+        return files
+
+    archive = await svc.calls(archives.build, fill, prefix="aml-outputs-")
+    return archives.send(archive, f"{backend_run_id}-outputs.tar.gz")

@@ -90,7 +90,8 @@ class RunImporter:
             backend_run_id=info.run_id,
             idempotency_key=f"import:{info.run_id}",
             error=info.error,
-            result={"data_version": info.data_version, "script_digest": info.script_digest},
+            result={"data_version": info.data_version, "script_digest": info.script_digest}
+            | ({"studio_url": info.studio_url} if info.studio_url else {}),
         )
         if info.status.terminal:
             metrics = await self.worker.calls(self.worker.backend.get_metrics, info.run_id)

@@ -66,6 +66,7 @@ class RunResult(TypedDict, total=False):
     data_version: str | None
     script_digest: str | None
     model_version: dict[str, Any] | None
+    studio_url: str  # the run's Azure ML studio page, when the backend gives one
     log_tail: str
     notice: str  # how the chat notice went
 
@@ -145,6 +146,7 @@ class RunJob(JobBody):
     data_version: str | None
     script_digest: str | None
     imported: Annotated[bool, Field(description="started elsewhere (scripts, studio) and brought in by the service")]
+    studio_url: Annotated[str | None, Field(description="the run's page in Azure ML studio; null on the local backend")]
 
 
 class DataJob(JobBody):

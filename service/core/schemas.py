@@ -126,6 +126,7 @@ def render_run(job: Job, backend: str) -> RunJob:
         "data_version": result.get("data_version"),
         "script_digest": result.get("script_digest"),
         "imported": bool(spec.get("imported")),
+        "studio_url": result.get("studio_url"),
     }
 
 

@@ -52,7 +52,10 @@ MAX_BACKOFF = 8  # a quiet run is polled at most every 8 × AZML_POLL_SECONDS
 
 def run_result(info: RunInfo, metrics: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """What a run job records of its run: last metric values, data version and script digest (lineage)."""
-    return {"metrics": metrics, "data_version": info.data_version, "script_digest": info.script_digest, **extra}
+    recorded = {"metrics": metrics, "data_version": info.data_version, "script_digest": info.script_digest}
+    if info.studio_url:
+        recorded["studio_url"] = info.studio_url
+    return {**recorded, **extra}
 
 
 def scalar_metrics(history: dict[str, list[Any]]) -> dict[str, Any]:

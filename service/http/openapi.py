@@ -79,6 +79,7 @@ def page_of(model: type) -> type[BaseModel]:
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 ARCHIVE = {"description": "the version's files and metadata.json", "content": {"application/gzip": _BINARY}}
+OUTPUTS_ARCHIVE = {"description": "the files under the run's outputs/", "content": {"application/gzip": _BINARY}}
 
 
 def upload_body(folder_request: type[BaseModel]) -> dict[str, Any]:

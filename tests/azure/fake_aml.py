@@ -221,7 +221,14 @@ class FakeAzure:
             k: v[0] if len(v) == 1 else v for k, v in self.cloud.get_metrics(run_id).items()
         }
         run.get_file_names.side_effect = lambda: [f"outputs/{f}" for f in self.cloud.list_run_outputs(run_id)]
+        # azureml-core builds it from the workspace's portal address when it reads the run
+        run.get_portal_url.side_effect = lambda: (
+            f"https://ml.azure.com/runs/{run_id}?wsid=/subscriptions/sub/resourcegroups/rg/workspaces/ws"
+        )
         run.get_all_logs.side_effect = lambda destination=None: self._logs(run_id, Path(destination))
+        run.download_file.side_effect = lambda name, output_file_path=None, _validate_checksum=False: (
+            self._download_artifact(run_id, name, Path(output_file_path or Path(name).name))
+        )
         run.cancel.side_effect = lambda: self.cloud.cancel_run(run_id)
         run.register_model.side_effect = lambda model_name, model_path=None, tags=None, properties=None, **kw: (
             self._register(run_id, model_name, model_path, tags or {}, properties or {})
@@ -241,6 +248,13 @@ class FakeAzure:
         if info.status == RunStatus.FAILED:
             details["error"] = {"error": {"code": "UserError", "message": info.error}}
         return details
+
+    def _download_artifact(self, run_id: str, name: str, target: Path) -> None:
+        """As Run.download_file: the artifact's bytes to output_file_path (its folder must exist)."""
+        source = self.cloud.compute.run_dir(run_id) / "work" / name
+        if not source.is_file():
+            raise ServiceException(service_error(404, f"ArtifactNotFound: {name}"))
+        target.write_bytes(source.read_bytes())
 
     def _logs(self, run_id: str, destination: Path) -> list[str]:
         target = destination / "user_logs" / "std_log.txt"

@@ -69,7 +69,7 @@ from amllib.backends.base import RunSpec, RunStatus, parse_script_arguments
 from amllib.backends.local import LocalBackend
 from amllib.files import list_files
 from amllib.settings import Settings
-from tests.azure.fake_blobs import on_folder
+from tests.azure.fake_blobs import downloader, on_folder
 
 V2_STATUS = {
     RunStatus.QUEUED: "Queued",
@@ -173,6 +173,14 @@ class FakeAzureV2:
                 name_starts_with or ""
             )
 
+            def download_artifact(blob: str, offset: int | None = None, length: int | None = None, **kw: Any) -> Any:
+                path = self._artifact_path(blob)
+                if path is None or not path.is_file():
+                    raise not_found(f"blob {blob}")
+                return downloader(path.read_bytes()[offset or 0 :])
+
+            client.download_blob.side_effect = download_artifact
+
         def get_blob_client(blob: str, snapshot: Any = None, *, version_id: Any = None) -> Any:
             return self._blob_client(folder, container_name, blob)
 
@@ -212,7 +220,7 @@ class FakeAzureV2:
         def download_blob(offset: int | None = None, length: int | None = None, **kw: Any) -> Any:
             if path is None or not path.exists():
                 raise not_found(f"blob {blob}")
-            return SimpleNamespace(readall=lambda: path.read_bytes()[offset or 0 :])
+            return downloader(path.read_bytes()[offset or 0 :])
 
         client.download_blob.side_effect = download_blob
         return client

@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from unittest.mock import create_autospec
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import StorageStreamDownloader
 
 from amllib.files import list_files
 
@@ -20,6 +22,14 @@ from amllib.files import list_files
 def blobs_in(folder: Path, prefix: str | None) -> list[SimpleNamespace]:
     files = list_files(folder) if folder.is_dir() else []
     return [SimpleNamespace(name=rel, size=full.stat().st_size) for rel, full in files if rel.startswith(prefix or "")]
+
+
+def downloader(body: bytes) -> Any:
+    """An autospec of the SDK's StorageStreamDownloader over `body`: readall, readinto (returns the count)."""
+    stream = create_autospec(StorageStreamDownloader, instance=True)
+    stream.readall.side_effect = lambda: body
+    stream.readinto.side_effect = lambda handle: handle.write(body)
+    return stream
 
 
 def on_folder(client: Any, folder: Path) -> Any:
@@ -38,7 +48,7 @@ def on_folder(client: Any, folder: Path) -> Any:
         path = folder / blob
         if not path.is_file():
             raise ResourceNotFoundError(message=f"The specified blob does not exist: {blob}")
-        return SimpleNamespace(readall=path.read_bytes)
+        return downloader(path.read_bytes()[offset or 0 :])
 
     def delete_blob(blob: str, delete_snapshots: Any = None, **kw: Any) -> None:
         path = folder / blob

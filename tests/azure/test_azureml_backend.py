@@ -202,6 +202,7 @@ def test_reattach_after_restart_by_run_id_and_job_tag(
     assert again.find_runs("tests", tag="job_id", value="run_abc") == [run_id]
     assert again.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED
     assert again.get_run(run_id).data_version.startswith("sha256:")
+    assert again.get_run(run_id).studio_url.startswith(f"https://ml.azure.com/runs/{run_id}?wsid=")  # get_portal_url
 
 
 def test_connect_chooses_auth_and_hides_secrets(

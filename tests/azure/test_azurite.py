@@ -227,3 +227,44 @@ def test_v2_models_download_runs_the_sdks_own_blob_code(azurite: Azurite, tmp_pa
     assert sorted(written) == sorted(files)
     assert {rel: (tmp_path / "fetched" / rel).read_bytes() for rel in files} == files
     assert tree_digest(tmp_path / "d" / "m" / "outputs").digest == tree_digest(tmp_path / "fetched").digest
+
+
+def test_v2_run_outputs_stream_from_real_blobs(
+    azurite: Azurite, tmp_path: Path, data_dir: Path
+) -> None:
+    """download_run_outputs over the storage SDK's own ContainerClient and StorageStreamDownloader.readinto.
+    The run is made in the fake workspace; the artifact store it is read from is the emulator's. (A blob
+    named with '..' can't be made through the SDK: its URL is normalised and the signature fails; names
+    that would leave the folder are tested on amllib.files.place_for.)"""
+    from amllib.backends.base import RunSpec
+
+    settings = make_settings(tmp_path / "aml", backend="azureml-v2")
+    fake = FakeAzureV2(tmp_path / "fake-v2", settings)
+    maker = fake.backend(settings)
+    maker.upload_data(data_dir, target_path="test-data")
+    spec = RunSpec(script="mlflow_logging.py", experiment="tests", datapath="test-data", compute="local-cluster")
+    run_id = maker.submit_run(spec)
+    artifacts = ContainerClient(azurite.url, "azureml", credential=KEY)
+    artifacts.create_container()
+    files = {"model.pkl": bytes(range(256)) * 8192, "sub/flags.txt": b"flags"}
+    for rel, content in files.items():
+        artifacts.upload_blob(f"ExperimentRun/dcid.{run_id}/outputs/{rel}", content)
+    fake.datastores["workspaceartifactstore"] = V2BlobDatastore(
+        name="workspaceartifactstore",
+        account_name=ACCOUNT,
+        container_name="azureml",
+        protocol="http",
+        credentials=AccountKeyConfiguration(account_key=KEY),
+    )
+    backend = AzureMLV2Backend(
+        settings,
+        client=fake.client,
+        mlflow_client=fake.mlflow,
+        account_url=lambda datastore: azurite.url,
+        container_client=functools.partial(ContainerClient, connection_timeout=2, read_timeout=5),
+        retry_delay=0.0,
+    )
+    dest = tmp_path / "deep" / "outputs"
+    written = backend.download_run_outputs(run_id, dest)
+    assert sorted(written) == ["model.pkl", "sub/flags.txt"]
+    assert {rel: (dest / rel).read_bytes() for rel in written} == files

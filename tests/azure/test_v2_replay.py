@@ -65,6 +65,7 @@ def test_a_job_read_through_the_real_sdk_is_a_command_in_our_terms(
     assert (info.experiment, info.compute, info.script) == ("mfe-test1-dataset", "testCompute", "scikit-titanic.py")
     assert (info.datapath, info.estimators) == ("titanic", 5)
     assert info.created_at > 1.7e9  # systemData.createdAt parsed
+    assert info.studio_url.startswith("https://ml.azure.com/runs/")  # the job's services.Studio endpoint
     assert ("GET", f"{ARM}/jobs/azml-run_1") in workspace.requests
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from amllib.backends.base import Backend, RunSpec, RunStatus
 from amllib.digest import tree_digest
-from amllib.errors import DataNotFound, InvalidInput, ModelNotFound, UnsafePath
+from amllib.errors import DataNotFound, InvalidInput, ModelNotFound, RunNotFound, UnsafePath
 from amllib.fetch import fetch_model
 from amllib.training import finish_run
 
@@ -73,7 +73,7 @@ def test_unmodified_aml_v1_script_logs_become_metrics(backend: Backend, data_dir
     assert backend.list_run_outputs(run_id) == ["model.txt"]
 
 
-def test_mlflow_logging_script_metrics_and_tags_are_read(backend: Backend, data_dir: Path) -> None:
+def test_mlflow_logging_script_metrics_and_tags_are_read(backend: Backend, data_dir: Path, tmp_path: Path) -> None:
     """The style every backend reads: MLflow (on Azure the workspace is the tracking store)."""
     backend.upload_data(data_dir, target_path="test-data")
     run_id = backend.submit_run(spec("mlflow_logging.py", estimators=4, args={"flavour": "sweet"}))
@@ -85,6 +85,10 @@ def test_mlflow_logging_script_metrics_and_tags_are_read(backend: Backend, data_
     assert backend.get_run(run_id).tags["flavour"] == "sweet"
     assert "data files: ['a.csv', 'sub']" in backend.get_log(run_id)
     assert backend.list_run_outputs(run_id) == ["model.txt"]
+    assert backend.download_run_outputs(run_id, tmp_path / "outputs") == ["model.txt"]
+    assert (tmp_path / "outputs" / "model.txt").read_text() == "sweet"
+    with pytest.raises(RunNotFound):
+        backend.download_run_outputs("no_such_run", tmp_path / "nothing")
     version = finish_run(backend, run_id, model_name="mlflow-model").model_version
     assert version is not None and version.tags == {"accuracy": 0.93}
 

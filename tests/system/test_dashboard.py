@@ -6,6 +6,7 @@ Screenshots go to test-artifacts/screenshots/ at the top of the repository.
 from __future__ import annotations
 
 import shutil
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -318,6 +319,13 @@ def test_a_run_page_sums_up_its_metrics_pauses_its_log_and_runs_again_with_its_s
     loss = page.locator('#metrics-table tr[data-metric="loss"] td')
     loss.first.wait_for()
     assert [loss.nth(i).inner_text() for i in range(4)] == ["0.5000", "0.5000", "1", "2"]  # last, min, max, count
+    with page.expect_download() as download:  # the run's outputs/, with the cookie the page signed in with
+        page.click("#download-outputs")
+    assert download.value.suggested_filename == f"{run['backend_run_id']}-outputs.tar.gz"
+    with tarfile.open(download.value.path()) as tar:
+        assert tar.getnames() == ["model.txt"] and tar.extractfile("model.txt").read() == b"slow"
+    assert page.locator("#outputs li").all_inner_texts() == ["model.txt"]
+    assert page.locator("#studio").count() == 0  # a local run has no Azure ML studio page
     assert page.locator("#follow").get_attribute("aria-pressed") == "true"
     page.click("#follow")
     assert page.locator("#follow").get_attribute("aria-pressed") == "false"

@@ -226,3 +226,8 @@ _PREFIX_SEGMENT = re.compile(rf"/{PREFIX_SEGMENT}/?")
 def datapath_of(source: str) -> str:
     """The datastore path a run's data came from, without the version prefix new_data_prefix added."""
     return _PREFIX_SEGMENT.sub("", source.rstrip("/"), count=1) if _PREFIX_SEGMENT.search(source) else source
+
+
+def web_address(value: object) -> str | None:
+    """An https:// address the SDK gave (a studio page), or None: never a link of another scheme."""
+    return value if isinstance(value, str) and value.startswith("https://") else None

@@ -30,6 +30,7 @@ from amllib.backends.azure.common import (
     datapath_of,
     map_status,
     tail_text,
+    web_address,
 )
 from amllib.backends.azure.env import PYTHON_VERSION, TRAINING_PIP_PACKAGES
 from amllib.backends.azure.v1_registry import V1Registry
@@ -50,6 +51,7 @@ from amllib.errors import (
     RunNotFound,
     quoted,
 )
+from amllib.files import place_for
 from amllib.names import check_name
 from amllib.paths import check_script, safe_relpath
 from amllib.settings import Settings
@@ -238,6 +240,7 @@ class AzureMLBackend(V1Registry, V1Storage):
             compute=definition.get("target"),
             estimators=estimators,
             args=args,
+            studio_url=web_address(run.get_portal_url()),  # read from the run's details: no request
         )
 
     def get_metrics(self, run_id: str) -> dict[str, list[Any]]:
@@ -263,3 +266,18 @@ class AzureMLBackend(V1Registry, V1Storage):
     def list_run_outputs(self, run_id: str) -> list[str]:
         names = self._call(f"listing files of {run_id}", self._run(run_id).get_file_names) or []
         return sorted(n.removeprefix("outputs/") for n in names if n.startswith("outputs/"))
+
+    def download_run_outputs(self, run_id: str, dest: Path) -> list[str]:
+        """One Run.download_file per file, each to a place checked to be inside dest."""
+        run = self._run(run_id)
+        names = self._call(f"listing files of {run_id}", run.get_file_names) or []
+        written = []
+        for name in sorted(n for n in names if n.startswith("outputs/")):
+            rel = name.removeprefix("outputs/")
+            target = place_for(dest, rel)
+            if target is None:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._call(f"downloading {quoted(name)} of {run_id}", run.download_file, name, output_file_path=str(target))
+            written.append(rel)
+        return written

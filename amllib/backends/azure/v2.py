@@ -33,6 +33,7 @@ from amllib.backends.azure.common import (
     SCRIPT_TAG,
     check_compute_name,
     map_status,
+    web_address,
 )
 from amllib.backends.azure.env import PYTHON_VERSION, TRAINING_PIP_PACKAGES
 from amllib.backends.azure.v2_registry import V2Registry
@@ -315,6 +316,7 @@ class AzureMLV2Backend(V2Registry, V2Storage):
             compute=job.compute,
             estimators=int(estimators) if estimators.isdigit() else None,
             args=json.loads(raw.get("azml_args") or "{}"),
+            studio_url=web_address(job.studio_url),
         )
 
     def get_metrics(self, run_id: str) -> dict[str, list[Any]]:

@@ -18,7 +18,7 @@ from amllib.backends.azure.common import check_arrived, checked_source, new_data
 from amllib.backends.azure.data_versions import DataLeases
 from amllib.backends.base import DataVersion, Progress, whole_lines
 from amllib.errors import NotFound, quoted
-from amllib.files import list_files
+from amllib.files import list_files, place_for
 from amllib.paths import safe_relpath
 
 ARTIFACT_STORE = "workspaceartifactstore"
@@ -186,12 +186,34 @@ class V2Storage(DataLeases):
         prefix = f"ExperimentRun/dcid.{run_id}/outputs/"
         return sorted(name.removeprefix(prefix) for name in self._blobs(container, prefix))
 
+    def download_run_outputs(self, run_id: str, dest: Path) -> list[str]:
+        """The blobs under the run's outputs/ in the artifact store, each streamed to its place in dest."""
+        self._job(run_id)
+        _, container = self._container(ARTIFACT_STORE)
+        prefix = f"ExperimentRun/dcid.{run_id}/outputs/"
+        written = []
+        for name in sorted(self._blobs(container, prefix)):
+            rel = name.removeprefix(prefix)
+            target = place_for(dest, rel)
+            if target is None:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._call(f"downloading {quoted(name)}", _download_file, container, name, target)
+            written.append(rel)
+        return written
+
 
 def prefix_of(uri: str | None) -> str | None:
     """The datastore path of an azureml://[subscriptions/.../workspaces/<ws>/]datastores/<name>/paths/<path>/ URI
     (None for another form). Azure answers with the long form whichever one was registered (data_version.json)."""
     head, found, path = (uri or "").partition("/paths/")
     return path.rstrip("/") if found and head.startswith("azureml://") and "datastores/" in head else None
+
+
+def _download_file(container: Any, name: str, path: Path) -> None:
+    """One blob into one file, streamed, the file written anew on each try."""
+    with path.open("wb") as handle:
+        container.download_blob(name).readinto(handle)
 
 
 def _upload_file(container: Any, name: str, path: Path) -> None:

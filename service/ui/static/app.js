@@ -572,6 +572,8 @@ async function runPage(id) {
     "Pause following",
   );
   const actions = h("div", {});
+  const outputs = h("section", { id: "outputs" });
+  let outputsShown = false;
   const status = h("span", { id: "run-status" });
   app.replaceChildren(
     h("h1", {}, "Run ", h("span", { class: "mono" }, job.id), " ", status),
@@ -580,6 +582,7 @@ async function runPage(id) {
     h("h2", {}, "Metrics"),
     charts,
     summary,
+    outputs,
     h("h2", {}, "Log"),
     h("div", { class: "actions" }, follow),
     log,
@@ -616,11 +619,53 @@ async function runPage(id) {
     if (ROLE === "full") {
       actions.append(" ", h("a", { href: `/ui/train?from=${encodeURIComponent(job.id)}`, id: "again" }, "Run again…"));
     }
+    if (job.studio_url) {
+      actions.append(
+        " ",
+        h(
+          "a",
+          { href: job.studio_url, id: "studio", target: "_blank", rel: "noopener noreferrer" },
+          "Azure ML studio ↗",
+        ),
+      );
+    }
+    if (TERMINAL.has(job.status) && job.backend_run_id && !outputsShown) {
+      outputsShown = true;
+      await part(outputs, () => drawOutputs());
+    }
     const signature = JSON.stringify(job.metrics);
     if (signature !== lastMetrics) {
       lastMetrics = signature;
       await part(charts, () => drawCharts());
     }
+  }
+  // What the run wrote under outputs/ (what a model version of it holds), and the whole as one download.
+  async function drawOutputs() {
+    const listed = await api(`/runs/${encodeURIComponent(job.id)}/outputs`);
+    if (!listed.files.length) {
+      outputs.replaceChildren(
+        h("h2", {}, "Outputs"),
+        h("p", { class: "hint" }, "The run wrote nothing under outputs/."),
+      );
+      return;
+    }
+    const shownFiles = listed.files.slice(0, 50);
+    outputs.replaceChildren(
+      h("h2", {}, "Outputs"),
+      h(
+        "a",
+        {
+          href: `/runs/${encodeURIComponent(job.id)}/outputs/archive`,
+          id: "download-outputs",
+          download: `${job.backend_run_id}-outputs.tar.gz`,
+        },
+        `Download outputs (${listed.files.length} ${listed.files.length === 1 ? "file" : "files"}, tar.gz)`,
+      ),
+      h("ul", { class: "files mono" }, ...shownFiles.map((name) => h("li", {}, name))),
+      listed.files.length > shownFiles.length
+        ? h("p", { class: "hint" }, `and ${listed.files.length - shownFiles.length} more`)
+        : null,
+    );
   }
   async function drawCharts() {
     const history = await api(`/runs/${encodeURIComponent(job.id)}/metrics`).catch(() => ({ metrics: {} }));

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import tarfile
 import threading
 from pathlib import Path
 
@@ -111,3 +113,24 @@ def test_runs_sort_by_a_metric_page_by_page_and_bad_sorts_are_named(make_app) ->
     assert_refused(client.get("/runs", params={"cursor": sorted_cursor}), 422, "cursor")  # another order's
     for bad in ("1e400~3", "nan~3", "x~3", "~", "1~-3"):
         assert_refused(client.get("/runs", params={"sort": "duration", "cursor": bad}), 422, "cursor")
+
+
+def test_a_runs_outputs_are_listed_and_downloaded_once_it_has_ended(make_app) -> None:
+    client = make_app()
+    assert client.post("/data", params={"wait": 30}, content=tar_bytes({"a.csv": b"1"}), headers=TAR).status_code == 200
+    done = client.post("/runs", params={"wait": 60}, json={"args": {"flavour": "salty"}}).json()
+    assert done["status"] == "Completed", done
+    listed = client.get(f"/runs/{done['backend_run_id']}/outputs").json()  # by the id the scripts print, too
+    assert listed["files"] == ["model.txt"] and listed["id"] == done["id"]
+    archive = client.get(f"/runs/{done['id']}/outputs/archive")
+    assert archive.status_code == 200 and archive.headers["content-type"] == "application/gzip"
+    assert f'{done["backend_run_id"]}-outputs.tar.gz' in archive.headers["content-disposition"]
+    with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
+        assert tar.getnames() == ["model.txt"] and tar.extractfile("model.txt").read() == b"salty"
+    failed = client.post("/runs", params={"wait": 60}, json={"script": "fail.py"}).json()
+    assert_refused(client.get(f"/runs/{failed['job']['id']}/outputs/archive"), 404, "wrote no files under outputs/")
+    running = client.post("/runs", json={"script": "sleep_and_record.py", "args": {"seconds": "30"}}).json()
+    assert_refused(client.get(f"/runs/{running['id']}/outputs/archive"), 409, running["id"])
+    assert_refused(client.get("/runs/run_nope/outputs/archive"), 404, "run_nope")
+    assert_refused(client.get("/runs/run_nope/outputs"), 404, "run_nope")
+    client.post(f"/runs/{running['id']}/cancel")
