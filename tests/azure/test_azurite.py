@@ -229,9 +229,7 @@ def test_v2_models_download_runs_the_sdks_own_blob_code(azurite: Azurite, tmp_pa
     assert tree_digest(tmp_path / "d" / "m" / "outputs").digest == tree_digest(tmp_path / "fetched").digest
 
 
-def test_v2_run_outputs_stream_from_real_blobs(
-    azurite: Azurite, tmp_path: Path, data_dir: Path
-) -> None:
+def test_v2_run_outputs_stream_from_real_blobs(azurite: Azurite, tmp_path: Path, data_dir: Path) -> None:
     """download_run_outputs over the storage SDK's own ContainerClient and StorageStreamDownloader.readinto.
     The run is made in the fake workspace; the artifact store it is read from is the emulator's. (A blob
     named with '..' can't be made through the SDK: its URL is normalised and the signature fails; names

@@ -271,7 +271,10 @@ def test_three_runs_sorted_by_a_picked_metric_then_side_by_side_their_difference
     header = page.locator("#runs thead a.sort", has_text="loss")
     header.click()
     page.wait_for_url("**sort=metrics.loss**")
-    ids = lambda: page.eval_on_selector_all("#runs tbody tr[data-id]", "rows => rows.map(r => r.dataset.id)")
+
+    def ids() -> list[str]:
+        return page.eval_on_selector_all("#runs tbody tr[data-id]", "rows => rows.map(r => r.dataset.id)")
+
     assert ids() == [runs[2]["id"], runs[0]["id"], runs[1]["id"]]
     assert page.locator('#runs th[aria-sort="descending"]').inner_text().startswith("loss")
     page.locator("#runs thead a.sort", has_text="loss").click()

@@ -124,7 +124,7 @@ def test_a_runs_outputs_are_listed_and_downloaded_once_it_has_ended(make_app) ->
     assert listed["files"] == ["model.txt"] and listed["id"] == done["id"]
     archive = client.get(f"/runs/{done['id']}/outputs/archive")
     assert archive.status_code == 200 and archive.headers["content-type"] == "application/gzip"
-    assert f'{done["backend_run_id"]}-outputs.tar.gz' in archive.headers["content-disposition"]
+    assert f"{done['backend_run_id']}-outputs.tar.gz" in archive.headers["content-disposition"]
     with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
         assert tar.getnames() == ["model.txt"] and tar.extractfile("model.txt").read() == b"salty"
     failed = client.post("/runs", params={"wait": 60}, json={"script": "fail.py"}).json()

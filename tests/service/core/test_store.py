@@ -115,14 +115,17 @@ def test_pages_in_any_order_hold_every_job_once(stores: list[JobStore], order: O
     asyncio.run(store.write(fill))
     every = store.page("run", limit=100)
     sign = 1 if order.ascending else -1
-    key = {
-        "created": lambda job: job.seq,
-        "started": lambda job: job.started_at if job.started_at is not None else job.created_at,
-        "duration": lambda job: None if job.finished_at is None or job.started_at is None else job.finished_at - job.started_at,
-        "metric": lambda job: next(
-            (v for v in [job.result["metrics"].get(metric)] if type(v) in (int, float)), None
-        ),
-    }[order.key]
+
+    def key(job: Job) -> float | None:
+        if order.key == "created":
+            return job.seq
+        if order.key == "started":
+            return job.started_at if job.started_at is not None else job.created_at
+        if order.key == "duration":
+            return None if job.finished_at is None or job.started_at is None else job.finished_at - job.started_at
+        value = job.result["metrics"].get(metric)
+        return value if type(value) in (int, float) else None
+
     expected = sorted(every, key=lambda job: (key(job) is None, sign * (key(job) or 0), sign * job.seq))
     for size in (1, 2, 3, 100):
         seen, after = [], None
