@@ -402,8 +402,9 @@ def test_every_page_is_accessible_and_whole_at_phone_width_light_and_dark(browse
 
 def test_the_models_page_shows_each_model_at_a_glance(browser, dashboard: Service) -> None:
     with dashboard.client() as client:
-        for _ in range(2):
-            assert client.post("/runs", params={"wait": 60}, json={"args": {"seconds": "0.5"}}).json()["model_version"]
+        for estimators in (3, 5):
+            body = {"estimators": estimators, "args": {"seconds": "0.5"}}
+            assert client.post("/runs", params={"wait": 60}, json=body).json()["model_version"]
     tab = Page(browser, dashboard)
     tab.login(FULL_TOKEN)
     page = tab.page
@@ -418,6 +419,23 @@ def test_the_models_page_shows_each_model_at_a_glance(browser, dashboard: Servic
     row.get_by_role("link", name="svc-model").click()
     page.wait_for_url("**/ui/models/svc-model")
     page.locator("tr.best[data-version='2']").wait_for()  # the model's own page marks the same best
+    # Two versions side by side: the best is the latest here, so the one before it is set beside it.
+    compared = page.locator("#versions-compared tr[data-row]")
+    compared.first.wait_for()
+    rows = {compared.nth(i).get_attribute("data-row"): compared.nth(i) for i in range(compared.count())}
+    assert rows["Estimators"].get_attribute("class") == "differs"
+    assert rows["Estimators"].locator("td").all_inner_texts() == ["3", "5"]
+    assert rows["Run"].get_attribute("class") == "differs" and rows["Script"].get_attribute("class") == ""
+    assert rows["Accuracy"].get_attribute("class") == ""  # 0.81 both
+    assert page.url.endswith("?a=1&b=2")  # the pair is in the URL, to share
+    page.select_option("#version-a", "2")
+    page.wait_for_url("**?a=2&b=2")
+    page.locator('#versions-compared tr[data-row="Estimators"]:not(.differs)').wait_for()
+    page.goto(f"{dashboard.url}/ui/models/svc-model?a=1&b=2")
+    page.locator('#versions-compared tr.differs[data-row="Estimators"]').wait_for()
+    tab.shot("model-compare")
+    page.click("#compare-runs")  # on to the runs' metric histories, overlaid
+    page.locator("#compare-charts figure").first.wait_for()
     tab.close()
 
 

@@ -710,6 +710,27 @@ async function runPage(id) {
 // -- compare -------------------------------------------------------------------------------
 const shown = (v) =>
   v === undefined || v === null ? "—" : typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(4) : v;
+// Items side by side, a column each: rows of [label, shown value, compared value]; a row whose values
+// differ is marked (colour, a ≠ sign, and words for screen readers).
+function sideBySide(id, heads, items, rows) {
+  const head = h("tr", {}, h("th", { scope: "col" }, ""), ...heads.map((cell) => h("th", { scope: "col" }, cell)));
+  const body = rows.map(([label, show, key = show]) => {
+    const values = items.map((item) => String(key(item) ?? ""));
+    const differs = new Set(values).size > 1;
+    return h(
+      "tr",
+      { class: differs ? "differs" : "", "data-row": label },
+      h("th", { scope: "row" }, label, differs ? h("span", { class: "visually-hidden" }, " (differs)") : ""),
+      ...items.map((item) => h("td", {}, show(item))),
+    );
+  });
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h("table", { id, class: "side-by-side" }, h("thead", {}, head), h("tbody", {}, ...body)),
+  );
+}
+
 // Runs side by side: their settings and last metric values (what differs marked), and each metric
 // they share drawn overlaid. The URL holds the ids, so the page can be pasted into a chat.
 async function comparePage() {
@@ -744,34 +765,11 @@ async function comparePage() {
     ["Duration", (job) => duration(job), () => ""],
     ...metricNames.map((metric) => [metric, (job) => shown(job.metrics?.[metric]), (job) => job.metrics?.[metric]]),
   ];
-  const head = h(
-    "tr",
-    {},
-    h("th", { scope: "col" }, ""),
-    ...runs.map((job, i) =>
-      h(
-        "th",
-        { scope: "col" },
-        h("span", { class: `swatch series-${i}`, "aria-hidden": "true" }),
-        h("a", { href: `/ui/runs/${encodeURIComponent(job.id)}`, class: "mono", title: job.id }, name(job)),
-      ),
-    ),
-  );
-  const body = rows.map(([label, show, key = show]) => {
-    const values = runs.map((job) => String(key(job) ?? ""));
-    const differs = new Set(values).size > 1;
-    return h(
-      "tr",
-      { class: differs ? "differs" : "", "data-row": label },
-      h("th", { scope: "row" }, label, differs ? h("span", { class: "visually-hidden" }, " (differs)") : ""),
-      ...runs.map((job) => h("td", {}, show(job))),
-    );
-  });
-  const table = h(
-    "div",
-    { class: "table-wrap" },
-    h("table", { id: "compare-table" }, h("thead", {}, head), h("tbody", {}, ...body)),
-  );
+  const heads = runs.map((job, i) => [
+    h("span", { class: `swatch series-${i}`, "aria-hidden": "true" }),
+    h("a", { href: `/ui/runs/${encodeURIComponent(job.id)}`, class: "mono", title: job.id }, name(job)),
+  ]);
+  const table = sideBySide("compare-table", heads, runs, rows);
   const charts = h("div", { class: "charts", id: "compare-charts" });
   const numeric = histories.runs.map((one) =>
     Object.fromEntries(
@@ -980,6 +978,99 @@ async function modelPage(name) {
       ),
     ),
   );
+  if (versions.length >= 2) await part(app, () => compareVersions(versions, best, score));
+}
+
+// Two versions side by side (their URL holds them: ?a=&b=): tags, lineage, and the runs that made them
+// (settings and last metric values, from GET /runs?ids=), differences marked.
+async function compareVersions(versions, best, score) {
+  const params = new URLSearchParams(location.search);
+  const numbers = versions.map((v) => v.version);
+  const latest = numbers[numbers.length - 1];
+  const pick = (key, fallback) => (numbers.includes(Number(params.get(key))) ? Number(params.get(key)) : fallback);
+  const fallbackA = best !== null && best !== latest ? best : numbers[numbers.length - 2];
+  const chooser = (id, label, chosen) =>
+    h(
+      "label",
+      {},
+      label,
+      h(
+        "select",
+        { id, name: id },
+        numbers
+          .slice()
+          .reverse()
+          .map((n) => h("option", { value: n, selected: n === chosen }, `v${n}${n === best ? " ★" : ""}`)),
+      ),
+    );
+  const a = chooser("version-a", "Version", pick("a", fallbackA));
+  const b = chooser("version-b", "with", pick("b", latest));
+  const table = h("div", { id: "version-compare" });
+  const section = h("section", {}, h("h2", {}, "Compare two versions"), h("div", { class: "filters" }, a, b), table);
+  app.append(section);
+  async function draw() {
+    const chosen = [Number(a.querySelector("select").value), Number(b.querySelector("select").value)];
+    const next = new URLSearchParams(location.search);
+    next.set("a", chosen[0]);
+    next.set("b", chosen[1]);
+    history.replaceState(null, "", `?${next.toString()}`);
+    const pair = chosen.map((n) => versions.find((v) => v.version === n));
+    const runIds = [...new Set(pair.map((v) => v.run_id).filter(Boolean))];
+    const listed = runIds.length
+      ? await api(`/runs?ids=${encodeURIComponent(runIds.join(","))}&limit=50`)
+      : { items: [] };
+    const runOf = (v) =>
+      listed.items.find((job) => v.run_id && (job.backend_run_id === v.run_id || job.id === v.run_id));
+    const items = pair.map((v) => ({ v, run: runOf(v) }));
+    const tagNames = [...new Set(pair.flatMap((v) => Object.keys(v.tags)))].filter((t) => t !== "accuracy").sort();
+    const argNames = [...new Set(items.flatMap(({ run }) => Object.keys(run?.params.args || {})))].sort();
+    const metricNames = [...new Set(items.flatMap(({ run }) => Object.keys(run?.metrics || {})))].sort();
+    const rows = [
+      ["Registered", ({ v }) => when(v.created_at)],
+      ["Accuracy", ({ v }) => (Number.isFinite(score(v)) ? score(v).toFixed(4) : "—"), ({ v }) => score(v)],
+      ...tagNames.map((tag) => [`tag ${tag}`, ({ v }) => v.tags[tag] ?? "—"]),
+      [
+        "Run",
+        ({ v, run }) =>
+          v.run_id
+            ? h("a", { href: `/ui/runs/${encodeURIComponent(run?.id || v.run_id)}`, class: "mono" }, v.run_id)
+            : "—",
+        ({ v }) => v.run_id,
+      ],
+      ["Data version", ({ v }) => digest(v.data_version), ({ v }) => v.data_version],
+      ["Script digest", ({ v }) => digest(v.script_digest), ({ v }) => v.script_digest],
+      ["Script", ({ run }) => run?.script ?? "—"],
+      ["Estimators", ({ run }) => run?.params.estimators ?? "—"],
+      ...argNames.map((arg) => [`--${arg}`, ({ run }) => run?.params.args?.[arg] ?? "—"]),
+      ...metricNames.map((metric) => [
+        metric,
+        ({ run }) => shown(run?.metrics?.[metric]),
+        ({ run }) => run?.metrics?.[metric],
+      ]),
+    ];
+    const heads = pair.map((v) => `v${v.version}${v.version === best ? " ★ best" : ""}`);
+    const runs = items.map(({ run }) => run).filter(Boolean);
+    table.replaceChildren(
+      sideBySide("versions-compared", heads, items, rows),
+      runs.length === 2 && runs[0].id !== runs[1].id
+        ? h(
+            "p",
+            {},
+            h(
+              "a",
+              {
+                href: `/ui/compare?ids=${runs.map((job) => encodeURIComponent(job.id)).join(",")}`,
+                id: "compare-runs",
+              },
+              "Their runs' metric histories, overlaid →",
+            ),
+          )
+        : null,
+    );
+  }
+  for (const chooserLabel of [a, b])
+    chooserLabel.querySelector("select").addEventListener("change", () => part(table, draw));
+  await part(table, draw);
 }
 
 // -- data ----------------------------------------------------------------------------------
