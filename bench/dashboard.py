@@ -8,6 +8,11 @@
    page's own event stream. Target < 500 ms.
 3. GET /runs/{id} throughput (wrk, 16 connections) with 100 open event streams while a
    change happens every 100 ms, beside none open. Target: less than 10 % lower.
+4. Finding a run: GET /runs?q=<a prefix of a backend run id> (and of a service id, an exact
+   experiment, and sort=metrics.accuracy) with 10,000 runs, beside 10 runs. Timed by the client on
+   loopback, so each figure is the server's time plus a loopback round trip. Target < 100 ms.
+5. The compare page with 10 runs of 1,000 values per metric (two metrics), from navigating to
+   every line drawn, beside 2 runs of 10 values. Target < 500 ms.
 Needs wrk (apt-get install wrk) and Debian's chromium.
 """
 
@@ -53,6 +58,7 @@ def fill_store(db: Path, count: int) -> None:
                 kind="run",
                 status="Completed",
                 spec=spec,
+                backend_run_id=f"bench_{1_790_000_000 + index}_{uuid.uuid4().hex[:8]}",  # as the scripts name runs
                 created_at=now + index,
                 started_at=now + index,
                 finished_at=now + index + 1,
@@ -105,6 +111,78 @@ def change_to_page(browser: object, url: str, tries: int = 5) -> list[float]:
     return times
 
 
+def searches(url: str, db: Path, tries: int = 20) -> dict[str, list[float]]:
+    """Milliseconds per GET /runs of each kind of search, one persistent client (loopback round trip included)."""
+    store = SqliteStore(db)
+    some = store.page("run", limit=500)[-1]  # a run deep in the list, not the newest
+    store.close()
+    queries = {
+        "backend id prefix": {"q": some.backend_run_id[:16]},
+        "service id prefix": {"q": some.id[:10]},
+        "experiment": {"q": "bench"},
+        "sorted by a metric": {"sort": "metrics.accuracy"},
+    }
+    found: dict[str, list[float]] = {}
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30) as http:
+        for name, params in queries.items():
+            http.get("/runs", params=params).raise_for_status()  # warm
+            times = []
+            for _ in range(tries):
+                started = time.perf_counter()
+                http.get("/runs", params=params).raise_for_status()
+                times.append((time.perf_counter() - started) * 1000)
+            found[name] = times
+    return found
+
+
+CURVES = """import argparse, os
+from azureml.core import Run
+parser = argparse.ArgumentParser()
+parser.add_argument("--data-path")
+parser.add_argument("--estimators", type=int, default=1)
+parser.add_argument("--points", type=int, default=1000)
+args = parser.parse_args()
+run = Run.get_context()
+run.log_list("loss", [1.0 / (1 + i + args.estimators) for i in range(args.points)])
+run.log_list("accuracy", [0.5 + 0.4 * i / args.points for i in range(args.points)])
+os.makedirs("outputs", exist_ok=True)
+open("outputs/model.txt", "w").write("curves")
+"""
+
+
+def compared_runs(url: str, count: int, points: int) -> list[str]:
+    """count finished runs whose two metrics have `points` values each (training/curves.py)."""
+    ids = []
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120) as http:
+        http.post("/data", params={"wait": 30}, json={"data_dir": "data"}).raise_for_status()
+        for index in range(count):
+            body = {"script": "curves.py", "estimators": index + 1, "args": {"points": str(points)}}
+            job = http.post("/runs", params={"wait": 120}, json=body).json()
+            if job.get("status") != "Completed":
+                raise RuntimeError(f"a curves run did not complete: {job}")
+            ids.append(job["id"])
+    return ids
+
+
+def compare_drawn(browser: object, url: str, ids: list[str], tries: int = 5) -> list[float]:
+    """Milliseconds from navigating to /ui/compare?ids=… to a line (or dot) per run on every chart."""
+    context, page = signed_in(browser, url)
+    address = f"{url}/ui/compare?ids={','.join(ids)}"
+    drawn = f"""() => {{
+        const figures = document.querySelectorAll('#compare-charts figure');
+        const lines = (f) => f.querySelectorAll('[data-run]').length;
+        return figures.length === 2 && [...figures].every((f) => lines(f) === {len(ids)});
+    }}"""
+    times = []
+    for _ in range(tries):
+        started = time.perf_counter()
+        page.goto(address)
+        page.wait_for_function(drawn, polling="raf")
+        times.append((time.perf_counter() - started) * 1000)
+    context.close()
+    return times
+
+
 def open_streams(port: int, count: int) -> list[socket.socket]:
     streams = []
     for _ in range(count):
@@ -144,12 +222,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--compared", type=int, default=10, help="runs on the compare page")
+    parser.add_argument("--points", type=int, default=1000, help="values per metric of each compared run")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     from playwright.sync_api import sync_playwright
 
     work = workspace("bench-ui-")
+    (work / "training" / "curves.py").write_text(CURVES)
     fill_store(work / "many" / "jobs.sqlite", args.runs)
     fill_store(work / "few" / "jobs.sqlite", 10)
     many, many_url = start_uvicorn("service.app:app", service_env(work, "many", AZML_API_TOKENS=TOKEN))
@@ -158,6 +239,15 @@ def main() -> None:
         with httpx.Client(base_url=many_url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as http:
             http.post("/data", params={"wait": 30}, json={"data_dir": "data"}).raise_for_status()
             job = http.post("/runs", params={"wait": 60}, json={"script": "quick.py"}).json()
+        big_search = searches(many_url, work / "many" / "jobs.sqlite")
+        small_search = searches(few_url, work / "few" / "jobs.sqlite", tries=5)
+        print()
+        for name, times in big_search.items():
+            print(
+                f"GET /runs search, {name}: {args.runs:,} runs median {statistics.median(times):.1f} ms "
+                f"(max {max(times):.1f}); 10 runs median {statistics.median(small_search[name]):.1f} ms   "
+                "[target < 100 ms]"
+            )
         with sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=shutil.which("chromium"), args=ARGS)
             small, big = first_screen(browser, few_url), first_screen(browser, many_url)
@@ -169,6 +259,15 @@ def main() -> None:
             print(
                 f"status change → open page: median {statistics.median(changes):.0f} ms, "
                 f"max {max(changes):.0f} ms   [target < 500 ms]"
+            )
+            few_runs = compared_runs(few_url, 2, 10)
+            many_runs = compared_runs(few_url, args.compared, args.points)
+            small_compare = compare_drawn(browser, few_url, few_runs)
+            big_compare = compare_drawn(browser, few_url, many_runs)
+            print(
+                f"compare page, drawn: {args.compared} runs × {args.points:,} values median "
+                f"{statistics.median(big_compare):.0f} ms (max {max(big_compare):.0f}); 2 runs × 10 values median "
+                f"{statistics.median(small_compare):.0f} ms   [target < 500 ms]"
             )
             browser.close()
         target = f"{many_url}/runs/{job['id']}"
@@ -194,7 +293,8 @@ def main() -> None:
             f"{open_now} streams open and a change every 100 ms: {busy['rate'] / quiet['rate'] - 1:+.1%}   "
             "[target: less than 10 % lower]"
         )
-        print(json.dumps({"first_screen_ms": big, "change_ms": changes, "quiet": quiet, "busy": busy}))
+        figures = {"first_screen_ms": big, "change_ms": changes, "compare_ms": big_compare, "search_ms": big_search}
+        print(json.dumps({**figures, "quiet": quiet, "busy": busy}))
     finally:
         stop(many)
         stop(few)

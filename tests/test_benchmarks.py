@@ -15,7 +15,7 @@ from amllib.settings import REPO_ROOT
 
 SMOKE = {
     "api_latency": (["--seconds", "1", "--post-seconds", "1", "--post-connections", "2"], "submit → training process"),
-    "dashboard": (["--runs", "30", "--seconds", "1"], "first_screen_ms"),
+    "dashboard": (["--runs", "30", "--seconds", "1", "--compared", "3", "--points", "50"], "compare page, drawn"),
     "feature_cost": (["--seconds", "1", "--rounds", "1"], "GET /runs/{id}: metrics on"),
     "poll_budget": (["--runs", "10", "--seconds", "4"], "reads/min"),
     "replicas": (["--seconds", "1", "--post-seconds", "1", "--connections", "2", "--events", "3"], "event fan-out"),
