@@ -31,6 +31,16 @@ POST_SCRIPT = (
 )
 
 
+def post_script(most_runs: int | None = None) -> str:
+    """wrk's script for POST /runs; with most_runs, each of wrk's two threads stops after half of them
+    (every POST starts a run that must be drained: a smoke run needs a handful, not a second's worth)."""
+    if most_runs is None:
+        return POST_SCRIPT
+    cap = "local answered = 0\nfunction response(status, headers, body)\n  answered = answered + 1\n"
+    cap += f"  if answered >= {max(1, most_runs // 2)} then wrk.thread:stop() end\nend\n"
+    return POST_SCRIPT + cap
+
+
 def _latency(out: str, label: str) -> float:
     value, unit = re.search(label + r"\s+([\d.]+)(us|ms|s)", out).groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -75,6 +85,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--post-seconds", type=int, default=2, help="every POST starts a real run: keep it short")
     parser.add_argument("--post-connections", type=int, default=16, help="wrk connections for POST (a smoke run: 2)")
+    parser.add_argument("--most-runs", type=int, help="stop each POST burst after this many (smoke runs)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
@@ -85,7 +96,7 @@ def main() -> None:
     (training / "sleep.py").write_text(SLEEP_SCRIPT)
     (work / "data").mkdir()
     (work / "data" / "a.csv").write_text("a\n")
-    (work / "post.lua").write_text(POST_SCRIPT)
+    (work / "post.lua").write_text(post_script(args.most_runs))
     env = {
         "AZML_HOME": str(work / "aml"),
         "AZML_TRAINING_DIR": str(training),

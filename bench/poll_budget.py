@@ -74,6 +74,9 @@ class CountingBackend(Backend):
     def list_run_outputs(self, run_id: str) -> list[str]:
         return []
 
+    def download_run_outputs(self, run_id: str, dest: Path) -> list[str]:
+        return []
+
     def register_model(self, *, run_id: str, model_name: str, tags: dict[str, Any]) -> Any:
         raise NotImplementedError
 

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from bench.api_latency import POST_SCRIPT, drain, wrk
+from bench.api_latency import drain, post_script, wrk
 from bench.common import service_env, start_uvicorn, stop, workspace
 
 
@@ -79,13 +79,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--post-seconds", type=int, default=2, help="every POST starts a real run: keep it short")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (a smoke run uses 2)")
+    parser.add_argument("--most-runs", type=int, help="stop each POST burst after this many (smoke runs)")
     parser.add_argument("--events", type=int, default=50, help="changes timed from one replica to the other")
     parser.add_argument("--database-url", help="PostgreSQL to use (default: a throw-away server)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     work = workspace("bench-replicas-")
-    (work / "post.lua").write_text(POST_SCRIPT)
+    (work / "post.lua").write_text(post_script(args.most_runs))
     procs: list[subprocess.Popen] = []
     try:
         with databases(args.database_url, 2) as (single_db, shared_db):

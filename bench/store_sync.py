@@ -14,7 +14,7 @@ import time
 
 import httpx
 
-from bench.api_latency import POST_SCRIPT, drain, wrk
+from bench.api_latency import drain, post_script, wrk
 from bench.common import service_env, start_uvicorn, stop, workspace
 
 
@@ -23,11 +23,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (a smoke run uses 2)")
+    parser.add_argument("--most-runs", type=int, help="stop each POST burst after this many (smoke runs)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     work = workspace("bench-sync-")
-    (work / "post.lua").write_text(POST_SCRIPT)
+    (work / "post.lua").write_text(post_script(args.most_runs))
     services, urls = {}, {}
     try:
         for mode in ("full", "normal"):

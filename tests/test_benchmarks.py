@@ -14,12 +14,18 @@ import pytest
 from amllib.settings import REPO_ROOT
 
 SMOKE = {
-    "api_latency": (["--seconds", "1", "--post-seconds", "1", "--post-connections", "2"], "submit → training process"),
+    "api_latency": (
+        ["--seconds", "1", "--post-seconds", "1", "--post-connections", "2", "--most-runs", "20"],
+        "submit → training process",
+    ),
     "dashboard": (["--runs", "30", "--seconds", "1", "--compared", "3", "--points", "50"], "compare page, drawn"),
     "feature_cost": (["--seconds", "1", "--rounds", "1"], "GET /runs/{id}: metrics on"),
     "poll_budget": (["--runs", "10", "--seconds", "4"], "reads/min"),
-    "replicas": (["--seconds", "1", "--post-seconds", "1", "--connections", "2", "--events", "3"], "event fan-out"),
-    "store_sync": (["--seconds", "1", "--rounds", "1", "--connections", "2"], "synchronous=FULL"),
+    "replicas": (
+        ["--seconds", "1", "--post-seconds", "1", "--connections", "2", "--events", "3", "--most-runs", "20"],
+        "event fan-out",
+    ),
+    "store_sync": (["--seconds", "1", "--rounds", "1", "--connections", "2", "--most-runs", "20"], "synchronous=FULL"),
     "training_cores": (["--rows", "2000", "--estimators", "4"], "through the control plane"),
     "upload_throughput": (["--size-mib", "4", "--files", "4", "--rounds", "1"], "of the bare endpoint"),
 }

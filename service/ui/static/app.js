@@ -134,33 +134,48 @@ async function part(where, fn) {
     where.append(failure(error));
   }
 }
-function chart(points, { best = null, label = "" } = {}) {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("class", "chart");
-  svg.setAttribute("viewBox", "0 0 300 120");
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", label);
+const SVG = "http://www.w3.org/2000/svg";
+
+// An SVG image named for screen readers, and add(tag, attrs, text) to draw in it.
+function svgFrame(cls, viewBox, label) {
+  const svg = document.createElementNS(SVG, "svg");
+  for (const [key, value] of Object.entries({ class: cls, viewBox, role: "img", "aria-label": label })) {
+    svg.setAttribute(key, value);
+  }
   const add = (tag, attrs, text) => {
-    const el = document.createElementNS(ns, tag);
+    const el = document.createElementNS(SVG, tag);
     for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
     if (text !== undefined) el.textContent = text;
     svg.append(el);
     return el;
   };
-  if (!points.length) return svg;
-  points = downsample(points, MAX_POINTS);
+  return { svg, add };
+}
+
+// Points' x and y mapped into a box (left, width; top, height), a flat series drawn across its middle.
+function scales(points, [left, width], [top, height]) {
   const [x0, x1] = extent(points, 0);
   const [y0, y1] = extent(points, 1);
-  const X = (x) => 30 + (x1 === x0 ? 130 : ((x - x0) / (x1 - x0)) * 260);
-  const Y = (y) => 100 - (y1 === y0 ? 45 : ((y - y0) / (y1 - y0)) * 90);
+  return {
+    X: (x) => left + (x1 === x0 ? width / 2 : ((x - x0) / (x1 - x0)) * width),
+    Y: (y) => top + height - (y1 === y0 ? height / 2 : ((y - y0) / (y1 - y0)) * height),
+    y0,
+    y1,
+  };
+}
+
+function chart(points, { best = null, label = "" } = {}) {
+  const { svg, add } = svgFrame("chart", "0 0 300 120", label);
+  if (!points.length) return svg;
+  points = downsample(points, MAX_POINTS);
+  const { X, Y, y0, y1 } = scales(points, [30, 260], [10, 90]);
   add("line", { class: "axis", x1: 30, y1: 100, x2: 290, y2: 100 });
   add("text", { x: 0, y: 14 }, Number(y1).toPrecision(3));
   add("text", { x: 0, y: 104 }, Number(y0).toPrecision(3));
   add("polyline", { class: "line", points: points.map(([x, y]) => `${X(x)},${Y(y)}`).join(" ") });
   for (const [x, y] of points.length <= MAX_DOTS ? points : []) {
     add("circle", { class: x === best ? "dot best" : "dot", cx: X(x), cy: Y(y), r: 3 }).append(
-      Object.assign(document.createElementNS(ns, "title"), { textContent: `${x}: ${y}` }),
+      Object.assign(document.createElementNS(SVG, "title"), { textContent: `${x}: ${y}` }),
     );
   }
   return svg;
@@ -168,26 +183,11 @@ function chart(points, { best = null, label = "" } = {}) {
 
 // Several series on common axes, one colour each (series-0…9 in app.css), for the compare page.
 function overlay(series, label) {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("class", "chart");
-  svg.setAttribute("viewBox", "0 0 300 120");
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", label);
+  const { svg, add } = svgFrame("chart", "0 0 300 120", label);
   const drawn = series.map((one) => ({ ...one, points: downsample(one.points, MAX_POINTS) }));
   const all = drawn.flatMap((one) => one.points);
   if (!all.length) return svg;
-  const [x0, x1] = extent(all, 0);
-  const [y0, y1] = extent(all, 1);
-  const X = (x) => 30 + (x1 === x0 ? 130 : ((x - x0) / (x1 - x0)) * 260);
-  const Y = (y) => 100 - (y1 === y0 ? 45 : ((y - y0) / (y1 - y0)) * 90);
-  const add = (tag, attrs, text) => {
-    const el = document.createElementNS(ns, tag);
-    for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
-    if (text !== undefined) el.textContent = text;
-    svg.append(el);
-    return el;
-  };
+  const { X, Y, y0, y1 } = scales(all, [30, 260], [10, 90]);
   add("line", { class: "axis", x1: 30, y1: 100, x2: 290, y2: 100 });
   add("text", { x: 0, y: 14 }, Number(y1).toPrecision(3));
   add("text", { x: 0, y: 104 }, Number(y0).toPrecision(3));
@@ -871,20 +871,10 @@ async function modelsPage() {
 
 // A line small enough for a table cell: the shape of a trend, its values in the title.
 function sparkline(points, label) {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("class", "sparkline");
-  svg.setAttribute("viewBox", "0 0 100 24");
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", `${label}: ${points.map(([x, y]) => `v${x} ${y}`).join(", ")}`);
-  const [x0, x1] = extent(points, 0);
-  const [y0, y1] = extent(points, 1);
-  const X = (x) => 2 + (x1 === x0 ? 48 : ((x - x0) / (x1 - x0)) * 96);
-  const Y = (y) => 22 - (y1 === y0 ? 10 : ((y - y0) / (y1 - y0)) * 20);
-  const line = document.createElementNS(ns, "polyline");
-  line.setAttribute("class", "line");
-  line.setAttribute("points", points.map(([x, y]) => `${X(x)},${Y(y)}`).join(" "));
-  svg.append(line);
+  const name = `${label}: ${points.map(([x, y]) => `v${x} ${y}`).join(", ")}`;
+  const { svg, add } = svgFrame("sparkline", "0 0 100 24", name);
+  const { X, Y } = scales(points, [2, 96], [2, 20]);
+  add("polyline", { class: "line", points: points.map(([x, y]) => `${X(x)},${Y(y)}`).join(" ") });
   return svg;
 }
 
