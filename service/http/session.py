@@ -117,11 +117,17 @@ class SessionSigner:
         """Revoked here or on any other replica (their revocations are read at most REFRESH seconds late)."""
         if self._store is not None and time.monotonic() - self._read_at > REFRESH:
             self._read_at = time.monotonic()
-            self._revoked |= self._store.revoked_sessions(now=time.time())
+            self._revoked = self._unexpired() | self._store.revoked_sessions(now=time.time())
         return session_id in self._revoked
+
+    def _unexpired(self) -> dict[str, float]:
+        """The revocations still worth holding: a cookie past its expiry is refused anyway."""
+        now = time.time()
+        return {sid: expires for sid, expires in self._revoked.items() if expires >= now}
 
     async def revoke(self, session: Session) -> None:
         """End a session for good: this cookie, and every copy of it, is refused from now on."""
+        self._revoked = self._unexpired()
         self._revoked[session.session_id] = session.expires
         if self._store is not None:
             await self._store.revoke_session(session.session_id, expires=session.expires)

@@ -357,3 +357,26 @@ def test_a_sign_out_on_one_replica_is_refused_by_another(stores: list[JobStore],
     assert signers[1].check(cookie) is not None
     asyncio.run(signers[0].revoke(signers[0].check(cookie)))
     assert signers[1].check(cookie) is None
+
+
+def test_revocations_are_forgotten_once_their_cookies_have_expired(
+    stores: list[JobStore], tmp_path: Path, monkeypatch
+) -> None:
+    """A long-running replica holds only the revocations of cookies that could still be sent."""
+    from service.http import session
+
+    monkeypatch.setattr(session, "REFRESH", 0.0)
+    signer = session.SessionSigner(tmp_path, full={"tok": "ci"}, read={})
+    signer.attach(stores[0])
+    cookies = [signer.issue("tok") for _ in range(5)]
+    for cookie in cookies:
+        asyncio.run(signer.revoke(signer.check(cookie)))
+    assert all(signer.check(cookie) is None for cookie in cookies)
+    assert len(signer._revoked) == 5
+    later = time.time() + session.LIFETIME + 60
+    monkeypatch.setattr(session.time, "time", lambda: later)
+    signer.revoked("any")  # a refresh
+    assert signer._revoked == {}
+    fresh = signer.issue("tok")
+    asyncio.run(signer.revoke(signer.check(fresh)))
+    assert signer.check(fresh) is None and len(signer._revoked) == 1
