@@ -14,13 +14,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from amllib.backends.base import RunStatus
 from amllib.errors import ConfigError
 from service.core.events import EventFeed
 from service.core.jobs import TERMINAL_NAMES, Jobs
-from service.core.store import Job, JobStore, LeaseLost, Order, Tx
+from service.core.store import EVENT_CHANNEL, Job, JobStore, LeaseLost, Order, Tx
 from service.core.store_postgres import PostgresStore
 from service.core.store_sqlite import SqliteStore
 
@@ -304,17 +305,51 @@ def test_a_sqlite_store_made_before_revisions_were_kept_is_adopted_with_its_jobs
         store.close()
 
 
+def listening_pid(url: str, *, other_than: int | None = None, timeout: float = 15.0) -> int:
+    """The server process of a store's LISTEN connection, once there is one (not `other_than`)."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as admin:
+        while time.monotonic() < deadline:
+            sql = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = %s"
+            found = [pid for (pid,) in admin.execute(sql, (f"LISTEN {EVENT_CHANNEL}",)) if pid != other_than]
+            if found:
+                return found[0]
+            time.sleep(0.05)
+    raise AssertionError("no store is listening")
+
+
 def test_a_change_on_one_replica_is_heard_on_another_within_half_a_second(postgres_url: str) -> None:
     writer, listener = PostgresStore(postgres_url), PostgresStore(postgres_url)
     heard = threading.Event()
     listener.on_change(heard.set)
     try:
-        time.sleep(0.3)  # the listening connection is up
+        listening_pid(postgres_url)
+        time.sleep(0.2)  # past the wake-up the listener gives itself on connecting
         heard.clear()
         started = time.monotonic()
         asyncio.run(jobs_of(writer, "a").create(new_job("run_1")))
         assert heard.wait(2.0)
         assert time.monotonic() - started < 0.5
+    finally:
+        writer.close()
+        listener.close()
+
+
+def test_the_listener_comes_back_when_its_connection_is_cut(postgres_url: str) -> None:
+    """A database restart or a proxy's idle cut-off ends the LISTEN connection: the replica listens again
+    (and wakes its streams once, for whatever was committed while nobody listened)."""
+    writer, listener = PostgresStore(postgres_url), PostgresStore(postgres_url)
+    heard = threading.Event()
+    listener.on_change(heard.set)
+    try:
+        first = listening_pid(postgres_url)
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+        listening_pid(postgres_url, other_than=first)
+        time.sleep(0.2)
+        heard.clear()
+        asyncio.run(jobs_of(writer, "a").create(new_job("run_1")))
+        assert heard.wait(5.0), "a change made after the reconnect was not heard"
     finally:
         writer.close()
         listener.close()
