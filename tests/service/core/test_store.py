@@ -8,6 +8,7 @@ connections and writer threads, writing at the same time.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import time
@@ -415,3 +416,19 @@ def test_revocations_are_forgotten_once_their_cookies_have_expired(
     fresh = signer.issue("tok")
     asyncio.run(signer.revoke(signer.check(fresh)))
     assert signer.check(fresh) is None and len(signer._revoked) == 1
+
+
+def test_a_local_backend_on_postgresql_says_replicas_must_share_one_machine(
+    postgres_url: str, make_app, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Local training runs where the service runs: replicas on other machines could not see its runs."""
+    service_log = logging.getLogger("service")  # it does not propagate (service/observe/logs.py)
+    service_log.addHandler(caplog.handler)
+    try:
+        client = make_app(db_url=postgres_url)
+        assert client.get("/healthz").status_code == 200
+        make_app()  # SQLite: no such warning
+    finally:
+        service_log.removeHandler(caplog.handler)
+    warned = [r.getMessage() for r in caplog.records if "replicas must run on this one machine" in r.getMessage()]
+    assert len(warned) == 1 and "AZML_HOME" in warned[0]
