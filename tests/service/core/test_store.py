@@ -82,8 +82,22 @@ def test_a_job_is_stored_found_and_paged(stores: list[JobStore]) -> None:
     assert [job.id for job in store.page("run", ids=["titanic_123", "run_0"])] == ["run_3", "run_0"]
     assert [job.id for job in store.page("run", data_version="v1")] == ["run_3"]
     assert store.by_backend_run("titanic_123").id == "run_3"
-    assert store.counts() == {("run", "Queued"): 5}
-    assert len(store.unfinished(TERMINAL_NAMES)) == 5
+
+    async def named() -> None:
+        jobs = jobs_of(store, "a")
+        for job_id, experiment in (("run_q", 'été "quoted" \\ back'), ("run_x", "svc17x")):
+            job = new_job(job_id)
+            job.spec["experiment"] = experiment
+            await jobs.create(job)
+        await jobs.update("run_x", backend_run_id="svc17x_1")
+
+    asyncio.run(named())
+    assert [job.id for job in store.page("run", search='été "quoted" \\ back')] == ["run_q"]  # as JSON escapes it
+    assert [job.id for job in store.page("run", search="été")] == []  # a field equal to it, not containing it
+    assert [job.id for job in store.page("run", search="svc_17")] == []  # a prefix of the characters as given
+    assert [job.id for job in store.page("run", search="svc17")] == ["run_x"]
+    assert store.counts() == {("run", "Queued"): 7}
+    assert len(store.unfinished(TERMINAL_NAMES)) == 7
 
 
 ORDERS = [
