@@ -446,3 +446,23 @@ def test_a_local_backend_on_postgresql_says_replicas_must_share_one_machine(
         service_log.removeHandler(caplog.handler)
     warned = [r.getMessage() for r in caplog.records if "replicas must run on this one machine" in r.getMessage()]
     assert len(warned) == 1 and "AZML_HOME" in warned[0]
+
+
+def test_the_tests_use_a_server_named_by_azml_test_database_url_as_it_is(postgres_server: str, monkeypatch) -> None:
+    """A CI with a PostgreSQL service of its own sets AZML_TEST_DATABASE_URL: no server is started then,
+    and each test still gets a database of its own, dropped afterwards."""
+    from tests import postgres
+
+    monkeypatch.setenv("AZML_TEST_DATABASE_URL", postgres_server)
+    monkeypatch.setattr(postgres, "PostgresServer", lambda: pytest.fail("a server was started"))
+    with postgres.server() as admin, postgres.database(admin) as url:
+        assert admin == postgres_server and url != admin
+        store = PostgresStore(url)
+        try:
+            asyncio.run(jobs_of(store, "a").create(new_job("run_1")))
+            assert store.get("run_1") is not None
+        finally:
+            store.close()
+        name = url.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_server, autocommit=True) as db:
+        assert db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None
