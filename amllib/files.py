@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from amllib.errors import UnsafePath
@@ -55,3 +56,17 @@ def place_for(dest: Path, name: str) -> Path | None:
     except UnsafePath:
         log.warning("skipped the file %r: its name leaves the folder it is written to", name)
         return None
+
+
+def fetch_into(dest: Path, files: dict[str, str], fetch: Callable[[str, Path], object]) -> list[str]:
+    """fetch(name, path) for each file a backend names, `files` mapping its path under dest to its name
+    there; the paths written, sorted (a name that would land outside dest is skipped: place_for)."""
+    written = []
+    for rel in sorted(files):
+        target = place_for(dest, rel)
+        if target is None:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fetch(files[rel], target)
+        written.append(rel)
+    return written

@@ -20,7 +20,7 @@ from amllib.training import STARTED_BY
 from service.background.periodic import Leader, every
 from service.core.jobs import Jobs
 from service.core.store import Job
-from service.core.worker import Worker, scalar_metrics
+from service.core.worker import Worker, run_result, scalar_metrics
 
 log = logging.getLogger("service")
 OVERLAP = 120.0  # look this far behind the newest run seen: a run can appear a moment after a newer one
@@ -90,8 +90,7 @@ class RunImporter:
             backend_run_id=info.run_id,
             idempotency_key=f"import:{info.run_id}",
             error=info.error,
-            result={"data_version": info.data_version, "script_digest": info.script_digest}
-            | ({"studio_url": info.studio_url} if info.studio_url else {}),
+            result=run_result(info, {}),
         )
         if info.status.terminal:
             metrics = await self.worker.calls(self.worker.backend.get_metrics, info.run_id)

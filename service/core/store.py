@@ -149,7 +149,7 @@ class Order:
         if self.key == "duration":
             return "(finished_at - started_at)", []
         if dialect.postgres:
-            value = "(result::jsonb -> 'metrics' -> %s::text)"
+            value = "(result::jsonb -> 'metrics' -> ?::text)"
             return f"(CASE WHEN jsonb_typeof{value} = 'number' THEN ({value} #>> '{{}}')::double precision END)", [
                 self.metric,
                 self.metric,

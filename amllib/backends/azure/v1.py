@@ -51,7 +51,7 @@ from amllib.errors import (
     RunNotFound,
     quoted,
 )
-from amllib.files import place_for
+from amllib.files import fetch_into
 from amllib.names import check_name
 from amllib.paths import check_script, safe_relpath
 from amllib.settings import Settings
@@ -271,13 +271,9 @@ class AzureMLBackend(V1Registry, V1Storage):
         """One Run.download_file per file, each to a place checked to be inside dest."""
         run = self._run(run_id)
         names = self._call(f"listing files of {run_id}", run.get_file_names) or []
-        written = []
-        for name in sorted(n for n in names if n.startswith("outputs/")):
-            rel = name.removeprefix("outputs/")
-            target = place_for(dest, rel)
-            if target is None:
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
+        outputs = {name.removeprefix("outputs/"): name for name in names if name.startswith("outputs/")}
+
+        def download(name: str, target: Path) -> None:
             self._call(f"downloading {quoted(name)} of {run_id}", run.download_file, name, output_file_path=str(target))
-            written.append(rel)
-        return written
+
+        return fetch_into(dest, outputs, download)

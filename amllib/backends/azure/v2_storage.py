@@ -18,7 +18,7 @@ from amllib.backends.azure.common import check_arrived, checked_source, new_data
 from amllib.backends.azure.data_versions import DataLeases
 from amllib.backends.base import DataVersion, Progress, whole_lines
 from amllib.errors import NotFound, quoted
-from amllib.files import list_files, place_for
+from amllib.files import fetch_into, list_files
 from amllib.paths import safe_relpath
 
 ARTIFACT_STORE = "workspaceartifactstore"
@@ -191,16 +191,12 @@ class V2Storage(DataLeases):
         self._job(run_id)
         _, container = self._container(ARTIFACT_STORE)
         prefix = f"ExperimentRun/dcid.{run_id}/outputs/"
-        written = []
-        for name in sorted(self._blobs(container, prefix)):
-            rel = name.removeprefix(prefix)
-            target = place_for(dest, rel)
-            if target is None:
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
+        blobs = {name.removeprefix(prefix): name for name in self._blobs(container, prefix)}
+
+        def download(name: str, target: Path) -> None:
             self._call(f"downloading {quoted(name)}", _download_file, container, name, target)
-            written.append(rel)
-        return written
+
+        return fetch_into(dest, blobs, download)
 
 
 def prefix_of(uri: str | None) -> str | None:

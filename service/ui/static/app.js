@@ -51,6 +51,9 @@ function duration(job) {
   const seconds = Math.max(0, Math.round((end - new Date(job.started_at)) / 1000));
   return seconds < 120 ? `${seconds} s` : `${Math.floor(seconds / 60)} min ${seconds % 60} s`;
 }
+// A value as a cell shows it: a fraction to 4 significant digits, nothing as a dash.
+const shown = (v) =>
+  v === undefined || v === null ? "—" : typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(4) : v;
 const badge = (status) => h("span", { class: `status ${status}`, "data-status": status }, status);
 const modelLink = (mv) =>
   mv ? h("a", { href: `/ui/models/${encodeURIComponent(mv.name)}` }, `${mv.name} v${mv.version}`) : "—";
@@ -221,8 +224,6 @@ function pickedMetrics() {
   }
   return ["accuracy"];
 }
-const metricCell = (value) =>
-  typeof value === "number" ? (Number.isInteger(value) ? String(value) : value.toPrecision(4)) : (value ?? "—");
 
 function runRow(job, metrics) {
   const tick = h("input", {
@@ -252,7 +253,7 @@ function runRow(job, metrics) {
       ),
     ),
     h("td", {}, badge(job.status)),
-    metrics.map((name) => h("td", { class: "metric", "data-metric": name }, metricCell(job.metrics?.[name]))),
+    metrics.map((name) => h("td", { class: "metric", "data-metric": name }, shown(job.metrics?.[name]))),
     h(
       "td",
       { title: when(job.started_at || job.created_at) },
@@ -708,8 +709,6 @@ async function runPage(id) {
 }
 
 // -- compare -------------------------------------------------------------------------------
-const shown = (v) =>
-  v === undefined || v === null ? "—" : typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(4) : v;
 // Items side by side, a column each: rows of [label, shown value, compared value]; a row whose values
 // differ is marked (colour, a ≠ sign, and words for screen readers).
 function sideBySide(id, heads, items, rows) {
