@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from amllib.backends.base import Backend, ModelVersion, RunInfo, RunSpec, RunStatus, tag_number
+from amllib.jsonsafe import finite_or_text
 from amllib.settings import Settings
 
 RUN_VARIABLES = ("model", "experiment", "datapath", "script", "compute_name")
@@ -54,8 +55,13 @@ def last_values(metrics: dict[str, list[Any]]) -> dict[str, Any]:
 
 def model_tags(metrics: dict[str, list[Any]]) -> dict[str, Any]:
     """Tags for the registered model: accuracy as a number when the run logged one."""
-    accuracy = tag_number(last_values(metrics).get("accuracy"))
-    return {} if accuracy is None else {"accuracy": accuracy}
+    logged = last_values(metrics).get("accuracy")
+    accuracy = tag_number(logged)
+    if accuracy is not None:
+        return {"accuracy": accuracy}
+    if isinstance(logged, float | int) and not isinstance(logged, bool):
+        return {"accuracy": finite_or_text(logged)}  # "NaN" or "Infinity": shown, never a score
+    return {}
 
 
 def finish_run(backend: Backend, run_id: str, *, model_name: str) -> TrainingResult:

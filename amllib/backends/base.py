@@ -8,6 +8,7 @@ amllib.fetch is written once against this interface.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import time
@@ -371,11 +372,11 @@ def numeric_accuracy(tags: dict[str, Any]) -> dict[str, Any]:
 
 
 def tag_number(value: Any) -> float | None:
-    """A tag value as a float, or None: Azure keeps tags as strings."""
+    """A tag value as a finite float, or None: Azure keeps tags as strings; NaN and ±Infinity are no score."""
     if isinstance(value, bool):
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return number if number == number else None
+    return number if math.isfinite(number) else None

@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from amllib import jsonsafe
 from amllib.backends.base import ModelVersion
 from amllib.errors import InvalidInput, ModelNotFound, quoted
 from amllib.files import list_files
+from amllib.jsonsafe import json_safe
 from amllib.names import check_name
 
 _SCHEMA = """
@@ -98,7 +100,7 @@ class LocalRegistry:
                     staging.rename(final)
                     db.execute(
                         "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (name, version, json.dumps(tags), run_id, data_version, script_digest, created),
+                        (name, version, jsonsafe.dumps(tags), run_id, data_version, script_digest, created),
                     )
                     db.execute("COMMIT")
                 except BaseException:
@@ -124,7 +126,7 @@ class LocalRegistry:
         return ModelVersion(
             name=row[0],
             version=row[1],
-            tags=json.loads(row[2]),
+            tags=json_safe(json.loads(row[2])),  # a registry written before NaN became "NaN"
             run_id=row[3],
             data_version=row[4],
             script_digest=row[5],

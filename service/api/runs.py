@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
 from amllib.backends.base import RunStatus
 from amllib.errors import Conflict, InvalidInput, NotFound
+from amllib.jsonsafe import json_safe
 from service.actions import METRIC_SORT, find, ordering, page, request_cancel, run_spec
 from service.api import archives
 from service.api.common import accept, answer
@@ -66,7 +67,11 @@ async def runs_metrics(
     found = iter(histories)
     return {
         "runs": [
-            {"id": job.id, "backend_run_id": job.backend_run_id, "metrics": next(found) if job.backend_run_id else {}}
+            {
+                "id": job.id,
+                "backend_run_id": job.backend_run_id,
+                "metrics": json_safe(next(found)) if job.backend_run_id else {},
+            }
             for job in jobs
         ]
     }
@@ -181,7 +186,7 @@ async def run_logs(svc: Svc, run_id: str, tail: Annotated[int | None, Query(ge=1
 async def run_metrics(svc: Svc, run_id: str) -> dict:
     job = await find(svc, run_id, "run")
     history = {} if job.backend_run_id is None else await svc.calls(svc.backend.get_metrics, job.backend_run_id)
-    return {"id": run_id, "metrics": history}
+    return {"id": run_id, "metrics": json_safe(history)}
 
 
 def _started(job: Job) -> str:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from amllib import jsonsafe
+
 T = TypeVar("T")
 
 EVENTS_KEPT = 100_000  # the feed keeps this many; a client further behind is told to reload
@@ -204,8 +206,8 @@ class Tx:
                 job.status,
                 job.idempotency_key,
                 job.request_hash,
-                json.dumps(job.spec),
-                json.dumps(job.result),
+                jsonsafe.dumps(job.spec),
+                jsonsafe.dumps(job.result),
                 job.error,
                 job.backend_run_id,
                 job.callback_url,
@@ -229,7 +231,7 @@ class Tx:
     def update_job(self, job_id: str, fields: dict[str, Any]) -> Job:
         """Set columns of one row (spec/result given as dicts) and return the row."""
         encoded = {
-            k: json.dumps(v) if k in ("spec", "result") else int(v) if isinstance(v, bool) else v
+            k: jsonsafe.dumps(v) if k in ("spec", "result") else int(v) if isinstance(v, bool) else v
             for k, v in fields.items()
         }
         if encoded:
@@ -251,7 +253,7 @@ class Tx:
             self.execute("SELECT pg_advisory_xact_lock(?)", (EVENT_LOCK,))
         (seq,) = self.execute(
             "INSERT INTO events (topic, job_id, created_at, data) VALUES (?, ?, ?, ?) RETURNING seq",
-            (topic, job_id, time.time(), json.dumps(data)),
+            (topic, job_id, time.time(), jsonsafe.dumps(data)),
         ).fetchone()
         if self.dialect.postgres:
             self.execute("SELECT pg_notify(?, ?)", (EVENT_CHANNEL, str(seq)))

@@ -26,6 +26,7 @@ from amllib.backends.base import Backend, RunInfo, RunSpec, RunStatus
 from amllib.digest import TreeSummary
 from amllib.errors import AmlError, BackendUnavailable, InvalidInput
 from amllib.fetch import fetch_model
+from amllib.jsonsafe import json_safe
 from amllib.paths import check_folder_target, resolve_inside
 from amllib.settings import Settings
 from amllib.training import finish_run, last_values
@@ -59,8 +60,9 @@ def run_result(info: RunInfo, metrics: dict[str, Any], **extra: Any) -> dict[str
 
 
 def scalar_metrics(history: dict[str, list[Any]]) -> dict[str, Any]:
-    """Each metric's last value, for metrics whose values are plain numbers or strings."""
-    return {k: v for k, v in last_values(history).items() if isinstance(v, int | float | str | bool)}
+    """Each metric's last value, for metrics whose values are plain numbers or strings (as JSON takes them:
+    NaN and ±Infinity become those words, amllib/jsonsafe.py)."""
+    return json_safe({k: v for k, v in last_values(history).items() if isinstance(v, int | float | str | bool)})
 
 
 def backend_threads(settings: Settings) -> int:
