@@ -4,12 +4,16 @@ Upload bodies (POST /data with an archive or multipart type) stream past untouch
 service/http/uploads.py bounds them itself. Every other body is read here, at most
 MAX_BODY bytes and never stalling longer than AZML_BODY_TIMEOUT between chunks,
 before any route sees it; so no route can be made to hold a huge or endless body.
+
+The NUL character is refused here too, in the path (404), a query parameter or a JSON or
+form field (422): no name or id holds one, and PostgreSQL takes none in text or jsonb.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,6 +21,7 @@ from service.errors import send_error
 
 MAX_BODY = 64 * 1024
 MAX_JSON_DEPTH = 32
+NUL = "\x00"
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -30,6 +35,47 @@ def _streamed_upload(scope: Scope) -> bool:
     """POST /data bodies other than JSON: the route streams (or, for a type it refuses, never reads) them."""
     media = _header(scope, b"content-type").split(";")[0].strip().lower()
     return scope["path"] == "/data" and media != "application/json"
+
+
+def _nul_field(value: object, where: str = "") -> str | None:
+    """The place (a.b.0) of the first key or string in a JSON value holding a NUL character."""
+    if isinstance(value, str):
+        return where or "body" if NUL in value else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        place = f"{where}.{key}" if where else str(key)
+        if isinstance(key, str) and NUL in key:
+            return place
+        found = _nul_field(child, place)
+        if found:
+            return found
+    return None
+
+
+def _shown(name: str) -> str:
+    """A caller's field name in an error: NUL written as \\0, cut short."""
+    return name.replace(NUL, "\\0")[:60]
+
+
+def _nul_in_form(text: str) -> str | None:
+    for name, value in parse_qsl(text, keep_blank_values=True):
+        if NUL in name or NUL in value:
+            return name
+    return None
+
+
+async def refuse_nul_in_url(scope: Scope, send: Send) -> bool:
+    """Answer a path (404) or query (422) holding a NUL character; whether it was answered."""
+    if NUL in scope["path"]:
+        await send_error(send, 404, "not_found", "no such path: it holds a NUL character")
+        return True
+    query = scope.get("query_string", b"")
+    if query and (b"%00" in query or b"\x00" in query):
+        name = _nul_in_form(query.decode("latin-1"))
+        if name is not None:
+            await send_error(send, 422, "invalid", f"query parameter {_shown(name)!r} holds a NUL character")
+            return True
+    return False
 
 
 def _depth(value: object, level: int = 0) -> int:
@@ -47,6 +93,8 @@ class BodyLimit:
         self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and await refuse_nul_in_url(scope, send):
+            return
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS") or _streamed_upload(scope):
             await self.app(scope, receive, send)
             return
@@ -78,11 +126,17 @@ class BodyLimit:
 
     @staticmethod
     def _json_problem(scope: Scope, body: bytes) -> str | None:
-        """A JSON body that is not UTF-8 (RFC 8259), or nested deeper than the parser or validator can take.
+        """A JSON body that is not UTF-8 (RFC 8259), nested deeper than the parser or validator can take, or
+        holding a NUL character; a form body holding one.
 
         Refused here, before any route sees it, so no JSON route can meet bytes its parser chokes on.
         """
-        if not body or "json" not in _header(scope, b"content-type").lower():
+        media = _header(scope, b"content-type").lower()
+        if body and media.startswith("application/x-www-form-urlencoded") and (b"%00" in body or b"\x00" in body):
+            name = _nul_in_form(body.decode("latin-1"))
+            if name is not None:
+                return f"form field {_shown(name)!r} holds a NUL character"
+        if not body or "json" not in media:
             return None
         try:
             text = body.decode("utf-8")
@@ -96,6 +150,9 @@ class BodyLimit:
             return None  # not JSON: the route's own validation says so, naming the problem
         if _depth(value) > MAX_JSON_DEPTH:
             return f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
+        place = _nul_field(value)
+        if place is not None:
+            return f"{_shown(place)}: holds a NUL character"
         return None
 
 
