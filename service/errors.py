@@ -48,6 +48,21 @@ class BodyTimeout(InvalidInput):
     """A request body that stopped arriving for longer than AZML_BODY_TIMEOUT."""
 
 
+class StoreUnavailable(AmlError):
+    """The job store (PostgreSQL) could not be reached, after retrying on fresh connections.
+
+    Never a job's outcome: the worker carries the job on once the store answers again. A request
+    meeting it is answered 503 with Retry-After.
+    """
+
+
+class Busy(AmlError):
+    """The service is at a limit it keeps for its own sake (uploads or archives in progress): try again soon."""
+
+
+RETRY_AFTER_SECONDS = 2  # what a 503 tells the caller to wait
+
+
 # (exception class, kind, HTTP status), most specific first.
 TABLE: list[tuple[type[Exception], str, int]] = [
     (UnsafePath, "unsafe_path", 400),
@@ -59,6 +74,8 @@ TABLE: list[tuple[type[Exception], str, int]] = [
     (NotFound, "not_found", 404),
     (Conflict, "conflict", 409),
     (RunFailed, "run_failed", 502),
+    (StoreUnavailable, "store_unavailable", 503),
+    (Busy, "busy", 503),
     (BackendUnavailable, "backend", 502),
     (ConfigError, "config", 500),
     (AmlError, "internal", 500),
@@ -109,7 +126,10 @@ def install(app: FastAPI) -> None:
         kind, status = classify(exc)
         if status >= 500:
             log.warning("%s %s failed: %s", request.method, request.url.path, exc)
-        return error_response(status, kind, str(exc))
+        response = error_response(status, kind, str(exc))
+        if status == 503:
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def on_validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +24,10 @@ from fastapi.sse import format_sse_event
 from starlette.responses import StreamingResponse
 
 from service.core.store import JobStore
+from service.errors import StoreUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger("service")
 BATCH = 500
 READERS = 4
 IDLE_WAKE = 1.0  # an idle stream looks again this often: has its client gone? was a signal missed?
@@ -50,6 +53,15 @@ class EventFeed:
     def changed(self) -> None:
         """Load what was just committed (by this replica or another) into the window once, then wake every
         open stream (on the loop)."""
+        try:
+            self._load()
+        except StoreUnavailable as exc:  # what was committed is loaded at the next change, or by a stream's read
+            log.warning("the live feed could not read new events: %s", exc)
+        signal, self._signal = self._signal, None
+        if signal is not None and not signal.done():
+            signal.set_result(None)
+
+    def _load(self) -> None:
         while rows := self.store.events_after(self._loaded, limit=BATCH, with_job=True):
             self._window.extend(rows)
             self._loaded = rows[-1][0]
@@ -58,9 +70,6 @@ class EventFeed:
                     self.on_job(job_id)
         if len(self._window) > 2 * WINDOW:
             del self._window[:-WINDOW]
-        signal, self._signal = self._signal, None
-        if signal is not None and not signal.done():
-            signal.set_result(None)
 
     def close(self) -> None:
         self._readers.shutdown(wait=False, cancel_futures=True)
@@ -134,11 +143,17 @@ class EventFeed:
             last, woken, quiet_since = after, False, time.monotonic()
             while True:
                 window = self._from_window(last, job_id) if woken else None
-                rows = (
-                    window
-                    if window is not None
-                    else await self._read(self.store.events_after, last, job_id=job_id, limit=BATCH)
-                )
+                try:
+                    rows = (
+                        window
+                        if window is not None
+                        else await self._read(self.store.events_after, last, job_id=job_id, limit=BATCH)
+                    )
+                except StoreUnavailable:  # the stream stays open and reads again once the store answers
+                    if gone():
+                        return
+                    woken = await self._quiet(IDLE_WAKE)
+                    continue
                 chunk = b"".join(await extra(last)) if extra else b""  # read before the rows: the run's last lines
                 chunk += b"".join(sse(ident(seq), topic, data) for seq, topic, data in rows)
                 if rows:

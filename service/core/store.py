@@ -221,6 +221,9 @@ class Tx:
         if row is not None:
             job.seq = row[0]
             return job, True
+        mine = self.job(job.id)
+        if mine is not None and mine.request_hash == job.request_hash and mine.kind == job.kind:
+            return mine, True  # this very insert, run again after its commit's answer was lost with the connection
         if job.idempotency_key:
             found = self.execute(f"SELECT {COLUMNS} FROM jobs WHERE idempotency_key = ?", (job.idempotency_key,))
             existing = found.fetchone()

@@ -39,6 +39,7 @@ from service.core.read_budget import ReadBudget
 from service.core.redact import ErrorWriter
 from service.core.schemas import render
 from service.core.store import SENDING, Job, LeaseLost, Tx
+from service.errors import StoreUnavailable
 from service.observe import logs
 from service.observe.metrics import ServiceMetrics
 
@@ -49,6 +50,7 @@ CLAIM_BATCH = 500
 LOST = "failed: the process sending it stopped before it knew the outcome"
 UNREACHABLE_SECONDS = 600.0
 MAX_BACKOFF = 8  # a quiet run is polled at most every 8 × AZML_POLL_SECONDS
+STORE_PAUSE_MAX = 30.0  # seconds between tries to carry on a job while the job store can't be reached
 
 
 def run_result(info: RunInfo, metrics: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -189,7 +191,26 @@ class Worker:
             self.calls.close()
 
     async def _carry_out(self, job_id: str, *, resumed: bool = False) -> None:
+        """Carry the job to its end; while the job store can't be reached, wait and carry on where it was.
+
+        A store error is never the job's outcome: the job is taken up again as after a restart (its run
+        found by its tag, its model version by its run), once the store answers.
+        """
+        pause = 1.0
+        while True:
+            try:
+                await self._attempt(job_id, resumed=resumed)
+                return
+            except StoreUnavailable as exc:
+                log.warning("job %s: %s; carrying it on in %.0f s", job_id, exc, pause)
+                await asyncio.sleep(pause)
+                pause, resumed = min(pause * 2, STORE_PAUSE_MAX), True
+
+    async def _attempt(self, job_id: str, *, resumed: bool) -> None:
         job = self._job(job_id)
+        if is_terminal(job.status):  # it ended before the store went away: only its callback may be owed
+            await self._deliver(job_id)
+            return
         logs.bind_job(job_id, caller=job.spec.get("created_by"), run_id=job.backend_run_id)
         try:
             if job.kind == "run":
@@ -202,6 +223,8 @@ class Worker:
         except LeaseLost as exc:
             log.warning("%s; this replica stops acting on it", exc)
             return
+        except StoreUnavailable:
+            raise
         except Exception as exc:
             if not isinstance(exc, AmlError):
                 log.exception("job %s failed unexpectedly", job_id)

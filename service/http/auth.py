@@ -23,7 +23,7 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from amllib.settings import Settings
-from service.errors import send_error
+from service.errors import RETRY_AFTER_SECONDS, StoreUnavailable, send_error
 from service.http.session import COOKIE, CSRF_HEADER, SessionSigner
 from service.http.throttle import Throttle
 
@@ -104,7 +104,12 @@ class BearerAuth:
             retry = [(b"retry-after", str(math.ceil(wait)).encode())]
             await send_error(send, 429, "throttled", detail, headers=retry)
             return
-        problem = problem or self._check(scope, headers)
+        try:
+            problem = problem or self._check(scope, headers)
+        except StoreUnavailable as exc:  # a session's revocations could not be read: refuse, for now
+            retry = [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
+            await send_error(send, 503, "store_unavailable", str(exc), headers=retry)
+            return
         if problem is None:
             await self.app(scope, receive, send)
             return

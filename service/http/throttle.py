@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from service.errors import StoreUnavailable
+
 FREE_FAILURES = 10
 WINDOW = 60.0
 MAX_LOCKOUT = 60.0
@@ -68,6 +70,8 @@ class Throttle:
             self._shared_read = now
             try:
                 self._shared_locks = self._shared.lockouts(now=now)
+            except StoreUnavailable as exc:
+                log.warning("reading the shared sign-in lockouts failed (%s); this replica's own counts apply", exc)
             except Exception:
                 log.exception("reading the shared sign-in lockouts failed; this replica's own counts still apply")
         return self._shared_locks.get(client, 0.0) - now
@@ -103,6 +107,9 @@ class Throttle:
         assert self._shared is not None
         try:
             until = await self._shared.auth_failed(client, free=FREE_FAILURES, window=WINDOW, max_lockout=MAX_LOCKOUT)
+        except StoreUnavailable as exc:
+            log.warning("counting a failed sign-in in the store failed (%s); this replica's own count applies", exc)
+            return
         except Exception:
             log.exception("counting a failed sign-in in the store failed; this replica's own count still applies")
             return

@@ -466,3 +466,14 @@ def test_the_tests_use_a_server_named_by_azml_test_database_url_as_it_is(postgre
         name = url.rsplit("/", 1)[1]
     with psycopg.connect(postgres_server, autocommit=True) as db:
         assert db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None
+
+
+def test_an_insert_run_again_after_its_commit_answer_was_lost_finds_its_own_row(stores: list[JobStore]) -> None:
+    """A write retried on a fresh connection (store_postgres) may find what its first try committed."""
+    store = stores[0]
+    job = new_job("run_again", key="k-again")
+    first = asyncio.run(store.write(lambda tx: tx.insert_job(job)))
+    again = asyncio.run(store.write(lambda tx: tx.insert_job(new_job("run_again", key="k-again"))))
+    assert first[1] and again[1] and again[0].seq == first[0].seq
+    other = asyncio.run(store.write(lambda tx: tx.insert_job(new_job("run_other", key="k-again"))))
+    assert (other[0].id, other[1]) == ("run_again", False)  # another job with that key: the key's holder

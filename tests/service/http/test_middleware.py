@@ -94,7 +94,9 @@ def test_a_nul_in_a_path_query_or_field_is_a_404_or_422_on_both_stores(store_app
         assert answer.status_code == 422, (route, answer.text[:200])
         assert "NUL" in answer.json()["detail"], answer.text
     form = store_app.post(
-        "/chatops/slack", content=b"text=runs%00&user_id=U1", headers={"content-type": "application/x-www-form-urlencoded"}
+        "/chatops/slack",
+        content=b"text=runs%00&user_id=U1",
+        headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert form.status_code == 422 and "NUL" in form.json()["detail"]
     assert store_app.get("/runs", params={"q": "run"}).status_code == 200  # and the rest still answers
