@@ -29,7 +29,7 @@ from amllib.backends.local_datastore import LocalDatastore
 from amllib.backends.local_registry import LocalRegistry
 from amllib.digest import TreeSummary
 from amllib.errors import DataNotFound, InvalidInput
-from amllib.files import copy_files, list_files
+from amllib.files import copy_files, copy_run_outputs, run_outputs
 from amllib.names import check_name, check_script_args
 from amllib.paths import check_script
 from amllib.settings import Settings
@@ -175,21 +175,18 @@ class LocalBackend(Backend):
         self.compute.cancel(run_id)
 
     def list_run_outputs(self, run_id: str) -> list[str]:
-        outputs = self.compute.run_dir(run_id) / "work" / "outputs"
-        return [rel for rel, _ in list_files(outputs)] if outputs.is_dir() else []
+        return [rel for rel, _ in run_outputs(self.compute.run_dir(run_id))]
 
     def download_run_outputs(self, run_id: str, dest: Path) -> list[str]:
         self.compute.info(run_id)  # RunNotFound
-        outputs = self.compute.run_dir(run_id) / "work" / "outputs"
-        return copy_files(outputs, dest) if outputs.is_dir() else []
+        return copy_run_outputs(self.compute.run_dir(run_id), dest)
 
     # -- registry ------------------------------------------------------------
     def register_model(self, *, run_id: str, model_name: str, tags: dict[str, Any]) -> ModelVersion:
         info = self.compute.info(run_id)
-        outputs = self.compute.run_dir(run_id) / "work" / "outputs"
         clean = {k: (tag_number(v) if k == "accuracy" and tag_number(v) is not None else v) for k, v in tags.items()}
         return self.registry.register(
-            outputs,
+            self.compute.run_dir(run_id),
             name=model_name,
             tags=clean,
             run_id=run_id,

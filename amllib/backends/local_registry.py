@@ -15,7 +15,7 @@ from typing import Any
 from amllib import jsonsafe
 from amllib.backends.base import ModelVersion
 from amllib.errors import InvalidInput, ModelNotFound, quoted
-from amllib.files import list_files
+from amllib.files import copy_run_output, run_outputs
 from amllib.jsonsafe import json_safe
 from amllib.names import check_name
 
@@ -55,7 +55,7 @@ class LocalRegistry:
 
     def register(
         self,
-        outputs: Path,
+        run_dir: Path,
         *,
         name: str,
         tags: dict[str, Any],
@@ -73,16 +73,16 @@ class LocalRegistry:
             made = self._made_from(db, name, run_id)
         if made is not None:
             return made
-        files = list_files(outputs) if outputs.is_dir() else []
+        files = run_outputs(run_dir)  # the run's own files: no link, nothing outside its folder
         if not files:
             raise InvalidInput(f"run {run_id} produced no files in outputs/; nothing to register")
         model_dir = self.files_root / name
         model_dir.mkdir(parents=True, exist_ok=True)
         staging = model_dir / f".{uuid.uuid4().hex}.partial"
         try:
-            for rel, full in files:
+            for rel, _ in files:
                 (staging / "outputs" / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(full, staging / "outputs" / rel)
+                copy_run_output(run_dir, rel, staging / "outputs" / rel)
             created = time.time()
             with self._connect() as db:
                 try:

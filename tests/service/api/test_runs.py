@@ -134,3 +134,54 @@ def test_a_runs_outputs_are_listed_and_downloaded_once_it_has_ended(make_app) ->
     assert_refused(client.get("/runs/run_nope/outputs/archive"), 404, "run_nope")
     assert_refused(client.get("/runs/run_nope/outputs"), 404, "run_nope")
     client.post(f"/runs/{running['id']}/cancel")
+
+
+LINKING_SCRIPT = '''"""Publishes what is not its own: links and a hard link into AZML_HOME, beside one real file."""
+import argparse
+import os
+from pathlib import Path
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--data-path")
+parser.add_argument("--estimators", type=int)
+parser.add_argument("--whole", default="no")
+args = parser.parse_args()
+home = Path.cwd().parents[2]  # AZML_HOME/runs/<run>/work
+if args.whole == "yes":
+    os.symlink(home, "outputs")
+else:
+    os.makedirs("outputs/deep")
+    Path("outputs/model.txt").write_text("mine")
+    os.symlink(home / ".ui-session-key", "outputs/key")
+    os.symlink(home, "outputs/home")
+    os.symlink(home, "outputs/deep/up")
+    os.link(home / ".ui-session-key", "outputs/hard-key")
+'''
+
+
+def test_outputs_that_are_links_to_elsewhere_are_never_listed_archived_or_registered(tmp_path: Path, make_app) -> None:
+    """Issue 26, item 4: outputs/ (or a file in it) linked to AZML_HOME published the session key."""
+    training = tmp_path / "training"
+    training.mkdir()
+    (training / "linker.py").write_text(LINKING_SCRIPT)
+    client = make_app(training_dir=training, script="linker.py")
+    key = (tmp_path / "aml" / ".ui-session-key").read_bytes()
+    assert client.post("/data", params={"wait": 30}, content=tar_bytes({"a.csv": b"1"}), headers=TAR).status_code == 200
+
+    mixed = client.post("/runs", params={"wait": 60}, json={}).json()
+    assert mixed["status"] == "Completed", mixed
+    assert client.get(f"/runs/{mixed['id']}/outputs").json()["files"] == ["model.txt"]
+    archive = client.get(f"/runs/{mixed['id']}/outputs/archive")
+    with tarfile.open(fileobj=io.BytesIO(archive.content)) as tar:
+        assert tar.getnames() == ["model.txt"]
+    version = mixed["model_version"]["version"]
+    model = client.get(f"/models/svc-model/versions/{version}/archive")
+    with tarfile.open(fileobj=io.BytesIO(model.content)) as tar:
+        names = tar.getnames()
+        assert "model.txt" in names and not any("key" in name or "home" in name for name in names), names
+    assert key not in archive.content and key not in model.content
+
+    whole = client.post("/runs", params={"wait": 60}, json={"args": {"whole": "yes"}}).json()
+    assert whole["status"] == "Completed" and whole["model_version"] is None, whole  # nothing of its own
+    assert client.get(f"/runs/{whole['id']}/outputs").json()["files"] == []
+    assert_refused(client.get(f"/runs/{whole['id']}/outputs/archive"), 404, "wrote no files")
