@@ -34,5 +34,6 @@ VOLUME /data
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
-# --proxy-headers: behind a proxy on 127.0.0.1 (e.g. a sidecar), the client is the one it names.
-CMD ["uvicorn", "service.app:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--timeout-graceful-shutdown", "5"]
+# --no-proxy-headers: X-Forwarded-For is believed only from the proxies named in AZML_TRUSTED_PROXIES (the app
+# applies it); uvicorn's own default would believe it from 127.0.0.1, so anyone behind a sidecar could name any address.
+CMD ["uvicorn", "service.app:app", "--host", "0.0.0.0", "--port", "8000", "--no-proxy-headers", "--timeout-graceful-shutdown", "5"]

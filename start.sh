@@ -13,5 +13,7 @@ if [ "${1:-}" != "--no-demo" ]; then
 fi
 if [ -f service/app.py ]; then
   # Open event streams never end by themselves: give them 5 s at shutdown, then close them.
-  exec uvicorn service.app:app --host "${AZML_HOST:-127.0.0.1}" --port "${AZML_PORT:-8000}" --timeout-graceful-shutdown 5
+  # --no-proxy-headers: the app believes X-Forwarded-For only from AZML_TRUSTED_PROXIES (uvicorn would from 127.0.0.1).
+  exec uvicorn service.app:app --host "${AZML_HOST:-127.0.0.1}" --port "${AZML_PORT:-8000}" --no-proxy-headers \
+    --timeout-graceful-shutdown 5
 fi

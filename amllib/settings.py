@@ -7,6 +7,7 @@ the process environment.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
@@ -69,7 +70,10 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(
         30.0,
         ge=3,
-        description="On PostgreSQL: a replica that stops renewing its jobs' leases this long loses them to another",
+        le=3600,
+        allow_inf_nan=False,
+        description="On PostgreSQL: a replica that stops renewing its jobs' leases this long loses them to another"
+        " (3 to 3600)",
     )
     api_tokens: str = Field("", description="Comma-separated bearer tokens with full access, each name:token or token")
     api_read_tokens: str = Field("", description="Comma-separated bearer tokens for GET requests only (name:token)")
@@ -80,6 +84,11 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(None, description="HMAC key for the X-Signature of callbacks")
     callback_hosts: str = Field("", description="Comma-separated hosts (host or host:port) callbacks may go to")
     cors_origins: str = Field("", description="Comma-separated origins allowed by CORS, e.g. the dashboard")
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or networks (10.0.0.0/8) of the proxies in front of the service, "
+        "whose X-Forwarded-For names the client; none by default: the client is whoever connects",
+    )
     allowed_hosts: str = Field(
         "",
         description="Comma-separated host names the service answers to (*.example.com, * for any); "
@@ -159,6 +168,24 @@ class Settings(BaseSettings):
     @property
     def callback_host_set(self) -> frozenset[str]:
         return frozenset(h.lower() for h in _split(self.callback_hosts))
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """The proxies whose X-Forwarded-For is believed, each an address or a network (checked here)."""
+        proxies = sorted(_split(self.trusted_proxies))
+        wrong = []
+        for entry in proxies:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                wrong.append(entry[:60])
+        if wrong:
+            raise ConfigError(
+                "AZML_TRUSTED_PROXIES takes IP addresses or networks (10.0.0.0/8), not "
+                + ", ".join(repr(w) for w in wrong)
+                + ("; '*' would let any client name any address" if "*" in wrong else "")
+            )
+        return proxies
 
     @property
     def allowed_host_set(self) -> frozenset[str]:

@@ -42,6 +42,7 @@ def start_uvicorn(
             "--http",
             "httptools",
             "--no-access-log",
+            "--no-proxy-headers",
             "--log-level",
             "warning",
         ],

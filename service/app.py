@@ -9,12 +9,15 @@ import asyncio
 import functools
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from amllib.backends import get_backend
 from amllib.settings import Settings, load_settings
@@ -188,8 +191,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.access_log = access
     app.add_middleware(SecurityHeaders)
     app.add_middleware(TrustedHosts, allowed=allowed_hosts(settings))
-    app.add_middleware(logs.RequestLog, access=access)  # outermost: every response gets its id
+    app.add_middleware(logs.RequestLog, access=access)  # every response gets its id
+    proxies = settings.trusted_proxy_list
+    if proxies:  # outermost: everything inside sees the client the named proxies forwarded for
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)
+    warn_if_uvicorn_trusts_forwarded_headers(sys.argv)
     return app
+
+
+def warn_if_uvicorn_trusts_forwarded_headers(argv: list[str]) -> None:
+    """uvicorn believes X-Forwarded-For from 127.0.0.1 unless told not to, before this app sees a request:
+    any local process (or a proxy that passes the header on) could then name any client address."""
+    launched_by_uvicorn = bool(argv) and Path(argv[0]).name in ("uvicorn", "__main__.py") and "uvicorn" in argv[0]
+    if launched_by_uvicorn and "--no-proxy-headers" not in argv:
+        log.warning(
+            "uvicorn was started without --no-proxy-headers: it takes X-Forwarded-For from 127.0.0.1 as the "
+            "client's address; start it as ./start.sh does and name real proxies in AZML_TRUSTED_PROXIES"
+        )
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -60,6 +60,13 @@ def _has_credentials(headers: dict[bytes, bytes]) -> bool:
     return b"authorization" in headers or COOKIE.encode() in headers.get(b"cookie", b"")
 
 
+def _credential(headers: dict[bytes, bytes]) -> bytes:
+    """What the request signs in with: its bearer token, else its session cookie."""
+    if b"authorization" in headers:
+        return headers[b"authorization"].partition(b" ")[2].strip() or headers[b"authorization"]
+    return cookie_parser(headers.get(b"cookie", b"").decode("latin-1")).get(COOKIE, "").encode()
+
+
 def _is_page(scope: Scope) -> bool:
     return scope["method"] in READ_METHODS and (scope["path"] == "/" or scope["path"].startswith("/ui"))
 
@@ -98,7 +105,8 @@ class BearerAuth:
         if problem is None and (path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)):
             await self.app(scope, receive, send)
             return
-        wait = self.throttle.wait(_client(scope)) if problem is None and _has_credentials(headers) else 0.0
+        credential = _credential(headers) if problem is None and _has_credentials(headers) else None
+        wait = self.throttle.wait(_client(scope), credential) if credential is not None else 0.0
         if wait:
             detail = "too many wrong tokens or sessions from this address; wait and try again"
             retry = [(b"retry-after", str(math.ceil(wait)).encode())]
@@ -111,6 +119,8 @@ class BearerAuth:
             await send_error(send, 503, "store_unavailable", str(exc), headers=retry)
             return
         if problem is None:
+            if credential:
+                self.throttle.succeeded(_client(scope), credential)
             await self.app(scope, receive, send)
             return
         status, kind, detail = problem

@@ -7,6 +7,12 @@ credentials (a bearer token, a session cookie, a sign-in) is answered 429 with R
 before its credentials are looked at, so a guess made then can't be told right from wrong.
 A client that sends no credentials is never throttled (it learns nothing).
 
+A client is an address, and many users may share one (NAT, an ingress): one of them guessing
+must not lock the others out. So a credential that worked from that address before is still
+looked at while the address is locked out (its users go on); any other credential is not, so
+a guess made during the lockout learns nothing, even a right one. Credentials are remembered
+by a keyed hash (this process's random key), never as they are.
+
 Attached to the job store (attach()), failures are also counted there, across every replica,
 and a lockout earned on one replica is honoured by the others within REFRESH seconds: a
 guesser can't multiply its tries by the number of replicas behind the load balancer.
@@ -15,8 +21,12 @@ guesser can't multiply its tries by the number of replicas behind the load balan
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
+import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -28,6 +38,7 @@ WINDOW = 60.0
 MAX_LOCKOUT = 60.0
 MAX_CLIENTS = 10_000  # past this many tracked clients the oldest records are dropped
 REFRESH = 1.0  # how often the lockouts other replicas decided are read from the store
+PROVEN_PER_CLIENT = 32  # credentials remembered as having worked from one address
 log = logging.getLogger("service")
 
 
@@ -57,6 +68,8 @@ class Throttle:
         self._shared_locks: dict[str, float] = {}  # client → wall-clock end of a lockout from the store
         self._shared_read = 0.0
         self._writes: set[asyncio.Task] = set()
+        self._key = secrets.token_bytes(32)
+        self._proven: OrderedDict[str, set[bytes]] = OrderedDict()  # client → hashes of credentials that worked
 
     def attach(self, shared: SharedFailures) -> None:
         """Count failures in the store too, and honour the lockouts every replica decided."""
@@ -76,11 +89,26 @@ class Throttle:
                 log.exception("reading the shared sign-in lockouts failed; this replica's own counts still apply")
         return self._shared_locks.get(client, 0.0) - now
 
-    def wait(self, client: str) -> float:
-        """Seconds this client must wait before its credentials are looked at again (0: go on)."""
+    def _hash(self, credential: bytes) -> bytes:
+        return hmac.new(self._key, credential, hashlib.sha256).digest()[:16]
+
+    def succeeded(self, client: str, credential: bytes) -> None:
+        """Remember that this credential worked from this client (it goes on while the client is locked out)."""
+        proven = self._proven.pop(client, None) or set()
+        self._proven[client] = proven  # most recently used last, so the oldest are dropped first
+        if len(proven) < PROVEN_PER_CLIENT:
+            proven.add(self._hash(credential))
+        while len(self._proven) > MAX_CLIENTS:
+            del self._proven[next(iter(self._proven))]
+
+    def wait(self, client: str, credential: bytes | None = None) -> float:
+        """Seconds this client must wait before `credential` is looked at (0: go on; always 0 for a credential
+        that worked from this client before)."""
         record = self._records.get(client)
         remaining = 0.0 if record is None else record.locked_until - self._clock()
         remaining = max(remaining, self._shared_wait(client))
+        if remaining > 0 and credential and self._hash(credential) in self._proven.get(client, ()):
+            return 0.0
         if remaining > 0 and self._on_throttled is not None:
             self._on_throttled()
         return max(0.0, remaining)

@@ -51,7 +51,7 @@ async def login(
     signer: SessionSigner = request.app.state.signer
     throttle: Throttle = request.app.state.throttle
     client = request.client.host if request.client else ""
-    wait = throttle.wait(client)
+    wait = throttle.wait(client, token.strip().encode())
     if wait:
         context = {"next": _safe_next(next), "error": f"Too many failed sign-ins: try again in {math.ceil(wait)} s."}
         headers = {"Retry-After": str(math.ceil(wait))}
@@ -63,6 +63,7 @@ async def login(
             request.app.state.auth_failed("login")
         context = {"next": _safe_next(next), "error": "That token is not one this service accepts."}
         return templates.TemplateResponse(request, "login.html", context, status_code=401)
+    throttle.succeeded(client, token.strip().encode())  # the same token sent as a bearer is proven too
     response = RedirectResponse(_safe_next(next), status_code=303)
     response.set_cookie(
         COOKIE,

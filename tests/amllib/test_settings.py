@@ -47,3 +47,9 @@ def test_env_file_is_read_from_the_current_folder(tmp_path: Path, monkeypatch: p
     assert (settings.model, settings.compute_max_nodes) == ("from-dotenv", 7)
     monkeypatch.setenv("AZML_MODEL", "from-environment")
     assert load_settings().model == "from-environment"
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "2", "86400"])
+def test_lease_seconds_is_a_finite_span_from_3_s_to_an_hour(value: str) -> None:
+    with pytest.raises(ConfigError, match="AZML_LEASE_SECONDS"):
+        load_settings(_env_file=None, lease_seconds=value)

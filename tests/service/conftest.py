@@ -40,7 +40,7 @@ class Service:
             self.proc = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "uvicorn", "service.app:app", "--host", "127.0.0.1"),
-                    *("--port", str(self.port), "--timeout-graceful-shutdown", "3"),
+                    *("--port", str(self.port), "--no-proxy-headers", "--timeout-graceful-shutdown", "3"),
                 ],
                 cwd=REPO_ROOT,
                 env=self.env,

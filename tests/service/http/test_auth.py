@@ -197,3 +197,87 @@ def test_a_lockout_earned_on_one_replica_is_honoured_by_another(tmp_path, monkey
     finally:
         for store in stores:
             store.close()
+
+
+def guess_until_locked(client, **headers: str) -> None:
+    for _ in range(11):
+        assert client.get("/runs", headers={"Authorization": "Bearer guess", **headers}).status_code == 401
+
+
+def test_a_token_that_worked_from_an_address_goes_on_while_a_guesser_there_is_locked_out(make_app) -> None:
+    """Issue 26, item 5: users behind one NAT address with a guesser among them keep working."""
+    client = make_app(token=None, client_host="10.0.0.5")
+    full = {"Authorization": f"Bearer {FULL_TOKEN}"}
+    assert client.get("/runs", headers=full).status_code == 200  # a pipeline behind the NAT, before
+    guess_until_locked(client)
+    assert client.get("/runs", headers={"Authorization": "Bearer another-guess"}).status_code == 429
+    assert client.get("/runs", headers=full).status_code == 200  # proven from this address: goes on
+    assert client.get("/runs", headers={"Authorization": f"bearer  {FULL_TOKEN}"}).status_code == 200
+    unproven = client.get("/runs", headers={"Authorization": f"Bearer {READ_TOKEN}"})
+    assert unproven.status_code == 429  # never used from here: not looked at, so a right guess learns nothing
+    assert sign_in(client, READ_TOKEN).status_code == 429
+    assert sign_in(client, FULL_TOKEN).status_code == 303  # the proven token signs in too
+
+
+def test_x_forwarded_for_is_believed_only_from_the_proxies_named(make_app) -> None:
+    """Issue 26, item 5: any client could name any address, dodge the throttle and lock a victim out."""
+    from fastapi.testclient import TestClient
+
+    guesser = make_app(token=None, client_host="10.0.0.5")
+    for index in range(11):
+        wrong = {"Authorization": "Bearer guess", "X-Forwarded-For": f"198.51.100.{index}"}
+        assert guesser.get("/runs", headers=wrong).status_code == 401
+    named = {"Authorization": "Bearer guess", "X-Forwarded-For": "10.0.0.9"}
+    assert guesser.get("/runs", headers=named).status_code == 429  # throttled by its own address
+    victim = TestClient(guesser.app, base_url="http://127.0.0.1", client=("10.0.0.9", 1))
+    assert victim.get("/runs", headers={"Authorization": f"Bearer {FULL_TOKEN}"}).status_code == 200
+
+    proxied = make_app(token=None, client_host="10.0.0.1", trusted_proxies="10.0.0.1, 192.168.0.0/16")
+    guess_until_locked(proxied, **{"X-Forwarded-For": "203.0.113.7"})
+    locked = {"Authorization": f"Bearer {FULL_TOKEN}", "X-Forwarded-For": "203.0.113.7"}
+    assert proxied.get("/runs", headers=locked).status_code == 429  # the client the proxy named is locked out
+    other = {"Authorization": f"Bearer {FULL_TOKEN}", "X-Forwarded-For": "203.0.113.8"}
+    assert proxied.get("/runs", headers=other).status_code == 200  # another client behind the same proxy is not
+    spoofed = {"Authorization": f"Bearer {FULL_TOKEN}", "X-Forwarded-For": "203.0.113.8, 203.0.113.7"}
+    assert proxied.get("/runs", headers=spoofed).status_code == 429  # the proxy appended .7: that is the client
+
+
+@pytest.mark.parametrize("value", ["*", "proxy.example.com", "10.0.0.0/33"])
+def test_trusted_proxies_are_addresses_or_networks(value: str, tmp_path: Path) -> None:
+    from amllib.settings import Settings
+    from service.app import create_app
+
+    with pytest.raises(ConfigError, match="AZML_TRUSTED_PROXIES"):
+        create_app(Settings(_env_file=None, home=tmp_path, trusted_proxies=value))
+
+
+def test_the_service_as_started_believes_no_forwarded_header_from_loopback(service: Service) -> None:
+    """start.sh, the image and the tests start uvicorn with --no-proxy-headers; without it the log says why not."""
+    with service.client(token=None) as client:
+        for index in range(11):
+            wrong = {"Authorization": "Bearer guess", "X-Forwarded-For": f"198.51.100.{index}"}
+            assert client.get("/runs", headers=wrong).status_code == 401
+        assert client.get("/runs", headers={"Authorization": "Bearer guess"}).status_code == 429
+    assert (
+        "--no-proxy-headers" in Path("start.sh").read_text() and "--no-proxy-headers" in Path("Dockerfile").read_text()
+    )
+    assert "started without --no-proxy-headers" not in service.log.read_text()
+
+
+def test_uvicorn_started_without_no_proxy_headers_is_warned_about() -> None:
+    import logging
+
+    from service.app import warn_if_uvicorn_trusts_forwarded_headers
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("service")
+    logger.addHandler(handler)
+    try:
+        warn_if_uvicorn_trusts_forwarded_headers(["/venv/bin/uvicorn", "service.app:app"])
+        warn_if_uvicorn_trusts_forwarded_headers(["/venv/bin/uvicorn", "service.app:app", "--no-proxy-headers"])
+        warn_if_uvicorn_trusts_forwarded_headers(["/x/pytest"])
+    finally:
+        logger.removeHandler(handler)
+    assert len(records) == 1 and "--no-proxy-headers" in records[0].getMessage()
