@@ -36,6 +36,7 @@ from amllib.settings import Settings
 
 _TAIL_BLOCK = 64 * 1024
 _TAIL_CHUNK = 1 << 20  # a live tail sends at most this much at a time
+_TAIL_MAX = 8 << 20  # a ?tail=N read looks at most this far back, however long the lines
 
 
 class LocalBackend(Backend):
@@ -205,16 +206,24 @@ class LocalBackend(Backend):
 
 
 def _tail_lines(handle: Any, count: int) -> str:
-    """The last `count` lines of a binary file, reading backwards in blocks."""
+    """The last `count` lines of a binary file, reading backwards in blocks: linear in what it reads, and it
+    reads at most _TAIL_MAX bytes (a line longer than that is given as its last _TAIL_MAX bytes)."""
     if count <= 0:
         return ""
     handle.seek(0, 2)
     end = handle.tell()
-    data = b""
-    while end > 0 and data.count(b"\n") <= count:
-        start = max(0, end - _TAIL_BLOCK)
+    blocks: list[bytes] = []
+    newlines = taken = 0
+    while end > 0 and newlines <= count and taken < _TAIL_MAX:
+        start = max(0, end - _TAIL_BLOCK, end - (_TAIL_MAX - taken))
         handle.seek(start)
-        data = handle.read(end - start) + data
+        block = handle.read(end - start)
+        blocks.append(block)
+        newlines += block.count(b"\n")
+        taken += len(block)
         end = start
+    data = b"".join(reversed(blocks))
+    if end > 0 and newlines <= count:  # cut by the byte limit: start at a whole character
+        data = data[next((i for i, byte in enumerate(data[:4]) if byte & 0xC0 != 0x80), 0) :]
     lines = data.decode(errors="replace").splitlines()
     return "\n".join(lines[-count:]) + ("\n" if lines else "")

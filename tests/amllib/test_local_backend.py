@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import resource
@@ -320,3 +321,29 @@ def test_a_fetch_racing_another_to_the_same_folder_swaps_instead_of_failing(
     result = fetch_model(backend, name=settings.model, output_path=target)  # sees "nothing there", then meets it
     assert json.loads((target / "metadata.json").read_text())["version"] == result.model.version
     assert not list(tmp_path.glob(".pickles.fetch-*"))
+
+
+class CountingReader(io.BytesIO):
+    """A log file that counts what is read of it."""
+
+    read_bytes = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        block = super().read(size)
+        self.read_bytes += len(block)
+        return block
+
+
+def test_a_tail_reads_a_bounded_amount_however_long_the_lines() -> None:
+    """Issue 26, item 6: ?tail=N on a 30 MiB line re-joined and re-counted its blocks (quadratic, 7.8 s)."""
+    from amllib.backends import local
+
+    log = CountingReader(b"x" * (30 << 20) + "\n✓ last line\n".encode())
+    tail = local._tail_lines(log, 2)
+    assert log.read_bytes <= local._TAIL_MAX
+    assert tail.endswith("\n✓ last line\n") and len(tail) <= local._TAIL_MAX
+    short = CountingReader(b"".join(f"line {i}\n".encode() for i in range(100_000)))
+    assert local._tail_lines(short, 3) == "line 99997\nline 99998\nline 99999\n"
+    assert short.read_bytes <= 2 * local._TAIL_BLOCK
+    cut = CountingReader(("é" * (5 << 20)).encode() + b"\nend\n")  # cut inside a two-byte character
+    assert "\ufffd" not in local._tail_lines(cut, 5)
