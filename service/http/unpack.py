@@ -8,6 +8,7 @@ hashes each file as it writes it, so the data version needs no second read.
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import hashlib
 import lzma
@@ -18,7 +19,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
@@ -139,9 +140,113 @@ def _entry_kind(member: tarfile.TarInfo) -> str:
     return "special file"
 
 
+class _EndMarkedTarInfo(tarfile.TarInfo):
+    """A tar header reader that refuses an archive ending without its end-of-archive blocks.
+
+    tarfile takes the end of the input at a member boundary as the archive's end: a body cut
+    there would otherwise become a data version missing every file after the cut.
+    """
+
+    @classmethod
+    def frombuf(cls, buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo:
+        if len(buf) == 0:
+            raise tarfile.ReadError("it ends without the blocks that end a tar archive: it was cut short")
+        return super().frombuf(buf, encoding, errors)
+
+
+class _Prefixed:
+    """A stream whose first bytes were already read (to tell its compression) and are given again."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head, self._rest = head, rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            if size < 0:
+                head, self._head = self._head, b""
+                return head + self._rest.read()
+            head, self._head = self._head[:size], self._head[size:]
+            return head
+        return self._rest.read(size)
+
+
+def _read_exactly(fileobj: IO[bytes], count: int) -> bytes:
+    data = b""
+    while len(data) < count and (block := fileobj.read(count - len(data))):
+        data += block
+    return data
+
+
+def _decompressed(fileobj: IO[bytes]) -> Any:
+    """The tar inside a gzip, bzip2 or xz body (or the body itself): each of these checks its own end and
+    checksum once read to the end, which tarfile's stream mode never does."""
+    head = _read_exactly(fileobj, 6)
+    stream: IO[bytes] = _Prefixed(head, fileobj)  # type: ignore[assignment]
+    if head.startswith(b"\x1f\x8b"):
+        return _Gunzipped(stream)
+    if head.startswith(b"BZh"):
+        return _Decoded(bz2.BZ2File(stream))
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return _Decoded(lzma.LZMAFile(stream))
+    return stream
+
+
+class _Gunzipped:
+    """gzip members decompressed by zlib itself (wbits=31), which checks each member's CRC-32 and length:
+    measured faster than gzip.GzipFile here, and as fast as tarfile's own unchecked reading."""
+
+    def __init__(self, raw: IO[bytes] | _Prefixed) -> None:
+        self._raw = raw
+        self._inflate = zlib.decompressobj(31)
+        self._pending = b""
+        self._ended = False
+
+    def read(self, size: int = -1) -> bytes:
+        size = BLOCK if size < 0 else size
+        pieces: list[bytes] = []
+        got = 0
+        while got < size and not self._ended:
+            if self._inflate.eof:  # a member ended, checked: another may follow
+                rest = self._inflate.unused_data + self._pending or self._raw.read(BLOCK)
+                if not rest:
+                    self._ended = True
+                    break
+                if not rest.startswith(b"\x1f\x8b"[: len(rest)]):
+                    raise tarfile.ReadError("the gzip stream has data after its end")
+                self._inflate, self._pending = zlib.decompressobj(31), rest
+            data = self._pending or self._raw.read(BLOCK)
+            if not data:
+                raise tarfile.ReadError("the gzip stream was cut short (no end-of-stream marker and checksum)")
+            try:
+                piece = self._inflate.decompress(data, size - got)
+            except zlib.error as exc:
+                raise tarfile.ReadError(f"the gzip stream is damaged: {exc}") from exc
+            self._pending = self._inflate.unconsumed_tail
+            pieces.append(piece)
+            got += len(piece)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+class _Decoded:
+    """A decompressor's output; its complaints (bz2 and gzip raise OSError for bad data) as tar read errors,
+    so a damaged body is the caller's 422 while the disk's own OSErrors stay faults."""
+
+    def __init__(self, decompressor: IO[bytes]) -> None:
+        self._decompressor = decompressor
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._decompressor.read(size)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+            raise tarfile.ReadError(str(exc) or type(exc).__name__) from exc
+
+
 def unpack_tar(fileobj: IO[bytes], writer: TreeWriter) -> TreeSummary:
+    """Unpack a tar (plain, gzip, bzip2 or xz) read once from start to end; a body that does not end as its
+    format says (no end-of-archive blocks, no gzip trailer, a wrong checksum) is refused, whole."""
     try:
-        with tarfile.open(fileobj=fileobj, mode="r|*", bufsize=BLOCK) as archive:
+        source = _decompressed(fileobj)
+        with tarfile.open(fileobj=source, mode="r|", bufsize=BLOCK, tarinfo=_EndMarkedTarInfo) as archive:
             for member in archive:
                 if member.name.strip("./"):
                     safe_entry(member.name)
@@ -157,6 +262,8 @@ def unpack_tar(fileobj: IO[bytes], writer: TreeWriter) -> TreeSummary:
                         f"archive entry {quoted(member.name)} is a {_entry_kind(member)}; "
                         "only files and folders are accepted"
                     )
+        while source.read(BLOCK):  # the rest (padding, the compression's trailer): read, so its end is checked
+            pass
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) as exc:
         raise InvalidInput(f"the body is not a readable tar archive: {exc}") from exc
     return writer.summary()

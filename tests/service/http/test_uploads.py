@@ -219,3 +219,30 @@ def test_a_client_that_disconnects_mid_upload_is_no_error(service: Service) -> N
     time.sleep(1)
     assert "Traceback" not in service.log.read_text()
     assert list((Path(service.env["AZML_HOME"]) / "datastore" / ".versions").glob("*.partial*")) == []
+
+
+def test_a_tar_cut_short_is_refused_and_nothing_is_published(make_app) -> None:
+    """Issue 26, item 7: a tar cut at a member boundary, or a tar.gz without its trailer, became a partial version."""
+    import gzip
+
+    client = make_app()
+    whole = tar_bytes({"a.csv": b"1" * 1000, "b.csv": b"2" * 3000, "c.csv": b"3" * 10})
+    gz = gzip.compress(whole)
+    damaged = bytearray(gz)
+    damaged[-8] ^= 1  # the CRC-32 in the trailer
+    bodies = {
+        "cut after a member": (whole[: 512 + 1024], "application/x-tar"),
+        "no end-of-archive blocks": (whole[: 3 * 512 + 1024 + 3072 + 512], "application/x-tar"),
+        "gzip without its trailer": (gz[:-8], "application/gzip"),
+        "gzip cut in the middle": (gz[: len(gz) // 2], "application/gzip"),
+        "gzip with a wrong checksum": (bytes(damaged), "application/gzip"),
+    }
+    for what, (body, media) in bodies.items():
+        answer = client.post("/data", params={"path": "cut", "wait": 30}, content=body, headers={"content-type": media})
+        assert answer.status_code == 422, (what, answer.status_code, answer.text)
+        assert "tar archive" in answer.json()["detail"], what
+    assert all(entry["path"] != "cut" for entry in client.get("/datastore").json()["paths"])
+    good = client.post(
+        "/data", params={"path": "cut", "wait": 30}, content=gz, headers={"content-type": "application/gzip"}
+    )
+    assert good.status_code == 200 and good.json()["files"] == 3, good.text
