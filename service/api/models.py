@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from amllib.backends.base import tag_number
 from amllib.errors import InvalidInput, ModelNotFound, quoted
@@ -120,7 +120,7 @@ async def list_versions(svc: Svc, name: str) -> dict:
     return {"name": name, "versions": [{**v.__dict__, "created_at": iso(v.created_at)} for v in versions]}
 
 
-def _build_archive(svc: Svc, name: str, version: int) -> Path:
+def _send_archive(svc: Svc, name: str, version: int) -> StreamingResponse:
     chosen = svc.backend.resolve_version(name, version=version)
 
     def fill(folder: Path) -> list[str]:
@@ -129,15 +129,14 @@ def _build_archive(svc: Svc, name: str, version: int) -> Path:
         (folder / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
         return [*files, "metadata.json"]
 
-    return archives.build(fill, prefix="aml-archive-")
+    return archives.send(svc.settings.home, fill, prefix="aml-archive-", filename=f"{name}-{version}.tar.gz")
 
 
 @router.get(
     "/models/{name}/versions/{version}/archive",
     summary="A version's files and metadata.json as tar.gz",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses=errors(404, ok=ARCHIVE),
 )
-async def download_archive(svc: Svc, name: str, version: Version) -> FileResponse:
-    archive = await svc.calls(_build_archive, svc, name, version)
-    return archives.send(archive, f"{name}-{version}.tar.gz")
+async def download_archive(svc: Svc, name: str, version: Version) -> StreamingResponse:
+    return await svc.calls(_send_archive, svc, name, version)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from amllib.backends.base import RunStatus
 from amllib.errors import Conflict, InvalidInput, NotFound
@@ -209,10 +209,10 @@ async def run_outputs(svc: Svc, run_id: str) -> dict:
 @router.get(
     "/runs/{run_id}/outputs/archive",
     summary="The run's outputs/ as tar.gz (any ended run, its model registered or not)",
-    response_class=FileResponse,
+    response_class=StreamingResponse,
     responses=errors(404, 409, ok=OUTPUTS_ARCHIVE),
 )
-async def download_outputs(svc: Svc, run_id: str) -> FileResponse:
+async def download_outputs(svc: Svc, run_id: str) -> StreamingResponse:
     job = await find(svc, run_id, "run")
     backend_run_id = _started(job)
     if not is_terminal(job.status):
@@ -224,5 +224,5 @@ async def download_outputs(svc: Svc, run_id: str) -> FileResponse:
             raise NotFound(f"run {job.id} ({backend_run_id}) wrote no files under outputs/")
         return files
 
-    archive = await svc.calls(archives.build, fill, prefix="aml-outputs-")
-    return archives.send(archive, f"{backend_run_id}-outputs.tar.gz")
+    name = f"{backend_run_id}-outputs.tar.gz"
+    return await svc.calls(archives.send, svc.settings.home, fill, prefix="aml-outputs-", filename=name)

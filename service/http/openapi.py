@@ -38,6 +38,8 @@ _ERRORS = {
     422: "a field is invalid; `fields` names it",
     429: "too many failed sign-ins or wrong tokens from this client: wait Retry-After seconds",
     502: "after ?wait=: the training run failed or the backend did",
+    503: "the job store (PostgreSQL) can't be reached just now, or the service is at a limit it keeps (uploads, "
+    "archives in progress): try again after Retry-After seconds",
 }
 _AFTER_WAIT = (400, 404, 409, 422, 502)
 
@@ -45,12 +47,13 @@ _AFTER_WAIT = (400, 404, 409, 422, 502)
 def errors(
     *statuses: int, json_route: bool = True, ok: dict[str, Any] | None = None
 ) -> dict[int | str, dict[str, Any]]:
-    """The listed error statuses, plus 400 (Host), 401/403/429 (every route but /healthz), 422 (every parameter).
+    """The listed error statuses, plus 400 (Host), 401/403/429 (every route but /healthz), 422 (every parameter),
+    503 (the job store away, a limit reached).
 
     A route whose own answers are not JSON (logs) names the error body's media type itself; `ok`
     describes its 200 answer, listed first.
     """
-    wanted = sorted({400, 401, 403, 422, 429, *statuses})
+    wanted = sorted({400, 401, 403, 422, 429, 503, *statuses})
     body: dict[str, Any] = (
         {"model": ErrorBody}
         if json_route

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import tarfile
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -185,3 +186,41 @@ def test_outputs_that_are_links_to_elsewhere_are_never_listed_archived_or_regist
     assert whole["status"] == "Completed" and whole["model_version"] is None, whole  # nothing of its own
     assert client.get(f"/runs/{whole['id']}/outputs").json()["files"] == []
     assert_refused(client.get(f"/runs/{whole['id']}/outputs/archive"), 404, "wrote no files")
+
+
+def test_archives_are_streamed_staged_once_under_azml_home_and_capped(tmp_path: Path, make_service) -> None:
+    """Issue 26, item 8: each download built a whole tar.gz in the system temp folder beside a copy, no cap."""
+    from service.api.archives import MAX_AT_ONCE, STAGING
+
+    temp = tmp_path / "system-temp"
+    temp.mkdir()
+    service = make_service(AZML_SCRIPT="big_outputs.py", TMPDIR=str(temp))
+    home = Path(service.env["AZML_HOME"])
+    with service.client() as client:
+        assert upload(client, {"a.csv": b"1"}).status_code == 200
+        run = client.post("/runs", params={"wait": 90}, json={"args": {"megabytes": "24"}}).json()
+        assert run["status"] == "Completed", run
+        path = f"/runs/{run['id']}/outputs/archive"
+        held = [client.stream("GET", path) for _ in range(MAX_AT_ONCE)]
+        answers = [stream.__enter__() for stream in held]  # headers read, bodies left unread: all four are sending
+        try:
+            assert all(answer.status_code == 200 for answer in answers)
+            assert all("content-length" not in answer.headers for answer in answers)  # streamed, not a file
+            staged = list((home / STAGING).iterdir())
+            assert len(staged) == MAX_AT_ONCE
+            assert not [p for p in home.rglob("*") if p.name.endswith((".tar.gz", ".tgz"))]  # no archive on disk
+            assert list(temp.iterdir()) == []
+            busy = client.get(path)
+            assert busy.status_code == 503 and busy.headers["retry-after"], busy.text
+            assert busy.json()["error"] == "busy"
+            whole = answers[0].read()
+        finally:
+            for stream in held:
+                stream.__exit__(None, None, None)
+        with tarfile.open(fileobj=io.BytesIO(whole)) as tar:
+            assert tar.getnames() == ["weights.bin"] and len(tar.extractfile("weights.bin").read()) == 24 << 20
+        deadline = time.time() + 10
+        while list((home / STAGING).iterdir()) and time.time() < deadline:
+            time.sleep(0.05)
+        assert list((home / STAGING).iterdir()) == []  # every staging folder went with its answer, cut off or not
+        assert client.get(path).status_code == 200
