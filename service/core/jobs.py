@@ -78,11 +78,12 @@ class Jobs:
     async def create(self, job: Job) -> tuple[Job, bool]:
         """Store a new job, leased to this replica; (the job already holding its Idempotency-Key, False)
         when there is one."""
+        lease = None
         if not is_terminal(job.status):
-            job.owner, job.lease_until = self.replica, time.time() + self.lease_seconds
+            job.owner, lease = self.replica, self.lease_seconds
 
         def insert(tx: Tx) -> tuple[Job, bool]:
-            stored, created = tx.insert_job(job)
+            stored, created = tx.insert_job(job, lease=lease)
             if created:
                 self._publish(tx, stored)
             return stored, created

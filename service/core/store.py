@@ -185,17 +185,28 @@ class Tx:
     def execute(self, sql: str, params: Iterable[Any] = ()) -> Cursor:
         return self.db.execute(self.dialect.sql(sql), tuple(params))
 
+    def now(self) -> float:
+        """The time by the database's clock, in epoch seconds: every replica measures leases and lockouts by
+        this one clock, so a replica whose own clock runs ahead can't take live replicas' jobs. (SQLite's
+        clock is this process's: it has one.)"""
+        if not self.dialect.postgres:
+            return time.time()
+        return float(self.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8").fetchone()[0])
+
     def job(self, job_id: str, *, lock: bool = False) -> Job | None:
         """The row as it is in this transaction (lock: held until it ends, against writers on other replicas)."""
         row = self.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = ?{self.dialect.lock() if lock else ''}", (job_id,))
         found = row.fetchone()
         return Job.from_row(found) if found else None
 
-    def insert_job(self, job: Job) -> tuple[Job, bool]:
-        """Insert job; if its idempotency key (or id) is taken, (the job holding it, False) instead.
+    def insert_job(self, job: Job, *, lease: float | None = None) -> tuple[Job, bool]:
+        """Insert job (leased to its owner for `lease` seconds, when given); if its idempotency key (or id) is
+        taken, (the job holding it, False) instead.
 
         One INSERT … ON CONFLICT DO NOTHING: two replicas sending the same key at once make one job.
         """
+        if lease is not None:
+            job.lease_until = self.now() + lease
         row = self.execute(
             "INSERT INTO jobs (id, kind, status, idempotency_key, request_hash, spec, result, error, backend_run_id, "
             "callback_url, created_at, started_at, finished_at, owner, lease_until) "
@@ -272,7 +283,7 @@ class Tx:
         one process of an embedded store starting again). Rows another replica is claiming at the
         same moment are skipped, not waited for (FOR UPDATE SKIP LOCKED).
         """
-        now = time.time()
+        now = self.now()
         marks = self.dialect.marks(terminal)
         free = "owner IS NULL OR owner <> ?" if everything else "owner IS NULL OR (owner <> ? AND lease_until < ?)"
         free_params: tuple[Any, ...] = (owner,) if everything else (owner, now)
@@ -291,11 +302,11 @@ class Tx:
             f"UPDATE jobs SET lease_until = ? WHERE owner = ? AND (status NOT IN ({marks}) "
             f"OR {self.dialect.owes_delivery()}) RETURNING id"
         )
-        return {row[0] for row in self.execute(sql, (time.time() + lease, owner, *terminal)).fetchall()}
+        return {row[0] for row in self.execute(sql, (self.now() + lease, owner, *terminal)).fetchall()}
 
     def lead(self, name: str, owner: str, *, lease: float) -> bool:
         """Be (or stay) the one replica doing `name` (the importer, the sweep) until lease seconds from now."""
-        now = time.time()
+        now = self.now()
         row = self.execute(
             "INSERT INTO leaders (name, owner, lease_until) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
             "SET owner = excluded.owner, lease_until = excluded.lease_until "
@@ -341,9 +352,11 @@ class Tx:
     # -- failed sign-ins, counted across replicas ------------------------------------------
     def auth_failed(self, client: str, *, free: int, window: float, max_lockout: float) -> float:
         """Count a failure of client; when it has more than `free` within `window` s, lock it out for twice
-        its last lockout (1 s at first, at most max_lockout). Until when it is locked out (0: it is not)."""
-        now = time.time()
+        its last lockout (1 s at first, at most max_lockout). For how many seconds it is locked out (0: not).
+        Lockouts over for a window are forgotten (each replica reads the table every second)."""
+        now = self.now()
         self.execute("DELETE FROM auth_failures WHERE at < ?", (now - window,))
+        self.execute("DELETE FROM auth_lockouts WHERE locked_until < ?", (now - window,))
         self.execute("INSERT INTO auth_failures VALUES (?, ?)", (client, now))
         (count,) = self.execute("SELECT COUNT(*) FROM auth_failures WHERE client = ?", (client,)).fetchone()
         if count == 1:  # the first failure in a while: whatever lockout it earned before is forgiven
@@ -358,7 +371,7 @@ class Tx:
             "SET locked_until = excluded.locked_until, lockout = excluded.lockout",
             (client, now + lockout, lockout),
         )
-        return now + lockout
+        return lockout
 
 
 EVENT_LOCK = 0x616D6C  # the advisory lock that orders events on PostgreSQL ("aml")
@@ -534,9 +547,17 @@ class JobStore:
     async def revoke_session(self, session_id: str, *, expires: float) -> None:
         await self.write(lambda tx: tx.revoke_session(session_id, expires=expires))
 
-    def lockouts(self, *, now: float) -> dict[str, float]:
-        """Clients locked out for failing too often (by any replica), with until when."""
-        return dict(self._rows("SELECT client, locked_until FROM auth_lockouts WHERE locked_until > ?", (now,)))
+    def lockouts(self) -> dict[str, float]:
+        """Clients locked out for failing too often (by any replica), with for how many seconds more (measured
+        by the database's clock, so each replica adds them to its own)."""
+        if self.dialect.postgres:
+            now = "EXTRACT(EPOCH FROM clock_timestamp())::float8"
+            return dict(
+                self._rows(f"SELECT client, locked_until - {now} FROM auth_lockouts WHERE locked_until > {now}")
+            )
+        now_local = time.time()
+        rows = self._rows("SELECT client, locked_until FROM auth_lockouts WHERE locked_until > ?", (now_local,))
+        return {client: until - now_local for client, until in rows}
 
     async def auth_failed(self, client: str, *, free: int, window: float, max_lockout: float) -> float:
         return await self.write(lambda tx: tx.auth_failed(client, free=free, window=window, max_lockout=max_lockout))

@@ -43,9 +43,9 @@ log = logging.getLogger("service")
 
 
 class SharedFailures(Protocol):
-    """Where failures are counted across replicas (the job store)."""
+    """Where failures are counted across replicas (the job store); lockouts in seconds from now by its clock."""
 
-    def lockouts(self, *, now: float) -> dict[str, float]: ...
+    def lockouts(self) -> dict[str, float]: ...
 
     async def auth_failed(self, client: str, *, free: int, window: float, max_lockout: float) -> float: ...
 
@@ -82,7 +82,7 @@ class Throttle:
         if now - self._shared_read > REFRESH:
             self._shared_read = now
             try:
-                self._shared_locks = self._shared.lockouts(now=now)
+                self._shared_locks = {client: now + left for client, left in self._shared.lockouts().items()}
             except StoreUnavailable as exc:
                 log.warning("reading the shared sign-in lockouts failed (%s); this replica's own counts apply", exc)
             except Exception:
@@ -142,4 +142,4 @@ class Throttle:
             log.exception("counting a failed sign-in in the store failed; this replica's own count still applies")
             return
         if until:
-            self._shared_locks[client] = until
+            self._shared_locks[client] = time.time() + until
