@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 from starlette.types import Send
 
 from amllib.errors import (
@@ -118,6 +119,18 @@ def validation_detail(exc: RequestValidationError) -> tuple[str, list[str]]:
     return "; ".join(parts), fields
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on this request's path (HEAD wherever GET is: HeadAsGet)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"}) if hasattr(route, "matches") else (None, None)
+        if match is not None and match != Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return sorted(methods)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into the JSON shape above."""
 
@@ -139,9 +152,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(
-            {"error": kind, "detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
-        )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Starlette names the methods of the first route on the path; GET /runs is another
+            headers["Allow"] = ", ".join(allowed_methods(request))
+        return JSONResponse({"error": kind, "detail": str(exc.detail)}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(ClientDisconnect)
     async def on_disconnect(request: Request, exc: ClientDisconnect) -> JSONResponse:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,7 +22,7 @@ from python_multipart.multipart import parse_options_header
 
 from amllib.digest import TreeSummary
 from amllib.errors import InvalidInput
-from service.errors import BodyTimeout
+from service.errors import BodyTimeout, Busy
 from service.http.unpack import BLOCK, Limits, TreeWriter, spool_and_unpack_zip, unpack_multipart, unpack_tar
 
 T = TypeVar("T")
@@ -88,6 +88,27 @@ class _Pipe:
             except queue.Empty:
                 break
         self._queue.put_nowait(None)
+
+
+MAX_UPLOADS_AT_ONCE = 64  # each upload unpacks in a thread of its own: past this many, 503 + Retry-After
+_uploads_lock = threading.Lock()
+_uploads = 0
+
+
+@contextlib.contextmanager
+def upload_slot() -> Iterator[None]:
+    """One of MAX_UPLOADS_AT_ONCE places for an upload being received (Busy when none is free): stalled
+    clients can't make the service start a thread each without bound."""
+    global _uploads
+    with _uploads_lock:
+        if _uploads >= MAX_UPLOADS_AT_ONCE:
+            raise Busy(f"{MAX_UPLOADS_AT_ONCE} uploads are being received already; try again in a moment")
+        _uploads += 1
+    try:
+        yield
+    finally:
+        with _uploads_lock:
+            _uploads -= 1
 
 
 def in_own_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
@@ -163,20 +184,21 @@ async def receive(
     limits: Limits,
     timeout: float,
 ) -> TreeSummary:
-    """Unpack an upload body into staging while it arrives, in a thread of its own."""
+    """Unpack an upload body into staging while it arrives, in a thread of its own (one of a bounded number)."""
     check_declared_length(declared_length, limits)
     unpack = _unpacker(content_type, staging, TreeWriter(staging, limits))
-    pipe = _Pipe()
-    consumer = in_own_thread(unpack, pipe)
-    try:
-        async for block in _blocks(stream, limits, timeout):
-            if not await pipe.put(block, consumer):
-                break
-        await pipe.put(None, consumer)
-    except BaseException:
-        pipe.abort()
-        await asyncio.wait([consumer])
-        if not consumer.cancelled():
-            consumer.exception()  # retrieved: the error being raised here is the one to report
-        raise
-    return await consumer
+    with upload_slot():
+        pipe = _Pipe()
+        consumer = in_own_thread(unpack, pipe)
+        try:
+            async for block in _blocks(stream, limits, timeout):
+                if not await pipe.put(block, consumer):
+                    break
+            await pipe.put(None, consumer)
+        except BaseException:
+            pipe.abort()
+            await asyncio.wait([consumer])
+            if not consumer.cancelled():
+                consumer.exception()  # retrieved: the error being raised here is the one to report
+            raise
+        return await consumer

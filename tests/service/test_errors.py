@@ -102,3 +102,17 @@ def test_what_used_to_answer_500_now_names_the_field(service: Service, tmp_path:
             assert_refused(client.get("/runs", params={"cursor": cursor}), 422, "cursor")
             assert_refused(client.get("/data", params={"cursor": cursor}), 422, "cursor")
         assert client.get("/healthz").status_code == 200  # the kept-alive connection still works
+
+
+def test_a_405_names_every_method_the_path_takes(make_app) -> None:
+    """Issue 26, item 10: DELETE /runs said Allow: POST, though GET /runs is a route too."""
+    client = make_app()
+    for method, path, allowed in [
+        ("DELETE", "/runs", "GET, HEAD, POST"),
+        ("PUT", "/data", "GET, HEAD, POST"),
+        ("DELETE", "/runs/run_1", "GET, HEAD"),
+        ("GET", "/runs/run_1/cancel", "POST"),
+    ]:
+        answer = client.request(method, path)
+        assert answer.status_code == 405 and answer.headers["allow"] == allowed, (method, path, answer.headers)
+        assert answer.json()["error"] == "method_not_allowed"

@@ -24,6 +24,8 @@ from tests.service.conftest import (
     upload,
 )
 
+TAR = {"content-type": "application/x-tar"}
+
 
 def test_the_pipe_hands_over_a_block_that_fits_as_is_and_splits_one_that_does_not() -> None:
     pipe = uploads._Pipe()
@@ -246,3 +248,21 @@ def test_a_tar_cut_short_is_refused_and_nothing_is_published(make_app) -> None:
         "/data", params={"path": "cut", "wait": 30}, content=gz, headers={"content-type": "application/gzip"}
     )
     assert good.status_code == 200 and good.json()["files"] == 3, good.text
+
+
+def test_uploads_past_the_cap_are_a_503_with_retry_after_and_leave_nothing(make_app, monkeypatch) -> None:
+    """Issue 26, item 10: one thread per upload body with no cap (300 stalled uploads held 300 threads)."""
+    client = make_app()
+    monkeypatch.setattr(uploads, "_uploads", uploads.MAX_UPLOADS_AT_ONCE)  # that many are being received
+    busy = client.post("/data", params={"path": "p"}, content=tar_bytes({"a.csv": b"1"}), headers=TAR)
+    assert busy.status_code == 503 and busy.json()["error"] == "busy" and busy.headers["retry-after"]
+    staging = Path(client.app.state.services.settings.home) / "datastore"
+    assert not [p for p in staging.rglob("*") if "staging" in p.name and p.is_dir() and any(p.iterdir())]
+    monkeypatch.setattr(uploads, "_uploads", uploads.MAX_UPLOADS_AT_ONCE - 1)
+    assert (
+        client.post(
+            "/data", params={"path": "p", "wait": 30}, content=tar_bytes({"a.csv": b"1"}), headers=TAR
+        ).status_code
+        == 200
+    )
+    assert uploads._uploads == uploads.MAX_UPLOADS_AT_ONCE - 1  # its place was given back
