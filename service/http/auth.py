@@ -28,7 +28,7 @@ from service.http.session import COOKIE, CSRF_HEADER, SessionSigner
 from service.http.throttle import Throttle
 
 log = logging.getLogger("service")
-OPEN_PATHS = frozenset({"/", "/healthz", "/ui/login", "/ui/logout"})
+OPEN_PATHS = frozenset({"/", "/healthz", "/ui/login", "/ui/logout", "/favicon.ico"})
 CHAT_PREFIX = "/chatops/"  # chat platforms sign their requests their own way (and send no Origin)
 OPEN_PREFIXES = ("/ui/static/", CHAT_PREFIX)
 READ_METHODS = frozenset({"GET", "HEAD"})

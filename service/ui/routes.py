@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from service.http.session import COOKIE, LIFETIME, SessionSigner
@@ -36,6 +36,12 @@ def _safe_next(value: str | None) -> str:
 @router.get("/")
 async def root() -> RedirectResponse:
     return RedirectResponse("/ui/", status_code=307)
+
+
+@router.get("/favicon.ico")
+async def favicon() -> FileResponse:
+    """Browsers ask for it on every page whatever the pages link to."""
+    return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
 
 @router.get("/ui/login", response_class=HTMLResponse)
@@ -90,7 +96,7 @@ async def logout(request: Request) -> RedirectResponse:
 
 
 # The pages app.js draws (its route()): the runs list, a run, the models, a model, data, the train form.
-PAGES = re.compile(r"|runs|runs/.+|models|models/.+|data|train|compare")
+PAGES = re.compile(r"|runs|runs/[^/]+|models|models/[^/]+|data|train|compare")  # ids and names hold no "/"
 
 
 @router.get("/ui", response_class=HTMLResponse)

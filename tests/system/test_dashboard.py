@@ -5,6 +5,7 @@ Screenshots go to test-artifacts/screenshots/ at the top of the repository.
 
 from __future__ import annotations
 
+import re
 import shutil
 import tarfile
 from collections.abc import Iterator
@@ -361,7 +362,7 @@ def test_every_page_is_accessible_and_whole_at_phone_width_light_and_dark(browse
     model = runs[0]["model_version"]["name"]
     pages = {
         "runs": ("/ui/", "#runs tbody tr"),
-        "run": (f"/ui/runs/{runs[0]['id']}", "#metrics-table"),
+        "run": (f"/ui/runs/{runs[0]['id']}", "#download-outputs"),
         "compare": (f"/ui/compare?ids={runs[0]['id']},{runs[1]['id']}", "#compare-charts figure"),
         "models": ("/ui/models", "main h1"),
         "model": (f"/ui/models/{model}", "main h1"),
@@ -389,6 +390,9 @@ def test_every_page_is_accessible_and_whole_at_phone_width_light_and_dark(browse
             page.wait_for_timeout(300)  # the rest of the page's reads
             page.add_script_tag(path=str(AXE))
             problems[f"{name} {width} {scheme}"] = page.evaluate(AXE_RUN)
+            text = page.inner_text("body")
+            leaked = re.findall(r"\b(?:null|undefined|NaN)\b", text)
+            assert not leaked, f"{name} shows {leaked} (a value the script wrote as text): {text[:400]}"
             if width == 390:
                 wide = page.evaluate("document.documentElement.scrollWidth")
                 assert wide <= 390, f"{name} is {wide} px wide on a 390 px phone: something is cut off"

@@ -23,6 +23,22 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// The DOM's append and replaceChildren write null as the text "null": these leave out what is not there
+// (null, undefined, false), so `cond ? h(...) : null` means "nothing" everywhere, as it does inside h().
+function present(children) {
+  return children.flat().filter((child) => child !== null && child !== undefined && child !== false);
+}
+
+function fill(el, ...children) {
+  el.replaceChildren(...present(children));
+  return el;
+}
+
+function addTo(el, ...children) {
+  el.append(...present(children));
+  return el;
+}
+
 async function api(path, options = {}) {
   const headers = { "X-CSRF-Token": CSRF };
   if (options.json !== undefined) headers["Content-Type"] = "application/json";
@@ -134,12 +150,12 @@ async function part(where, fn) {
   try {
     await fn();
   } catch (error) {
-    where.append(failure(error));
+    addTo(where, failure(error));
   }
 }
 const SVG = "http://www.w3.org/2000/svg";
 
-// An SVG image named for screen readers, and add(tag, attrs, text) to draw in it.
+// An SVG image named for screen readers, and addTo(tag, attrs, text) to draw in it.
 function svgFrame(cls, viewBox, label) {
   const svg = document.createElementNS(SVG, "svg");
   for (const [key, value] of Object.entries({ class: cls, viewBox, role: "img", "aria-label": label })) {
@@ -232,7 +248,7 @@ function runRow(job, metrics) {
     "aria-label": `compare ${job.backend_run_id || job.id}`,
     checked: selected.has(job.id),
     onchange: (e) => {
-      if (e.target.checked) selected.add(job.id);
+      if (e.target.checked) selected.addTo(job.id);
       else selected.delete(job.id);
       document.dispatchEvent(new Event("picked"));
     },
@@ -379,18 +395,12 @@ async function runsPage() {
       selected.size > MAX_COMPARED ? `${selected.size} ticked: at most ${MAX_COMPARED}` : `${selected.size} ticked`;
   });
   const columns = h("details", { class: "columns", id: "columns" }, h("summary", {}, "Metric columns"));
-  app.replaceChildren(
-    h("h1", {}, title),
-    filters,
-    h("div", { class: "actions" }, compare, " ", picked, columns),
-    table,
-    pager,
-  );
+  fill(app, h("h1", {}, title), filters, h("div", { class: "actions" }, compare, " ", picked, columns), table, pager);
   let page;
   try {
     page = await api(`/runs?${params.toString()}`);
   } catch (error) {
-    app.append(failure(error));
+    addTo(app, failure(error));
     return;
   }
   let jobs = page.items;
@@ -401,14 +411,15 @@ async function runsPage() {
     const names = new Set([...metrics, ...(sortedBy ? [sortedBy] : [])]);
     for (const job of jobs)
       for (const [name, value] of Object.entries(job.metrics || {})) {
-        if (typeof value === "number") names.add(name);
+        if (typeof value === "number") names.addTo(name);
       }
     return [...names].sort();
   }
   const shownMetrics = () => (sortedBy && !metrics.includes(sortedBy) ? [...metrics, sortedBy] : metrics);
   function draw() {
     const shown = shownMetrics();
-    head.replaceChildren(
+    fill(
+      head,
       h(
         "tr",
         {},
@@ -421,12 +432,13 @@ async function runsPage() {
         ["Model", "Experiment", "Script", "Started by", "Data"].map((t) => h("th", { scope: "col" }, t)),
       ),
     );
-    body.replaceChildren(...jobs.map((job) => runRow(job, shown)));
+    fill(body, ...jobs.map((job) => runRow(job, shown)));
     if (!jobs.length) {
       const empty = params.get("q") ? "No run matches." : "No runs yet.";
-      body.append(h("tr", {}, h("td", { colspan: 10 + shown.length, class: "hint" }, empty)));
+      addTo(body, h("tr", {}, h("td", { colspan: 10 + shown.length, class: "hint" }, empty)));
     }
-    columns.replaceChildren(
+    fill(
+      columns,
       h("summary", {}, `Metric columns (${metrics.length})`),
       h(
         "fieldset",
@@ -466,7 +478,8 @@ async function runsPage() {
   if (page.next_cursor) {
     const more = new URLSearchParams(params);
     more.set("cursor", page.next_cursor);
-    pager.append(
+    addTo(
+      pager,
       h("a", { href: `?${more.toString()}` }, sorted || params.get("order") ? "Next page →" : "Older runs →"),
     );
   }
@@ -549,7 +562,7 @@ async function runPage(id) {
   try {
     job = await api(`/runs/${encodeURIComponent(id)}`);
   } catch (error) {
-    app.replaceChildren(h("h1", {}, "Run"), failure(error));
+    fill(app, h("h1", {}, "Run"), failure(error));
     return;
   }
   const facts = h("dl", { class: "facts" });
@@ -576,7 +589,8 @@ async function runPage(id) {
   const outputs = h("section", { id: "outputs" });
   let outputsShown = false;
   const status = h("span", { id: "run-status" });
-  app.replaceChildren(
+  fill(
+    app,
     h("h1", {}, "Run ", h("span", { class: "mono" }, job.id), " ", status),
     actions,
     facts,
@@ -591,7 +605,7 @@ async function runPage(id) {
   let lastMetrics = null;
   async function draw(current) {
     job = current;
-    status.replaceChildren(badge(job.status));
+    fill(status, badge(job.status));
     const rows = [
       ["Experiment", job.experiment],
       ["Script", job.script],
@@ -612,16 +626,17 @@ async function runPage(id) {
       ["Model version", modelLink(job.model_version)],
     ];
     if (job.error) rows.push(["Error", h("span", { class: "error" }, job.error.split("\n")[0])]);
-    facts.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
-    actions.replaceChildren();
+    fill(facts, ...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+    fill(actions);
     if (ROLE === "full" && !TERMINAL.has(job.status)) {
-      actions.append(h("button", { class: "danger", id: "cancel", onclick: cancel }, "Cancel run"));
+      addTo(actions, h("button", { class: "danger", id: "cancel", onclick: cancel }, "Cancel run"));
     }
     if (ROLE === "full") {
-      actions.append(" ", h("a", { href: `/ui/train?from=${encodeURIComponent(job.id)}`, id: "again" }, "Run again…"));
+      addTo(actions, " ", h("a", { href: `/ui/train?from=${encodeURIComponent(job.id)}`, id: "again" }, "Run again…"));
     }
     if (job.studio_url) {
-      actions.append(
+      addTo(
+        actions,
         " ",
         h(
           "a",
@@ -644,14 +659,12 @@ async function runPage(id) {
   async function drawOutputs() {
     const listed = await api(`/runs/${encodeURIComponent(job.id)}/outputs`);
     if (!listed.files.length) {
-      outputs.replaceChildren(
-        h("h2", {}, "Outputs"),
-        h("p", { class: "hint" }, "The run wrote nothing under outputs/."),
-      );
+      fill(outputs, h("h2", {}, "Outputs"), h("p", { class: "hint" }, "The run wrote nothing under outputs/."));
       return;
     }
     const shownFiles = listed.files.slice(0, 50);
-    outputs.replaceChildren(
+    fill(
+      outputs,
       h("h2", {}, "Outputs"),
       h(
         "a",
@@ -673,8 +686,9 @@ async function runPage(id) {
     const numeric = Object.entries(history.metrics)
       .map(([name, values]) => [name, values.flat().filter((v) => typeof v === "number")])
       .filter(([, values]) => values.length);
-    summary.replaceChildren(...(numeric.length ? [metricsTable(numeric)] : []));
-    charts.replaceChildren(
+    fill(summary, ...(numeric.length ? [metricsTable(numeric)] : []));
+    fill(
+      charts,
       ...numeric.map(([name, values]) =>
         h(
           "figure",
@@ -687,20 +701,20 @@ async function runPage(id) {
         ),
       ),
     );
-    if (!charts.children.length) charts.append(h("p", { class: "hint" }, "No numeric metrics logged yet."));
+    if (!charts.children.length) addTo(charts, h("p", { class: "hint" }, "No numeric metrics logged yet."));
   }
   async function cancel() {
     try {
       await draw(await api(`/runs/${encodeURIComponent(job.id)}/cancel`, { method: "POST" }));
     } catch (error) {
-      actions.append(failure(error));
+      addTo(actions, failure(error));
     }
   }
   // Each part on its own: a chart that fails to draw must not stop the live status or the log.
   listen(`/events?job=${encodeURIComponent(job.id)}&after=0`, {
     run: (current) => part(facts, () => draw(current)),
     log: (chunk) => {
-      log.append(chunk.text);
+      addTo(log, chunk.text);
       if (following) log.scrollTop = log.scrollHeight;
     },
   });
@@ -734,9 +748,9 @@ function sideBySide(id, heads, items, rows) {
 // they share drawn overlaid. The URL holds the ids, so the page can be pasted into a chat.
 async function comparePage() {
   const ids = (new URLSearchParams(location.search).get("ids") || "").split(",").filter(Boolean);
-  app.replaceChildren(h("h1", {}, "Compare runs"));
+  fill(app, h("h1", {}, "Compare runs"));
   if (ids.length < 2 || ids.length > MAX_COMPARED) {
-    app.append(h("p", { class: "hint" }, `Tick 2 to ${MAX_COMPARED} runs on the runs list to compare them.`));
+    addTo(app, h("p", { class: "hint" }, `Tick 2 to ${MAX_COMPARED} runs on the runs list to compare them.`));
     return;
   }
   let listed;
@@ -745,7 +759,7 @@ async function comparePage() {
     const query = encodeURIComponent(ids.join(","));
     [listed, histories] = await Promise.all([api(`/runs?ids=${query}&limit=50`), api(`/runs/metrics?ids=${query}`)]);
   } catch (error) {
-    app.append(failure(error));
+    addTo(app, failure(error));
     return;
   }
   const runs = histories.runs.map((one) => listed.items.find((job) => job.id === one.id)).filter(Boolean);
@@ -793,7 +807,8 @@ async function comparePage() {
       { class: "legend" },
       ...series.map((one) => h("li", {}, h("span", { class: `swatch ${one.cls}`, "aria-hidden": "true" }), one.label)),
     );
-    charts.append(
+    addTo(
+      charts,
       h(
         "figure",
         { "data-metric": metric },
@@ -803,8 +818,9 @@ async function comparePage() {
       ),
     );
   }
-  if (!shared.length) charts.append(h("p", { class: "hint" }, "These runs share no numeric metric."));
-  app.append(
+  if (!shared.length) addTo(charts, h("p", { class: "hint" }, "These runs share no numeric metric."));
+  addTo(
+    app,
     h("p", { class: "hint" }, "Rows whose values differ are marked."),
     table,
     h("h2", {}, "Metrics, overlaid"),
@@ -814,16 +830,16 @@ async function comparePage() {
 
 // -- models --------------------------------------------------------------------------------
 async function modelsPage() {
-  app.replaceChildren(h("h1", {}, "Models"));
+  fill(app, h("h1", {}, "Models"));
   let models;
   try {
     ({ models } = await api("/models/summary"));
   } catch (error) {
-    app.append(failure(error));
+    addTo(app, failure(error));
     return;
   }
   if (!models.length) {
-    app.append(h("p", { class: "hint" }, "No model registered yet: a completed run registers its outputs/ as one."));
+    addTo(app, h("p", { class: "hint" }, "No model registered yet: a completed run registers its outputs/ as one."));
     return;
   }
   const accuracy = (found) => (found && found.accuracy !== null ? found.accuracy.toFixed(4) : "—");
@@ -844,7 +860,8 @@ async function modelsPage() {
       h("td", {}, m.accuracy.length > 1 ? sparkline(m.accuracy, `accuracy of ${m.name} by version`) : "—"),
     ),
   );
-  app.append(
+  addTo(
+    app,
     h(
       "div",
       { class: "table-wrap" },
@@ -878,12 +895,12 @@ function sparkline(points, label) {
 }
 
 async function modelPage(name) {
-  app.replaceChildren(h("h1", {}, "Model ", name));
+  fill(app, h("h1", {}, "Model ", name));
   let versions;
   try {
     ({ versions } = await api(`/models/${encodeURIComponent(name)}/versions`));
   } catch (error) {
-    app.append(failure(error));
+    addTo(app, failure(error));
     return;
   }
   // Azure keeps tags as strings ("0.93"): a tag that reads as a number is an accuracy.
@@ -894,7 +911,8 @@ async function modelPage(name) {
   const scored = versions.filter((v) => Number.isFinite(score(v)));
   const best = scored.length ? scored.reduce((a, b) => (score(b) >= score(a) ? b : a)).version : null;
   if (scored.length) {
-    app.append(
+    addTo(
+      app,
       h(
         "figure",
         {},
@@ -945,7 +963,8 @@ async function modelPage(name) {
         ),
       ),
     );
-  app.append(
+  addTo(
+    app,
     h(
       "div",
       { class: "table-wrap" },
@@ -996,7 +1015,7 @@ async function compareVersions(versions, best, score) {
   const b = chooser("version-b", "with", pick("b", latest));
   const table = h("div", { id: "version-compare" });
   const section = h("section", {}, h("h2", {}, "Compare two versions"), h("div", { class: "filters" }, a, b), table);
-  app.append(section);
+  addTo(app, section);
   async function draw() {
     const chosen = [Number(a.querySelector("select").value), Number(b.querySelector("select").value)];
     const next = new URLSearchParams(location.search);
@@ -1039,7 +1058,8 @@ async function compareVersions(versions, best, score) {
     ];
     const heads = pair.map((v) => `v${v.version}${v.version === best ? " ★ best" : ""}`);
     const runs = items.map(({ run }) => run).filter(Boolean);
-    table.replaceChildren(
+    fill(
+      table,
       sideBySide("versions-compared", heads, items, rows),
       runs.length === 2 && runs[0].id !== runs[1].id
         ? h(
@@ -1132,17 +1152,18 @@ function uploadForm(done) {
     if (!files.length) return;
     bar.hidden = false;
     bar.value = 0;
-    status.replaceChildren(`Uploading ${files.length} file(s)…`);
+    fill(status, `Uploading ${files.length} file(s)…`);
     try {
       const job = await send(path.value.trim(), files, (sent, total, seconds) => {
         bar.max = total || 1;
         bar.value = sent;
-        status.replaceChildren(`${size(sent)} of ${size(total)} · ${size(sent / Math.max(seconds, 0.001))}/s`);
+        fill(status, `${size(sent)} of ${size(total)} · ${size(sent / Math.max(seconds, 0.001))}/s`);
       });
-      status.replaceChildren(`Sent; storing ${job.id}…`);
+      fill(status, `Sent; storing ${job.id}…`);
       const ended = await api(`/data/${encodeURIComponent(job.id)}?wait=120`);
       if (ended.status !== "Completed") throw new Error(ended.error || `the upload ended ${ended.status}`);
-      status.replaceChildren(
+      fill(
+        status,
         "Stored: ",
         h("strong", {}, ended.path),
         ` now holds data version `,
@@ -1151,7 +1172,7 @@ function uploadForm(done) {
       );
       done();
     } catch (error) {
-      status.replaceChildren(failure(error));
+      fill(status, failure(error));
     }
   }
   // A folder picked: its files, named by their paths inside it (its own name dropped, as upload-data.py does).
@@ -1184,14 +1205,15 @@ function uploadForm(done) {
 }
 
 async function dataPage() {
-  app.replaceChildren(h("h1", {}, "Data"));
+  fill(app, h("h1", {}, "Data"));
   const lists = h("div", { id: "data-lists" });
   if (ROLE === "full")
-    app.append(
+    addTo(
+      app,
       h("h2", {}, "Upload"),
       uploadForm(() => drawLists(lists)),
     );
-  app.append(lists);
+  addTo(app, lists);
   await drawLists(lists);
 }
 
@@ -1199,8 +1221,9 @@ async function dataPage() {
 async function drawLists(lists) {
   try {
     const [{ paths }, uploads] = await Promise.all([api("/datastore"), api("/data")]);
-    lists.replaceChildren();
-    lists.append(
+    fill(lists);
+    addTo(
+      lists,
       h("h2", {}, "Datastore paths"),
       h(
         "div",
@@ -1246,7 +1269,8 @@ async function drawLists(lists) {
         ),
       ),
     );
-    lists.append(
+    addTo(
+      lists,
       h("h2", {}, "Uploads"),
       h(
         "div",
@@ -1304,15 +1328,15 @@ async function drawLists(lists) {
       ),
     );
   } catch (error) {
-    lists.replaceChildren(failure(error));
+    fill(lists, failure(error));
   }
 }
 
 // -- train ---------------------------------------------------------------------------------
 async function trainPage() {
-  app.replaceChildren(h("h1", {}, "Train a model"));
+  fill(app, h("h1", {}, "Train a model"));
   if (ROLE !== "full") {
-    app.append(h("p", { class: "hint" }, "This session may only read: sign in with a full-access token to train."));
+    addTo(app, h("p", { class: "hint" }, "This session may only read: sign in with a full-access token to train."));
     return;
   }
   const from = new URLSearchParams(location.search).get("from");
@@ -1326,7 +1350,7 @@ async function trainPage() {
       from ? api(`/runs/${encodeURIComponent(from)}`) : null,
     ]);
   } catch (error) {
-    app.append(failure(error));
+    addTo(app, failure(error));
     return;
   }
   const script = h(
@@ -1348,7 +1372,7 @@ async function trainPage() {
   if (before) {
     const choose = (select, value) => {
       if (!value) return;
-      if (![...select.options].some((o) => o.value === value)) select.append(h("option", { value }, value));
+      if (![...select.options].some((o) => o.value === value)) addTo(select, h("option", { value }, value));
       select.value = value;
     };
     choose(script, before.script);
@@ -1358,7 +1382,8 @@ async function trainPage() {
     extra.value = Object.entries(before.params.args || {})
       .map(([k, v]) => `${k}=${v}`)
       .join("\n");
-    app.append(
+    addTo(
+      app,
       h(
         "p",
         { class: "hint" },
@@ -1383,7 +1408,7 @@ async function trainPage() {
     problem,
     h("button", { type: "submit", class: "primary" }, "Start run"),
   );
-  app.append(form);
+  addTo(app, form);
   async function submit(event) {
     event.preventDefault();
     const body = { args: {} };
@@ -1396,7 +1421,7 @@ async function trainPage() {
       .filter(Boolean)) {
       const at = line.indexOf("=");
       if (at < 1) {
-        problem.replaceChildren(failure(`"${line}" is not name=value`));
+        fill(problem, failure(`"${line}" is not name=value`));
         return;
       }
       body.args[line.slice(0, at).trim()] = line.slice(at + 1).trim();
@@ -1405,7 +1430,7 @@ async function trainPage() {
       const job = await api("/runs", { method: "POST", json: body });
       location.href = `/ui/runs/${encodeURIComponent(job.id)}`;
     } catch (error) {
-      problem.replaceChildren(failure(error));
+      fill(problem, failure(error));
     }
   }
 }
@@ -1415,9 +1440,9 @@ async function trainPage() {
 // (chat links open many of them), the service's name after it; the server answers 404 for any other path.
 const PAGES = [
   [/^\/ui(?:\/runs)?$/, () => "Runs", () => runsPage()],
-  [/^\/ui\/runs\/(.+)$/, (id) => `Run ${id}`, (id) => runPage(id)],
+  [/^\/ui\/runs\/([^/]+)$/, (id) => `Run ${id}`, (id) => runPage(id)],
   [/^\/ui\/models$/, () => "Models", () => modelsPage()],
-  [/^\/ui\/models\/(.+)$/, (name) => `Model ${name}`, (name) => modelPage(name)],
+  [/^\/ui\/models\/([^/]+)$/, (name) => `Model ${name}`, (name) => modelPage(name)],
   [/^\/ui\/data$/, () => "Data", () => dataPage()],
   [/^\/ui\/train$/, () => "Train", () => trainPage()],
   [/^\/ui\/compare$/, () => "Compare runs", () => comparePage()],
@@ -1434,6 +1459,6 @@ function route() {
     }
   }
   document.title = "Not found — AML control plane";
-  app.replaceChildren(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/ui/" }, "Back to the runs")));
+  fill(app, h("h1", {}, "Not found"), h("p", {}, h("a", { href: "/ui/" }, "Back to the runs")));
 }
 route();
