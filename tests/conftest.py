@@ -27,6 +27,27 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(scope="session")
+def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new virtualenv with what requirements.txt alone installs (not the test tools), with the pip the
+    Dockerfile pins: what the image and ./start.sh run with on a fresh machine."""
+    import re
+
+    venv = tmp_path_factory.mktemp("fresh") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip_pin = re.search(r"pip install --no-cache-dir (pip==[\d.]+)", (REPO_ROOT / "Dockerfile").read_text())
+    assert pip_pin, "the Dockerfile pins pip"
+    for args in ([pip_pin.group(1)], ["-r", str(REPO_ROOT / "requirements.txt")]):
+        done = subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", *args],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return venv
+
+
 def make_settings(home: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "home": home,
