@@ -6,18 +6,37 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
-from amllib.errors import AmlError
+from amllib.errors import AmlError, ConfigError, NotFound
 from amllib.settings import AZURE_IDENTITY, Settings, load_settings
 
 
 def settings_requiring(*names: str) -> Settings:
-    """Load settings and check `names` plus, on azureml, the identity: all missing ones at once."""
+    """Load settings and check `names` plus, on azureml, the identity: all missing ones at once, saying where
+    they were looked for (the environment, and .env in the current folder: the scripts may run from anywhere)."""
     settings = load_settings()
     needed = list(names) + (list(AZURE_IDENTITY) if settings.on_azure else [])
-    settings.require(*needed)
+    try:
+        settings.require(*needed)
+    except ConfigError as exc:
+        dotenv = Path.cwd() / ".env"
+        found = "found" if dotenv.is_file() else "none there"
+        raise ConfigError(
+            f"{exc} (set them in the environment or in .env in the current folder: {dotenv}, {found})"
+        ) from None
     return settings
+
+
+def place(settings: Settings) -> str:
+    """Where the scripts look for data, runs and models: the backend and its AZML_HOME or workspace."""
+    if settings.on_azure:
+        return (
+            f"the {settings.backend} backend, workspace {settings.workspace or '?'} "
+            f"(resource group {settings.resgrp or '?'}, subscription {settings.subid or '?'})"
+        )
+    return f"the local backend, AZML_HOME={settings.home}"
 
 
 def set_pipeline_variable(name: str, value: object, *, github_name: str) -> None:
@@ -33,12 +52,22 @@ def run_main(main: Callable[[], int]) -> None:
     """Run a script's main; an AmlError becomes one line on stderr and exit status 1."""
     try:
         code = main()
+    except NotFound as exc:  # what is not found depends on where the script looked: say where
+        print(f"ERROR! {exc} (looked in {_place_or_unknown()})", file=sys.stderr)
+        code = 1
     except AmlError as exc:
         print(f"ERROR! {exc}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         code = 130
     raise SystemExit(code)
+
+
+def _place_or_unknown() -> str:
+    try:
+        return place(load_settings())
+    except AmlError:
+        return "a backend whose settings did not load"
 
 
 class UploadProgress:

@@ -85,7 +85,8 @@ def main() -> int:
             file=sys.stderr,
         )
         return 130
-    return report(backend, finish_run(backend, run_id, model_name=settings.model))
+    before = {(v.name, v.version) for v in backend.versions_of_run(run_id)} if args.attach else set()
+    return report(backend, finish_run(backend, run_id, model_name=settings.model), registered_before=before)
 
 
 def watch_hint(settings: Settings, run_id: str) -> str:
@@ -95,7 +96,7 @@ def watch_hint(settings: Settings, run_id: str) -> str:
     return f"curl $API/runs/{run_id} (GET /runs/{{id}} takes the run id), or the backend's own tools"
 
 
-def report(backend: Backend, result: TrainingResult) -> int:
+def report(backend: Backend, result: TrainingResult, *, registered_before: set[tuple[str, int]]) -> int:
     run = result.run
     print(f"### Run {run.run_id} ended {run.status}")
     for name, value in last_values(result.metrics).items():
@@ -111,7 +112,10 @@ def report(backend: Backend, result: TrainingResult) -> int:
         print("### The run wrote nothing to outputs/, so no model was registered")
         return 0
     model = result.model_version
-    print(f"### Registered model {model.name} version {model.version} with tags {model.tags}")
+    if (model.name, model.version) in registered_before:  # an --attach of a run registered already
+        print(f"### Run {run.run_id} was registered already: model {model.name} version {model.version}")
+    else:
+        print(f"### Registered model {model.name} version {model.version} with tags {model.tags}")
     set_pipeline_variable("AZML_MODEL_VER", model.version, github_name="model_version")
     return 0
 

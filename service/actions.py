@@ -25,6 +25,7 @@ from amllib.paths import check_script, safe_relpath
 from amllib.settings import Settings
 from service.core.backend_calls import BackendCalls
 from service.core.events import EventFeed
+from service.core.imported_runs import import_run
 from service.core.job_kinds import KINDS, RunSpec
 from service.core.jobs import Jobs, is_terminal
 from service.core.schemas import RunRequest, render
@@ -94,13 +95,38 @@ async def request_cancel(svc: Services, job: Job) -> Job:
 
 
 async def find(svc: Services, job_id: str, kind: str) -> Job:
-    """A job by its id; a run job also by its backend run id (a model version's run_id links here)."""
+    """A job by its id; a run job also by its backend run id (a model version's run_id links here), one the
+    run importer has not brought in yet looked up in the backend and brought in now."""
     job = await svc.store.read(svc.store.get, job_id, kind=kind)
     if job is None and kind == "run":
-        job = await svc.store.read(svc.store.by_backend_run, job_id)
+        job = await svc.store.read(svc.store.by_backend_run, job_id) or await _import_now(svc, job_id)
     if job is None:
         raise NotFound(f"{KINDS[kind].noun} job {quoted(job_id)} not found")
     return job
+
+
+_misses: dict[str, float] = {}  # backend run ids just looked up and not found: not asked again for a while
+MISS_SECONDS = 10.0
+
+
+async def _import_now(svc: Services, run_id: str) -> Job | None:
+    """The run's job, imported from the backend at once; None when the backend has no such run.
+
+    Only while the importer is on (AZML_RUN_IMPORT_SECONDS > 0), for plain names (never a job id),
+    and a miss is remembered for MISS_SECONDS, so made-up ids can't turn into a stream of backend calls.
+    """
+    now = time.monotonic()
+    if svc.settings.run_import_seconds <= 0 or run_id.startswith("run_") or _misses.get(run_id, 0.0) > now:
+        return None
+    try:
+        check_name(run_id, what="run id")
+        info = await svc.calls(svc.backend.get_run, run_id)
+    except (InvalidInput, NotFound):  # the backend unreachable is its own error (502), not "no such run"
+        if len(_misses) > 10_000:
+            _misses.clear()
+        _misses[run_id] = now + MISS_SECONDS
+        return None
+    return await import_run(svc.worker, svc.jobs, info) or await svc.store.read(svc.store.by_backend_run, run_id)
 
 
 SORT_KEYS = ("created", "started", "duration")

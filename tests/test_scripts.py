@@ -48,12 +48,17 @@ def test_titanic_upload_train_twice_fetch(tmp_path: Path) -> None:
 
     unknown = run_script("fetch-model.py", "--model-ver", "7", "--output-path", str(out), env=env, cwd=tmp_path)
     assert unknown.returncode == 1
-    assert unknown.stderr.strip() == "ERROR! model 'titanic-model' has no version 7 (latest is 2)"
+    place = f"(looked in the local backend, AZML_HOME={tmp_path / 'aml'})"
+    assert unknown.stderr.strip() == f"ERROR! model 'titanic-model' has no version 7 (latest is 2) {place}"
     assert json.loads((out / "metadata.json").read_text())["version"] == 1  # left as it was
 
     env["AZML_MODEL"] = "never-registered"
     missing = run_script("fetch-model.py", "--output-path", str(out), env=env, cwd=tmp_path)
-    assert missing.returncode == 1 and missing.stderr.strip() == "ERROR! model 'never-registered' not found"
+    assert missing.returncode == 1 and missing.stderr.strip() == f"ERROR! model 'never-registered' not found {place}"
+    del env["AZML_MODEL"]
+    unset = run_script("fetch-model.py", "--output-path", str(out), env=env, cwd=tmp_path)
+    assert unset.returncode == 1 and "AZML_MODEL" in unset.stderr
+    assert f"in .env in the current folder: {tmp_path / '.env'}, none there" in unset.stderr
 
 
 def test_use_best_without_accuracy_falls_back_to_latest(tmp_path: Path, data_dir: Path) -> None:
@@ -111,7 +116,8 @@ def test_run_training_names_the_run_at_submit_and_ctrl_c_leaves_it_to_attach(tmp
     assert f"### Run {run_id} ended Completed" in attached.stdout
     assert "### Registered model test-model version 1" in attached.stdout
     again = run_script("run-training.py", "--attach", run_id, env=env, cwd=tmp_path)
-    assert "version 1" in again.stdout  # registered once: the same version again
+    assert f"### Run {run_id} was registered already: model test-model version 1" in again.stdout  # once
+    assert "### Registered model" not in again.stdout and "AZML_MODEL_VER]1" in again.stdout
     unknown = run_script("run-training.py", "--attach", "no_such_run", env=env, cwd=tmp_path)
     assert unknown.returncode == 1 and unknown.stderr.startswith("ERROR! run 'no_such_run' not found")
 

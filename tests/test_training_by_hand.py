@@ -49,3 +49,18 @@ def test_a_training_script_runs_by_hand(script: str, tmp_path: Path) -> None:
     assert "ccuracy" in done.stdout and "./mlruns" in done.stdout
     assert (work / "outputs" / "model.pkl").is_file()
     assert any((work / "mlruns").rglob("accuracy"))  # the metric, in MLflow's file store
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in TRAINING.glob("*.py")))
+def test_an_argument_the_script_does_not_know_fails_it_naming_the_argument(script: str, tmp_path: Path) -> None:
+    """Issue 26, item 18: `--arg sed=7` (seed misspelt) trained with the default seed and said nothing."""
+    done = subprocess.run(
+        [sys.executable, str(TRAINING / script), "--data-path", str(tmp_path), "--sed=7"],
+        cwd=tmp_path,
+        env=bare_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "unrecognized arguments: --sed=7" in done.stderr, done.stderr[-500:]
+    assert not (tmp_path / "outputs").exists()

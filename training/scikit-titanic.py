@@ -29,7 +29,7 @@ parser.add_argument(
     "--jobs", dest="jobs", type=int, default=-1, help="trees built at once; -1: every core this run may use"
 )
 parser.add_argument("--test-size", dest="test_size", type=float, default=0.2, help="share of rows held out")
-args, _unknown = parser.parse_known_args()
+args = parser.parse_args()  # an unknown argument fails the run, naming it: a typo never trains silently
 
 # Run by hand there is no tracking server: MLflow 3's default store (sqlite:///mlflow.db) needs SQLAlchemy,
 # which mlflow-skinny lacks. On Azure ML and the local backend MLFLOW_TRACKING_URI is set for the script.

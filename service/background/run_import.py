@@ -10,39 +10,18 @@ is never imported twice; the job id of an imported run is derived from its run i
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
-from typing import Any
 
 from amllib.backends.base import RunInfo
-from amllib.training import STARTED_BY
 from service.background.periodic import Leader, every
+from service.core.imported_runs import import_run
 from service.core.jobs import Jobs
-from service.core.store import Job
-from service.core.worker import Worker, run_result, scalar_metrics
+from service.core.worker import Worker
 
 log = logging.getLogger("service")
 OVERLAP = 120.0  # look this far behind the newest run seen: a run can appear a moment after a newer one
 MODEL_LOOKUP_SECONDS = 900.0  # how long after an imported run ends to look for the version its starter registers
-
-
-def imported_job_id(run_id: str) -> str:
-    return "run_" + hashlib.sha256(run_id.encode()).hexdigest()[:20]
-
-
-def imported_spec(info: RunInfo) -> dict[str, Any]:
-    return {
-        "experiment": info.experiment,
-        "script": info.script,
-        "model": None,
-        "datapath": info.datapath,
-        "compute": info.compute,
-        "estimators": info.estimators,
-        "args": info.args,
-        "imported": True,
-        "created_by": str(info.tags.get(STARTED_BY) or "another tool"),
-    }
 
 
 class RunImporter:
@@ -74,31 +53,7 @@ class RunImporter:
         return imported
 
     async def _import(self, info: RunInfo) -> bool:
-        if self.store.by_backend_run(info.run_id) is not None or self.store.swept(info.run_id):
-            return False
-        owner = info.tags.get("job_id")
-        if owner and self.store.get(str(owner)) is not None:
-            return False  # the service's own run, its id about to be recorded
-        job = Job(
-            id=imported_job_id(info.run_id),
-            kind="run",
-            status=info.status,
-            spec=imported_spec(info),
-            created_at=info.created_at,
-            started_at=info.started_at,
-            finished_at=info.finished_at,
-            backend_run_id=info.run_id,
-            idempotency_key=f"import:{info.run_id}",
-            error=info.error,
-            result=run_result(info, {}),
-        )
-        if info.status.terminal:
-            metrics = await self.worker.calls(self.worker.backend.get_metrics, info.run_id)
-            job.result["metrics"] = scalar_metrics(metrics)
-        stored, created = await self.jobs.create(job)
-        if created and not info.status.terminal:
-            self.worker.start(stored, resumed=True)
-        return created
+        return await import_run(self.worker, self.jobs, info) is not None
 
     async def _find_model_versions(self) -> None:
         """An imported run's starter registers its model after the run ends: pick the version up then."""

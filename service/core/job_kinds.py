@@ -147,6 +147,9 @@ class RunJob(JobBody):
     script_digest: str | None
     imported: Annotated[bool, Field(description="started elsewhere (scripts, studio) and brought in by the service")]
     studio_url: Annotated[str | None, Field(description="the run's page in Azure ML studio; null on the local backend")]
+    cancel_requested: Annotated[
+        bool, Field(description="a cancel was asked: the run ends Canceled once the backend has stopped it")
+    ]
 
 
 class DataJob(JobBody):

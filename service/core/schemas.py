@@ -127,6 +127,7 @@ def render_run(job: Job, backend: str) -> RunJob:
         "script_digest": result.get("script_digest"),
         "imported": bool(spec.get("imported")),
         "studio_url": result.get("studio_url"),
+        "cancel_requested": job.cancel_requested,
     }
 
 

@@ -80,7 +80,9 @@ def test_metrics_logs_listing_and_cancel(service: Service) -> None:
 
         sleeper = client.post("/runs", json={"script": "sleep_and_record.py", "args": {"seconds": 60}}).json()
         assert client.get(f"/runs/{sleeper['id']}", params={"wait": 1.5}).json()["status"] in ("Queued", "Running")
-        assert client.post(f"/runs/{sleeper['id']}/cancel").status_code == 202
+        assert client.get(f"/runs/{sleeper['id']}").json()["cancel_requested"] is False
+        asked = client.post(f"/runs/{sleeper['id']}/cancel")
+        assert asked.status_code == 202 and asked.json()["cancel_requested"] is True  # the state after the request
         ended = client.get(f"/runs/{sleeper['id']}", params={"wait": 30})
         assert ended.status_code == 409 and ended.json()["job"]["status"] == "Canceled"
         assert client.post(f"/runs/{sleeper['id']}/cancel").status_code == 409

@@ -224,3 +224,25 @@ def test_archives_are_streamed_staged_once_under_azml_home_and_capped(tmp_path: 
             time.sleep(0.05)
         assert list((home / STAGING).iterdir()) == []  # every staging folder went with its answer, cut off or not
         assert client.get(path).status_code == 200
+
+
+def test_a_run_started_elsewhere_is_found_by_its_id_before_the_importer_looks(make_app) -> None:
+    """Issue 26, item 15: the link run-training.py prints answered 404 until the next import pass (10 s)."""
+    from amllib.backends import get_backend
+    from amllib.backends.base import RunSpec
+
+    client = make_app(run_import_seconds=3600)  # one pass at start, the next in an hour
+    assert client.post("/data", params={"wait": 30}, content=tar_bytes({"a.csv": b"1"}), headers=TAR).status_code == 200
+    services = client.app.state.services
+    script_backend = get_backend(services.settings)  # what run-training.py does: the backend, not the service
+    run_id = script_backend.submit_run(
+        RunSpec(script="aml_v1_logging.py", experiment="svc", datapath="test-data", compute="local-cluster")
+    )
+    found = client.get(f"/runs/{run_id}")
+    assert found.status_code == 200, found.text
+    assert found.json()["backend_run_id"] == run_id and found.json()["imported"] is True
+    ended = client.get(f"/runs/{found.json()['id']}", params={"wait": 60}).json()
+    assert ended["status"] == "Completed" and ended["metrics"]["accuracy"] == 0.93
+    assert client.get("/runs", params={"q": run_id}).json()["items"][0]["id"] == found.json()["id"]  # once
+    assert len(client.get("/runs", params={"q": run_id}).json()["items"]) == 1
+    assert_refused(client.get("/runs/svc_0_nope"), 404, "svc_0_nope")
