@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -56,7 +56,7 @@ def stage(home: Path, fill: Callable[[Path], list[str]], *, prefix: str) -> tupl
         raise
 
 
-def _tar_gz(folder: Path, files: list[str]) -> Iterator[bytes]:
+def _tar_gz(folder: Path, files: list[str]) -> Generator[bytes, None, None]:
     """The files as one tar.gz, a piece at a time (PAX headers, gzip by zlib; no piece over ~PIECE bytes)."""
     gzip = zlib.compressobj(6, zlib.DEFLATED, 31)
     written = 0

@@ -19,7 +19,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Self
 
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
@@ -148,7 +148,7 @@ class _EndMarkedTarInfo(tarfile.TarInfo):
     """
 
     @classmethod
-    def frombuf(cls, buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo:
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self:
         if len(buf) == 0:
             raise tarfile.ReadError("it ends without the blocks that end a tar archive: it was cut short")
         return super().frombuf(buf, encoding, errors)
