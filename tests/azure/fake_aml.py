@@ -267,7 +267,7 @@ class FakeAzure:
         """As Azure does: every call makes a new version, even for a run registered before."""
         assert model_path == "outputs/"
         version = self.cloud.registry.register(
-            self.cloud.compute.run_dir(run_id) / "work" / "outputs",
+            self.cloud.compute.run_dir(run_id),
             name=name,
             tags={k: str(v) for k, v in tags.items()},
             run_id=None,

@@ -429,7 +429,7 @@ class FakeAzureV2:
         if any(m.version == wanted for m in existing):
             raise ResourceExistsError(message=f"Model {model.name}:{wanted} already exists")
         version = self.cloud.registry.register(
-            self.cloud.compute.run_dir(self.runs[job]) / "work" / "outputs",
+            self.cloud.compute.run_dir(self.runs[job]),
             name=model.name,
             tags=dict(model.tags),
             run_id=None,

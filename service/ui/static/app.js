@@ -248,7 +248,7 @@ function runRow(job, metrics) {
     "aria-label": `compare ${job.backend_run_id || job.id}`,
     checked: selected.has(job.id),
     onchange: (e) => {
-      if (e.target.checked) selected.addTo(job.id);
+      if (e.target.checked) selected.add(job.id);
       else selected.delete(job.id);
       document.dispatchEvent(new Event("picked"));
     },
@@ -411,7 +411,7 @@ async function runsPage() {
     const names = new Set([...metrics, ...(sortedBy ? [sortedBy] : [])]);
     for (const job of jobs)
       for (const [name, value] of Object.entries(job.metrics || {})) {
-        if (typeof value === "number") names.addTo(name);
+        if (typeof value === "number") names.add(name);
       }
     return [...names].sort();
   }
