@@ -155,7 +155,7 @@ async function part(where, fn) {
 }
 const SVG = "http://www.w3.org/2000/svg";
 
-// An SVG image named for screen readers, and addTo(tag, attrs, text) to draw in it.
+// An SVG image named for screen readers, and add(tag, attrs, text) to draw in it.
 function svgFrame(cls, viewBox, label) {
   const svg = document.createElementNS(SVG, "svg");
   for (const [key, value] of Object.entries({ class: cls, viewBox, role: "img", "aria-label": label })) {
