@@ -11,6 +11,7 @@
     ├── Conflict              the request clashes with existing state
     ├── RunFailed             a training run ended Failed or Canceled
     └── BackendUnavailable    the backend (Azure, the disk) could not be reached or failed
+        └── MetricsUnavailable   a run's metrics could not be read (not: it has none)
 
 The service maps this tree to HTTP statuses in one table (service/errors.py).
 """
@@ -66,3 +67,8 @@ class RunFailed(AmlError):
 
 class BackendUnavailable(AmlError):
     """The backend could not be reached, or failed on its side."""
+
+
+class MetricsUnavailable(BackendUnavailable):
+    """A run's metrics could not be read (the tracking store refused or could not be reached): never the same
+    as a run that logged none."""

@@ -108,6 +108,18 @@ class Settings(BaseSettings):
     )
     metrics: bool = Field(True, description="Serve Prometheus metrics at GET /metrics and keep them")
     poll_seconds: float = Field(1.0, gt=0, description="How often a running job's backend status is read")
+    azure_retry_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Azure backends: the most one call may take with its retries (waits Azure asks for included)",
+    )
+    azure_connect_timeout: float = Field(
+        10.0, gt=0, le=300, description="Azure backends: seconds to make a connection before a try fails"
+    )
+    azure_read_timeout: float = Field(
+        60.0, gt=0, le=3600, description="Azure backends: seconds an answer may stall before a try fails"
+    )
     backend_reads_per_second: float = Field(
         5.0,
         gt=0,

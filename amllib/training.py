@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from amllib.backends.base import Backend, ModelVersion, RunInfo, RunSpec, RunStatus, tag_number
+from amllib.errors import MetricsUnavailable
 from amllib.jsonsafe import finite_or_text
 from amllib.settings import Settings
 
@@ -15,11 +16,13 @@ STARTED_BY = "started_by"  # a run's tag naming who or what started it
 
 @dataclass(frozen=True)
 class TrainingResult:
-    """How a run ended, what it logged, and the model version it became (if any)."""
+    """How a run ended, what it logged, and the model version it became (if any); metrics_error says why its
+    metrics could not be read, when they could not (the version is then registered without them)."""
 
     run: RunInfo
     metrics: dict[str, list[Any]]
     model_version: ModelVersion | None
+    metrics_error: str | None = None
 
 
 def spec_from_settings(
@@ -67,11 +70,15 @@ def model_tags(metrics: dict[str, list[Any]]) -> dict[str, Any]:
 def finish_run(backend: Backend, run_id: str, *, model_name: str) -> TrainingResult:
     """Read a finished run's metrics and register its outputs/ if it Completed and wrote any."""
     info = backend.get_run(run_id)
-    metrics = backend.get_metrics(run_id)
+    metrics_error = None
+    try:
+        metrics = backend.get_metrics(run_id)
+    except MetricsUnavailable as exc:  # the model is still registered; what is missing is said
+        metrics, metrics_error = {}, str(exc)
     version = None
     if info.status == RunStatus.COMPLETED and backend.list_run_outputs(run_id):
         version = backend.register_model(run_id=run_id, model_name=model_name, tags=model_tags(metrics))
-    return TrainingResult(run=info, metrics=metrics, model_version=version)
+    return TrainingResult(run=info, metrics=metrics, model_version=version, metrics_error=metrics_error)
 
 
 def train_and_register(

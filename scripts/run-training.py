@@ -102,6 +102,8 @@ def report(backend: Backend, result: TrainingResult, *, registered_before: set[t
     for name, value in last_values(result.metrics).items():
         if not isinstance(value, dict | list):
             print(f"    {name} = {value}")
+    if result.metrics_error:
+        print(f"WARNING: the run's metrics could not be read ({result.metrics_error})", file=sys.stderr)
     if run.status != RunStatus.COMPLETED:
         print(f"### Last {LOG_TAIL} lines of the run's log:", file=sys.stderr)
         print(backend.get_log(run.run_id, tail=LOG_TAIL), file=sys.stderr)

@@ -13,6 +13,7 @@ import hashlib
 from typing import Any
 
 from amllib.backends.base import RunInfo
+from amllib.errors import MetricsUnavailable
 from amllib.training import STARTED_BY
 from service.core.jobs import Jobs
 from service.core.store import Job
@@ -59,8 +60,10 @@ async def import_run(worker: Worker, jobs: Jobs, info: RunInfo) -> Job | None:
         result=run_result(info, {}),
     )
     if info.status.terminal:
-        metrics = await worker.calls(worker.backend.get_metrics, info.run_id)
-        job.result["metrics"] = scalar_metrics(metrics)
+        try:
+            job.result["metrics"] = scalar_metrics(await worker.calls(worker.backend.get_metrics, info.run_id))
+        except MetricsUnavailable as exc:
+            job.result["metrics_error"] = worker.errors.redact(str(exc))
     stored, created = await jobs.create(job)
     if created and not info.status.terminal:
         worker.start(stored, resumed=True)

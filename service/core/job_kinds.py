@@ -67,6 +67,7 @@ class RunResult(TypedDict, total=False):
     script_digest: str | None
     model_version: dict[str, Any] | None
     studio_url: str  # the run's Azure ML studio page, when the backend gives one
+    metrics_error: str  # why its metrics could not be read (never "none logged")
     log_tail: str
     notice: str  # how the chat notice went
 
@@ -149,6 +150,10 @@ class RunJob(JobBody):
     studio_url: Annotated[str | None, Field(description="the run's page in Azure ML studio; null on the local backend")]
     cancel_requested: Annotated[
         bool, Field(description="a cancel was asked: the run ends Canceled once the backend has stopped it")
+    ]
+    metrics_error: Annotated[
+        str | None,
+        Field(description="why the run's metrics could not be read (null: read, or none logged)"),
     ]
 
 

@@ -128,6 +128,7 @@ def render_run(job: Job, backend: str) -> RunJob:
         "imported": bool(spec.get("imported")),
         "studio_url": result.get("studio_url"),
         "cancel_requested": job.cancel_requested,
+        "metrics_error": result.get("metrics_error"),
     }
 
 

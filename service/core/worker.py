@@ -24,7 +24,7 @@ from typing import Any
 
 from amllib.backends.base import Backend, RunInfo, RunSpec, RunStatus
 from amllib.digest import TreeSummary
-from amllib.errors import AmlError, BackendUnavailable, InvalidInput
+from amllib.errors import AmlError, BackendUnavailable, InvalidInput, MetricsUnavailable
 from amllib.fetch import fetch_model
 from amllib.jsonsafe import json_safe
 from amllib.paths import check_folder_target, resolve_inside
@@ -53,11 +53,14 @@ MAX_BACKOFF = 8  # a quiet run is polled at most every 8 × AZML_POLL_SECONDS
 STORE_PAUSE_MAX = 30.0  # seconds between tries to carry on a job while the job store can't be reached
 
 
-def run_result(info: RunInfo, metrics: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """What a run job records of its run: last metric values, data version and script digest (lineage)."""
+def run_result(info: RunInfo, metrics: dict[str, Any], *, metrics_error: str | None = None, **extra: Any) -> dict:
+    """What a run job records of its run: last metric values (or why they could not be read), data version and
+    script digest (lineage)."""
     recorded = {"metrics": metrics, "data_version": info.data_version, "script_digest": info.script_digest}
     if info.studio_url:
         recorded["studio_url"] = info.studio_url
+    if metrics_error:
+        recorded["metrics_error"] = metrics_error
     return {**recorded, **extra}
 
 
@@ -340,11 +343,12 @@ class Worker:
                 if self.read_budget is not None:
                     await self.read_budget.take(1)
                 info = await self.calls(self.backend.get_run, run_id)
-                metrics = {}
+                metrics, metrics_error = {}, None
                 if info.status != RunStatus.QUEUED:  # nothing is logged before it starts
                     if self.read_budget is not None:
                         await self.read_budget.take(1)
-                    metrics = scalar_metrics(await self.calls(self.backend.get_metrics, run_id))
+                    history, metrics_error = await self._history(run_id)
+                    metrics = scalar_metrics(history) if metrics_error is None else (seen or (None, {}))[1]
                 unreachable_since = None
             except BackendUnavailable as exc:
                 unreachable_since = unreachable_since or loop.time()
@@ -358,7 +362,7 @@ class Worker:
                 await self._settle(job_id, info, metrics)
                 return
             if (info.status, metrics) != seen:
-                await self._move(job_id, info.status, result=run_result(info, metrics))
+                await self._move(job_id, info.status, result=run_result(info, metrics, metrics_error=metrics_error))
                 seen = (info.status, metrics)
                 interval = self.settings.poll_seconds
             else:  # back off while nothing changes, so hundreds of waiting runs cost little
@@ -371,14 +375,14 @@ class Worker:
         if status == RunStatus.COMPLETED:
             await self._move(job_id, RunStatus.FINALIZING, result=run_result(info, metrics))
             if spec.get("imported"):  # whoever started it registers it; the importer picks the version up
-                history = await self.calls(self.backend.get_metrics, run_id)
+                history, metrics_error = await self._history(run_id)
                 versions = await self.calls(self.backend.versions_of_run, run_id)
                 version = versions[0] if versions else None
             else:
                 done = await self.calls(finish_run, self.backend, run_id, model_name=spec["model"])
-                history, version = done.metrics, done.model_version
+                history, version, metrics_error = done.metrics, done.model_version, done.metrics_error
             made = {"name": version.name, "version": version.version} if version else None
-            result = run_result(info, scalar_metrics(history), model_version=made)
+            result = run_result(info, scalar_metrics(history), model_version=made, metrics_error=metrics_error)
             await self._move(job_id, RunStatus.COMPLETED, result=result)
             return
         tail = await self.calls(self.backend.get_log, run_id, tail=LOG_TAIL)
@@ -387,6 +391,13 @@ class Worker:
             reason += f"\n--- last {LOG_TAIL} lines of the run's log ---\n{tail}"
         kind = "canceled" if status == RunStatus.CANCELED else "run_failed"
         await self._move(job_id, status, error=reason, error_kind=kind, result=run_result(info, metrics))
+
+    async def _history(self, run_id: str) -> tuple[dict[str, list[Any]], str | None]:
+        """Every metric's values, or why they could not be read (a run that logged none has {} and no reason)."""
+        try:
+            return await self.calls(self.backend.get_metrics, run_id), None
+        except MetricsUnavailable as exc:
+            return {}, self.errors.redact(str(exc))
 
     # -- callbacks -------------------------------------------------------------
     async def _deliver(self, job_id: str) -> None:

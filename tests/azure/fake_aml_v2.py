@@ -93,21 +93,37 @@ def _when(seconds: float | None) -> datetime:
 
 class JobListing:
     """What jobs.list() yields (_job_operations.py, list): None for a job it could not parse, and a
-    JobException raised for a job type it does not support; the listing goes on after either."""
+    JobException raised for a job type it does not support; the listing goes on after either. It comes in
+    pages of LIST_PAGE (by_page(), as azure-core's ItemPaged), newest first as the service lists them;
+    `pages_read` counts the pages asked for (each a request on Azure)."""
+
+    pages_read = 0
 
     def __init__(self, items: list[Any]) -> None:
-        self._items = iter(items)
+        self._all = list(items)
+        self._items = iter(self._all)
 
     def __iter__(self) -> JobListing:
         return self
 
     def __next__(self) -> Any:
-        item = next(self._items)
-        if item == "unsupported":
-            raise JobException(
-                message="unsupported job type", no_personal_data_message="unsupported job type", target=ErrorTarget.JOB
-            )
-        return item
+        return _listed(next(self._items))
+
+    def by_page(self) -> Any:
+        for start in range(0, max(1, len(self._all)), LIST_PAGE):
+            JobListing.pages_read += 1
+            yield map(_listed, self._all[start : start + LIST_PAGE])
+
+
+LIST_PAGE = 3
+
+
+def _listed(item: Any) -> Any:
+    if item == "unsupported":
+        raise JobException(
+            message="unsupported job type", no_personal_data_message="unsupported job type", target=ErrorTarget.JOB
+        )
+    return item
 
 
 class FakeAzureV2:
@@ -118,6 +134,7 @@ class FakeAzureV2:
         self.blob_root = root / "blobs"
         self.cloud = LocalBackend(settings.model_copy(update={"home": root / "cloud", "backend": "local"}))
         self.training_dir = settings.training_dir
+        self.containers_made = 0  # storage clients the backend built (each one a datastore GET + listSecrets)
         self.runs: dict[str, str] = {}  # job name → the cloud's run id
         self.jobs: dict[str, CommandJob] = {}
         self.submitted: list[Command] = []
@@ -162,10 +179,13 @@ class FakeAzureV2:
         )
 
     # -- storage -------------------------------------------------------------------
-    def container_client(self, account_url: str, container_name: str, credential: Any = None) -> Any:
+    def container_client(self, account_url: str, container_name: str, credential: Any = None, **options: Any) -> Any:
         """An autospec ContainerClient on a folder; the artifact store's is a view of the cloud's runs."""
         assert account_url == "https://fakeaccount.blob.core.windows.net", account_url
         assert credential == "fake-account-key"
+        assert options["retry_total"] == 0, "the storage client's own retries are off: ours retry (retry.py)"
+        assert options["connection_timeout"] > 0 and options["read_timeout"] > 0, options
+        self.containers_made += 1
         folder = self.blob_root / container_name
         client = on_folder(create_autospec(ContainerClient, instance=True), folder)
         if container_name == "azureml":
@@ -231,7 +251,7 @@ class FakeAzureV2:
         ops.create_or_update.side_effect = self._submit
         ops.get.side_effect = self._get_job
         ops.list.side_effect = lambda *, parent_job_name=None, list_view_type=None, **kw: JobListing(
-            [self._get_job(name) for name in self.jobs] + self.unreadable_jobs
+            [self._get_job(name) for name in reversed(self.jobs)] + self.unreadable_jobs  # newest first
         )
         ops.begin_cancel.side_effect = self._cancel
         return ops
@@ -324,7 +344,8 @@ class FakeAzureV2:
         tables and images (not numbers) are not metrics here.
         """
         if run_id not in self.runs:
-            raise MlflowException(f"Run '{run_id}' not found")
+            # what MLflow's REST store raises for the tracking server's 404 (rest_utils.RESOURCE_NON_EXISTENT)
+            raise MlflowException(f"Run '{run_id}' not found", error_code="RESOURCE_DOES_NOT_EXIST")
         history: dict[str, list[Metric]] = {}
         for key, logged in self.cloud.get_metrics(self.runs[run_id]).items():  # MLflow and v1 calls, together
             values = [v for value in logged for v in (value if isinstance(value, list) else [value])]
@@ -336,6 +357,8 @@ class FakeAzureV2:
     def _mlflow_run(self, run_id: str) -> Run:
         history = self._history(run_id)
         info = self.cloud.get_run(self.runs[run_id])
+        if info.started_at is None:  # the job's MLflow run appears when it starts
+            raise MlflowException(f"Run '{run_id}' not found", error_code="RESOURCE_DOES_NOT_EXIST")
         ms = lambda t: int(t * 1000) if t else None  # noqa: E731
         run_info = RunInfo(
             run_id, "0", "fake", V2_STATUS[info.status].upper(), ms(info.started_at), ms(info.finished_at), "active"

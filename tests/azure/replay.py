@@ -5,6 +5,11 @@ Only the socket is replaced: the SDK builds each request, azure-core's pipeline 
 error mapping) and RequestsTransport run as they do against Azure, and the SDK parses the recorded
 bodies into its real entities (a job comes back as a `Command`, a datastore's secret as a SAS).
 The workspace is stateful only as far as the tests need: known jobs, models and computes by name.
+
+Never kinder than Azure: a request no route answers fails the test (Unrecorded), never a quiet 404
+the backend would read as "absent"; `faults` makes a route answer 429/503 with Retry-After first
+(or for ever); the job list comes in pages (nextLink); a cancel is a 202 operation after which the
+job is CancelRequested until it ends; a new cluster's operation is InProgress before it ends.
 """
 
 from __future__ import annotations
@@ -30,7 +35,22 @@ ARM = (
     f"/providers/Microsoft.MachineLearningServices/workspaces/{WORKSPACE}"
 )
 Answer = tuple[int, Any]
-REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 409: "Conflict"}
+REASONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    400: "Bad Request",
+    404: "Not Found",
+    409: "Conflict",
+    429: "Too Many Requests",
+    503: "Service Unavailable",
+}
+PAGE = 100  # jobs a list page holds (the service pages with nextLink and $skip)
+
+
+class Unrecorded(AssertionError):
+    """A request the replayed workspace has no answer for: the test is missing a recording, or the code sent
+    something it should not."""
 
 
 def recorded(name: str) -> Any:
@@ -92,16 +112,34 @@ class Workspace:
             ("PUT", re.compile(rf"{ARM}/environments/([^/]+)/versions/([^/]+)"), self.put_environment_version),
             ("PUT", re.compile(rf"{ARM}/jobs/([^/]+)"), self.put_job),
         ]
+        self.routes += [
+            ("GET", re.compile(rf"{ARM}/jobs"), self.list_jobs),
+            ("POST", re.compile(rf"{ARM}/jobs/([^/]+)/cancel"), self.cancel_job),
+            ("PUT", re.compile(rf"{ARM}/computes/([^/]+)"), self.put_compute),
+            ("GET", re.compile(r"/operations/compute/([^/]+)"), self.compute_operation),
+        ]
         self.upload_sas: str | None = None  # where startPendingUpload sends code blobs (a container SAS URL)
         self.codes: dict[str, dict[str, Any]] = {}
         self.job_outputs: set[str] = set()  # jobs whose outputs/ reached the artifact store
+        # (method, path pattern) → [(status, headers), how many more times (None: always)], before the route's own
+        self.faults: dict[tuple[str, str], list[Any]] = {}
+        self.timeouts: list[Any] = []  # the (connect, read) timeout each request was sent with
+        self.cancel_refusal: Answer | None = None  # what a cancel of an ended job is answered
+        self.compute_outcome = "Succeeded"  # how a new cluster's operation ends
+        self.compute_polls: dict[str, int] = {}
 
-    def add_job(self, name: str, *, status: str = "Preparing", tags: dict[str, str] | None = None) -> None:
+    def add_job(
+        self, name: str, *, status: str = "Preparing", tags: dict[str, str] | None = None, created: float | None = None
+    ) -> None:
         body = copy.deepcopy(recorded("job_command_preparing"))
         body["id"] = body["id"].replace("test_756573810826", name)
         body["name"] = name
         body["properties"]["status"] = status
         body["properties"]["tags"] = dict(tags or {})
+        when = time.time() if created is None else created
+        body["systemData"]["createdAt"] = (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(when)) + f".{int(when % 1 * 1e6):06d}+00:00"
+        )
         self.jobs[name] = body
 
     def add_model_version(self, name: str, version: int, *, tags: dict[str, str], properties: dict[str, str]) -> None:
@@ -251,23 +289,102 @@ class Workspace:
         self.requests_bodies[name] = body
         return 201, self.jobs[name]
 
+    def add_history(self, count: int, *, start: float, step: float = 60.0) -> list[str]:
+        """count ended jobs created `step` seconds apart from `start` (epoch seconds), oldest first."""
+        names = []
+        for index in range(count):
+            name = f"old-{index:06d}"
+            self.add_job(name, status="Completed", created=start + index * step)
+            names.append(name)
+        return names
+
+    def list_jobs(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        """The jobs newest first, PAGE at a time; nextLink carries $skip (what the SDK follows)."""
+        skip = int((query.get("$skip") or ["0"])[0])
+        ordered = sorted(self.jobs.values(), key=lambda job: job["systemData"]["createdAt"], reverse=True)
+        page = ordered[skip : skip + PAGE]
+        answer: dict[str, Any] = {"value": page}
+        if skip + PAGE < len(ordered):
+            answer["nextLink"] = (
+                f"https://management.azure.com{ARM}/jobs?api-version=2024-01-01-preview&$skip={skip + PAGE}"
+            )
+        return 200, answer
+
+    def cancel_job(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        """202 with the operation's Location and Retry-After (the generated client's documented answer); the
+        job is CancelRequested until it ends. A job that has ended gets `cancel_refusal`."""
+        name = match.group(1)
+        if name not in self.jobs:
+            return not_found(f"Job {name}")
+        status = self.jobs[name]["properties"]["status"]
+        if status in ("Completed", "Failed", "Canceled"):
+            return self.cancel_refusal or (400, {"error": {"code": "UserError", "message": f"Job {name} has ended."}})
+        self.jobs[name]["properties"]["status"] = "CancelRequested"
+        location = f"https://management.azure.com/operations/cancel/{name}"
+        return 202, ({}, {"Location": location, "Retry-After": "30"})
+
+    def put_compute(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        """201 with Azure-AsyncOperation: the cluster is Creating until its operation ends."""
+        name = match.group(1)
+        found = copy.deepcopy(recorded("compute_amlcompute"))
+        found["name"], found["id"] = name, f"{ARM}/computes/{name}"
+        found["properties"]["provisioningState"] = "Creating"
+        operation = f"https://management.azure.com/operations/compute/{name}"
+        self.compute_polls[name] = 0
+        return 201, (found, {"Azure-AsyncOperation": operation, "Retry-After": "0"})
+
+    def compute_operation(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        name = match.group(1)
+        self.compute_polls[name] += 1
+        if self.compute_polls[name] < 2:
+            return 200, {"status": "InProgress"}
+        if self.compute_outcome == "Succeeded":
+            self.computes.add(name)
+            return 200, {"status": "Succeeded"}
+        error = {"code": "ResourceOperationFailure", "message": f"Compute {name} could not be created: quota."}
+        return 200, {"status": "Failed", "error": error}
+
     # -- the wire ----------------------------------------------------------------------
-    def answer(self, method: str, url: str, data: Any) -> requests.Response:
+    def fault(self, method: str, pattern: str, status: int, headers: dict[str, str], *, times: int | None) -> None:
+        """Answer requests to that route with `status` and `headers` (`times` of them, or all while None)."""
+        self.faults[(method, pattern)] = [(status, headers), times]
+
+    def _fault(self, method: str, path: str) -> Answer | None:
+        for (fault_method, pattern), held in self.faults.items():
+            answer, times = held
+            if fault_method == method and re.fullmatch(pattern, path) and (times is None or times > 0):
+                if times is not None:
+                    held[1] = times - 1
+                return answer
+        return None
+
+    def answer(self, method: str, url: str, data: Any, timeout: Any = None) -> requests.Response:
         parts = urlsplit(url)
         self.requests.append((method, parts.path))
+        self.timeouts.append(timeout)
         body = json.loads(data) if data else None
-        status, payload = 404, {"error": {"code": "UserError", "message": f"no recording for {method} {parts.path}"}}
-        for route_method, pattern, handler in self.routes:
-            match = pattern.fullmatch(parts.path)
-            if match and route_method == method:
-                status, payload = handler(match, parse_qs(parts.query), body)
-                break
+        headers: dict[str, str] = {}
+        fault = self._fault(method, parts.path)
+        if fault is not None:
+            status, headers = fault
+            payload: Any = {"error": {"code": "TooManyRequests", "message": f"answered {status} by the test"}}
+        else:
+            for route_method, pattern, handler in self.routes:
+                match = pattern.fullmatch(parts.path)
+                if match and route_method == method:
+                    status, payload = handler(match, parse_qs(parts.query), body)
+                    break
+            else:
+                raise Unrecorded(f"no recording for {method} {parts.path}")
+            if isinstance(payload, tuple):
+                payload, headers = payload
         response = requests.Response()
         response.status_code = status
         response.reason = REASONS.get(status, "Error")
         response._content = json.dumps(payload).encode()
         response.raw = io.BytesIO(response._content)
         response.headers["Content-Type"] = "application/json; charset=utf-8"
+        response.headers.update(headers)
         response.url = url
         return response
 
@@ -283,7 +400,7 @@ class _Session(requests.Session):
         self._workspace = workspace
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        return self._workspace.answer(method, url, kwargs.get("data"))
+        return self._workspace.answer(method, url, kwargs.get("data"), kwargs.get("timeout"))
 
 
 def ml_client(workspace: Workspace) -> Any:
@@ -298,3 +415,22 @@ def ml_client(workspace: Workspace) -> Any:
         transport=workspace.transport(),
         show_progress=False,
     )
+
+
+def replayed_backend(settings: Any, workspace: Workspace, **kwargs: Any) -> Any:
+    """The v2 backend building its own MLClient, as the app does, with its own options (no retries of the
+    SDK's, timeouts), over the replayed wire; MLflow is an autospec client whose runs logged nothing (MLflow
+    REST is not replayed: tests/azure/recordings/README.md)."""
+    from unittest.mock import create_autospec
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from amllib.backends.azure.v2 import AzureMLV2Backend
+
+    mlflow = create_autospec(MlflowClient, instance=True)
+    mlflow.get_run.side_effect = lambda run_id: (_ for _ in ()).throw(
+        MlflowException(f"Run '{run_id}' not found", error_code="RESOURCE_DOES_NOT_EXIST")
+    )
+    options = {"credential": StaticCredential(), "session": _Session(workspace), "mlflow_client": mlflow}
+    return AzureMLV2Backend(settings, **{"retry_delay": 0.0, **options, **kwargs})

@@ -67,8 +67,18 @@ def test_compute_of_another_type_is_a_clear_error(fake: FakeAzure, backend: Azur
 @pytest.mark.parametrize("sdk_status", sorted(STATUS))
 def test_every_sdk_status_maps(sdk_status: str) -> None:
     mapped = map_status(sdk_status)
-    assert mapped.terminal == (sdk_status in ("Completed", "Failed", "Canceled"))
+    # NotResponding ends a run, as azure-ai-ml's own terminal set has it (issue 27, item 6): never waited on for ever
+    assert mapped.terminal == (sdk_status in ("Completed", "Failed", "Canceled", "NotResponding"))
     assert map_status("SomethingNew") == RunStatus.RUNNING  # unknown is never taken as ended
+
+
+def test_not_responding_is_the_sdks_terminal_state_and_says_why() -> None:
+    from azure.ai.ml.operations._run_history_constants import RunHistoryConstants
+
+    from amllib.backends.azure.common import run_error
+
+    assert "NotResponding" in RunHistoryConstants.TERMINAL_STATUSES
+    assert map_status("NotResponding") == RunStatus.FAILED and "NotResponding" in run_error("NotResponding")
 
 
 def test_statuses_reach_the_run_info(fake: FakeAzure, backend: AzureMLBackend, data_dir: Path) -> None:
@@ -77,7 +87,7 @@ def test_statuses_reach_the_run_info(fake: FakeAzure, backend: AzureMLBackend, d
     for sdk_status, ours in (
         ("Provisioning", "Preparing"),
         ("CancelRequested", "Running"),
-        ("NotResponding", "Running"),
+        ("NotResponding", "Failed"),
         ("Finalizing", "Finalizing"),
     ):
         fake.status_override[run_id] = sdk_status
@@ -159,20 +169,24 @@ def test_upload_that_silently_dropped_files_fails(fake: FakeAzure, backend: Azur
     assert backend.current_data("test-data") is None  # no version recorded for a broken upload
 
 
-def test_transient_errors_are_retried_then_given_up(fake: FakeAzure, backend: AzureMLBackend, data_dir: Path) -> None:
+def test_v1_leaves_retries_to_azureml_core_and_maps_what_is_left(
+    fake: FakeAzure, backend: AzureMLBackend, data_dir: Path
+) -> None:
+    """azureml-core's REST clients retry inside every call (_restclient.ClientBase): a second layer here would
+    multiply its tries (issue 27, item 1). A transient failure that reaches us is given up at once."""
+    calls: list[int] = []
     original = fake.datastore.upload.side_effect
-    failures = [Failing(429), Failing(503)]
 
-    def flaky(*args: object, **kwargs: object) -> None:
-        if failures:
-            raise failures.pop(0)
-        original(*args, **kwargs)
+    def throttled(*args: object, **kwargs: object) -> None:
+        calls.append(1)
+        raise Failing(503)
 
-    fake.datastore.upload.side_effect = flaky
-    assert backend.upload_data(data_dir, target_path="test-data").files == 2
-    fake.datastore.upload.side_effect = Failing(503)
-    with pytest.raises(BackendUnavailable, match=r"failed 5 times.*HTTP 503"):
+    fake.datastore.upload.side_effect = throttled
+    with pytest.raises(BackendUnavailable, match=r"failed; last error: HTTP 503"):
         backend.upload_data(data_dir, target_path="test-data")
+    assert len(calls) == 1
+    fake.datastore.upload.side_effect = original
+    assert backend.upload_data(data_dir, target_path="test-data").files == 2
     fake.datastore.upload.side_effect = Failing(403)
     with pytest.raises(Failing):  # not transient: no retry
         backend.upload_data(data_dir, target_path="test-data")

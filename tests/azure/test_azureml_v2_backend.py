@@ -47,7 +47,7 @@ V2_STATUSES = {
     "Provisioning": RunStatus.PREPARING,
     "Preparing": RunStatus.PREPARING,
     "Running": RunStatus.RUNNING,
-    "NotResponding": RunStatus.RUNNING,
+    "NotResponding": RunStatus.FAILED,  # ended, as azure-ai-ml's TERMINAL_STATUSES has it
     "Finalizing": RunStatus.FINALIZING,
     "CancelRequested": RunStatus.RUNNING,
     "Completed": RunStatus.COMPLETED,
@@ -74,7 +74,7 @@ def test_the_mapping_covers_every_v2_status_and_never_ends_a_run_that_can_go_on(
     assert set(V2_STATUSES) <= set(STATUS)  # one table for both SDKs
     for status, ours in V2_STATUSES.items():
         assert map_status(status) == ours
-    assert not map_status("NotResponding").terminal and not map_status("Paused").terminal
+    assert map_status("NotResponding").terminal and not map_status("Paused").terminal
     assert map_status("SomethingNew") == RunStatus.RUNNING and map_status(None) == RunStatus.RUNNING
 
 
@@ -149,8 +149,8 @@ def test_upload_that_lost_a_blob_fails_and_registers_nothing(
 ) -> None:
     make = fake.container_client
 
-    def lossy(account_url: str, container_name: str, credential: object = None) -> object:
-        client = make(account_url, container_name, credential)
+    def lossy(account_url: str, container_name: str, credential: object = None, **options: object) -> object:
+        client = make(account_url, container_name, credential, **options)
         upload = client.upload_blob.side_effect
 
         def drop_b(name: str, data: object, *args: object, **kwargs: object) -> object:
@@ -430,8 +430,8 @@ def test_an_upload_retry_sends_the_file_again_not_an_empty_stream(
 ) -> None:
     make = fake.container_client
 
-    def flaky(account_url: str, container_name: str, credential: object = None) -> object:
-        client = make(account_url, container_name, credential)
+    def flaky(account_url: str, container_name: str, credential: object = None, **options: object) -> object:
+        client = make(account_url, container_name, credential, **options)
         upload = client.upload_blob.side_effect
         failed: set[str] = set()
 

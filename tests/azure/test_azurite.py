@@ -172,7 +172,7 @@ def test_v2_upload_to_a_stopped_emulator_fails_clearly(azurite: Azurite, tmp_pat
     backend, _ = v2_backend_over(azurite, tmp_path, retry_total=0)
     azurite.stop()
     started = time.monotonic()
-    with pytest.raises(BackendUnavailable, match=r"uploading .*failed 5 times"):
+    with pytest.raises(BackendUnavailable, match=r"uploading .*failed 4 times"):
         backend.upload_data(data_dir, target_path="titanic-data")
     assert time.monotonic() - started < 60
     assert backend.current_data("titanic-data") is None

@@ -17,7 +17,7 @@ from amllib.backends.azure.v2 import AzureMLV2Backend
 from amllib.backends.base import RunSpec, RunStatus
 from amllib.errors import InvalidInput, RunNotFound
 from tests.azure.azurite import ACCOUNT, KEY, Azurite
-from tests.azure.replay import ARM, Workspace, ml_client
+from tests.azure.replay import ARM, GROUP, SUBSCRIPTION, WORKSPACE, Workspace, replayed_backend
 from tests.conftest import make_settings
 
 
@@ -27,7 +27,7 @@ class Containers:
     def __init__(self) -> None:
         self.made: list[tuple[str, str, Any]] = []
 
-    def __call__(self, account_url: str, container_name: str, credential: Any = None) -> Any:
+    def __call__(self, account_url: str, container_name: str, credential: Any = None, **options: Any) -> Any:
         self.made.append((account_url, container_name, credential))
         return _EmptyContainer()
 
@@ -49,8 +49,10 @@ def containers() -> Containers:
 
 @pytest.fixture
 def backend(tmp_path: Path, workspace: Workspace, containers: Containers) -> AzureMLV2Backend:
-    settings = make_settings(tmp_path / "aml", backend="azureml-v2", subid="sub", resgrp="rg", workspace="ws")
-    return AzureMLV2Backend(settings, client=ml_client(workspace), container_client=containers, retry_delay=0.0)
+    settings = make_settings(
+        tmp_path / "aml", backend="azureml-v2", subid=SUBSCRIPTION, resgrp=GROUP, workspace=WORKSPACE
+    )
+    return replayed_backend(settings, workspace, container_client=containers)
 
 
 def test_a_job_read_through_the_real_sdk_is_a_command_in_our_terms(
@@ -123,7 +125,7 @@ class Blobs(Containers):
         super().__init__()
         self.sizes: dict[str, int] = {}
 
-    def __call__(self, account_url: str, container_name: str, credential: Any = None) -> Any:
+    def __call__(self, account_url: str, container_name: str, credential: Any = None, **options: Any) -> Any:
         super().__call__(account_url, container_name, credential)
         return self
 
@@ -138,9 +140,11 @@ class Blobs(Containers):
 
 def test_data_versions_through_the_real_sdk(tmp_path: Path, workspace: Workspace, data_dir: Path) -> None:
     """A path never registered: the SDK raises a plain MlException (a ValidationException behind it), no 404."""
-    settings = make_settings(tmp_path / "aml", backend="azureml-v2", subid="sub", resgrp="rg", workspace="ws")
+    settings = make_settings(
+        tmp_path / "aml", backend="azureml-v2", subid=SUBSCRIPTION, resgrp=GROUP, workspace=WORKSPACE
+    )
     blobs = Blobs()
-    backend = AzureMLV2Backend(settings, client=ml_client(workspace), container_client=blobs, retry_delay=0.0)
+    backend = replayed_backend(settings, workspace, container_client=blobs)
     assert backend.current_data("titanic-data") is None
     first = backend.upload_data(data_dir, target_path="titanic-data")
     assert backend.current_data("titanic-data") == first
@@ -180,7 +184,7 @@ class AzuriteContainers(Containers):
         super().__init__()
         self.azurite = azurite
 
-    def __call__(self, account_url: str, container_name: str, credential: Any = None) -> Any:
+    def __call__(self, account_url: str, container_name: str, credential: Any = None, **options: Any) -> Any:
         from azure.core.exceptions import ResourceExistsError
         from azure.storage.blob import ContainerClient
 
@@ -195,9 +199,11 @@ class AzuriteContainers(Containers):
 def submitted(
     tmp_path: Path, workspace: Workspace, azurite: Azurite, data_dir: Path
 ) -> tuple[AzureMLV2Backend, AzuriteContainers]:
-    settings = make_settings(tmp_path / "aml", backend="azureml-v2", subid="sub", resgrp="rg", workspace="ws")
+    settings = make_settings(
+        tmp_path / "aml", backend="azureml-v2", subid=SUBSCRIPTION, resgrp=GROUP, workspace=WORKSPACE
+    )
     containers = AzuriteContainers(azurite)
-    backend = AzureMLV2Backend(settings, client=ml_client(workspace), container_client=containers, retry_delay=0.0)
+    backend = replayed_backend(settings, workspace, container_client=containers)
     workspace.upload_sas = code_upload_sas(azurite)
     workspace.computes.add("cpu-cluster")
     backend.upload_data(data_dir, target_path="titanic-data")

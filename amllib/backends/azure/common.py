@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from amllib.backends.azure.auth import scrub
-from amllib.backends.azure.retry import status_of, with_retry
+from amllib.backends.azure.retry import ATTEMPTS, status_of, with_retry
 from amllib.backends.base import Backend, RunSpec, RunStatus
 from amllib.digest import TreeSummary, file_sha256, tree_digest
 from amllib.errors import AmlError, BackendUnavailable, Conflict, InvalidInput, NotFound, quoted
@@ -25,8 +25,10 @@ from amllib.settings import Settings
 T = TypeVar("T")
 
 # Azure ML's run statuses (REST JobStatus, v1 run history) in ours, the same for both SDKs. Not ended:
-# a paused, unresponsive or canceling run still holds its compute and may yet change, so it counts as
-# Running; an unknown status also counts as Running, never as ended.
+# a paused or canceling run still holds its compute and may yet change, so it counts as Running; an
+# unknown status also counts as Running, never as ended. NotResponding (no heartbeat from its node) is
+# ended, Failed, as azure-ai-ml's RunHistoryConstants.TERMINAL_STATUSES has it: counted Running, a run
+# left so would be watched, and waited on, for ever.
 STATUS = {
     "NotStarted": RunStatus.QUEUED,
     "Unapproved": RunStatus.QUEUED,
@@ -35,7 +37,7 @@ STATUS = {
     "Provisioning": RunStatus.PREPARING,
     "Preparing": RunStatus.PREPARING,
     "Running": RunStatus.RUNNING,
-    "NotResponding": RunStatus.RUNNING,
+    "NotResponding": RunStatus.FAILED,
     "Pausing": RunStatus.RUNNING,
     "Paused": RunStatus.RUNNING,
     "CancelRequested": RunStatus.RUNNING,
@@ -49,6 +51,18 @@ DATA_TAG, SCRIPT_TAG = "data_version", "script_digest"  # a run's tags and a mod
 SCALE_DOWN_SECONDS = 3600  # the seed: the cluster scales down after an hour idle
 # AmlCompute's own rule for cluster names; the service refuses others up front instead of Azure failing later.
 COMPUTE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,15}")
+
+
+NOT_RESPONDING = (
+    "Azure ML reports the run NotResponding (no heartbeat from its node): counted as ended, as azure-ai-ml does"
+)
+
+
+def run_error(status: str | None) -> str | None:
+    """Why a run ended other than Completed, as far as its status says."""
+    if status == "NotResponding":
+        return NOT_RESPONDING
+    return "the job failed on Azure ML; see its log" if map_status(status) == RunStatus.FAILED else None
 
 
 def map_status(status: str | None) -> RunStatus:
@@ -157,23 +171,41 @@ class AzureBackend(Backend):
     method: str = "the given client"  # how this backend authenticates, for error messages
 
     compute_timeout_minutes = 20  # how long a new cluster may take to be ready
+    retry_attempts = ATTEMPTS  # tries of one call in with_retry; 1 where the SDK retries itself (retry.py)
 
-    def __init__(self, settings: Settings, *, retry_delay: float) -> None:
-        """retry_delay: the first back-off of with_retry (tests use 0)."""
+    def __init__(
+        self, settings: Settings, *, retry_delay: float, retry_sleep: Callable[[float], Any] | None = None
+    ) -> None:
+        """retry_delay: the first back-off of with_retry (tests use 0); retry_sleep: how it waits (tests
+        record the waits Azure asked for instead of sleeping them)."""
         self.settings = settings
         self.retry_delay = retry_delay
+        self.retry_sleep = retry_sleep
 
     def _call(self, what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """fn(...) with transient failures retried, and the SDKs' exceptions turned into ours."""
+        """fn(...) with transient failures retried (retry.py says by whom), and the SDKs' exceptions turned
+        into ours."""
         try:
-            return with_retry(what, lambda: fn(*args, **kwargs), base_delay=self.retry_delay)
+            return with_retry(
+                what,
+                lambda: fn(*args, **kwargs),
+                attempts=self.retry_attempts,
+                budget=self.settings.azure_retry_seconds,
+                base_delay=self.retry_delay,
+                sleep=self.retry_sleep,
+            )
         except AmlError:
             raise
         except Exception as exc:
+            if status_of(exc) in (401, 403):
+                self._on_refused()
             mapped = map_error(what, exc, workspace=self.settings.workspace, method=self.method)
             if mapped is None:
                 raise
             raise mapped from exc
+
+    def _on_refused(self) -> None:
+        """A call was refused (401/403): forget any credentials kept for reuse (a rotated key, an expired SAS)."""
 
     def script_digest(self, spec: RunSpec) -> str:
         return "sha256:" + file_sha256(self.settings.training_dir / spec.script)

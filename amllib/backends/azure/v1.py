@@ -24,6 +24,7 @@ from typing import Any
 from amllib.backends.azure.auth import choose_auth, scrub
 from amllib.backends.azure.common import (
     DATA_TAG,
+    NOT_RESPONDING,
     SCALE_DOWN_SECONDS,
     SCRIPT_TAG,
     check_compute_name,
@@ -47,6 +48,7 @@ from amllib.errors import (
     BackendUnavailable,
     Conflict,
     DataNotFound,
+    InvalidInput,
     NotFound,
     RunNotFound,
     quoted,
@@ -65,6 +67,7 @@ class AzureMLBackend(V1Registry, V1Storage):
     """Backend on an Azure ML workspace."""
 
     name = "azureml"
+    retry_attempts = 1  # azureml-core's REST clients retry inside every call (retry.py)
 
     def __init__(
         self,
@@ -214,12 +217,17 @@ class AzureMLBackend(V1Registry, V1Storage):
 
     def _info(self, run: Any) -> RunInfo:
         run_id = run.id
-        status = map_status(self._call(f"reading run {run_id}", run.get_status))
+        raw_status = self._call(f"reading run {run_id}", run.get_status)
+        status = map_status(raw_status)
         details = self._call(f"reading run {run_id}", run.get_details) or {}
         error = None
         if status == RunStatus.FAILED:
             inner = (details.get("error") or {}).get("error") or {}
-            error = inner.get("message") or "the run failed on Azure ML"
+            error = (
+                NOT_RESPONDING
+                if raw_status == "NotResponding"
+                else inner.get("message") or "the run failed on Azure ML"
+            )
         tags = dict(run.get_tags() or {})
         definition = details.get("runDefinition") or {}
         data_path, estimators, args = parse_script_arguments([str(a) for a in definition.get("arguments") or []])
@@ -260,8 +268,13 @@ class AzureMLBackend(V1Registry, V1Storage):
 
     def cancel_run(self, run_id: str) -> None:
         run = self._run(run_id)
-        if not map_status(self._call(f"reading run {run_id}", run.get_status)).terminal:
+        if map_status(self._call(f"reading run {run_id}", run.get_status)).terminal:
+            return
+        try:
             self._call(f"canceling {run_id}", run.cancel)
+        except (Conflict, InvalidInput):  # it ended between the read and the request: left alone
+            if not map_status(self._call(f"reading run {run_id}", run.get_status)).terminal:
+                raise
 
     def list_run_outputs(self, run_id: str) -> list[str]:
         names = self._call(f"listing files of {run_id}", self._run(run_id).get_file_names) or []

@@ -19,6 +19,9 @@ with AZML_LIVE=1 AZML_BACKEND=azureml-v2 does these against a workspace).
 from __future__ import annotations
 
 import json
+import logging
+import math
+import os
 import shlex
 import threading
 import time
@@ -33,6 +36,7 @@ from amllib.backends.azure.common import (
     SCRIPT_TAG,
     check_compute_name,
     map_status,
+    run_error,
     web_address,
 )
 from amllib.backends.azure.env import PYTHON_VERSION, TRAINING_PIP_PACKAGES
@@ -41,13 +45,14 @@ from amllib.backends.azure.v2_storage import V2Storage, _account_url, asset_name
 from amllib.backends.base import (
     RunInfo,
     RunSpec,
-    RunStatus,
     epoch_seconds,
 )
 from amllib.errors import (
     BackendUnavailable,
     Conflict,
     DataNotFound,
+    InvalidInput,
+    MetricsUnavailable,
     NotFound,
     RunNotFound,
     quoted,
@@ -56,14 +61,25 @@ from amllib.names import check_name, check_script_args
 from amllib.paths import check_script, safe_relpath
 from amllib.settings import Settings
 
+log = logging.getLogger("amllib")
 DATA_INPUT = "${{inputs.data}}"
 # Tags this backend writes on a job and reads back; the rest are the caller's.
 SPEC_TAGS = ("azml_script", "azml_datapath", "azml_estimators", "azml_args")
+FULL_LIST_SECONDS = 3600.0  # how often list_runs reads the whole job history, not only its newest pages
 
 
 def job_name(job_id: str | None) -> str:
     """The job's name in the workspace: derived from the service's job id, so a restart finds it."""
     return f"azml-{job_id}" if job_id else f"azml-{uuid.uuid4().hex}"
+
+
+def _first_words(exc: BaseException) -> str:
+    lines = [line.strip() for line in scrub(str(exc)).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+def _created(job: Any) -> float:
+    return epoch_seconds(getattr(job.creation_context, "created_at", None)) or time.time()
 
 
 def _from_millis(value: int | None) -> float | None:
@@ -85,41 +101,78 @@ class AzureMLV2Backend(V2Registry, V2Storage):
         account_url: Callable[[Any], str] | None = None,
         container_client: Callable[..., Any] | None = None,
         retry_delay: float = 1.0,
+        retry_sleep: Callable[[float], Any] | None = None,
+        credential: Any = None,
+        session: Any = None,
     ) -> None:
         """client: an MLClient (built from the settings when None); mlflow_client: an MlflowClient
         on the workspace's tracking URI (built on first use); account_url(datastore): where its blobs
-        are (tests point it at Azurite); container_client: azure.storage.blob.ContainerClient's place."""
-        super().__init__(settings, retry_delay=retry_delay)
+        are (tests point it at Azurite); container_client: azure.storage.blob.ContainerClient's place;
+        credential and session: what the MLClient built here uses (tests: a static token, a requests.Session
+        answering from recordings); its transport is always built here, with the timeouts."""
+        super().__init__(settings, retry_delay=retry_delay, retry_sleep=retry_sleep)
         self._client = client
         self._mlflow = mlflow_client
         self._account_url = account_url or _account_url
         self._container_client = container_client
+        self._given_credential = credential
+        self._session = session
         self._register_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._containers = {}
+        self._listed_whole = -FULL_LIST_SECONDS  # when the last whole job listing was read (monotonic)
 
     # -- connection ------------------------------------------------------------
+    def client_options(self) -> dict[str, Any]:
+        """What every azure-core client built here is given: no retries of its own (ours: retry.py), timeouts."""
+        return {
+            "retry_total": 0,
+            "connection_timeout": self.settings.azure_connect_timeout,
+            "read_timeout": self.settings.azure_read_timeout,
+        }
+
+    @property
+    def credential(self) -> Any:
+        """One credential for every client of this backend, so its token cache serves them all."""
+        if self._given_credential is None:
+            self.method, self._given_credential = choose_credential(self.settings)
+        return self._given_credential
+
     @property
     def client(self) -> Any:
         """MLClient for the workspace; building it contacts nothing, so failures surface on first call."""
         if self._client is None:
             self.settings.require("subid", "resgrp", "workspace")
             from azure.ai.ml import MLClient
+            from azure.core.pipeline.transport import RequestsTransport
 
-            self.method, credential = choose_credential(self.settings)
+            options = self.client_options()
+            transport = RequestsTransport(  # one for every service client: their connections pooled together
+                session=self._session,
+                session_owner=self._session is None,
+                connection_timeout=options["connection_timeout"],
+                read_timeout=options["read_timeout"],
+            )
             self._client = MLClient(
-                credential,
+                self.credential,
                 subscription_id=self.settings.subid,
                 resource_group_name=self.settings.resgrp,
                 workspace_name=self.settings.workspace,
                 show_progress=False,
+                transport=transport,
+                **options,
             )
         return self._client
 
     @property
     def mlflow(self) -> Any:
-        """MlflowClient on the workspace's tracking URI (azureml-mlflow makes azureml:// work)."""
+        """MlflowClient on the workspace's tracking URI (azureml-mlflow makes azureml:// work), its own HTTP
+        retries off (ours: retry.py) and its timeout ours, unless the environment says otherwise."""
         if self._mlflow is None:
             from mlflow.tracking import MlflowClient
+
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+            os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(math.ceil(self.settings.azure_read_timeout)))
 
             workspace = self._call("reading the workspace", self.client.workspaces.get, self.settings.workspace)
             self._mlflow = MlflowClient(tracking_uri=workspace.mlflow_tracking_uri)
@@ -251,26 +304,46 @@ class AzureMLV2Backend(V2Registry, V2Storage):
         jobs = self._call("listing jobs", self._list_jobs)
         return sorted(j.name for j in jobs if j.experiment_name == experiment and (j.tags or {}).get(tag) == value)
 
-    def _list_jobs(self) -> list[Any]:
-        """Every job the SDK can read: jobs.list() yields None for one it cannot parse and raises
-        JobException for job types it does not support (_job_operations.py, list); those are skipped."""
+    def _list_jobs(self, *, newer_than: float | None = None) -> list[Any]:
+        """The jobs the SDK can read, page by page: jobs.list() yields None for one it cannot parse and raises
+        JobException for job types it does not support (_job_operations.py, list); those are skipped.
+
+        newer_than: stop after the first page whose jobs were all created before it. The service lists
+        jobs newest first (what `az ml job list --max-results` relies on), so the pages after it hold
+        only older jobs; a pass costs the new jobs' pages, not the workspace's history."""
         from azure.ai.ml.exceptions import JobException
 
         found: list[Any] = []
-        jobs = iter(self.client.jobs.list())
-        while True:
-            try:
-                job = next(jobs)
-            except StopIteration:
-                return found
-            except JobException:
-                continue  # a job type this SDK version cannot represent: not a run of a training script
-            if job is not None:
+        for page in self.client.jobs.list().by_page():
+            items, older = iter(page), 0
+            seen = 0
+            while True:
+                try:
+                    job = next(items)
+                except StopIteration:
+                    break
+                except JobException:
+                    continue  # a job type this SDK version cannot represent: not a run of a training script
+                seen += 1
+                if job is None:
+                    continue
                 found.append(job)
+                if newer_than is not None and _created(job) <= newer_than:
+                    older += 1
+            if newer_than is not None and seen and older == seen:
+                break
+        return found
 
     def list_runs(self, *, created_after: float = 0.0, limit: int = 500) -> list[RunInfo]:
+        """Runs created after `created_after`, oldest first. Only the newest pages are read, but for a whole
+        listing every FULL_LIST_SECONDS, which finds any job the newest-first order would hide."""
+        now = time.monotonic()
+        full = created_after <= 0 or now - self._listed_whole >= FULL_LIST_SECONDS
+        jobs = self._call("listing jobs", self._list_jobs, newer_than=None if full else created_after)
+        if full:
+            self._listed_whole = now
         found = []
-        for job in self._call("listing jobs", self._list_jobs):
+        for job in jobs:
             if getattr(job, "type", "command") not in (None, "command"):
                 continue  # pipelines, sweeps: not runs of a training script
             info = self._info(job, with_times=False)
@@ -284,15 +357,14 @@ class AzureMLV2Backend(V2Registry, V2Storage):
     def _info(self, job: Any, *, with_times: bool) -> RunInfo:
         status = map_status(job.status)
         tags = dict(job.tags or {})
-        created = epoch_seconds(getattr(job.creation_context, "created_at", None)) or time.time()
+        created = _created(job)
         started = finished = None
         if with_times and status.terminal:  # its times, and the tags the script set, live in its MLflow run
             try:
-                mlflow_run = self._call(f"reading run {job.name}", self.mlflow.get_run, job.name)
-            except BackendUnavailable:
-                raise
-            except Exception:
-                mlflow_run = None  # the script never logged: no MLflow run
+                mlflow_run = self._mlflow_run(job.name)
+            except MetricsUnavailable as exc:  # the run is still read; what MLflow holds of it is said missing
+                log.warning("%s: its times and the tags its script set are left out", exc)
+                mlflow_run = None
             if mlflow_run is not None:
                 started, finished = _from_millis(mlflow_run.info.start_time), _from_millis(mlflow_run.info.end_time)
                 tags |= {k: v for k, v in (mlflow_run.data.tags or {}).items() if not k.startswith("mlflow.")}
@@ -308,7 +380,7 @@ class AzureMLV2Backend(V2Registry, V2Storage):
             created_at=created,
             started_at=started,
             finished_at=finished,
-            error="the job failed on Azure ML; see its log" if status == RunStatus.FAILED else None,
+            error=run_error(job.status),
             data_version=tags.pop(DATA_TAG, None) or None,
             script_digest=tags.pop(SCRIPT_TAG, None) or None,
             tags=tags,
@@ -319,24 +391,48 @@ class AzureMLV2Backend(V2Registry, V2Storage):
             studio_url=web_address(job.studio_url),
         )
 
+    def _mlflow_run(self, run_id: str) -> Any:
+        """The job's MLflow run; None when MLflow has none (nothing logged yet). MetricsUnavailable when MLflow
+        could not be read (auth, permission, the network): "no metrics" is never said for "could not read them"."""
+        return self._mlflow_read(f"reading the MLflow run of {run_id}", self.mlflow.get_run, run_id, missing=None)
+
+    def _mlflow_read(self, what: str, fn: Callable[..., Any], *args: Any, missing: Any) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._call(what, fn, *args)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return missing
+            raise MetricsUnavailable(f"{what}: the workspace's MLflow tracking refused: {_first_words(exc)}") from exc
+        except BackendUnavailable as exc:
+            raise MetricsUnavailable(f"{what}: {exc}") from exc
+
     def get_metrics(self, run_id: str) -> dict[str, list[Any]]:
         """Every value of every metric through MLflow, in the order logged (step, then time)."""
         self._job(run_id)  # RunNotFound for an unknown id
-        try:
-            run = self._call(f"reading metrics of {run_id}", self.mlflow.get_run, run_id)
-        except BackendUnavailable:
-            raise
-        except Exception:
+        run = self._mlflow_run(run_id)
+        if run is None:
             return {}  # no MLflow run yet: nothing logged
         history = {}
         for key in sorted(run.data.metrics):
-            points = self._call(f"reading {key} of {run_id}", self.mlflow.get_metric_history, run_id, key)
+            points = self._mlflow_read(
+                f"reading {key} of {run_id}", self.mlflow.get_metric_history, run_id, key, missing=[]
+            )
             history[key] = [p.value for p in sorted(points, key=lambda p: (p.step, p.timestamp))]
         return history
 
     def cancel_run(self, run_id: str) -> None:
+        """Ask Azure to cancel (its 202 is the answer: the job goes CancelRequested, then Canceled, which the
+        watcher sees). No poller is kept (azure-core's would poll on a thread of its own for an hour); a job
+        that ended between the read and the request is left alone, whatever Azure answers."""
         job = self._job(run_id)
-        if not map_status(job.status).terminal:
-            self._call(f"canceling {run_id}", self.client.jobs.begin_cancel, run_id)
+        if map_status(job.status).terminal:
+            return
+        try:
+            self._call(f"canceling {run_id}", self.client.jobs.begin_cancel, run_id, polling=False)
+        except (Conflict, InvalidInput):
+            if not map_status(self._job(run_id).status).terminal:
+                raise
 
     # -- registry --------------------------------------------------------------

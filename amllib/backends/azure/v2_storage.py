@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from pathlib import Path
 from typing import Any
 
-from amllib.backends.azure.auth import choose_credential
 from amllib.backends.azure.common import check_arrived, checked_source, new_data_prefix, tail_text
 from amllib.backends.azure.data_versions import DataLeases
 from amllib.backends.base import DataVersion, Progress, whole_lines
@@ -24,6 +24,7 @@ from amllib.paths import safe_relpath
 ARTIFACT_STORE = "workspaceartifactstore"
 LOG_NAMES = ("user_logs/std_log.txt", "user_logs/std_log_process_0.txt")  # a multi-process job: one per process
 PATH_TAG = "azml_path"
+CONTAINER_SECONDS = 600.0  # a datastore's container client (and the secret in it) is reused this long
 _ASSET_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -37,14 +38,26 @@ class V2Storage(DataLeases):
     """Datastore, Data assets and artifact-store reads of the v2 backend (client and settings come with it)."""
 
     client: Any
+    credential: Any
     _account_url: Any
     _container_client: Any
+    _containers: dict[str | None, tuple[Any, Any, float]]
+
+    def client_options(self) -> dict[str, Any]:
+        raise NotImplementedError
 
     def _job(self, run_id: str) -> Any:
         raise NotImplementedError
 
     def _container(self, datastore_name: str | None = None) -> tuple[Any, Any]:
-        """(datastore, a storage ContainerClient on it with the credentials the workspace holds for it)."""
+        """(datastore, a storage ContainerClient on it with the credentials the workspace holds for it).
+
+        Kept for CONTAINER_SECONDS (a datastore read with its secrets is a GET and a listSecrets POST, an
+        ARM write-quota call: a run page tailing a log would spend both every second), and dropped at
+        once when a call meets 401/403 (a rotated key, an expired SAS)."""
+        cached = self._containers.get(datastore_name)
+        if cached is not None and time.monotonic() - cached[2] < CONTAINER_SECONDS:
+            return cached[0], cached[1]
         from azure.storage.blob import ContainerClient
 
         make_client = self._container_client or ContainerClient
@@ -58,9 +71,15 @@ class V2Storage(DataLeases):
         credentials = datastore.credentials
         secret = getattr(credentials, "account_key", None) or getattr(credentials, "sas_token", None)
         if secret is None:  # identity-based datastore: the caller's own identity needs Storage Blob Data roles
-            secret = choose_credential(self.settings)[1]
-        container = make_client(self._account_url(datastore), datastore.container_name, credential=secret)
+            secret = self.credential
+        container = make_client(
+            self._account_url(datastore), datastore.container_name, credential=secret, **self.client_options()
+        )
+        self._containers[datastore_name] = (datastore, container, time.monotonic())
         return datastore, container
+
+    def _on_refused(self) -> None:
+        self._containers.clear()
 
     # -- datastore -------------------------------------------------------------
     def upload_data(self, src_dir: Path, *, target_path: str, progress: Progress | None = None) -> DataVersion:

@@ -626,6 +626,8 @@ async function runPage(id) {
       ["Model version", modelLink(job.model_version)],
     ];
     if (job.error) rows.push(["Error", h("span", { class: "error" }, job.error.split("\n")[0])]);
+    if (job.metrics_error)
+      rows.push(["Metrics", h("span", { class: "error" }, `could not be read: ${job.metrics_error}`)]);
     fill(facts, ...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
     fill(actions);
     if (ROLE === "full" && !TERMINAL.has(job.status)) {
@@ -682,7 +684,13 @@ async function runPage(id) {
     );
   }
   async function drawCharts() {
-    const history = await api(`/runs/${encodeURIComponent(job.id)}/metrics`).catch(() => ({ metrics: {} }));
+    let history;
+    try {
+      history = await api(`/runs/${encodeURIComponent(job.id)}/metrics`);
+    } catch (error) {
+      fill(charts, failure(error)); // not "no metrics": they could not be read, and this says why
+      return;
+    }
     const numeric = Object.entries(history.metrics)
       .map(([name, values]) => [name, values.flat().filter((v) => typeof v === "number")])
       .filter(([, values]) => values.length);
