@@ -434,3 +434,11 @@ def replayed_backend(settings: Any, workspace: Workspace, **kwargs: Any) -> Any:
     )
     options = {"credential": StaticCredential(), "session": _Session(workspace), "mlflow_client": mlflow}
     return AzureMLV2Backend(settings, **{"retry_delay": 0.0, **options, **kwargs})
+
+
+def replay_settings(tmp_path: Any, **overrides: Any) -> Any:
+    """Settings naming the replayed workspace (the recordings' sanitized ids)."""
+    from tests.conftest import make_settings
+
+    values = {"backend": "azureml-v2", "subid": SUBSCRIPTION, "resgrp": GROUP, "workspace": WORKSPACE}
+    return make_settings(tmp_path / "aml", **{**values, **overrides})

@@ -17,8 +17,7 @@ from amllib.backends.azure.v2 import AzureMLV2Backend
 from amllib.backends.base import RunSpec, RunStatus
 from amllib.errors import InvalidInput, RunNotFound
 from tests.azure.azurite import ACCOUNT, KEY, Azurite
-from tests.azure.replay import ARM, GROUP, SUBSCRIPTION, WORKSPACE, Workspace, replayed_backend
-from tests.conftest import make_settings
+from tests.azure.replay import ARM, Workspace, replay_settings, replayed_backend
 
 
 class Containers:
@@ -49,9 +48,7 @@ def containers() -> Containers:
 
 @pytest.fixture
 def backend(tmp_path: Path, workspace: Workspace, containers: Containers) -> AzureMLV2Backend:
-    settings = make_settings(
-        tmp_path / "aml", backend="azureml-v2", subid=SUBSCRIPTION, resgrp=GROUP, workspace=WORKSPACE
-    )
+    settings = replay_settings(tmp_path)
     return replayed_backend(settings, workspace, container_client=containers)
 
 
@@ -140,9 +137,7 @@ class Blobs(Containers):
 
 def test_data_versions_through_the_real_sdk(tmp_path: Path, workspace: Workspace, data_dir: Path) -> None:
     """A path never registered: the SDK raises a plain MlException (a ValidationException behind it), no 404."""
-    settings = make_settings(
-        tmp_path / "aml", backend="azureml-v2", subid=SUBSCRIPTION, resgrp=GROUP, workspace=WORKSPACE
-    )
+    settings = replay_settings(tmp_path)
     blobs = Blobs()
     backend = replayed_backend(settings, workspace, container_client=blobs)
     assert backend.current_data("titanic-data") is None
@@ -199,9 +194,7 @@ class AzuriteContainers(Containers):
 def submitted(
     tmp_path: Path, workspace: Workspace, azurite: Azurite, data_dir: Path
 ) -> tuple[AzureMLV2Backend, AzuriteContainers]:
-    settings = make_settings(
-        tmp_path / "aml", backend="azureml-v2", subid=SUBSCRIPTION, resgrp=GROUP, workspace=WORKSPACE
-    )
+    settings = replay_settings(tmp_path)
     containers = AzuriteContainers(azurite)
     backend = replayed_backend(settings, workspace, container_client=containers)
     workspace.upload_sas = code_upload_sas(azurite)
