@@ -61,6 +61,7 @@ from azure.core.polling import LROPoller
 from azure.storage.blob import BlobClient, ContainerClient
 from mlflow.entities import Metric, Run, RunData, RunInfo, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 from mlflow.tracking import MlflowClient
 
 from amllib.backends import mlflow_files
@@ -345,7 +346,7 @@ class FakeAzureV2:
         """
         if run_id not in self.runs:
             # what MLflow's REST store raises for the tracking server's 404 (rest_utils.RESOURCE_NON_EXISTENT)
-            raise MlflowException(f"Run '{run_id}' not found", error_code="RESOURCE_DOES_NOT_EXIST")
+            raise MlflowException(f"Run '{run_id}' not found", error_code=RESOURCE_DOES_NOT_EXIST)
         history: dict[str, list[Metric]] = {}
         for key, logged in self.cloud.get_metrics(self.runs[run_id]).items():  # MLflow and v1 calls, together
             values = [v for value in logged for v in (value if isinstance(value, list) else [value])]
@@ -358,7 +359,7 @@ class FakeAzureV2:
         history = self._history(run_id)
         info = self.cloud.get_run(self.runs[run_id])
         if info.started_at is None:  # the job's MLflow run appears when it starts
-            raise MlflowException(f"Run '{run_id}' not found", error_code="RESOURCE_DOES_NOT_EXIST")
+            raise MlflowException(f"Run '{run_id}' not found", error_code=RESOURCE_DOES_NOT_EXIST)
         ms = lambda t: int(t * 1000) if t else None  # noqa: E731
         run_info = RunInfo(
             run_id, "0", "fake", V2_STATUS[info.status].upper(), ms(info.started_at), ms(info.finished_at), "active"

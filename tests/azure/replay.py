@@ -116,7 +116,14 @@ class Workspace:
             ("GET", re.compile(rf"{ARM}/jobs"), self.list_jobs),
             ("POST", re.compile(rf"{ARM}/jobs/([^/]+)/cancel"), self.cancel_job),
             ("PUT", re.compile(rf"{ARM}/computes/([^/]+)"), self.put_compute),
-            ("GET", re.compile(r"/operations/compute/([^/]+)"), self.compute_operation),
+            (
+                "GET",
+                re.compile(
+                    rf"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.MachineLearningServices/locations/westus/computeOperationsStatus/([^/]+)"
+                ),
+                self.compute_operation,
+            ),
+            ("GET", re.compile(ARM), self.get_workspace),
         ]
         self.upload_sas: str | None = None  # where startPendingUpload sends code blobs (a container SAS URL)
         self.codes: dict[str, dict[str, Any]] = {}
@@ -184,15 +191,19 @@ class Workspace:
 
     def put_model_version(self, match: re.Match[str], query: dict, body: Any) -> Answer:
         name, version = match.group(1), match.group(2)
-        if any(v["name"] == version for v in self.models.get(name, [])):
-            return 409, {"error": {"code": "UserError", "message": f"Model {name}:{version} already exists."}}
         props = body["properties"]
+        taken = [v for v in self.models.get(name, []) if v["name"] == version]
+        if taken:  # a PUT of a version that exists updates it; its path may not change (Azure's UserError)
+            if taken[0]["properties"].get("modelUri") != props.get("modelUri"):
+                return 400, {"error": {"code": "UserError", "message": "Asset paths cannot be updated."}}
+            return 200, taken[0]
         job = re.fullmatch(r"azureml://jobs/([^/]+)/outputs/artifacts/paths/outputs/?", props.get("modelUri") or "")
         if job and job.group(1) not in self.job_outputs:
             return 400, no_artifacts()
         self.add_model_version(
             name, int(version), tags=props.get("tags") or {}, properties=props.get("properties") or {}
         )
+        self.models[name][-1]["properties"]["modelUri"] = props.get("modelUri")
         return 201, self.models[name][-1]
 
     def get_data_container(self, match: re.Match[str], query: dict, body: Any) -> Answer:
@@ -281,6 +292,8 @@ class Workspace:
             error = copy.deepcopy(recorded("error_unknown_compute"))
             error["error"]["message"] = f"Unknown compute target '{compute}'."
             return 400, error
+        if name in self.jobs:  # templated: what Azure answers a PUT of a job name that exists is not recorded
+            return 400, {"error": {"code": "UserError", "message": f"A job with the name {name} already exists."}}
         self.add_job(name, status="NotStarted", tags=props.get("tags") or {})
         made = self.jobs[name]["properties"]
         for key in ("displayName", "experimentName", "command", "computeId", "codeId", "environmentId", "inputs"):
@@ -329,9 +342,15 @@ class Workspace:
         found = copy.deepcopy(recorded("compute_amlcompute"))
         found["name"], found["id"] = name, f"{ARM}/computes/{name}"
         found["properties"]["provisioningState"] = "Creating"
-        operation = f"https://management.azure.com/operations/compute/{name}"
+        operation = (
+            f"https://management.azure.com/subscriptions/{SUBSCRIPTION}/providers/Microsoft.MachineLearningServices"
+            f"/locations/westus/computeOperationsStatus/{name}?api-version=2024-01-01-preview"
+        )
         self.compute_polls[name] = 0
         return 201, (found, {"Azure-AsyncOperation": operation, "Retry-After": "0"})
+
+    def get_workspace(self, match: re.Match[str], query: dict, body: Any) -> Answer:
+        return 200, recorded("workspace")
 
     def compute_operation(self, match: re.Match[str], query: dict, body: Any) -> Answer:
         name = match.group(1)
@@ -424,13 +443,14 @@ def replayed_backend(settings: Any, workspace: Workspace, **kwargs: Any) -> Any:
     from unittest.mock import create_autospec
 
     from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
     from mlflow.tracking import MlflowClient
 
     from amllib.backends.azure.v2 import AzureMLV2Backend
 
     mlflow = create_autospec(MlflowClient, instance=True)
     mlflow.get_run.side_effect = lambda run_id: (_ for _ in ()).throw(
-        MlflowException(f"Run '{run_id}' not found", error_code="RESOURCE_DOES_NOT_EXIST")
+        MlflowException(f"Run '{run_id}' not found", error_code=RESOURCE_DOES_NOT_EXIST)
     )
     options = {"credential": StaticCredential(), "session": _Session(workspace), "mlflow_client": mlflow}
     return AzureMLV2Backend(settings, **{"retry_delay": 0.0, **options, **kwargs})

@@ -238,6 +238,9 @@ def test_a_submit_uploads_the_code_with_the_sdk_and_creates_the_command_job(
     # the job holds its data version (data_versions): a lease naming it beside the data
     leases = [b.name for b in backend._container()[1].list_blobs(name_starts_with=".aml-data-leases/titanic-data/")]
     assert len(leases) == 1 and leases[0].endswith("/azml-run_1")
+    # a submit retried after its answer was lost meets the job it made (Azure refuses the name): it is this one
+    assert backend.submit_run(run_spec()) == run_id
+    assert workspace.requests.count(("PUT", f"{ARM}/jobs/{run_id}")) == 2
 
 
 def test_an_unknown_compute_is_azures_400_as_invalid_input(

@@ -132,6 +132,11 @@ def map_error(what: str, exc: BaseException, *, workspace: str | None, method: s
         return BackendUnavailable(f"{what}: could not authenticate to workspace {workspace!r} with {method}: {message}")
     if isinstance(exc, ResourceNotFoundError) or status == 404:
         return NotFound(f"{what}: not found in workspace {workspace!r}")
+    if type(exc).__name__ == "AssetPathException" or "Asset paths cannot be updated" in message:
+        # A PUT of a version that exists with another path: Azure's 400 UserError, not a 409. azure-ai-ml means
+        # to raise AssetPathException for it, but compares str(e) whole, which azure-core's multi-line
+        # message never equals (seen through the replay): so the 400 comes through as it is.
+        return Conflict(f"{what}: that version exists already in workspace {workspace!r}: {message}")
     if isinstance(exc, ResourceExistsError) or status == 409:
         return Conflict(f"{what}: it already exists in workspace {workspace!r}: {message}")
     if status == 403:

@@ -279,11 +279,16 @@ class AzureMLV2Backend(V2Registry, V2Storage):
             self._hold(container, held, name, name)
         try:
             created = self._call(f"submitting {spec.script}", self.client.jobs.create_or_update, job)
-        except Conflict:
-            # A retried create after a lost response meets the job it made: that job is this submit's.
-            found = self._call(f"reading job {job.name}", self.client.jobs.get, job.name)
+        except (Conflict, InvalidInput) as refused:
+            # A retried create after a lost response meets the job it made: that job is this submit's. What Azure
+            # answers a PUT of a job name that exists is not recorded (409, or a 400 UserError): either way the job
+            # is read, and it is this submit's only if it carries this service job's id.
+            try:
+                found = self._call(f"reading job {job.name}", self.client.jobs.get, job.name)
+            except NotFound:
+                raise refused from None  # the refusal was about something else: it stands
             if (found.tags or {}).get("job_id") != spec.tags.get("job_id") or not spec.tags.get("job_id"):
-                raise
+                raise refused from None
             return found.name
         return created.name
 
@@ -308,9 +313,9 @@ class AzureMLV2Backend(V2Registry, V2Storage):
         """The jobs the SDK can read, page by page: jobs.list() yields None for one it cannot parse and raises
         JobException for job types it does not support (_job_operations.py, list); those are skipped.
 
-        newer_than: stop after the first page whose jobs were all created before it. The service lists
-        jobs newest first (what `az ml job list --max-results` relies on), so the pages after it hold
-        only older jobs; a pass costs the new jobs' pages, not the workspace's history."""
+        newer_than: stop after the first page holding a job created before it. The service lists jobs newest
+        first (what `az ml job list --max-results` relies on), so the pages after it hold only older jobs;
+        a pass costs the new jobs' pages, not the workspace's history."""
         from azure.ai.ml.exceptions import JobException
 
         found: list[Any] = []
@@ -330,7 +335,7 @@ class AzureMLV2Backend(V2Registry, V2Storage):
                 found.append(job)
                 if newer_than is not None and _created(job) <= newer_than:
                     older += 1
-            if newer_than is not None and seen and older == seen:
+            if older:  # newest first: every page after this one holds only older jobs
                 break
         return found
 
