@@ -56,7 +56,7 @@ from azure.ai.ml.operations import (
     ModelOperations,
     WorkspaceOperations,
 )
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.core.polling import LROPoller
 from azure.storage.blob import BlobClient, ContainerClient
 from mlflow.entities import Metric, Run, RunData, RunInfo, RunTag
@@ -140,6 +140,8 @@ class FakeAzureV2:
         self.jobs: dict[str, CommandJob] = {}
         self.submitted: list[Command] = []
         self.status_override: dict[str, str] = {}
+        self.cancel_reads: dict[str, int] = {}  # job → reads left before a cancel it was asked takes effect
+        self.compute_outcome = "Succeeded"  # how a cluster's creation ends (its poller's result)
         self.archived_data: set[tuple[str, str]] = set()
         self.data_assets: dict[str, list[Data]] = {}
         self.models: dict[str, list[Model]] = {}
@@ -308,7 +310,12 @@ class FakeAzureV2:
         if name not in self.jobs:
             raise not_found(f"job {name}")
         entity = self.jobs[name]
-        status = self.status_override.get(name) or V2_STATUS[self.cloud.get_run(self.runs[name]).status]
+        if self.cancel_reads.get(name):
+            self.cancel_reads[name] -= 1
+            if not self.cancel_reads[name]:
+                self.cloud.cancel_run(self.runs[name])
+        cancelling = "CancelRequested" if self.cancel_reads.get(name) else None
+        status = self.status_override.get(name) or cancelling or V2_STATUS[self.cloud.get_run(self.runs[name]).status]
         rest = CommandJob(
             name=name,
             display_name=entity.display_name,
@@ -324,9 +331,12 @@ class FakeAzureV2:
         return Job._from_rest_object(rest)
 
     def _cancel(self, name: str, **kw: Any) -> Any:
+        """As Azure: a 202 operation, after which the job reads CancelRequested for a while (two reads here)
+        before it is Canceled; the caller asks for no polling (a poller would poll for an hour)."""
         if name not in self.jobs:
             raise not_found(f"job {name}")
-        self.cloud.cancel_run(self.runs[name])
+        assert kw.get("polling") is False, "begin_cancel's poller would poll on a thread of its own"
+        self.cancel_reads[name] = 2
         return create_autospec(LROPoller, instance=True)
 
     # -- MLflow --------------------------------------------------------------------
@@ -489,11 +499,22 @@ class FakeAzureV2:
             return self.computes[name]
 
         def create(compute: Any) -> Any:
+            """A poller that ends as `compute_outcome` says: Succeeded, or Failed (azure-core raises
+            HttpResponseError from result() for a failed operation)."""
             assert isinstance(compute, AmlCompute)
             self.created_with = compute
-            self.computes[compute.name] = compute
             poller = create_autospec(LROPoller, instance=True)
-            poller.result.return_value = compute
+
+            def result(timeout: float | None = None) -> Any:
+                if self.compute_outcome != "Succeeded":
+                    raise HttpResponseError(
+                        message=f"(ResourceOperationFailure) {compute.name}: {self.compute_outcome}"
+                    )
+                self.computes[compute.name] = compute
+                return compute
+
+            poller.result.side_effect = result
+            poller.done.side_effect = lambda: compute.name in self.computes
             return poller
 
         ops.get.side_effect = get

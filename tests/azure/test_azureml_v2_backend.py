@@ -360,13 +360,25 @@ def test_a_compute_still_creating_when_the_wait_ends_is_a_clear_error(
 
     def slow(compute: Any) -> Any:
         poller = create(compute)
-        poller.result.return_value = None
-        poller.done.return_value = False
+        poller.result.side_effect = lambda timeout=None: None
+        poller.done.side_effect = lambda: False
         return poller
 
     fake.client.compute.begin_create_or_update.side_effect = slow
     with pytest.raises(BackendUnavailable, match="not ready within"):
         backend.ensure_compute("new-cluster")
+    fake.client.compute.begin_create_or_update.side_effect = create
+    fake.compute_outcome = "Failed"  # the operation fails: result() raises, and the error says so
+    with pytest.raises(BackendUnavailable, match=r"creating compute 'other-cluster' failed.*Failed"):
+        backend.ensure_compute("other-cluster")
+
+
+def test_a_cancel_is_requested_then_takes_effect(fake: FakeAzureV2, backend: AzureMLV2Backend, data_dir: Path) -> None:
+    backend.upload_data(data_dir, target_path="test-data")
+    run_id = backend.submit_run(spec(script="sleep_and_record.py", args={"seconds": "30"}))
+    backend.cancel_run(run_id)
+    assert backend.get_run(run_id).status == RunStatus.RUNNING  # CancelRequested, as Azure shows first
+    assert backend.wait_for_run(run_id, timeout=60, poll=0.1).status == RunStatus.CANCELED
 
 
 def test_sdk_validation_before_sending_is_invalid_input(fake: FakeAzureV2, backend: AzureMLV2Backend) -> None:
