@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from amllib.backends.base import Backend, RunInfo, RunStatus
+from amllib.backends.base import AliasBook, Backend, RunInfo, RunStatus
 from amllib.settings import Settings
 from service.core.events import EventFeed
 from service.core.jobs import Jobs
@@ -87,6 +87,15 @@ class CountingBackend(Backend):
         return []
 
     def download_model(self, name: str, version: int, dest: Path) -> list[str]:
+        raise NotImplementedError
+
+    def read_aliases(self, name: str) -> AliasBook:
+        return AliasBook()
+
+    def write_aliases(self, name: str, book: AliasBook, *, expected: str | None) -> bool:
+        raise NotImplementedError
+
+    def update_version(self, name: str, version: int, **changes: Any) -> Any:
         raise NotImplementedError
 
 

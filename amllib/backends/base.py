@@ -129,6 +129,30 @@ class ModelVersion:
     created_at: float
     data_version: str | None = None
     script_digest: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class AliasBook:
+    """A model's aliases, their history and its archived versions, as one document the backend keeps.
+
+    aliases: alias → {"version", "since", "by", "reason"}; history: every change, oldest first
+    ({"alias", "from", "to", "at", "by", "reason", "gate", "approved_by"}); archived: version numbers never
+    chosen by latest, best or a new alias. `token` names the state read (None: the model has none
+    yet), for write_aliases' compare-and-set. amllib/promotion.py makes every change; backends only keep it.
+    """
+
+    aliases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    archived: list[int] = field(default_factory=list)
+    token: str | None = None
+
+    def holder(self, alias: str) -> int | None:
+        found = self.aliases.get(alias)
+        return int(found["version"]) if found else None
+
+    def document(self) -> dict[str, Any]:
+        return {"aliases": self.aliases, "history": self.history, "archived": sorted(self.archived)}
 
 
 class Backend(ABC):
@@ -309,30 +333,61 @@ class Backend(ABC):
         Returns the written paths relative to dest. Raises ModelNotFound.
         """
 
+    @abstractmethod
+    def read_aliases(self, name: str) -> AliasBook:
+        """The model's alias book as it is now (an empty one, token None, for a model that has none).
+
+        Every reader of the backend (the scripts, the service, other replicas) sees the same book.
+        """
+
+    @abstractmethod
+    def write_aliases(self, name: str, book: AliasBook, *, expected: str | None) -> bool:
+        """Replace the model's alias book in one step, only if it is still the one read with token `expected`
+        (None: there was none); False when another writer changed it first (read again and retry). A
+        reader sees the old book whole or the new one whole, never a mix."""
+
+    @abstractmethod
+    def update_version(
+        self, name: str, version: int, *, description: str | None = None, tags: dict[str, Any] | None = None
+    ) -> ModelVersion:
+        """Set a version's description and/or tags (tags replace the version's tags whole). Raises
+        ModelNotFound."""
+
     def versions_of_run(self, run_id: str) -> list[ModelVersion]:
         """The model versions registered from run_id (any model name), oldest first."""
         return [v for name in self.list_models() for v in self.list_model_versions(name) if v.run_id == run_id]
 
-    def resolve_version(self, name: str, *, version: int | None = None, best_by: str | None = None) -> ModelVersion:
-        """A given version, the best by a numeric tag, or else the latest.
+    def resolve_version(
+        self, name: str, *, version: int | None = None, best_by: str | None = None, alias: str | None = None
+    ) -> ModelVersion:
+        """A given version, the holder of an alias, the best by a numeric tag, or else the latest.
 
-        `best_by` with no version carrying that tag as a number falls back to the
-        latest (callers warn). Raises ModelNotFound for an unknown model or version.
+        Latest and best never choose an archived version (the alias book's). `best_by` with no version
+        carrying that tag as a number falls back to the latest (callers warn). Raises ModelNotFound for an
+        unknown model, version or alias, or when every version is archived.
         """
         versions = self.list_model_versions(name)
         if not versions:
             raise ModelNotFound(f"model {quoted(name)} not found")
+        if version is None and alias is not None:
+            version = self.read_aliases(name).holder(alias)
+            if version is None:
+                raise ModelNotFound(f"model {quoted(name)} has no alias {quoted(alias)}")
         if version is not None:
             for candidate in versions:
                 if candidate.version == version:
                     return candidate
             raise ModelNotFound(f"model {quoted(name)} has no version {version} (latest is {versions[-1].version})")
+        archived = set(self.read_aliases(name).archived)
+        live = [v for v in versions if v.version not in archived]
+        if not live:
+            raise ModelNotFound(f"every version of model {quoted(name)} is archived")
         if best_by:
-            scored = [(tag_number(v.tags.get(best_by)), v) for v in versions]
+            scored = [(tag_number(v.tags.get(best_by)), v) for v in live]
             ranked = [(score, v.version, v) for score, v in scored if score is not None]
             if ranked:
                 return max(ranked, key=lambda item: (item[0], item[1]))[2]
-        return versions[-1]
+        return live[-1]
 
 
 def whole_lines(chunk: bytes, offset: int, *, limit: int | None = None) -> tuple[str, int]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from amllib.backends import mlflow_files
 from amllib.backends.base import (
+    AliasBook,
     Backend,
     DataVersion,
     ModelVersion,
@@ -203,6 +204,17 @@ class LocalBackend(Backend):
 
     def download_model(self, name: str, version: int, dest: Path) -> list[str]:
         return copy_files(self.registry.outputs_dir(name, version), dest)
+
+    def read_aliases(self, name: str) -> AliasBook:
+        return self.registry.read_aliases(name)
+
+    def write_aliases(self, name: str, book: AliasBook, *, expected: str | None) -> bool:
+        return self.registry.write_aliases(name, book, expected=expected)
+
+    def update_version(
+        self, name: str, version: int, *, description: str | None = None, tags: dict[str, Any] | None = None
+    ) -> ModelVersion:
+        return self.registry.update(name, version, description=description, tags=tags)
 
 
 def _tail_lines(handle: Any, count: int) -> str:

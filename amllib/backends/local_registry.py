@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from amllib import jsonsafe
-from amllib.backends.base import ModelVersion
+from amllib.backends.base import AliasBook, ModelVersion
 from amllib.errors import InvalidInput, ModelNotFound, quoted
 from amllib.files import copy_run_output, run_outputs
 from amllib.jsonsafe import json_safe
@@ -33,8 +33,21 @@ CREATE TABLE IF NOT EXISTS model_versions (
 """
 
 
+_ALIAS_BOOKS = """
+CREATE TABLE IF NOT EXISTS alias_books (
+    name TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    rev INTEGER NOT NULL
+)
+"""
+
+
 class LocalRegistry:
-    """Numbered versions of named models; numbering is serialised by SQLite's write lock."""
+    """Numbered versions of named models; numbering is serialised by SQLite's write lock.
+
+    Each model's alias book (amllib/promotion.py) is one row, replaced in one statement only while its
+    revision is the one read: a compare-and-set every process on this machine shares.
+    """
 
     def __init__(self, home: Path) -> None:
         self.files_root = home / "models"
@@ -43,6 +56,10 @@ class LocalRegistry:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_SCHEMA)
+            db.execute(_ALIAS_BOOKS)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(model_versions)")}
+            if "description" not in columns:  # a registry made before versions had one
+                db.execute("ALTER TABLE model_versions ADD COLUMN description TEXT")
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -99,7 +116,7 @@ class LocalRegistry:
                     shutil.rmtree(final, ignore_errors=True)  # left by a crash before its row was committed
                     staging.rename(final)
                     db.execute(
-                        "INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        f"INSERT INTO model_versions ({self._FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)",
                         (name, version, jsonsafe.dumps(tags), run_id, data_version, script_digest, created),
                     )
                     db.execute("COMMIT")
@@ -119,7 +136,7 @@ class LocalRegistry:
             script_digest=script_digest,
         )
 
-    _FIELDS = "name, version, tags, run_id, data_version, script_digest, created_at"
+    _FIELDS = "name, version, tags, run_id, data_version, script_digest, created_at, description"
 
     @staticmethod
     def _from_row(row: tuple) -> ModelVersion:
@@ -131,7 +148,52 @@ class LocalRegistry:
             data_version=row[4],
             script_digest=row[5],
             created_at=row[6],
+            description=row[7],
         )
+
+    def update(self, name: str, version: int, *, description: str | None, tags: dict[str, Any] | None) -> ModelVersion:
+        with self._connect() as db:
+            if description is not None:
+                db.execute(
+                    "UPDATE model_versions SET description = ? WHERE name = ? AND version = ?",
+                    (description, name, version),
+                )
+            if tags is not None:
+                db.execute(
+                    "UPDATE model_versions SET tags = ? WHERE name = ? AND version = ?",
+                    (jsonsafe.dumps(tags), name, version),
+                )
+            row = db.execute(
+                f"SELECT {self._FIELDS} FROM model_versions WHERE name = ? AND version = ?", (name, version)
+            ).fetchone()
+        if row is None:
+            raise ModelNotFound(f"model {quoted(name)} version {version} not found")
+        return self._from_row(row)
+
+    def read_aliases(self, name: str) -> AliasBook:
+        with self._connect() as db:
+            row = db.execute("SELECT doc, rev FROM alias_books WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return AliasBook()
+        doc = json.loads(row[0])
+        return AliasBook(
+            aliases=doc.get("aliases", {}),
+            history=doc.get("history", []),
+            archived=doc.get("archived", []),
+            token=str(row[1]),
+        )
+
+    def write_aliases(self, name: str, book: AliasBook, *, expected: str | None) -> bool:
+        doc = jsonsafe.dumps(book.document())
+        with self._connect() as db:
+            if expected is None:
+                done = db.execute("INSERT INTO alias_books VALUES (?, ?, 1) ON CONFLICT (name) DO NOTHING", (name, doc))
+            else:
+                done = db.execute(
+                    "UPDATE alias_books SET doc = ?, rev = rev + 1 WHERE name = ? AND rev = ?",
+                    (doc, name, int(expected)),
+                )
+            return done.rowcount == 1
 
     def _made_from(self, db: sqlite3.Connection, name: str, run_id: str | None) -> ModelVersion | None:
         """The first version of `name` registered from run_id, if any."""

@@ -293,6 +293,15 @@ class FakeAzure:
             return str(Path(target_dir) / "outputs")
 
         model.download.side_effect = download
+        model.description = found.description
+
+        def update(tags: Any = None, description: Any = None, **kw: Any) -> None:
+            """An in-place PATCH: only what is given (azureml-core sends no empty tag set)."""
+            changed = self.cloud.registry.update(name, version, description=description, tags=tags or None)
+            model.tags = {k: str(v) for k, v in changed.tags.items()}
+            model.description = changed.description
+
+        model.update.side_effect = update
         return model
 
     def _model_lookup(

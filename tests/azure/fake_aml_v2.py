@@ -438,6 +438,7 @@ class FakeAzureV2:
     def _models(self) -> Any:
         ops = create_autospec(ModelOperations, instance=True)
         ops.create_or_update.side_effect = self._register
+        ops.get.side_effect = self._get_model
         ops.list.side_effect = lambda name=None, stage=None, *, list_view_type=None: (
             [Model(name=n) for n in self.models] if name is None else list(self.models.get(name, []))
         )
@@ -448,8 +449,9 @@ class FakeAzureV2:
         """As Azure does: every call makes a new version, even for a job registered before.
 
         Without a version the SDK numbers it client-side (_model_operations.py, create_or_update:
-        `container.next_version`), so the number is one more than the newest the caller could see;
-        a version that exists already is refused with 409 (model versions are immutable).
+        `container.next_version`), so the number is one more than the newest the caller could see. A PUT of
+        a version that exists updates its tags and description when its path is the same, and is refused
+        with Azure's 400 "Asset paths cannot be updated." otherwise (tests/azure/recordings/README.md).
         """
         assert isinstance(model, Model) and model.type == "custom_model"
         prefix, suffix = "azureml://jobs/", "/outputs/artifacts/paths/outputs/"
@@ -460,8 +462,15 @@ class FakeAzureV2:
         wanted = str(model.version) if model.version else str(1 + max((int(m.version) for m in existing), default=0))
         if not model.version:
             time.sleep(0.05)  # the SDK reads next_version, then PUTs: another registration can come between
-        if any(m.version == wanted for m in existing):
-            raise ResourceExistsError(message=f"Model {model.name}:{wanted} already exists")
+        same = [m for m in existing if m.version == wanted]
+        if same and same[0].path != model.path:
+            raise HttpResponseError(message="(UserError) Asset paths cannot be updated.\nCode: UserError")
+        if same:
+            same[0].tags, same[0].description = dict(model.tags), model.description
+            self.cloud.registry.update(
+                model.name, self.cloud_versions[(model.name, wanted)], description=model.description, tags=model.tags
+            )
+            return same[0]
         version = self.cloud.registry.register(
             self.cloud.compute.run_dir(self.runs[job]),
             name=model.name,
@@ -482,6 +491,12 @@ class FakeAzureV2:
         )
         self.models.setdefault(model.name, []).append(stored)
         return stored
+
+    def _get_model(self, name: str, version: str | None = None, label: str | None = None) -> Model:
+        found = [m for m in self.models.get(name, []) if m.version == str(version)]
+        if not found:
+            raise not_found(f"model {name}:{version}")
+        return found[0]
 
     def _download(self, name: str, version: str, download_path: Any = ".") -> None:
         """As the SDK lays it out: <download_path>/<name>/<last segment of the model's path>/…"""

@@ -8,12 +8,15 @@ names end with the delimiter, then the blobs at that level.
 
 from __future__ import annotations
 
+import threading
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from unittest.mock import create_autospec
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.storage.blob import StorageStreamDownloader
 
 from amllib.files import list_files
@@ -32,23 +35,39 @@ def downloader(body: bytes) -> Any:
     return stream
 
 
+# A container's ETags and its write lock (Azure checks a condition and writes in one step), shared by
+# every client made on the same folder, as every client of one Azure container sees the same blobs.
+_STATE: dict[Path, tuple[dict[str, str], threading.Lock]] = {}
+
+
 def on_folder(client: Any, folder: Path) -> Any:
-    """Give an autospec ContainerClient the blob calls, kept in `folder`."""
+    """Give an autospec ContainerClient the blob calls, kept in `folder`. Every write gives the blob a new ETag;
+    a write with etag + MatchConditions.IfNotModified that no longer matches is refused with 412, as Azure does."""
+    etags, one_at_a_time = _STATE.setdefault(folder, ({}, threading.Lock()))  # one container: one state
 
     def upload_blob(name: str, data: Any, blob_type: Any = None, length: Any = None, **kw: Any) -> Any:
+        with one_at_a_time:
+            return _upload(name, data, **kw)
+
+    def _upload(name: str, data: Any, **kw: Any) -> Any:
         target = folder / name
         if target.exists() and not kw.get("overwrite"):
             raise ResourceExistsError(message=f"The specified blob already exists: {name}")
+        if kw.get("match_condition") == MatchConditions.IfNotModified and etags.get(name) != kw.get("etag"):
+            raise ResourceModifiedError(message="The condition specified using HTTP conditional header(s) is not met.")
         target.parent.mkdir(parents=True, exist_ok=True)
         body = data.read() if hasattr(data, "read") else data
         target.write_bytes(body.encode() if isinstance(body, str) else body)
-        return {}
+        etags[name] = f'"0x{uuid.uuid4().hex[:16].upper()}"'
+        return {"etag": etags[name]}
 
     def download_blob(blob: str, offset: Any = None, length: Any = None, **kw: Any) -> Any:
         path = folder / blob
         if not path.is_file():
             raise ResourceNotFoundError(message=f"The specified blob does not exist: {blob}")
-        return downloader(path.read_bytes()[offset or 0 :])
+        stream = downloader(path.read_bytes()[offset or 0 :])
+        stream.properties = SimpleNamespace(etag=etags.setdefault(blob, f'"0x{uuid.uuid4().hex[:16].upper()}"'))
+        return stream
 
     def delete_blob(blob: str, delete_snapshots: Any = None, **kw: Any) -> None:
         path = folder / blob

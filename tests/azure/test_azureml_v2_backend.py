@@ -399,16 +399,18 @@ def test_two_registrations_of_one_model_at_once_never_share_a_version(
     from concurrent.futures import ThreadPoolExecutor
 
     backend.upload_data(data_dir, target_path="test-data")
-    runs = [backend.submit_run(spec(tags={"job_id": f"run_{i}"})) for i in range(3)]
+    runs = [backend.submit_run(spec(tags={"job_id": f"run_{i}"})) for i in range(4)]
     for run_id in runs:
         backend.wait_for_run(run_id, timeout=120, poll=0.2)
+    thief, runs = runs[3], runs[:3]
     stolen = fake.client.models.create_or_update.side_effect
     taken = {"first": True}
 
     def another_process_took_it(model: Any) -> Any:
-        if taken.pop("first", False):  # someone else registered this very number a moment before
-            stolen(Model(name=model.name, version=model.version, path=model.path, type=model.type, tags={}))
-        return stolen(model)
+        if taken.pop("first", False):  # someone else registered this very number a moment before, its own job
+            path = f"azureml://jobs/{thief}/outputs/artifacts/paths/outputs/"
+            stolen(Model(name=model.name, version=model.version, path=path, type=model.type, tags={}))
+        return stolen(model)  # Azure's 400 "Asset paths cannot be updated.": the next number is tried
 
     fake.client.models.create_or_update.side_effect = another_process_took_it
     with ThreadPoolExecutor(3) as pool:

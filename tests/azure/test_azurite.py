@@ -7,6 +7,7 @@ well-known devstoreaccount1 account; only the workspace around it is an autospec
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -18,6 +19,7 @@ from unittest.mock import ANY, create_autospec, patch
 import pytest
 from azure.ai.ml.entities import AccountKeyConfiguration
 from azure.ai.ml.entities import AzureBlobDatastore as V2BlobDatastore
+from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 from azureml.core import Workspace
 from azureml.core.authentication import ServicePrincipalAuthentication
@@ -25,6 +27,7 @@ from azureml.data.azure_storage_datastore import AzureBlobDatastore
 
 from amllib.backends.azure.v1 import AzureMLBackend
 from amllib.backends.azure.v2 import AzureMLV2Backend
+from amllib.backends.base import ModelVersion
 from amllib.digest import tree_digest
 from amllib.errors import BackendUnavailable
 from tests.azure.azurite import ACCOUNT, CONTAINER, KEY, Azurite
@@ -141,7 +144,8 @@ def v2_backend_over(azurite: Azurite, tmp_path: Path, **client_options: object) 
         retry_delay=0.0,
     )
     container = ContainerClient(azurite.url, CONTAINER, credential=KEY)
-    container.create_container()
+    with contextlib.suppress(ResourceExistsError):  # a second backend over the same emulator (another process)
+        container.create_container()
     return backend, container
 
 
@@ -266,3 +270,31 @@ def test_v2_run_outputs_stream_from_real_blobs(azurite: Azurite, tmp_path: Path,
     written = backend.download_run_outputs(run_id, dest)
     assert sorted(written) == ["model.pkl", "sub/flags.txt"]
     assert {rel: (dest / rel).read_bytes() for rel in written} == files
+
+
+def test_alias_books_are_a_real_compare_and_set_on_blob_storage(azurite: Azurite, tmp_path: Path) -> None:
+    """The ETag conditions the alias book relies on, sent by the real storage client and enforced by Azurite: a
+    second first-write loses, a write from a stale read loses, two processes' moves both land in order."""
+    from amllib.backends.base import AliasBook
+    from amllib.promotion import Change, apply
+
+    one, _ = v2_backend_over(azurite, tmp_path / "one")
+    two, _ = v2_backend_over(azurite, tmp_path / "two")  # another process on the same workspace
+    empty = one.read_aliases("m")
+    assert empty.token is None and empty.aliases == {}
+    first = AliasBook(aliases={"production": {"version": 1}})
+    assert one.write_aliases("m", first, expected=None)
+    assert not two.write_aliases("m", AliasBook(aliases={"production": {"version": 9}}), expected=None)
+    seen = two.read_aliases("m")
+    assert seen.holder("production") == 1 and seen.token
+    assert one.write_aliases("m", AliasBook(aliases={"production": {"version": 2}}), expected=seen.token)
+    assert not two.write_aliases("m", AliasBook(aliases={"production": {"version": 3}}), expected=seen.token)
+    assert two.read_aliases("m").holder("production") == 2
+
+    one.list_model_versions = two.list_model_versions = lambda name: [  # type: ignore[method-assign]
+        ModelVersion(name="m", version=v, tags={}, run_id=None, created_at=0.0) for v in (1, 2, 3)
+    ]
+    apply(one, "m", Change("staging", 1, by="one"))
+    apply(two, "m", Change("staging", 3, by="two"))
+    book = one.read_aliases("m")
+    assert book.holder("staging") == 3 and [h["to"] for h in book.history] == [1, 3]

@@ -35,6 +35,11 @@ class _EmptyContainer:
     def list_blobs(self, name_starts_with: str | None = None, **kwargs: Any) -> list:
         return []
 
+    def download_blob(self, name: str, **kwargs: Any) -> Any:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        raise ResourceNotFoundError(message=f"The specified blob does not exist: {name}")
+
 
 @pytest.fixture
 def workspace() -> Workspace:

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from amllib.backends.azure.alias_books import BlobAliasBooks
 from amllib.backends.azure.auth import choose_auth, scrub
 from amllib.backends.azure.common import (
     DATA_TAG,
@@ -63,7 +64,7 @@ LOG_NAMES = ("user_logs/std_log.txt", "azureml-logs/70_driver_log.txt")
 PROCESS_LOG = "user_logs/std_log_process_0.txt"  # a multi-process job writes one per process; the first is read
 
 
-class AzureMLBackend(V1Registry, V1Storage):
+class AzureMLBackend(V1Registry, V1Storage, BlobAliasBooks):
     """Backend on an Azure ML workspace."""
 
     name = "azureml"

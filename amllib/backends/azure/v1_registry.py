@@ -55,7 +55,20 @@ class V1Registry(AzureBackend):
             created_at=epoch_seconds(model.created_time) or 0.0,
             data_version=(model.properties or {}).get(DATA_TAG) or None,
             script_digest=(model.properties or {}).get(SCRIPT_TAG) or None,
+            description=getattr(model, "description", None) or None,
         )
+
+    def update_version(
+        self, name: str, version: int, *, description: str | None = None, tags: dict[str, Any] | None = None
+    ) -> ModelVersion:
+        """Model.update, an in-place PATCH (azureml-core sends only what is given, and no empty tag set)."""
+        try:
+            model = self._call(f"reading {name}:{version}", self.sdk.Model, self.workspace, name=name, version=version)
+        except NotFound as exc:
+            raise ModelNotFound(f"model {quoted(name)} version {version} not found") from exc
+        text_tags = None if tags is None else {key: str(value) for key, value in tags.items()}
+        self._call(f"updating {name}:{version}", model.update, tags=text_tags, description=description)
+        return self._version(model)
 
     def list_models(self) -> list[str]:
         return sorted({m.name for m in self._call("listing models", self.sdk.Model.list, self.workspace)})
@@ -68,18 +81,22 @@ class V1Registry(AzureBackend):
         models = self._call(f"listing versions of {name}", self.sdk.Model.list, self.workspace, name=name)
         return sorted((self._version(m) for m in models), key=lambda v: v.version)
 
-    def resolve_version(self, name: str, *, version: int | None = None, best_by: str | None = None) -> ModelVersion:
-        """Best by a tag looks only at the versions Azure returns for that tag, as the seed did."""
-        if best_by and version is None:
+    def resolve_version(
+        self, name: str, *, version: int | None = None, best_by: str | None = None, alias: str | None = None
+    ) -> ModelVersion:
+        """Best by a tag looks only at the versions Azure returns for that tag, as the seed did (archived ones
+        left out)."""
+        if best_by and version is None and alias is None:
+            archived = set(self.read_aliases(name).archived)
             tagged = self._call(
                 f"listing versions of {name}", self.sdk.Model.list, self.workspace, name=name, tags=[best_by]
             )
             scored = [(tag_number((m.tags or {}).get(best_by)), int(m.version), m) for m in tagged]
-            scored = [s for s in scored if s[0] is not None]
+            scored = [s for s in scored if s[0] is not None and s[1] not in archived]
             if scored:
                 return self._version(max(scored, key=lambda s: (s[0], s[1]))[2])
             best_by = None
-        return super().resolve_version(name, version=version, best_by=best_by)
+        return super().resolve_version(name, version=version, best_by=best_by, alias=alias)
 
     def download_model(self, name: str, version: int, dest: Path) -> list[str]:
         """Download the version, then keep only what is under outputs/, moved into dest."""

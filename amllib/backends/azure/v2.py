@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from amllib.backends.azure.alias_books import BlobAliasBooks
 from amllib.backends.azure.auth import choose_credential, scrub
 from amllib.backends.azure.common import (
     DATA_TAG,
@@ -87,7 +88,7 @@ def _from_millis(value: int | None) -> float | None:
     return value / 1000 if value else None
 
 
-class AzureMLV2Backend(V2Registry, V2Storage):
+class AzureMLV2Backend(V2Registry, V2Storage, BlobAliasBooks):
     """Backend on an Azure ML workspace through azure-ai-ml."""
 
     name = "azureml-v2"

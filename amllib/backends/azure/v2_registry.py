@@ -94,7 +94,22 @@ class V2Registry(AzureBackend):
             created_at=epoch_seconds(getattr(model.creation_context, "created_at", None)) or 0.0,
             data_version=properties.get(DATA_TAG) or None,
             script_digest=properties.get(SCRIPT_TAG) or None,
+            description=getattr(model, "description", None) or None,
         )
+
+    def update_version(
+        self, name: str, version: int, *, description: str | None = None, tags: dict[str, Any] | None = None
+    ) -> ModelVersion:
+        """models.create_or_update of the version as it is, its path unchanged (Azure updates it in place)."""
+        try:
+            model = self._call(f"reading {name}:{version}", self.client.models.get, name, str(version))
+        except NotFound as exc:
+            raise ModelNotFound(f"model {quoted(name)} version {version} not found") from exc
+        if description is not None:
+            model.description = description
+        if tags is not None:
+            model.tags = {key: str(value) for key, value in tags.items()}  # Azure keeps tags as strings
+        return self._version(self._call(f"updating {name}:{version}", self.client.models.create_or_update, model))
 
     def list_models(self) -> list[str]:
         return sorted({m.name for m in self._call("listing models", lambda: list(self.client.models.list()))})
