@@ -29,19 +29,22 @@ class FetchResult:
     fell_back_to_latest: bool
 
 
-def build_metadata(model: ModelVersion, *, backend: str, files: list[str]) -> dict[str, Any]:
-    """The metadata.json a model API reads at run time."""
+def build_metadata(model: ModelVersion, *, backend: str, files: list[str], alias: str | None = None) -> dict[str, Any]:
+    """The metadata.json a model API reads at run time (`alias`: the alias it was fetched by, else null)."""
     data = asdict(model)
     data["created_at"] = iso(model.created_at)
     data["fetched_at"] = iso(time.time())
     data["backend"] = backend
     data["files"] = files
+    data["alias"] = alias
     return data
 
 
-def resolve(backend: Backend, name: str, *, version: int | None, use_best: bool) -> tuple[ModelVersion, bool]:
+def resolve(
+    backend: Backend, name: str, *, version: int | None, use_best: bool, alias: str | None = None
+) -> tuple[ModelVersion, bool]:
     """The version to fetch, and True if use_best found no accuracy tag and took the latest."""
-    chosen = backend.resolve_version(name, version=version, best_by=BEST_BY if use_best else None)
+    chosen = backend.resolve_version(name, version=version, best_by=BEST_BY if use_best else None, alias=alias)
     return chosen, use_best and tag_number(chosen.tags.get(BEST_BY)) is None
 
 
@@ -52,6 +55,7 @@ def fetch_model(
     output_path: Path,
     version: int | None = None,
     use_best: bool = False,
+    alias: str | None = None,
     attempt: str | None = None,
 ) -> FetchResult:
     """Download into a hidden sibling folder, then put it in place of output_path in one step.
@@ -62,7 +66,7 @@ def fetch_model(
     killed predecessor left. Where the swap is not available, files move one by one and
     metadata.json last.
     """
-    chosen, fell_back = resolve(backend, name, version=version, use_best=use_best)
+    chosen, fell_back = resolve(backend, name, version=version, use_best=use_best, alias=alias)
     output_path = output_path.resolve()
     output_path.parent.mkdir(parents=True, exist_ok=True)
     staging = output_path.parent / f".{output_path.name}.fetch-{attempt or uuid.uuid4().hex}"
@@ -70,7 +74,7 @@ def fetch_model(
     staging.mkdir()
     try:
         files = sorted(backend.download_model(name, chosen.version, staging))
-        metadata = build_metadata(chosen, backend=backend.name, files=files)
+        metadata = build_metadata(chosen, backend=backend.name, files=files, alias=alias)
         (staging / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
         if not _moved_in(staging, output_path) and not (output_path.is_dir() and exchange(staging, output_path)):
             for rel in [*files, "metadata.json"]:

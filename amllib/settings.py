@@ -132,6 +132,19 @@ class Settings(BaseSettings):
     )
     retention_sweep_seconds: float = Field(3600.0, gt=0, description="How often the retention sweep runs")
 
+    # Which model is in production.
+    alias_gates: str = Field(
+        "",
+        description="Gates every move of an alias must pass, whoever asks: alias=metric:max|min:min_delta, "
+        "comma-separated (e.g. production=accuracy:max:0.0)",
+    )
+    protected_aliases: str = Field(
+        "", description="Comma-separated aliases that move only once someone other than the requester approves"
+    )
+    approval_hours: float = Field(
+        72.0, gt=0, le=24 * 90, allow_inf_nan=False, description="Hours a pending approval waits before it expires"
+    )
+
     # Chat-ops and the dashboard's links.
     public_url: str | None = Field(None, description="The service's address as users reach it; links to /ui/runs/{id}")
     slack_signing_secret: str | None = Field(None, description="Slack app's signing secret (slash commands)")
@@ -180,6 +193,21 @@ class Settings(BaseSettings):
     @property
     def callback_host_set(self) -> frozenset[str]:
         return frozenset(h.lower() for h in _split(self.callback_hosts))
+
+    @property
+    def protected_alias_set(self) -> frozenset[str]:
+        return _split(self.protected_aliases)
+
+    @property
+    def alias_gate_map(self) -> dict[str, str]:
+        """alias → its gate's text (amllib.promotion.Gate.parse checks it at start-up)."""
+        found = {}
+        for entry in _split(self.alias_gates):
+            alias, sep, gate = entry.partition("=")
+            if not sep or not alias.strip() or not gate.strip():
+                raise ConfigError(f"AZML_ALIAS_GATES entries are alias=metric:max|min:min_delta, not {entry[:60]!r}")
+            found[alias.strip()] = gate.strip()
+        return found
 
     @property
     def trusted_proxy_list(self) -> list[str]:

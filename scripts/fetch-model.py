@@ -1,4 +1,4 @@
-"""Fetch a version of AZML_MODEL (latest, --model-ver N or --use-best) with metadata.json."""
+"""Fetch a version of AZML_MODEL (latest, --model-ver N, --use-best or --alias NAME) with metadata.json."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ def main() -> int:
     choice = parser.add_mutually_exclusive_group()
     choice.add_argument("--model-ver", type=int, help="fetch this version (default: the newest)")
     choice.add_argument("--use-best", action="store_true", help="fetch the version with the highest accuracy tag")
+    choice.add_argument("--alias", help="fetch the version this alias names (e.g. production)")
     parser.add_argument("--output-path", default="model-api/pickles", help="where the files go")
     args = parser.parse_args()
     if args.model_ver is not None and args.model_ver < 1:
@@ -25,7 +26,12 @@ def main() -> int:
     settings = settings_requiring("model")
     backend = get_backend(settings)
     result = fetch_model(
-        backend, name=settings.model, output_path=Path(args.output_path), version=args.model_ver, use_best=args.use_best
+        backend,
+        name=settings.model,
+        output_path=Path(args.output_path),
+        version=args.model_ver,
+        use_best=args.use_best,
+        alias=args.alias,
     )
     if result.fell_back_to_latest:
         print(
@@ -33,7 +39,8 @@ def main() -> int:
             file=sys.stderr,
         )
     model = result.model
-    print(f"### Fetched model {model.name} version {model.version} into {Path(args.output_path).resolve()}")
+    by = f" (alias {args.alias})" if args.alias else ""
+    print(f"### Fetched model {model.name} version {model.version}{by} into {Path(args.output_path).resolve()}")
     print(f"    files: {', '.join(result.files)} + metadata.json")
     if "accuracy" in model.tags:
         print(f"    accuracy: {model.tags['accuracy']}")

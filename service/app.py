@@ -20,10 +20,11 @@ from fastapi.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from amllib.backends import get_backend
+from amllib.promotion import Gate, check_alias
 from amllib.settings import Settings, load_settings
 from service import errors
 from service.actions import Services
-from service.api import catalog, data, events, models, runs
+from service.api import aliases, catalog, data, events, models, runs
 from service.api.metrics import router as metrics_route
 from service.background.periodic import Leader
 from service.background.retention import RetentionSweep
@@ -66,6 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logs.configure(settings.log_format)
     settings.require_identity()
     settings.check_chatops_writers()
+    for alias, gate in settings.alias_gate_map.items():  # every gate named wrong is a start-up error, not a 500 later
+        check_alias(alias)
+        Gate.parse(gate)
     if settings.db_on_postgres and settings.backend == "local":  # also validates AZML_DB_URL at start-up
         log.warning(
             "the job store is PostgreSQL but the backend is local: replicas must run on this one machine and "
@@ -160,7 +164,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Routes go flat and ahead of the docs routes, hot path (GET /runs/{id}) first: this FastAPI
     # matches nested routers slowly, and each route tried before the match costs a regex per request.
-    routers = (runs.router, data.router, models.router, catalog.router, events.router, metrics_route, *chatops_routers)
+    routers = (
+        runs.router,
+        data.router,
+        models.router,
+        aliases.router,
+        catalog.router,
+        events.router,
+        metrics_route,
+        *chatops_routers,
+    )
     app.router.routes[0:0] = [route for router in routers for route in router.routes]
     app.mount("/ui/static", StaticFiles(directory=ui_routes.STATIC), name="ui-static")  # before /ui/{page}
     docs.install(app)
@@ -183,7 +196,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origin_list,
             allow_credentials=False,
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             expose_headers=["Location", "Idempotent-Replayed", "X-Request-ID"],
         )

@@ -49,6 +49,10 @@ class BodyTimeout(InvalidInput):
     """A request body that stopped arriving for longer than AZML_BODY_TIMEOUT."""
 
 
+class Forbidden(InvalidInput):
+    """The caller may not do this (a requester approving their own move)."""
+
+
 class StoreUnavailable(AmlError):
     """The job store (PostgreSQL) could not be reached, after retrying on fresh connections.
 
@@ -70,6 +74,7 @@ TABLE: list[tuple[type[Exception], str, int]] = [
     (TooLarge, "too_large", 413),
     (BodyTimeout, "body_timeout", 408),
     (NotAuthenticated, "unauthorized", 401),
+    (Forbidden, "forbidden", 403),
     (UnsupportedMedia, "unsupported_media_type", 415),
     (InvalidInput, "invalid", 422),
     (NotFound, "not_found", 404),

@@ -56,6 +56,7 @@ async def fetch(
         "model": model,
         "version": request.version,
         "use_best": request.use_best,
+        "alias": request.alias,
         "output_path": str(target.relative_to(root.resolve())),
     }
     return await accept(
@@ -114,10 +115,26 @@ async def models_summary(svc: Svc) -> dict:
     "/models/{name}/versions", summary="A model's versions with their tags, oldest first", responses=errors(404)
 )
 async def list_versions(svc: Svc, name: str) -> dict:
+    """Each version with the aliases it holds and whether it is archived (the model's alias book)."""
     versions = await svc.calls(svc.backend.list_model_versions, name)
     if not versions:
         raise ModelNotFound(f"model {quoted(name)} not found")
-    return {"name": name, "versions": [{**v.__dict__, "created_at": iso(v.created_at)} for v in versions]}
+    book = await svc.calls(svc.backend.read_aliases, name)
+    held: dict[int, list[str]] = {}
+    for alias, found in sorted(book.aliases.items()):
+        held.setdefault(int(found["version"]), []).append(alias)
+    return {
+        "name": name,
+        "versions": [
+            {
+                **v.__dict__,
+                "created_at": iso(v.created_at),
+                "aliases": held.get(v.version, []),
+                "archived": v.version in book.archived,
+            }
+            for v in versions
+        ],
+    }
 
 
 def _send_archive(svc: Svc, name: str, version: int) -> StreamingResponse:

@@ -92,6 +92,7 @@ class FetchSpec(_Asked):
     model: str
     version: int | None
     use_best: bool
+    alias: NotRequired[str | None]
     output_path: str
     notify: NotRequired[Notify]
 
@@ -169,6 +170,7 @@ class FetchJob(JobBody):
     model: str
     version: int | None
     use_best: bool
+    alias: Annotated[str | None, Field(description="the alias the version was fetched by")]
     output_path: str
     files: list[str] | None
     metadata: dict[str, Any] | None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -42,6 +42,7 @@ MAX_ESTIMATORS = 100_000
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
 RelPath = Annotated[str, Field(min_length=1, max_length=MAX_PATH)]
 CallbackUrl = Annotated[str, Field(max_length=MAX_URL, description="POSTed the job as JSON when it ends")]
+Alias = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,31}$")]
 ArgKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ArgValue = Annotated[StrictStr, StringConstraints(max_length=MAX_ARG_VALUE)] | StrictInt | StrictFloat | StrictBool
 
@@ -73,14 +74,63 @@ class FetchRequest(BaseModel):
     model: Name | None = None
     version: int | None = Field(None, ge=1, le=2**31 - 1)
     use_best: bool = False
+    alias: Alias | None = Field(None, description="fetch the version this alias names (e.g. production)")
     output_path: RelPath | None = None
     callback_url: CallbackUrl | None = None
 
     @model_validator(mode="after")
     def _one_choice(self) -> FetchRequest:
-        if self.version is not None and self.use_best:
-            raise ValueError("give either version or use_best, not both")
+        if sum([self.version is not None, self.use_best, self.alias is not None]) > 1:
+            raise ValueError("give one of version, use_best or alias")
         return self
+
+
+class GateRequest(BaseModel):
+    """The candidate must beat the alias's holder on `metric` by at least `min_delta`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Name
+    direction: Literal["max", "min"] = "max"
+    min_delta: float = Field(0.0, allow_inf_nan=False, ge=-1e12, le=1e12)
+
+
+class AliasRequest(BaseModel):
+    """PUT /models/{name}/aliases/{alias}: the version by number, by the run that made it, or the best."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int | None = Field(None, ge=1, le=2**31 - 1)
+    run_id: Name | None = None
+    use_best: bool = False
+    reason: str | None = Field(None, max_length=500)
+    gate: GateRequest | None = None
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> AliasRequest:
+        if sum([self.version is not None, self.run_id is not None, self.use_best]) != 1:
+            raise ValueError("give exactly one of version, run_id or use_best")
+        return self
+
+
+class VersionChange(BaseModel):
+    """PATCH /models/{name}/versions/{version}."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str | None = Field(None, max_length=2000)
+    tags: dict[Annotated[str, StringConstraints(min_length=1, max_length=255)], ArgValue] | None = Field(
+        None, max_length=50, description="the version's tags, replaced whole"
+    )
+    archived: bool | None = Field(None, description="archived: never chosen by latest, best or a new alias")
+
+
+class Decision(BaseModel):
+    """POST /approvals/{id}/approve or /reject."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(None, max_length=500)
 
 
 class DataFolderRequest(BaseModel):
@@ -151,6 +201,7 @@ def render_fetch(job: Job, backend: str) -> FetchJob:
         "model": spec["model"],
         "version": result.get("version", spec.get("version")),
         "use_best": spec.get("use_best", False),
+        "alias": spec.get("alias"),
         "output_path": spec["output_path"],
         "files": result.get("files"),
         "metadata": result.get("metadata"),

@@ -349,6 +349,39 @@ class Tx:
         )
         self.execute("DELETE FROM revoked_sessions WHERE expires < ?", (time.time(),))  # nothing to refuse any more
 
+    # -- approvals of protected alias moves ------------------------------------------------
+    def insert_approval(self, approval: dict[str, Any]) -> dict[str, Any]:
+        values = {**approval, "gate": jsonsafe.dumps(approval["gate"]) if approval.get("gate") else None}
+        self.execute(
+            f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({self.dialect.marks(_APPROVAL_NAMES)})",
+            [values.get(name) for name in _APPROVAL_NAMES],
+        )
+        return approval
+
+    def decide_approval(self, approval_id: str, *, status: str, by: str, note: str | None) -> dict[str, Any] | None:
+        """Move a pending approval to `status`, once: None when it was not pending any more (decided, expired)."""
+        now = self.now()
+        done = self.execute(
+            "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, note = ? "
+            "WHERE id = ? AND status = 'pending' AND expires_at > ?",
+            (status, by, now, note, approval_id, now),
+        )
+        if not done.rowcount:
+            return None
+        row = self.execute(f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+        return approval_of(row)
+
+    def note_approval(self, approval_id: str, *, status: str, note: str) -> dict[str, Any]:
+        """An approved move that could not be made after all (the gate refused then): why, on the approval."""
+        self.execute("UPDATE approvals SET status = ?, note = ? WHERE id = ?", (status, note[:2000], approval_id))
+        row = self.execute(f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+        return approval_of(row)
+
+    def expire_approvals(self) -> int:
+        return self.execute(
+            "UPDATE approvals SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?", (self.now(),)
+        ).rowcount
+
     # -- failed sign-ins, counted across replicas ------------------------------------------
     def auth_failed(self, client: str, *, free: int, window: float, max_lockout: float) -> float:
         """Count a failure of client; when it has more than `free` within `window` s, lock it out for twice
@@ -372,6 +405,19 @@ class Tx:
             (client, now + lockout, lockout),
         )
         return lockout
+
+
+APPROVAL_COLUMNS = (
+    "id, model, alias, version, status, requested_by, reason, gate, requested_at, expires_at, decided_by, "
+    "decided_at, note"
+)
+_APPROVAL_NAMES = APPROVAL_COLUMNS.split(", ")
+
+
+def approval_of(row: Iterable[Any]) -> dict[str, Any]:
+    found = dict(zip(_APPROVAL_NAMES, row, strict=True))
+    found["gate"] = json.loads(found["gate"]) if found["gate"] else None
+    return found
 
 
 EVENT_LOCK = 0x616D6C  # the advisory lock that orders events on PostgreSQL ("aml")
@@ -546,6 +592,30 @@ class JobStore:
 
     async def revoke_session(self, session_id: str, *, expires: float) -> None:
         await self.write(lambda tx: tx.revoke_session(session_id, expires=expires))
+
+    def approvals(self, *, status: str | None = None, model: str | None = None, limit: int = 200) -> list[dict]:
+        """Approvals, newest first (pending ones past their time read as expired)."""
+        clauses, params = [], []
+        if status:
+            clauses.append("status = ?")
+            params.append(status)
+        if model:
+            clauses.append("model = ?")
+            params.append(model)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._rows(
+            f"SELECT {APPROVAL_COLUMNS} FROM approvals{where} ORDER BY requested_at DESC LIMIT ?", (*params, limit)
+        )
+        now = time.time()
+        found = [approval_of(row) for row in rows]
+        for approval in found:
+            if approval["status"] == "pending" and approval["expires_at"] <= now:
+                approval["status"] = "expired"
+        return [a for a in found if not status or a["status"] == status]
+
+    def approval(self, approval_id: str) -> dict[str, Any] | None:
+        rows = self._rows(f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,))
+        return approval_of(rows[0]) if rows else None
 
     def lockouts(self) -> dict[str, float]:
         """Clients locked out for failing too often (by any replica), with for how many seconds more (measured

@@ -281,6 +281,7 @@ class Worker:
             output_path=target,
             version=spec.get("version"),
             use_best=spec.get("use_best", False),
+            alias=spec.get("alias"),
             attempt=job.id,
         )
         await self._move(

@@ -1,0 +1,119 @@
+"""Which version of a model is in production: aliases, history, version notes, approvals (service/promotions.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+
+from service import promotions
+from service.core.schemas import AliasRequest, Decision, VersionChange
+from service.http.deps import Caller, Svc
+from service.http.openapi import errors
+
+router = APIRouter(tags=["models"])
+Version = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+AliasName = Annotated[str, PathParam(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="e.g. production, staging")]
+
+
+@router.get(
+    "/models/{name}/aliases",
+    summary="Every alias of a model: which version, since when, by whom",
+    responses=errors(404),
+)
+async def list_aliases(svc: Svc, name: str) -> dict:
+    return await promotions.aliases(svc, name)
+
+
+@router.put(
+    "/models/{name}/aliases/{alias}",
+    summary="Point an alias at a version (through its gate; a protected alias asks for an approval: 202)",
+    responses=errors(404, 409) | {202: {"description": "a protected alias: the approval asked for"}},
+)
+async def set_alias(svc: Svc, caller: Caller, name: str, alias: AliasName, request: AliasRequest) -> JSONResponse:
+    asked = promotions.Asked(
+        alias=alias,
+        version=request.version,
+        run_id=request.run_id,
+        use_best=request.use_best,
+        reason=request.reason,
+        gate=request.gate.model_dump() if request.gate else None,
+    )
+    outcome, body = await promotions.promote(svc, name, asked, caller=caller)
+    if outcome == "pending":
+        return JSONResponse({"approval": body}, status_code=202)
+    return JSONResponse(body)
+
+
+@router.delete(
+    "/models/{name}/aliases/{alias}",
+    summary="Remove an alias (a protected one asks for an approval: 202)",
+    responses=errors(404) | {202: {"description": "a protected alias: the approval asked for"}},
+)
+async def remove_alias(
+    svc: Svc, caller: Caller, name: str, alias: AliasName, reason: Annotated[str | None, Body(embed=True)] = None
+) -> JSONResponse:
+    outcome, body = await promotions.promote(
+        svc, name, promotions.Asked(alias, remove=True, reason=reason), caller=caller
+    )
+    return JSONResponse(
+        {"approval": body} if outcome == "pending" else body, status_code=202 if outcome == "pending" else 200
+    )
+
+
+@router.get("/models/{name}/history", summary="Every alias change of a model, newest first", responses=errors(404))
+async def alias_history(svc: Svc, name: str) -> dict:
+    return await promotions.history(svc, name)
+
+
+@router.patch(
+    "/models/{name}/versions/{version}",
+    summary="A version's description and tags; archive (never latest, best or a new alias) or restore it",
+    responses=errors(404, 409),
+)
+async def change_version(svc: Svc, caller: Caller, name: str, version: Version, request: VersionChange) -> dict:
+    return await promotions.change_version(
+        svc,
+        name,
+        version,
+        description=request.description,
+        tags=request.tags,
+        archived=request.archived,
+        caller=caller,
+    )
+
+
+@router.get("/approvals", summary="Approvals of protected alias moves, newest first", responses=errors())
+async def list_approvals(
+    svc: Svc, status: Literal["pending", "approved", "rejected", "expired", "failed"] | None = None
+) -> dict:
+    return await promotions.approvals(svc, status=status)
+
+
+@router.get("/approvals/{approval_id}", summary="One approval", responses=errors(404))
+async def get_approval(svc: Svc, approval_id: str) -> dict:
+    return await promotions.approval(svc, approval_id)
+
+
+@router.post(
+    "/approvals/{approval_id}/approve",
+    summary="Approve: the move is made now (its gate judged again); never your own request",
+    responses=errors(403, 404, 409),
+)
+async def approve(svc: Svc, caller: Caller, approval_id: str, request: Decision | None = None) -> dict:
+    return await promotions.decide(
+        svc, approval_id, approve=True, caller=caller, note=request.note if request else None
+    )
+
+
+@router.post(
+    "/approvals/{approval_id}/reject",
+    summary="Reject: the alias stays where it is; never your own request",
+    responses=errors(403, 404, 409),
+)
+async def reject(svc: Svc, caller: Caller, approval_id: str, request: Decision | None = None) -> dict:
+    return await promotions.decide(
+        svc, approval_id, approve=False, caller=caller, note=request.note if request else None
+    )

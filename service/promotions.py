@@ -1,0 +1,248 @@
+"""What any caller may do with a model's aliases, whatever way it came in (HTTP, the dashboard, a chat command).
+
+Transport-free like actions.py: the rules are amllib/promotion.py's (one compare-and-set move through
+its gate, history, archived versions); this adds what only a service has. A gate set for an alias in
+AZML_ALIAS_GATES applies whoever asks. An alias in AZML_PROTECTED_ALIASES moves only once someone
+other than the requester approves: the request is recorded (202, an approval), its gate judged at
+once (a move the gate refuses is never asked for) and again when it is approved. A principal is one
+name across every door: a token's name, the token behind a dashboard session, or a chat user
+(`slack:U123`). Every change is an event on GET /events (topics `alias` and `approval`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from amllib.errors import AmlError, Conflict, ModelNotFound, NotFound, quoted
+from amllib.promotion import (
+    Change,
+    Gate,
+    GateRefused,
+    Verdict,
+    apply,
+    candidate_version,
+    check_alias,
+    judge,
+    set_archived,
+)
+from amllib.times import iso
+from service.actions import Services
+from service.errors import Forbidden
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A move someone asked for: the version it names (one of three ways), why, and an optional gate."""
+
+    alias: str
+    version: int | None = None
+    run_id: str | None = None
+    use_best: bool = False
+    remove: bool = False
+    reason: str | None = None
+    gate: dict[str, Any] | None = None
+
+
+def alias_body(name: str, alias: str, held: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "model": name,
+        "alias": alias,
+        "version": int(held["version"]),
+        "since": iso(held.get("since")),
+        "by": held.get("by"),
+        "reason": held.get("reason"),
+    }
+
+
+def approval_body(approval: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **{k: v for k, v in approval.items() if not k.endswith("_at")},
+        "requested_at": iso(approval["requested_at"]),
+        "expires_at": iso(approval["expires_at"]),
+        "decided_at": iso(approval.get("decided_at")),
+    }
+
+
+async def _known(svc: Services, name: str) -> None:
+    if not await svc.calls(svc.backend.list_model_versions, name):
+        raise ModelNotFound(f"model {quoted(name)} not found")
+
+
+async def aliases(svc: Services, name: str) -> dict[str, Any]:
+    await _known(svc, name)
+    book = await svc.calls(svc.backend.read_aliases, name)
+    held = [alias_body(name, alias, found) for alias, found in sorted(book.aliases.items())]
+    return {"model": name, "aliases": held, "archived": sorted(book.archived)}
+
+
+async def history(svc: Services, name: str) -> dict[str, Any]:
+    await _known(svc, name)
+    book = await svc.calls(svc.backend.read_aliases, name)
+    changes = [{**change, "at": iso(change.get("at"))} for change in reversed(book.history)]
+    return {"model": name, "history": changes}
+
+
+def _gate(svc: Services, alias: str, given: dict[str, Any] | None) -> Gate | None:
+    """The request's gate, else the alias's own (AZML_ALIAS_GATES)."""
+    if given is not None:
+        return Gate.of(given)
+    configured = svc.settings.alias_gate_map.get(alias)
+    return Gate.parse(configured) if configured else None
+
+
+async def promote(svc: Services, name: str, asked: Asked, *, caller: str) -> tuple[str, dict[str, Any]]:
+    """("moved", the alias) or ("pending", the approval asked for); GateRefused (409) names both figures."""
+    check_alias(asked.alias)
+    await _known(svc, name)
+    gate = _gate(svc, asked.alias, asked.gate)
+    version = None
+    if not asked.remove:
+        candidate = await svc.calls(
+            candidate_version, svc.backend, name, version=asked.version, run_id=asked.run_id, use_best=asked.use_best
+        )
+        version = candidate.version
+    if asked.alias in svc.settings.protected_alias_set:
+        return "pending", await _ask_approval(svc, name, asked, version, gate, caller=caller)
+    change = Change(asked.alias, version, by=caller, reason=asked.reason)
+    book, verdict = await svc.calls(apply, svc.backend, name, change, gate=gate)
+    await _told(svc, "alias", _moved_event(name, change, verdict))
+    if version is None:
+        return "moved", {"model": name, "alias": asked.alias, "version": None, "removed": True}
+    return "moved", alias_body(name, asked.alias, book.aliases[asked.alias])
+
+
+async def _ask_approval(
+    svc: Services, name: str, asked: Asked, version: int | None, gate: Gate | None, *, caller: str
+) -> dict[str, Any]:
+    if version is not None:  # refused by the gate now: nobody is asked to approve what cannot pass
+        book = await svc.calls(svc.backend.read_aliases, name)
+        candidate = await svc.calls(svc.backend.resolve_version, name, version=version)
+        verdict = await svc.calls(judge, svc.backend, name, candidate, gate, book.holder(asked.alias))
+        if not verdict.passed:
+            raise GateRefused(verdict)
+    now = time.time()
+    approval = {
+        "id": "appr_" + uuid.uuid4().hex[:20],
+        "model": name,
+        "alias": asked.alias,
+        "version": version,
+        "status": "pending",
+        "requested_by": caller,
+        "reason": asked.reason,
+        "gate": gate.as_dict() if gate else None,
+        "requested_at": now,
+        "expires_at": now + svc.settings.approval_hours * 3600,
+        "decided_by": None,
+        "decided_at": None,
+        "note": None,
+    }
+    await svc.store.write(lambda tx: tx.insert_approval(approval))
+    body = approval_body(approval)
+    await _told(svc, "approval", {"event": "approval.requested", **body})
+    return body
+
+
+async def decide(svc: Services, approval_id: str, *, approve: bool, caller: str, note: str | None) -> dict[str, Any]:
+    """Approve (the move is made now, its gate judged again) or reject a pending approval, once; never the
+    requester's own (403)."""
+    found = await svc.store.read(svc.store.approval, approval_id)
+    if found is None:
+        raise NotFound(f"approval {quoted(approval_id)} not found")
+    if found["requested_by"] == caller:
+        raise Forbidden(f"{caller} asked for this move: someone else must approve or reject it")
+    status = "approved" if approve else "rejected"
+    decided = await svc.store.write(lambda tx: tx.decide_approval(approval_id, status=status, by=caller, note=note))
+    if decided is None:
+        now = await svc.store.read(svc.store.approval, approval_id)
+        state = "expired" if now and now["status"] == "pending" else (now or {}).get("status")
+        raise Conflict(f"approval {approval_id} is {state} already: nothing to decide")
+    if approve:
+        gate = Gate.of(decided["gate"]) if decided["gate"] else None
+        change = Change(
+            decided["alias"],
+            decided["version"],
+            by=decided["requested_by"],
+            reason=decided["reason"],
+            approved_by=caller,
+        )
+        try:
+            _, verdict = await svc.calls(apply, svc.backend, decided["model"], change, gate=gate)
+        except AmlError as exc:  # the gate refused now, or the version went: recorded on the approval, then said
+            why = str(exc)
+            decided = await svc.store.write(lambda tx: tx.note_approval(approval_id, status="failed", note=why))
+            await _told(svc, "approval", {"event": "approval.decided", **approval_body(decided)})
+            raise
+        await _told(svc, "alias", _moved_event(decided["model"], change, verdict))
+    body = approval_body(decided)
+    await _told(svc, "approval", {"event": "approval.decided", **body})
+    return body
+
+
+async def approvals(svc: Services, *, status: str | None) -> dict[str, Any]:
+    found = await svc.store.read(svc.store.approvals, status=status)
+    return {"approvals": [approval_body(a) for a in found]}
+
+
+async def approval(svc: Services, approval_id: str) -> dict[str, Any]:
+    found = await svc.store.read(svc.store.approval, approval_id)
+    if found is None:
+        raise NotFound(f"approval {quoted(approval_id)} not found")
+    return approval_body(found)
+
+
+async def change_version(
+    svc: Services,
+    name: str,
+    version: int,
+    *,
+    description: str | None,
+    tags: dict[str, Any] | None,
+    archived: bool | None,
+    caller: str,
+) -> dict[str, Any]:
+    """Notes, tags, archive/restore of one version."""
+    found = await svc.calls(svc.backend.resolve_version, name, version=version)
+    if description is not None or tags is not None:
+        found = await svc.calls(svc.backend.update_version, name, version, description=description, tags=tags)
+    book = await svc.calls(svc.backend.read_aliases, name)
+    if archived is not None:
+        book = await svc.calls(set_archived, svc.backend, name, version, archived)
+        await _told(
+            svc,
+            "alias",
+            {
+                "event": "version.archived" if archived else "version.restored",
+                "model": name,
+                "version": version,
+                "by": caller,
+            },
+        )
+    return {
+        **found.__dict__,
+        "created_at": iso(found.created_at),
+        "archived": version in book.archived,
+        "aliases": sorted(a for a, held in book.aliases.items() if int(held["version"]) == version),
+    }
+
+
+def _moved_event(name: str, change: Change, verdict: Verdict) -> dict[str, Any]:
+    return {
+        "event": "alias.changed",
+        "model": name,
+        "alias": change.alias,
+        "version": change.version,
+        "holder_before": verdict.holder_version,
+        "by": change.by,
+        "approved_by": change.approved_by,
+        "reason": change.reason,
+        "gate": verdict.as_dict() if verdict.gate else None,
+    }
+
+
+async def _told(svc: Services, topic: str, data: dict[str, Any]) -> None:
+    """An event on the live feed (GET /events), as job changes are."""
+    await svc.store.write(lambda tx: tx.append_event(topic=topic, job_id=None, data=data))
+    svc.feed.changed()
