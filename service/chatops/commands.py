@@ -2,6 +2,7 @@
 
     train [script=… experiment=… datapath=… model=… estimators=N key=value …]
     status <run>   runs [N] [status=…]   logs <run> [N]   cancel <run>   models   best [model]   help
+    aliases [model]   promote <version> to <alias> [reason…]   approve <id> [note…]   reject <id> [note…]
 
 A platform module (slack.py, teams.py, mattermost.py) verifies and parses its request
 into a ChatRequest, calls handle(), and renders the Reply its own way. Writes (train,
@@ -25,6 +26,7 @@ from amllib.errors import AmlError, InvalidInput, quoted
 from amllib.fetch import BEST_BY
 from amllib.names import check_name
 from amllib.settings import Settings
+from service import promotions
 from service.actions import Services, create_job, find, page, request_cancel, run_spec
 from service.core.job_kinds import Notify
 from service.core.schemas import RunRequest, render
@@ -34,10 +36,12 @@ from service.errors import validation_detail
 log = logging.getLogger("service")
 USAGE = (
     "Commands: `train [script=… experiment=… datapath=… model=… estimators=N key=value …]`, "
-    "`status <run>`, `runs [N] [status=…]`, `logs <run> [N]`, `cancel <run>`, `models`, `best [model]`, `help`."
+    "`status <run>`, `runs [N] [status=…]`, `logs <run> [N]`, `cancel <run>`, `models`, `best [model]`, "
+    "`aliases [model]`, `promote <version> to <alias> [reason]` (`model=<name>` for another model), "
+    "`approve <id>`, `reject <id>`, `help`."
 )
 TRAIN_FIELDS = ("script", "experiment", "datapath", "model", "compute", "estimators")
-WRITES = frozenset({"train", "cancel"})
+WRITES = frozenset({"train", "cancel", "promote", "approve", "reject"})
 
 
 @dataclass(frozen=True)
@@ -238,6 +242,58 @@ async def best(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
     return Reply(f"Best {name}: version {version.version}", lines)
 
 
+def _model_of(svc: Services, words: list[str]) -> tuple[str, list[str]]:
+    """The model a command names (`model=<name>` anywhere, else AZML_MODEL) and the other words."""
+    named = [w.removeprefix("model=") for w in words if w.startswith("model=")]
+    rest = [w for w in words if not w.startswith("model=")]
+    name = named[0] if named else svc.settings.model
+    if not name:
+        raise InvalidInput("name the model: model=<name> (there is no AZML_MODEL default)")
+    return check_name(name, what="model"), rest
+
+
+async def aliases(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    name, _ = _model_of(svc, [f"model={words[0]}"] if len(words) == 1 and "=" not in words[0] else words)
+    found = await promotions.aliases(svc, name)
+    lines = [f"`{a['alias']}` → version {a['version']} (since {a['since']}, by {a['by']})" for a in found["aliases"]]
+    return Reply(f"Aliases of {name}:" if lines else f"{name} has no aliases yet.", lines)
+
+
+async def promote(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    name, rest = _model_of(svc, words)
+    if len(rest) < 3 or rest[1] != "to" or not rest[0].isdigit():
+        raise InvalidInput("usage: promote <version> to <alias> [reason…] (model=<name> for another model)")
+    asked = promotions.Asked(rest[2], version=int(rest[0]), reason=" ".join(rest[3:]) or None)
+    outcome, body = await promotions.promote(svc, name, asked, caller=f"{chat.platform}:{chat.user_id}")
+    if outcome == "pending":
+        held = await promotions.aliases(svc, name)
+        holder = next((a["version"] for a in held["aliases"] if a["alias"] == asked.alias), None)
+        lines = [
+            f"candidate: version {asked.version}; now: {'version ' + str(holder) if holder else 'unset'}",
+            f"someone else approves with `approve {body['id']}` (or `reject {body['id']}`)",
+        ]
+        return Reply(f"`{asked.alias}` of {name} is protected: approval {body['id']} asked.", lines)
+    return Reply(f"{name}@{asked.alias} is version {body['version']}.")
+
+
+async def approve(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    return await _decide(svc, chat, words, approve=True)
+
+
+async def reject(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    return await _decide(svc, chat, words, approve=False)
+
+
+async def _decide(svc: Services, chat: ChatRequest, words: list[str], *, approve: bool) -> Reply:
+    if not words:
+        raise InvalidInput(f"usage: {'approve' if approve else 'reject'} <approval id> [note…]")
+    caller = f"{chat.platform}:{chat.user_id}"
+    body = await promotions.decide(svc, words[0], approve=approve, caller=caller, note=" ".join(words[1:]) or None)
+    verb = "Approved" if approve else "Rejected"
+    moved = f": {body['model']}@{body['alias']} is version {body['version']}" if approve else ""
+    return Reply(f"{verb} {body['id']}{moved}.")
+
+
 async def usage(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
     return Reply(USAGE)
 
@@ -250,5 +306,9 @@ COMMANDS = {
     "cancel": cancel,
     "models": models,
     "best": best,
+    "aliases": aliases,
+    "promote": promote,
+    "approve": approve,
+    "reject": reject,
     "help": usage,
 }

@@ -377,11 +377,6 @@ class Tx:
         row = self.execute(f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
         return approval_of(row)
 
-    def expire_approvals(self) -> int:
-        return self.execute(
-            "UPDATE approvals SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?", (self.now(),)
-        ).rowcount
-
     # -- failed sign-ins, counted across replicas ------------------------------------------
     def auth_failed(self, client: str, *, free: int, window: float, max_lockout: float) -> float:
         """Count a failure of client; when it has more than `free` within `window` s, lock it out for twice
@@ -412,6 +407,13 @@ APPROVAL_COLUMNS = (
     "decided_at, note"
 )
 _APPROVAL_NAMES = APPROVAL_COLUMNS.split(", ")
+
+
+def _expired_if_due(approval: dict[str, Any], now: float) -> dict[str, Any]:
+    """A pending approval past its time reads as expired (nothing needs to run to expire it)."""
+    if approval["status"] == "pending" and approval["expires_at"] <= now:
+        return {**approval, "status": "expired"}
+    return approval
 
 
 def approval_of(row: Iterable[Any]) -> dict[str, Any]:
@@ -595,8 +597,16 @@ class JobStore:
 
     def approvals(self, *, status: str | None = None, model: str | None = None, limit: int = 200) -> list[dict]:
         """Approvals, newest first (pending ones past their time read as expired)."""
-        clauses, params = [], []
-        if status:
+        now = time.time()
+        clauses: list[str] = []
+        params: list[Any] = []
+        if status == "pending":
+            clauses.append("status = 'pending' AND expires_at > ?")
+            params.append(now)
+        elif status == "expired":
+            clauses.append("(status = 'expired' OR (status = 'pending' AND expires_at <= ?))")
+            params.append(now)
+        elif status:
             clauses.append("status = ?")
             params.append(status)
         if model:
@@ -606,16 +616,11 @@ class JobStore:
         rows = self._rows(
             f"SELECT {APPROVAL_COLUMNS} FROM approvals{where} ORDER BY requested_at DESC LIMIT ?", (*params, limit)
         )
-        now = time.time()
-        found = [approval_of(row) for row in rows]
-        for approval in found:
-            if approval["status"] == "pending" and approval["expires_at"] <= now:
-                approval["status"] = "expired"
-        return [a for a in found if not status or a["status"] == status]
+        return [_expired_if_due(approval_of(row), now) for row in rows]
 
     def approval(self, approval_id: str) -> dict[str, Any] | None:
         rows = self._rows(f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,))
-        return approval_of(rows[0]) if rows else None
+        return _expired_if_due(approval_of(rows[0]), time.time()) if rows else None
 
     def lockouts(self) -> dict[str, float]:
         """Clients locked out for failing too often (by any replica), with for how many seconds more (measured

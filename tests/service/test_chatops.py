@@ -216,3 +216,32 @@ def test_notices_fall_back_to_the_webhook_once_the_response_url_expired() -> Non
     ):
         assert not url_allowed(settings, refused, platform="slack"), refused
     assert not url_allowed(settings, "https://mattermost.example/hook", platform="mattermost")
+
+
+def test_promotion_from_chat_asks_another_writer_to_approve(make_service, listener: Listener) -> None:
+    """Issue 28: `promote`, `approve`, `reject`, `aliases` on the same rules as the API; the requester is a chat
+    user, so another writer (on any platform) approves."""
+    service = make_service(
+        AZML_SLACK_SIGNING_SECRET=SLACK_SECRET,
+        AZML_CHATOPS_WRITERS="slack:U_WRITER,slack:U_OTHER",
+        AZML_PROTECTED_ALIASES="production",
+    )
+    with service.client() as client:
+        upload(client, {"a.csv": b"1,2\n"})
+        assert client.post("/runs", params={"wait": 60}, json={}).json()["status"] == "Completed"
+    asked = slack(service, "promote 1 to production first release").json()["text"]
+    assert "approval appr_" in asked and "approve appr_" in asked, asked
+    approval = asked.split("approval ")[1].split(" ")[0]
+    assert "someone else" in slack(service, f"approve {approval}").json()["text"]  # the requester's own
+    assert "may not `approve`" in slack(service, f"approve {approval}", user="U_READER").json()["text"]
+    done = slack(service, f"approve {approval} looks right", user="U_OTHER").json()["text"]
+    assert done.startswith(f"Approved {approval}: svc-model@production is version 1"), done
+    assert "`production` → version 1" in slack(service, "aliases").json()["text"]
+    assert "staging` of svc-model" not in slack(service, "promote 1 to staging").json()["text"]
+    assert "usage: promote" in slack(service, "promote production").json()["text"]
+    with service.client() as client:
+        history = client.get("/models/svc-model/history").json()["history"]
+    assert [(h["alias"], h["by"], h["approved_by"]) for h in history] == [
+        ("staging", "slack:U_WRITER", None),
+        ("production", "slack:U_WRITER", "slack:U_OTHER"),
+    ]
