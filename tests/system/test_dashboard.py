@@ -368,6 +368,7 @@ def test_every_page_is_accessible_and_whole_at_phone_width_light_and_dark(browse
         "model": (f"/ui/models/{model}", "main h1"),
         "data": ("/ui/data", "main h1"),
         "train": ("/ui/train", "#estimators"),
+        "approvals": ("/ui/approvals", "main h1"),
         "not-found": ("/ui/no-such-page", "main h1"),
     }
     assert AXE.is_file(), "axe-core is installed by test.sh (npm, tests/lint)"
@@ -474,3 +475,50 @@ def test_a_folder_uploaded_from_the_data_page_shows_its_progress_and_data_versio
     page.locator("#upload-status .error").wait_for()
     assert "422" in page.locator("#upload-status").inner_text()  # a refusal, in words
     tab.close()
+
+
+def test_a_version_promoted_from_the_model_page_and_a_protected_move_approved_by_another(browser, make_service) -> None:
+    """Issue 28 on the page: Promote shows the outcome in the API's words, badges and the history follow; a
+    protected alias's move waits on the Approvals page, where another token's session approves it."""
+    service = make_service(
+        AZML_API_TOKENS=f"alice:{FULL_TOKEN},bob:bob-token-for-tests",
+        AZML_SCRIPT="slow_accuracy.py",
+        AZML_PROTECTED_ALIASES="production",
+    )
+    with service.client() as client:
+        upload(client, {"a.csv": b"1,2\n"})
+        for estimators in (3, 5):
+            body = {"estimators": estimators, "args": {"seconds": "0.2"}}
+            assert client.post("/runs", params={"wait": 60}, json=body).json()["model_version"]
+    tab = Page(browser, service)
+    tab.login(FULL_TOKEN)
+    page = tab.page
+    page.goto(f"{service.url}/ui/models/svc-model")
+    page.fill("#promote-alias", "staging")
+    page.select_option("#promote-version", "1")
+    page.fill("#promote-reason", "first look")
+    page.click("#promote")
+    page.locator("#promote-outcome", has_text="svc-model@staging is now v1").wait_for()
+    page.locator("tr[data-version='1'] .alias[data-alias='staging']").wait_for()  # the page drew itself again
+    assert "staging set to v1 by alice" in page.locator("#alias-history").inner_text()
+    page.fill("#promote-alias", "production")
+    page.select_option("#promote-version", "2")
+    page.click("#promote")
+    page.locator("#promote-outcome", has_text="is protected: approval").wait_for()
+    tab.shot("model-promote")
+    tab.close()
+
+    other = Page(browser, service)
+    other.login("bob-token-for-tests")
+    page = other.page
+    page.goto(f"{service.url}/ui/approvals")
+    row = page.locator("#approvals tbody tr").first
+    row.wait_for()
+    assert "alice" in row.inner_text() and "pending" in row.inner_text()
+    row.locator("button.approve").click()
+    page.locator("#approvals .status.approved").wait_for()
+    other.shot("approvals")
+    page.goto(f"{service.url}/ui/models/svc-model")
+    page.locator("tr[data-version='2'] .alias[data-alias='production']").wait_for()
+    assert "approved by bob" in page.locator("#alias-history").inner_text()
+    other.close()

@@ -939,7 +939,14 @@ async function modelPage(name) {
       h(
         "tr",
         { class: v.version === best ? "best" : null, "data-version": v.version },
-        h("td", {}, `v${v.version}`, v.version === best ? " ★ best" : ""),
+        h(
+          "td",
+          {},
+          `v${v.version}`,
+          v.version === best ? " ★ best" : "",
+          ...(v.aliases || []).map((alias) => [" ", h("span", { class: "alias", "data-alias": alias }, alias)]),
+          v.archived ? [" ", h("span", { class: "alias archived" }, "archived")] : null,
+        ),
         h("td", {}, Number.isFinite(score(v)) ? score(v).toFixed(4) : "—"),
         h(
           "td",
@@ -994,7 +1001,176 @@ async function modelPage(name) {
       ),
     ),
   );
+  if (ROLE === "full") addTo(app, promoteForm(name, versions));
+  await part(app, () => aliasHistory(name));
   if (versions.length >= 2) await part(app, () => compareVersions(versions, best, score));
+}
+
+// Point an alias at a version: the answer says what happened, in the API's words (moved; an approval asked,
+// for a protected alias; or the gate's refusal naming both figures).
+function promoteForm(name, versions) {
+  const outcome = h("p", { id: "promote-outcome", role: "status" });
+  const alias = h("input", { id: "promote-alias", name: "alias", value: "production", required: true, size: 14 });
+  const version = h(
+    "select",
+    { id: "promote-version", name: "version" },
+    versions
+      .filter((v) => !v.archived)
+      .reverse()
+      .map((v) => h("option", { value: v.version }, `v${v.version}`)),
+  );
+  const reason = h("input", { id: "promote-reason", name: "reason", size: 24, maxlength: 500 });
+  async function submit(event) {
+    event.preventDefault();
+    const url = `/models/${encodeURIComponent(name)}/aliases/${encodeURIComponent(alias.value.trim())}`;
+    try {
+      const body = { version: Number(version.value), reason: reason.value.trim() || null };
+      const answer = await api(url, { method: "PUT", json: body });
+      fill(
+        outcome,
+        answer.approval
+          ? `${answer.approval.alias} is protected: approval ${answer.approval.id} asked; someone else approves it on the Approvals page.`
+          : `${name}@${answer.alias} is now v${answer.version}.`,
+      );
+      if (!answer.approval) setTimeout(() => modelPage(name), 600);
+    } catch (error) {
+      fill(outcome, failure(error));
+    }
+  }
+  return h(
+    "section",
+    {},
+    h("h2", {}, "Promote"),
+    h(
+      "form",
+      { class: "filters", onsubmit: submit },
+      h("label", {}, "Alias ", alias),
+      h("label", {}, "to ", version),
+      h("label", {}, "Reason ", reason),
+      h("button", { type: "submit", id: "promote" }, "Promote"),
+    ),
+    outcome,
+  );
+}
+
+async function aliasHistory(name) {
+  const { history } = await api(`/models/${encodeURIComponent(name)}/history`);
+  const line = (change) => {
+    const move =
+      change.to === null
+        ? `removed (was v${change.from})`
+        : change.from === null
+          ? `set to v${change.to}`
+          : `v${change.from} → v${change.to}`;
+    const gate = change.gate ? ` · gate: ${change.gate.reason}` : "";
+    const approved = change.approved_by ? ` · approved by ${change.approved_by}` : "";
+    const why = change.reason ? ` · “${change.reason}”` : "";
+    return h(
+      "li",
+      {},
+      h("span", { class: "alias" }, change.alias),
+      ` ${move} by ${change.by}, ${when(change.at)}${approved}${gate}${why}`,
+    );
+  };
+  addTo(
+    app,
+    h(
+      "section",
+      {},
+      h("h2", {}, "Alias history"),
+      history.length
+        ? h("ul", { id: "alias-history", class: "timeline" }, history.map(line))
+        : h("p", { class: "hint" }, "No alias yet: Promote names a version production, staging or any alias."),
+    ),
+  );
+}
+
+async function approvalsPage() {
+  fill(app, h("h1", {}, "Approvals"));
+  let approvals;
+  try {
+    ({ approvals } = await api("/approvals"));
+  } catch (error) {
+    addTo(app, failure(error));
+    return;
+  }
+  if (!approvals.length) {
+    addTo(
+      app,
+      h(
+        "p",
+        { class: "hint" },
+        "No approval asked yet: moves of protected aliases wait here for a second pair of eyes.",
+      ),
+    );
+    return;
+  }
+  const decide = (approval, verb) => async (event) => {
+    const cell = event.target.closest("td");
+    try {
+      await api(`/approvals/${encodeURIComponent(approval.id)}/${verb}`, { method: "POST", json: {} });
+      await approvalsPage();
+    } catch (error) {
+      addTo(cell, failure(error));
+    }
+  };
+  const rows = approvals.map((a) =>
+    h(
+      "tr",
+      { "data-approval": a.id },
+      h("td", { class: "mono" }, a.id),
+      h(
+        "td",
+        {},
+        h("a", { href: `/ui/models/${encodeURIComponent(a.model)}` }, a.model),
+        "@",
+        h("span", { class: "alias" }, a.alias),
+      ),
+      h("td", {}, a.version === null ? "remove" : `v${a.version}`),
+      h("td", {}, a.requested_by, " · ", when(a.requested_at)),
+      h("td", {}, a.reason || "—"),
+      h(
+        "td",
+        {},
+        h("span", { class: `status ${a.status}` }, a.status),
+        a.decided_by ? ` by ${a.decided_by}` : "",
+        a.note ? ` · ${a.note}` : "",
+      ),
+      h(
+        "td",
+        {},
+        ROLE === "full" && a.status === "pending"
+          ? [
+              h("button", { class: "approve", onclick: decide(a, "approve") }, "Approve"),
+              " ",
+              h("button", { class: "danger reject", onclick: decide(a, "reject") }, "Reject"),
+            ]
+          : "—",
+      ),
+    ),
+  );
+  const heads = ["Approval", "Alias", "Version", "Asked by", "Reason", "Status", ""];
+  addTo(
+    app,
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { id: "approvals" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            heads.map((t) => h("th", { scope: "col" }, t)),
+          ),
+        ),
+        h("tbody", {}, rows),
+      ),
+    ),
+  );
 }
 
 // Two versions side by side (their URL holds them: ?a=&b=): tags, lineage, and the runs that made them
@@ -1454,6 +1630,7 @@ const PAGES = [
   [/^\/ui\/data$/, () => "Data", () => dataPage()],
   [/^\/ui\/train$/, () => "Train", () => trainPage()],
   [/^\/ui\/compare$/, () => "Compare runs", () => comparePage()],
+  [/^\/ui\/approvals$/, () => "Approvals", () => approvalsPage()],
 ];
 
 function route() {
