@@ -14,6 +14,7 @@ import pytest
 from amllib.settings import REPO_ROOT
 
 SMOKE = {
+    "alias_fetch": (["--versions", "5", "--history", "10", "--tries", "3"], "alias adds"),
     "azure_requests": (["--history", "150", "--reads", "5"], "listSecrets"),
     "api_latency": (
         ["--seconds", "1", "--post-seconds", "1", "--post-connections", "2", "--most-runs", "20"],
