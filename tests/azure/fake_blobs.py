@@ -63,10 +63,13 @@ def on_folder(client: Any, folder: Path) -> Any:
 
     def download_blob(blob: str, offset: Any = None, length: Any = None, **kw: Any) -> Any:
         path = folder / blob
-        if not path.is_file():
-            raise ResourceNotFoundError(message=f"The specified blob does not exist: {blob}")
-        stream = downloader(path.read_bytes()[offset or 0 :])
-        stream.properties = SimpleNamespace(etag=etags.setdefault(blob, f'"0x{uuid.uuid4().hex[:16].upper()}"'))
+        with one_at_a_time:  # a blob's content and its ETag are of one version, never a write half-done
+            if not path.is_file():
+                raise ResourceNotFoundError(message=f"The specified blob does not exist: {blob}")
+            content = path.read_bytes()
+            etag = etags.setdefault(blob, f'"0x{uuid.uuid4().hex[:16].upper()}"')
+        stream = downloader(content[offset or 0 :])
+        stream.properties = SimpleNamespace(etag=etag)
         return stream
 
     def delete_blob(blob: str, delete_snapshots: Any = None, **kw: Any) -> None:
