@@ -145,6 +145,14 @@ class Settings(BaseSettings):
         72.0, gt=0, le=24 * 90, allow_inf_nan=False, description="Hours a pending approval waits before it expires"
     )
 
+    notify: str = Field(
+        "",
+        description='Subscriptions to registry events, as JSON: a list of {"name", "to": slack|teams|mattermost|'
+        'webhook, "url", "events" (run.failed, model.registered, alias.changed, approval.requested, '
+        'approval.decided; default all), "models" (default all), "secret" (webhook; default '
+        "AZML_WEBHOOK_SECRET)}",
+    )
+
     # Chat-ops and the dashboard's links.
     public_url: str | None = Field(None, description="The service's address as users reach it; links to /ui/runs/{id}")
     slack_signing_secret: str | None = Field(None, description="Slack app's signing secret (slash commands)")

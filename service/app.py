@@ -24,8 +24,9 @@ from amllib.promotion import Gate, check_alias
 from amllib.settings import Settings, load_settings
 from service import errors
 from service.actions import Services
-from service.api import aliases, catalog, data, events, models, runs
+from service.api import aliases, catalog, data, events, models, notifications, runs
 from service.api.metrics import router as metrics_route
+from service.background.notifier import Notifier
 from service.background.periodic import Leader
 from service.background.retention import RetentionSweep
 from service.background.run_import import RunImporter
@@ -36,6 +37,7 @@ from service.core.events import EventFeed
 from service.core.jobs import Jobs, replica_id
 from service.core.schemas import render
 from service.core.stores import open_store
+from service.core.subscriptions import subscriptions
 from service.core.worker import Worker, backend_threads
 from service.http import docs
 from service.http.auth import BearerAuth
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for alias, gate in settings.alias_gate_map.items():  # every gate named wrong is a start-up error, not a 500 later
         check_alias(alias)
         Gate.parse(gate)
+    notify_to = subscriptions(settings)  # AZML_NOTIFY named wrong is a start-up error
     if settings.db_on_postgres and settings.backend == "local":  # also validates AZML_DB_URL at start-up
         log.warning(
             "the job store is PostgreSQL but the backend is local: replicas must run on this one machine and "
@@ -126,6 +129,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 worker=worker, jobs=jobs, interval=settings.run_import_seconds, lead=leader("run_import")
             )
             worker.keep_running(importer.run_forever())
+        if notify_to:
+            notifier = Notifier(settings=settings, store=store, subscriptions=notify_to, lead=leader("notifier"))
+            await notifier.begin()
+            worker.keep_running(notifier.run_forever())
         calm_garbage_collector()
         log.info(
             "service up on the %s backend (replica %s, %s job store); resumed %d unfinished jobs",
@@ -169,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         data.router,
         models.router,
         aliases.router,
+        notifications.router,
         catalog.router,
         events.router,
         metrics_route,

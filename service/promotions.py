@@ -114,9 +114,37 @@ async def promote(svc: Services, name: str, asked: Asked, *, caller: str) -> tup
     return "moved", alias_body(name, asked.alias, book.aliases[asked.alias])
 
 
+async def check(svc: Services, name: str, asked: Asked) -> dict[str, Any]:
+    """What PUT would do now, changing nothing: the candidate and the holder side by side, the gate's verdict,
+    and whether the move would be made, asked for approval or refused (the dashboard shows it before asking)."""
+    check_alias(asked.alias)
+    await _known(svc, name)
+    gate = _gate(svc, asked.alias, asked.gate)
+    candidate = await svc.calls(
+        candidate_version, svc.backend, name, version=asked.version, run_id=asked.run_id, use_best=asked.use_best
+    )
+    book = await svc.calls(svc.backend.read_aliases, name)
+    holder = book.holder(asked.alias)
+    if candidate.version in book.archived:
+        verdict = Verdict(False, None, holder_version=holder, reason=f"version {candidate.version} is archived")
+    else:
+        verdict = await svc.calls(judge, svc.backend, name, candidate, gate, holder)
+    protected = asked.alias in svc.settings.protected_alias_set
+    return {
+        "model": name,
+        "alias": asked.alias,
+        "candidate": {"version": candidate.version, "run_id": candidate.run_id, "figure": verdict.candidate},
+        "holder": None if holder is None else {"version": holder, "figure": verdict.holder},
+        "verdict": verdict.as_dict(),
+        "protected": protected,
+        "outcome": "refused" if not verdict.passed else "asks_approval" if protected else "moves",
+    }
+
+
 async def _ask_approval(
     svc: Services, name: str, asked: Asked, version: int | None, gate: Gate | None, *, caller: str
 ) -> dict[str, Any]:
+    verdict = None
     if version is not None:  # refused by the gate now: nobody is asked to approve what cannot pass
         book = await svc.calls(svc.backend.read_aliases, name)
         candidate = await svc.calls(svc.backend.resolve_version, name, version=version)
@@ -141,7 +169,8 @@ async def _ask_approval(
     }
     await svc.store.write(lambda tx: tx.insert_approval(approval))
     body = approval_body(approval)
-    await _told(svc, "approval", {"event": "approval.requested", **body})
+    told = {"event": "approval.requested", **body, "verdict": verdict.as_dict() if verdict and verdict.gate else None}
+    await _told(svc, "approval", told)  # the verdict: the candidate and the holder side by side, for the notices
     return body
 
 

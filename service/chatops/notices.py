@@ -20,46 +20,11 @@ from amllib.settings import Settings
 from service.chatops.commands import run_link, summary
 from service.core.delivery import host_of, notice_url_allowed, post_with_retry
 from service.core.job_kinds import Notify
+from service.core.messages import slack_message, teams_card
 
 log = logging.getLogger("service")
 RESPONSE_URL_SECONDS = 30 * 60  # Slack and Mattermost honour a response_url this long
 ATTEMPTS = 3
-
-
-def slack_escape(text: str) -> str:
-    """Slack's three control characters as entities, so echoed text can't make links or mentions."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def slack_message(headline: str, lines: list[str]) -> dict[str, Any]:
-    headline, lines = slack_escape(headline), [slack_escape(line) for line in lines]
-    body = "\n".join(lines)[:2900]  # a section's text holds 3,000 characters
-    return {
-        "response_type": "in_channel",
-        "text": f"{headline}\n{body}",
-        "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": f"*{headline}*"}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": body or " "}},
-        ],
-    }
-
-
-def teams_card(headline: str, lines: list[str], link: str | None) -> dict[str, Any]:
-    card: dict[str, Any] = {
-        "type": "AdaptiveCard",
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": "1.4",
-        "body": [
-            {"type": "TextBlock", "text": headline, "weight": "Bolder", "wrap": True},
-            *({"type": "TextBlock", "text": line, "wrap": True} for line in lines),
-        ],
-    }
-    if link and link.startswith("http"):
-        card["actions"] = [{"type": "Action.OpenUrl", "title": "Open the run", "url": link}]
-    return {
-        "type": "message",
-        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
-    }
 
 
 def destination(settings: Settings, notify: Notify) -> str | None:

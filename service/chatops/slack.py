@@ -13,8 +13,8 @@ from slack_sdk.signature import SignatureVerifier
 
 from amllib.errors import InvalidInput
 from service.chatops.commands import ChatRequest, Reply, handle, refused
-from service.chatops.notices import slack_escape
 from service.core.delivery import notice_url_allowed
+from service.core.messages import slack_escape
 from service.errors import NotAuthenticated
 from service.http.deps import Svc
 from service.http.openapi import errors

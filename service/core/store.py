@@ -377,6 +377,52 @@ class Tx:
         row = self.execute(f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
         return approval_of(row)
 
+    # -- notifications of registry events ------------------------------------------------
+    def cursor(self, name: str) -> int | None:
+        """Where the reader called `name` stopped in the events (None: it never read)."""
+        row = self.execute("SELECT seq FROM cursors WHERE name = ?", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def start_cursor(self, name: str) -> None:
+        """A reader that never read starts after the newest event (the history is not its to read)."""
+        self.execute(
+            "INSERT INTO cursors (name, seq) SELECT ?, COALESCE(MAX(seq), 0) FROM events "
+            "WHERE true ON CONFLICT (name) DO NOTHING",  # WHERE: SQLite parses ON CONFLICT after a SELECT only so
+            (name,),
+        )
+
+    def move_cursor(self, name: str, seq: int) -> None:
+        self.execute(
+            "INSERT INTO cursors (name, seq) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+            (name, seq),
+        )
+
+    def claim_notification(self, key: str, subscription: str, *, event: str, seq: int) -> bool:
+        """Record that this happening is being sent to this subscription; False when it was before (by anyone)."""
+        now = self.now()
+        done = self.execute(
+            "INSERT INTO notifications (key, subscription, event, seq, status, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, 'sending', ?, ?) ON CONFLICT (key, subscription) DO NOTHING",
+            (key, subscription, event, seq, now, now),
+        )
+        return bool(done.rowcount)
+
+    def record_notification(self, key: str, subscription: str, *, status: str, outcome: str) -> None:
+        self.execute(
+            "UPDATE notifications SET status = ?, outcome = ?, updated_at = ? WHERE key = ? AND subscription = ?",
+            (status, outcome[:500], self.now(), key, subscription),
+        )
+
+    def settle_notifications(self, *, sending_before: float, forget_before: float) -> None:
+        """Sends a stopped replica left unfinished are recorded as unknown (never sent again); old records go."""
+        self.execute(
+            "UPDATE notifications SET status = 'unknown', "
+            "outcome = 'the replica sending it stopped; it may or may not have arrived', updated_at = ? "
+            "WHERE status = 'sending' AND updated_at < ?",
+            (self.now(), sending_before),
+        )
+        self.execute("DELETE FROM notifications WHERE created_at < ?", (forget_before,))
+
     # -- failed sign-ins, counted across replicas ------------------------------------------
     def auth_failed(self, client: str, *, free: int, window: float, max_lockout: float) -> float:
         """Count a failure of client; when it has more than `free` within `window` s, lock it out for twice
@@ -621,6 +667,17 @@ class JobStore:
     def approval(self, approval_id: str) -> dict[str, Any] | None:
         rows = self._rows(f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,))
         return _expired_if_due(approval_of(rows[0]), time.time()) if rows else None
+
+    def notifications(self, *, limit: int = 100, status: str | None = None) -> list[dict[str, Any]]:
+        """Deliveries of registry events, newest first."""
+        where, params = (" WHERE status = ?", [status]) if status else ("", [])
+        rows = self._rows(
+            "SELECT key, subscription, event, seq, status, outcome, created_at, updated_at FROM notifications"
+            f"{where} ORDER BY created_at DESC, seq DESC LIMIT ?",
+            (*params, limit),
+        )
+        names = ("key", "subscription", "event", "seq", "status", "outcome", "created_at", "updated_at")
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def lockouts(self) -> dict[str, float]:
         """Clients locked out for failing too often (by any replica), with for how many seconds more (measured
