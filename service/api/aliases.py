@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
+from amllib.promotion import Gate
 from service import promotions
 from service.core.schemas import AliasRequest, Decision, VersionChange
 from service.http.deps import Caller, Svc
@@ -45,6 +46,25 @@ async def set_alias(svc: Svc, caller: Caller, name: str, alias: AliasName, reque
     if outcome == "pending":
         return JSONResponse({"approval": body}, status_code=202)
     return JSONResponse(body)
+
+
+@router.get(
+    "/models/{name}/aliases/{alias}/check",
+    summary="What moving an alias would do, changing nothing: the candidate beside the holder, the gate's verdict",
+    responses=errors(404),
+)
+async def check_alias_move(
+    svc: Svc,
+    name: str,
+    alias: AliasName,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+    run_id: Annotated[str | None, Query(max_length=255)] = None,
+    use_best: bool = False,
+    gate: Annotated[str | None, Query(max_length=200, description="metric:max|min:min_delta")] = None,
+) -> dict:
+    given = Gate.parse(gate).as_dict() if gate else None
+    asked = promotions.Asked(alias=alias, version=version, run_id=run_id, use_best=use_best, gate=given)
+    return await promotions.check(svc, name, asked)
 
 
 @router.delete(

@@ -484,6 +484,7 @@ def test_a_version_promoted_from_the_model_page_and_a_protected_move_approved_by
         AZML_API_TOKENS=f"alice:{FULL_TOKEN},bob:bob-token-for-tests",
         AZML_SCRIPT="slow_accuracy.py",
         AZML_PROTECTED_ALIASES="production",
+        AZML_ALIAS_GATES="staging=accuracy:max:0.01",
     )
     with service.client() as client:
         upload(client, {"a.csv": b"1,2\n"})
@@ -497,12 +498,17 @@ def test_a_version_promoted_from_the_model_page_and_a_protected_move_approved_by
     page.fill("#promote-alias", "staging")
     page.select_option("#promote-version", "1")
     page.fill("#promote-reason", "first look")
+    page.locator("#promote-sides", has_text="nobody").wait_for()  # the verdict before asking: no holder yet
     page.click("#promote")
     page.locator("#promote-outcome", has_text="svc-model@staging is now v1").wait_for()
     page.locator("tr[data-version='1'] .alias[data-alias='staging']").wait_for()  # the page drew itself again
     assert "staging set to v1 by alice" in page.locator("#alias-history").inner_text()
+    page.fill("#promote-alias", "staging")  # the page drew itself again: a new form
+    page.select_option("#promote-version", "2")  # as good as v1: the staging gate wants 0.01 more
+    page.locator("#promote-verdict", has_text="The gate refuses this move").wait_for()
+    assert "0.81" in page.locator("#promote-sides").inner_text() and page.locator("#promote").is_disabled()
     page.fill("#promote-alias", "production")
-    page.select_option("#promote-version", "2")
+    page.locator("#promote", has_text="Ask for approval").wait_for()
     page.click("#promote")
     page.locator("#promote-outcome", has_text="is protected: approval").wait_for()
     tab.shot("model-promote")

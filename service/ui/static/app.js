@@ -1006,10 +1006,12 @@ async function modelPage(name) {
   if (versions.length >= 2) await part(app, () => compareVersions(versions, best, score));
 }
 
-// Point an alias at a version: the answer says what happened, in the API's words (moved; an approval asked,
-// for a protected alias; or the gate's refusal naming both figures).
+// Point an alias at a version. Before asking, the gate's verdict (GET .../check) shows the candidate and the
+// current holder side by side and what Promote would do; the answer says what happened, in the API's words
+// (moved; an approval asked, for a protected alias; or the gate's refusal naming both figures).
 function promoteForm(name, versions) {
   const outcome = h("p", { id: "promote-outcome", role: "status" });
+  const verdict = h("div", { id: "promote-verdict", "aria-live": "polite" });
   const alias = h("input", { id: "promote-alias", name: "alias", value: "production", required: true, size: 14 });
   const version = h(
     "select",
@@ -1020,6 +1022,31 @@ function promoteForm(name, versions) {
       .map((v) => h("option", { value: v.version }, `v${v.version}`)),
   );
   const reason = h("input", { id: "promote-reason", name: "reason", size: 24, maxlength: 500 });
+  const button = h("button", { type: "submit", id: "promote" }, "Promote");
+  let asked = 0;
+  async function check() {
+    const mine = ++asked;
+    const url = `/models/${encodeURIComponent(name)}/aliases/${encodeURIComponent(alias.value.trim())}/check`;
+    try {
+      const found = await api(`${url}?version=${encodeURIComponent(version.value)}`);
+      if (mine !== asked) return; // a later check is on its way
+      fill(verdict, verdictTable(found));
+      button.disabled = found.outcome === "refused";
+      fill(button, found.outcome === "asks_approval" ? "Ask for approval" : "Promote");
+    } catch (error) {
+      if (mine !== asked) return;
+      fill(verdict, failure(error));
+      button.disabled = false;
+    }
+  }
+  let pending;
+  const recheck = () => {
+    clearTimeout(pending);
+    pending = setTimeout(check, 250);
+  };
+  alias.addEventListener("input", recheck);
+  version.addEventListener("change", recheck);
+  if (version.value) setTimeout(check, 0);
   async function submit(event) {
     event.preventDefault();
     const url = `/models/${encodeURIComponent(name)}/aliases/${encodeURIComponent(alias.value.trim())}`;
@@ -1047,10 +1074,55 @@ function promoteForm(name, versions) {
       h("label", {}, "Alias ", alias),
       h("label", {}, "to ", version),
       h("label", {}, "Reason ", reason),
-      h("button", { type: "submit", id: "promote" }, "Promote"),
+      button,
     ),
+    verdict,
     outcome,
   );
+}
+
+function verdictTable(found) {
+  const figure = (value) => (value === null || value === undefined ? "—" : String(value));
+  const metric = found.verdict.gate ? found.verdict.gate.metric : "gate";
+  const says = {
+    moves: "Promote moves the alias now.",
+    asks_approval: `${found.alias} is protected: Promote asks someone else to approve.`,
+    refused: "The gate refuses this move.",
+  }[found.outcome];
+  return [
+    h(
+      "table",
+      { id: "promote-sides" },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["", "Version", metric].map((t) => h("th", { scope: "col" }, t)),
+        ),
+      ),
+      h(
+        "tbody",
+        {},
+        h(
+          "tr",
+          {},
+          h("th", { scope: "row" }, "Candidate"),
+          h("td", {}, `v${found.candidate.version}`),
+          h("td", {}, figure(found.candidate.figure)),
+        ),
+        h(
+          "tr",
+          {},
+          h("th", { scope: "row" }, `Holds ${found.alias}`),
+          h("td", {}, found.holder ? `v${found.holder.version}` : "nobody"),
+          h("td", {}, found.holder ? figure(found.holder.figure) : "—"),
+        ),
+      ),
+    ),
+    h("p", { class: found.outcome === "refused" ? "error" : "hint" }, `${says} ${found.verdict.reason}`),
+  ];
 }
 
 async function aliasHistory(name) {

@@ -90,3 +90,25 @@ def test_an_approval_expires_and_the_gate_is_judged_again_when_approved(make_app
     assert (
         bob.post(f"/approvals/{rejected['approval']['id']}/reject", json={"note": "no"}).json()["status"] == "rejected"
     )
+
+
+def test_check_says_what_a_move_would_do_and_changes_nothing(make_app) -> None:
+    alice, _ = trained(make_app, 2, protected_aliases="production", alias_gates="staging=accuracy:max:0.05")
+    url = "/models/svc-model/aliases/staging/check"
+    first = alice.get(url, params={"version": 1}).json()
+    assert first["outcome"] == "moves" and first["holder"] is None and first["candidate"]["figure"] == 0.7
+    assert alice.put("/models/svc-model/aliases/staging", json={"version": 1}).status_code == 200
+    second = alice.get(url, params={"version": 2}).json()  # 0.8 against 0.7: beats it by 0.1 ≥ 0.05
+    assert second["outcome"] == "moves" and second["holder"] == {"version": 1, "figure": 0.7}
+    refused = alice.get(url, params={"version": 2, "gate": "accuracy:max:0.2"}).json()
+    assert refused["outcome"] == "refused" and refused["verdict"]["passed"] is False and refused["verdict"]["reason"]
+    reader = TestClient(alice.app, base_url="http://127.0.0.1:8000", headers={"Authorization": f"Bearer {READ_TOKEN}"})
+    protected = reader.get("/models/svc-model/aliases/production/check", params={"use_best": "true"}).json()
+    assert protected["outcome"] == "asks_approval" and protected["protected"] is True
+    assert protected["candidate"]["version"] == 2
+    assert alice.get("/models/svc-model/aliases").json()["aliases"][0]["version"] == 1  # nothing moved
+    assert alice.get("/approvals").json()["approvals"] == []
+    assert_refused(alice.get(url, params={"version": 1, "gate": "a:sideways"}), 422, "max or min")
+    assert_refused(alice.get(url), 422, "one of")
+    assert_refused(alice.get("/models/svc-model/aliases/Bad/check", params={"version": 1}), 422, "alias")
+    assert_refused(alice.get(url, params={"version": 9}), 404, "no version 9")
