@@ -14,6 +14,7 @@ calls move_alias (service/actions/promotions).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
@@ -23,6 +24,7 @@ from typing import Any
 from amllib.backends.base import AliasBook, Backend, ModelVersion, tag_number
 from amllib.errors import AmlError, BackendUnavailable, Conflict, InvalidInput, ModelNotFound, quoted
 
+log = logging.getLogger("amllib")
 ALIAS = re.compile(r"[a-z][a-z0-9-]{0,31}")
 WRITE_TRIES = 20  # another writer changed the book between our read and our write: read again
 HISTORY_KEPT = 1000  # the newest changes kept in a model's book
@@ -174,6 +176,7 @@ def apply(backend: Backend, name: str, change: Change, *, gate: Gate | None = No
                 raise GateRefused(verdict)
         new = _recorded(book, name, change, holder, verdict)
         if backend.write_aliases(name, new, expected=book.token):
+            _mirror(backend, name, new, {v for v in (holder, change.version) if v is not None})
             return new, verdict
     raise BackendUnavailable(f"aliases of {quoted(name)} kept changing under this move ({WRITE_TRIES} tries)")
 
@@ -199,6 +202,16 @@ def _recorded(book: AliasBook, name: str, change: Change, holder: int | None, ve
     return replace(book, aliases=aliases, history=[*book.history, entry][-HISTORY_KEPT:])
 
 
+def _mirror(backend: Backend, name: str, book: AliasBook, versions: set[int]) -> None:
+    """The registry's own marks follow the book; the move stands if they cannot (said in the log)."""
+    try:
+        backend.mirror_aliases(name, book, versions)
+    except AmlError as exc:
+        log.warning(
+            "%s: the aliases moved, but the registry's own marks of %s were not updated: %s", name, versions, exc
+        )
+
+
 class GateRefused(Conflict):
     """The gate kept the candidate out: the verdict names both figures."""
 
@@ -215,9 +228,11 @@ def set_archived(backend: Backend, name: str, version: int, archived: bool) -> A
         now = set(book.archived)
         (now.add if archived else now.discard)(version)
         if now == set(book.archived):
+            _mirror(backend, name, book, {version})  # a mirror that failed before is made good
             return book
         new = replace(book, archived=sorted(now))
         if backend.write_aliases(name, new, expected=book.token):
+            _mirror(backend, name, new, {version})
             return new
     raise BackendUnavailable(f"aliases of {quoted(name)} kept changing under this change ({WRITE_TRIES} tries)")
 

@@ -353,6 +353,15 @@ class Backend(ABC):
         """Set a version's description and/or tags (tags replace the version's tags whole). Raises
         ModelNotFound."""
 
+    def mirror_aliases(self, name: str, book: AliasBook, versions: set[int]) -> None:
+        """Make the registry's own marks of these versions match the book (nothing by default).
+
+        The book is the truth every reader resolves by; a registry with marks of its own (azureml-v2:
+        a version's `stage` and `is_archived`) shows them to its own tools (the studio, `az ml`).
+        Idempotent: a mirror that failed is made good by the next change of the same versions.
+        """
+        return None
+
     def versions_of_run(self, run_id: str) -> list[ModelVersion]:
         """The model versions registered from run_id (any model name), oldest first."""
         return [v for name in self.list_models() for v in self.list_model_versions(name) if v.run_id == run_id]

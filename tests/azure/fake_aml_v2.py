@@ -27,6 +27,7 @@ from typing import Any
 from unittest.mock import create_autospec
 
 from azure.ai.ml import Input
+from azure.ai.ml.constants import ListViewType
 from azure.ai.ml.entities import (
     AccountKeyConfiguration,
     AmlCompute,
@@ -145,6 +146,7 @@ class FakeAzureV2:
         self.archived_data: set[tuple[str, str]] = set()
         self.data_assets: dict[str, list[Data]] = {}
         self.models: dict[str, list[Model]] = {}
+        self.archived_models: set[tuple[str, str]] = set()  # (name, version) archived in Azure
         self.computes: dict[str, Any] = {}
         self.datastores = {
             BLOBSTORE: AzureBlobDatastore(
@@ -439,11 +441,30 @@ class FakeAzureV2:
         ops = create_autospec(ModelOperations, instance=True)
         ops.create_or_update.side_effect = self._register
         ops.get.side_effect = self._get_model
-        ops.list.side_effect = lambda name=None, stage=None, *, list_view_type=None: (
-            [Model(name=n) for n in self.models] if name is None else list(self.models.get(name, []))
-        )
+        ops.list.side_effect = self._list_models
         ops.download.side_effect = self._download
+        ops.archive.side_effect = lambda name, version=None, label=None, **kw: self._archive(name, version, True)
+        ops.restore.side_effect = lambda name, version=None, label=None, **kw: self._archive(name, version, False)
         return ops
+
+    def _list_models(self, name: str | None = None, stage: str | None = None, *, list_view_type: Any = None) -> list:
+        """As the SDK: active versions only unless list_view_type says otherwise; `stage` filters."""
+        if name is None:
+            return [Model(name=n) for n in self.models]
+        view = list_view_type or ListViewType.ACTIVE_ONLY
+        chosen = []
+        for model in self.models.get(name, []):
+            archived = (name, model.version) in self.archived_models
+            if (view == ListViewType.ACTIVE_ONLY and archived) or (view == ListViewType.ARCHIVED_ONLY and not archived):
+                continue
+            if stage is None or model.stage == stage:
+                chosen.append(model)
+        return chosen
+
+    def _archive(self, name: str, version: str | None, archived: bool) -> None:
+        """models.archive/restore of one version (the SDK: a GET, then a PUT with is_archived; 404 if missing)."""
+        self._get_model(name, version)
+        (self.archived_models.add if archived else self.archived_models.discard)((name, str(version)))
 
     def _register(self, model: Model) -> Model:
         """As Azure does: every call makes a new version, even for a job registered before.
@@ -467,6 +488,8 @@ class FakeAzureV2:
             raise HttpResponseError(message="(UserError) Asset paths cannot be updated.\nCode: UserError")
         if same:
             same[0].tags, same[0].description = dict(model.tags), model.description
+            same[0].stage = model.stage or same[0].stage
+            self.archived_models.discard((model.name, wanted))  # the SDK writes is_archived=False back
             self.cloud.registry.update(
                 model.name, self.cloud_versions[(model.name, wanted)], description=model.description, tags=model.tags
             )
@@ -488,6 +511,7 @@ class FakeAzureV2:
             tags=dict(model.tags),
             properties=dict(model.properties),
             creation_context=SystemData(created_at=datetime.now(UTC)),
+            stage="Development",  # Azure's stage for a new version (tests/azure/recordings/model_version.json)
         )
         self.models.setdefault(model.name, []).append(stored)
         return stored

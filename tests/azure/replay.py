@@ -57,6 +57,12 @@ def recorded(name: str) -> Any:
     return json.loads((RECORDINGS / f"{name}.json").read_text())
 
 
+def _arm_path(uri: str | None) -> str | None:
+    """A model URI compared as ARM compares resource ids: the SDK writes `resourcegroups` where Azure
+    answered `resourceGroups` (the datastore path after it keeps its case)."""
+    return re.sub(r"/resourcegroups/", "/resourceGroups/", uri, flags=re.IGNORECASE) if uri else uri
+
+
 def not_found(what: str) -> Answer:
     """The recorded 404 envelope (UserError with a detail), naming what is missing."""
     body = recorded("error_model_not_found")
@@ -187,15 +193,30 @@ class Workspace:
         name = match.group(1)
         if name not in self.models:
             return not_found(f"Model container with name: {name}")
-        return 200, {"value": list(reversed(self.models[name]))}  # newest first, as $orderBy=createdtime desc
+        view = (query.get("listViewType") or ["ActiveOnly"])[0]  # Azure's default: archived versions left out
+        stage = (query.get("stage") or [None])[0]
+        chosen = [
+            v
+            for v in reversed(self.models[name])  # newest first, as $orderBy=createdtime desc
+            if {"ActiveOnly": not v["properties"]["isArchived"], "ArchivedOnly": v["properties"]["isArchived"]}.get(
+                view, True
+            )
+            and stage in (None, v["properties"].get("stage"))
+        ]
+        return 200, {"value": chosen}
 
     def put_model_version(self, match: re.Match[str], query: dict, body: Any) -> Answer:
         name, version = match.group(1), match.group(2)
         props = body["properties"]
         taken = [v for v in self.models.get(name, []) if v["name"] == version]
         if taken:  # a PUT of a version that exists updates it; its path may not change (Azure's UserError)
-            if taken[0]["properties"].get("modelUri") != props.get("modelUri"):
+            if _arm_path(taken[0]["properties"].get("modelUri")) != _arm_path(props.get("modelUri")):
                 return 400, {"error": {"code": "UserError", "message": "Asset paths cannot be updated."}}
+            kept = taken[0]["properties"]
+            kept.update(tags=props.get("tags") or {}, description=props.get("description"))
+            kept["isArchived"] = bool(props.get("isArchived"))
+            if props.get("stage"):  # an archive/restore body leaves stage out (the SDK's _archive_restore_body)
+                kept["stage"] = props["stage"]
             return 200, taken[0]
         job = re.fullmatch(r"azureml://jobs/([^/]+)/outputs/artifacts/paths/outputs/?", props.get("modelUri") or "")
         if job and job.group(1) not in self.job_outputs:

@@ -463,3 +463,34 @@ def test_an_upload_retry_sends_the_file_again_not_an_empty_stream(
     backend._container_client = flaky
     data = backend.upload_data(data_dir, target_path="test-data")
     assert backend.current_data("test-data") == data  # every blob arrived whole on the second try
+
+
+def test_promotion_and_archive_show_in_azures_own_stage_and_archive_marks(
+    fake: FakeAzureV2, backend: AzureMLV2Backend, data_dir: Path
+) -> None:
+    """The alias book decides; Azure's `stage` and archived flag follow it (issue 28), and a version Azure
+    holds archived stays listed, resolvable by number and archived after its tags change."""
+    from amllib.promotion import Change, apply, set_archived
+
+    backend.upload_data(data_dir, target_path="test-data")
+    for _ in range(2):
+        run_id = backend.submit_run(spec())
+        assert backend.wait_for_run(run_id, timeout=60, poll=0.2).status == RunStatus.COMPLETED
+        assert finish_run(backend, run_id, model_name="m").model_version
+    apply(backend, "m", Change("production", 1, by="alice"))
+    apply(backend, "m", Change("staging", 2, by="alice"))
+    assert [model.stage for model in fake.models["m"]] == ["Production", "Staging"]
+    apply(backend, "m", Change("production", 2, by="alice"))
+    assert [model.stage for model in fake.models["m"]] == ["Development", "Production"]
+
+    set_archived(backend, "m", 1, True)
+    assert fake.archived_models == {("m", "1")}
+    assert [v.version for v in backend.list_model_versions("m")] == [1, 2]
+    assert backend.resolve_version("m", version=1).version == 1
+    backend.update_version("m", 1, description="bad data")  # the SDK writes it back unarchived
+    assert fake.archived_models == {("m", "1")}
+    fake.archived_models.clear()  # a mirror that failed half-way: the next change of it makes it good
+    set_archived(backend, "m", 1, True)
+    assert fake.archived_models == {("m", "1")}
+    set_archived(backend, "m", 1, False)
+    assert fake.archived_models == set()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from amllib.backends.azure.v2 import AzureMLV2Backend
-from amllib.backends.base import RunSpec, RunStatus
+from amllib.backends.base import AliasBook, RunSpec, RunStatus
 from amllib.errors import InvalidInput, RunNotFound
 from tests.azure.azurite import ACCOUNT, KEY, Azurite
 from tests.azure.replay import ARM, Workspace, replay_settings, replayed_backend
@@ -273,3 +273,35 @@ def test_a_model_from_a_job_with_no_artifacts_is_refused_then_registered_once_th
     assert (made.version, made.run_id, made.tags["accuracy"]) == (1, run_id, 0.8)
     again = backend.register_model(run_id=run_id, model_name="titanic", tags={"accuracy": 0.8})
     assert again.version == 1 and len(workspace.models["titanic"]) == 1  # once per run
+
+
+def test_stage_and_archive_follow_the_alias_book_through_the_real_sdk(
+    backend: AzureMLV2Backend, workspace: Workspace
+) -> None:
+    """The book stays the truth; Azure's own marks follow it for the studio and `az ml` (issue 28)."""
+    for version in (1, 2, 3):
+        workspace.add_model_version("titanic", version, tags={"accuracy": "0.8"}, properties={})
+    book = AliasBook(aliases={"production": {"version": 2}, "staging": {"version": 3}}, archived=[1])
+    backend.mirror_aliases("titanic", book, {1, 2, 3})
+    stored = {int(v["name"]): v["properties"] for v in workspace.models["titanic"]}
+    assert [(stored[v]["stage"], stored[v]["isArchived"]) for v in (1, 2, 3)] == [
+        ("Development", True),
+        ("Production", False),
+        ("Staging", False),
+    ]
+    # an archived version stays listed (and so resolvable by number) here, as the book decides what it means
+    assert [v.version for v in backend.list_model_versions("titanic")] == [1, 2, 3]
+    assert [m.version for m in backend.client.models.list(name="titanic")] == ["3", "2"]  # Azure's own view
+
+    workspace.requests.clear()
+    backend.mirror_aliases("titanic", AliasBook(aliases={"production": {"version": 3}}, archived=[]), {1, 2, 3})
+    assert [(stored[v]["stage"], stored[v]["isArchived"]) for v in (1, 2, 3)] == [
+        ("Development", False),
+        ("Development", False),  # held production, holds nothing now
+        ("Production", False),
+    ]
+    puts = [path for method, path in workspace.requests if method == "PUT"]
+    assert sorted(puts) == sorted(f"{ARM}/models/titanic/versions/{v}" for v in (1, 2, 3))  # one write each
+    workspace.requests.clear()
+    backend.mirror_aliases("titanic", AliasBook(aliases={"production": {"version": 3}}, archived=[]), {1, 2, 3})
+    assert not [method for method, _ in workspace.requests if method == "PUT"]  # already so: nothing written

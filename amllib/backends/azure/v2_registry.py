@@ -12,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from amllib.backends.azure.common import DATA_TAG, SCRIPT_TAG, AzureBackend
-from amllib.backends.base import ModelVersion, RunInfo, RunStatus, epoch_seconds, numeric_accuracy
+from amllib.backends.base import AliasBook, ModelVersion, RunInfo, RunStatus, epoch_seconds, numeric_accuracy
 from amllib.errors import BackendUnavailable, Conflict, InvalidInput, ModelNotFound, NotFound, quoted
 from amllib.files import move_files
 from amllib.names import check_name
 
 REGISTER_ATTEMPTS = 5
+STAGES = {"production": "Production", "staging": "Staging"}  # the aliases Azure's `stage` mirrors
+DEFAULT_STAGE = "Development"  # the stage Azure gives a new version
 
 
 class V2Registry(AzureBackend):
@@ -27,9 +29,16 @@ class V2Registry(AzureBackend):
     _register_locks: dict[str, threading.Lock]
     _locks_guard: threading.Lock
 
-    def _model_versions(self, name: str) -> list[Any]:
+    def _model_versions(self, name: str, *, view: str = "all") -> list[Any]:
+        """Every version (view "all": archived in Azure too, whose book says what archived means here), or
+        only those Azure holds archived ("archived")."""
+        from azure.ai.ml.constants import ListViewType
+
+        kind = ListViewType.ALL if view == "all" else ListViewType.ARCHIVED_ONLY
         try:
-            return self._call(f"listing versions of {name}", lambda: list(self.client.models.list(name=name)))
+            return self._call(
+                f"listing versions of {name}", lambda: list(self.client.models.list(name=name, list_view_type=kind))
+            )
         except NotFound:
             return []
 
@@ -109,7 +118,41 @@ class V2Registry(AzureBackend):
             model.description = description
         if tags is not None:
             model.tags = {key: str(value) for key, value in tags.items()}  # Azure keeps tags as strings
-        return self._version(self._call(f"updating {name}:{version}", self.client.models.create_or_update, model))
+        updated = self._version(self._call(f"updating {name}:{version}", self.client.models.create_or_update, model))
+        # the SDK writes a version back as not archived: an archived one is archived again
+        self.mirror_aliases(name, self.read_aliases(name), {version})
+        return updated
+
+    def mirror_aliases(self, name: str, book: AliasBook, versions: set[int]) -> None:
+        """Azure's own marks follow the book: `stage` Production/Staging for the holders of those aliases
+        (Development once a version holds neither), and models.archive/restore for archived versions.
+
+        models.create_or_update writes a version back as not archived (the SDK's Model._to_rest_object),
+        so the stage is set first and the archive after.
+        """
+        held: dict[int, str] = {}
+        for alias in reversed(STAGES):  # production wins over staging for a version holding both
+            if alias in book.aliases:
+                held[int(book.aliases[alias]["version"])] = alias
+        natively_archived = {int(m.version) for m in self._model_versions(name, view="archived")}
+        for version in sorted(versions):
+            try:
+                model = self._call(f"reading {name}:{version}", self.client.models.get, name, str(version))
+            except NotFound:
+                continue  # gone from the registry: nothing of it to mark
+            restored = False
+            stage = STAGES[held[version]] if version in held else None
+            if stage is None and model.stage in STAGES.values():
+                stage = DEFAULT_STAGE  # it held production or staging and holds neither now
+            if stage is not None and model.stage != stage:
+                model.stage = stage
+                self._call(f"staging {name}:{version}", self.client.models.create_or_update, model)
+                restored = True
+            archived = version in book.archived
+            if archived and (restored or version not in natively_archived):
+                self._call(f"archiving {name}:{version}", self.client.models.archive, name, str(version))
+            elif not archived and version in natively_archived and not restored:
+                self._call(f"restoring {name}:{version}", self.client.models.restore, name, str(version))
 
     def list_models(self) -> list[str]:
         return sorted({m.name for m in self._call("listing models", lambda: list(self.client.models.list()))})
