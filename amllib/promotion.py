@@ -148,6 +148,9 @@ class Change:
     verdict: Verdict | None = None
     approved_by: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    key: str | None = (
+        None  # names the move (an approval's id): applying it again once it is in the history does nothing
+    )
 
 
 def _live(backend: Backend, name: str, version: int, book: AliasBook) -> ModelVersion:
@@ -165,6 +168,8 @@ def apply(backend: Backend, name: str, change: Change, *, gate: Gate | None = No
     for _ in range(WRITE_TRIES):
         book = backend.read_aliases(name)
         holder = book.holder(change.alias)
+        if change.key and any(entry.get("key") == change.key for entry in book.history):
+            return book, Verdict(True, None, holder_version=holder, reason="made already")  # a retry of a move made
         if change.version is None:
             if holder is None:
                 raise ModelNotFound(f"model {quoted(name)} has no alias {quoted(change.alias)}")
@@ -197,6 +202,7 @@ def _recorded(book: AliasBook, name: str, change: Change, holder: int | None, ve
         "reason": change.reason,
         "gate": verdict.as_dict() if verdict.gate else None,
         "approved_by": change.approved_by,
+        **({"key": change.key} if change.key else {}),
         **change.extra,
     }
     return replace(book, aliases=aliases, history=[*book.history, entry][-HISTORY_KEPT:])

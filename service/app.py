@@ -22,12 +22,12 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from amllib.backends import get_backend
 from amllib.promotion import Gate, check_alias
 from amllib.settings import Settings, load_settings
-from service import errors
+from service import errors, promotions
 from service.actions import Services
 from service.api import aliases, catalog, data, events, models, notifications, runs
 from service.api.metrics import router as metrics_route
 from service.background.notifier import Notifier
-from service.background.periodic import Leader
+from service.background.periodic import Leader, every
 from service.background.retention import RetentionSweep
 from service.background.run_import import RunImporter
 from service.chatops import mattermost, slack, teams
@@ -129,6 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 worker=worker, jobs=jobs, interval=settings.run_import_seconds, lead=leader("run_import")
             )
             worker.keep_running(importer.run_forever())
+        services = app.state.services
+        approvals = functools.partial(promotions.resume_approvals, services)  # a move approved, never made
+        worker.keep_running(every(30.0, approvals, what="carrying out approved moves", lead=leader("approvals")))
         if notify_to:
             notifier = Notifier(settings=settings, store=store, subscriptions=notify_to, lead=leader("notifier"))
             await notifier.begin()

@@ -11,12 +11,13 @@ name across every door: a token's name, the token behind a dashboard session, or
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from amllib.errors import AmlError, Conflict, ModelNotFound, NotFound, quoted
+from amllib.errors import AmlError, BackendUnavailable, Conflict, ModelNotFound, NotFound, quoted
 from amllib.promotion import (
     Change,
     Gate,
@@ -31,6 +32,8 @@ from amllib.promotion import (
 from amllib.times import iso
 from service.actions import Services
 from service.errors import Forbidden
+
+log = logging.getLogger("service")
 
 
 @dataclass(frozen=True)
@@ -182,32 +185,62 @@ async def decide(svc: Services, approval_id: str, *, approve: bool, caller: str,
         raise NotFound(f"approval {quoted(approval_id)} not found")
     if found["requested_by"] == caller:
         raise Forbidden(f"{caller} asked for this move: someone else must approve or reject it")
-    status = "approved" if approve else "rejected"
+    # Approving is two steps: recorded as `approving` (decided, by whom), then the move is made and the
+    # approval recorded `approved`. A replica killed between them leaves `approving`, which resume_approvals
+    # carries out (the move is keyed by the approval's id, so it is never made twice).
+    status = "approving" if approve else "rejected"
     decided = await svc.store.write(lambda tx: tx.decide_approval(approval_id, status=status, by=caller, note=note))
     if decided is None:
         now = await svc.store.read(svc.store.approval, approval_id)
         state = "expired" if now and now["status"] == "pending" else (now or {}).get("status")
         raise Conflict(f"approval {approval_id} is {state} already: nothing to decide")
     if approve:
-        gate = Gate.of(decided["gate"]) if decided["gate"] else None
-        change = Change(
-            decided["alias"],
-            decided["version"],
-            by=decided["requested_by"],
-            reason=decided["reason"],
-            approved_by=caller,
-        )
+        decided = await _carry_out(svc, decided)
+    else:
+        await _told(svc, "approval", {"event": "approval.decided", **approval_body(decided)})
+    return approval_body(decided)
+
+
+async def _carry_out(svc: Services, approval: dict[str, Any]) -> dict[str, Any]:
+    """Make an approved move (its gate judged again) and record the approval `approved`, or `failed` with why
+    (the gate refuses now, the version went). A backend that cannot be reached leaves it `approving`."""
+    approval_id = approval["id"]
+    gate = Gate.of(approval["gate"]) if approval["gate"] else None
+    change = Change(
+        approval["alias"],
+        approval["version"],
+        by=approval["requested_by"],
+        reason=approval["reason"],
+        approved_by=approval["decided_by"],
+        key=approval_id,
+    )
+    try:
+        _, verdict = await svc.calls(apply, svc.backend, approval["model"], change, gate=gate)
+    except BackendUnavailable:
+        raise  # tried again by resume_approvals
+    except AmlError as exc:
+        why = str(exc)
+        failed = await svc.store.write(lambda tx: tx.note_approval(approval_id, status="failed", note=why))
+        await _told(svc, "approval", {"event": "approval.decided", **approval_body(failed)})
+        raise
+    done = await svc.store.write(lambda tx: tx.finish_approval(approval_id, status="approved"))
+    if verdict.reason != "made already":
+        await _told(svc, "alias", _moved_event(approval["model"], change, verdict))
+    if done is not None:  # None: another replica finished it first and told it
+        await _told(svc, "approval", {"event": "approval.decided", **approval_body(done)})
+    return done or approval
+
+
+async def resume_approvals(svc: Services) -> int:
+    """Carry out approvals left `approving` (a replica died mid-move, or the backend was away); how many."""
+    carried = 0
+    for approval in await svc.store.read(svc.store.approvals, status="approving"):
         try:
-            _, verdict = await svc.calls(apply, svc.backend, decided["model"], change, gate=gate)
-        except AmlError as exc:  # the gate refused now, or the version went: recorded on the approval, then said
-            why = str(exc)
-            decided = await svc.store.write(lambda tx: tx.note_approval(approval_id, status="failed", note=why))
-            await _told(svc, "approval", {"event": "approval.decided", **approval_body(decided)})
-            raise
-        await _told(svc, "alias", _moved_event(decided["model"], change, verdict))
-    body = approval_body(decided)
-    await _told(svc, "approval", {"event": "approval.decided", **body})
-    return body
+            await _carry_out(svc, approval)
+            carried += 1
+        except AmlError as exc:
+            log.warning("approval %s: the approved move is not made yet: %s", approval["id"], exc)
+    return carried
 
 
 async def approvals(svc: Services, *, status: str | None) -> dict[str, Any]:

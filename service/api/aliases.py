@@ -107,7 +107,7 @@ async def change_version(svc: Svc, caller: Caller, name: str, version: Version, 
 
 @router.get("/approvals", summary="Approvals of protected alias moves, newest first", responses=errors())
 async def list_approvals(
-    svc: Svc, status: Literal["pending", "approved", "rejected", "expired", "failed"] | None = None
+    svc: Svc, status: Literal["pending", "approving", "approved", "rejected", "expired", "failed"] | None = None
 ) -> dict:
     return await promotions.approvals(svc, status=status)
 

@@ -371,6 +371,16 @@ class Tx:
         row = self.execute(f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
         return approval_of(row)
 
+    def finish_approval(self, approval_id: str, *, status: str) -> dict[str, Any] | None:
+        """An `approving` approval's move made: recorded `status`, once (None: it was not approving any more)."""
+        done = self.execute(
+            "UPDATE approvals SET status = ? WHERE id = ? AND status = 'approving'", (status, approval_id)
+        )
+        if not done.rowcount:
+            return None
+        row = self.execute(f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+        return approval_of(row)
+
     def note_approval(self, approval_id: str, *, status: str, note: str) -> dict[str, Any]:
         """An approved move that could not be made after all (the gate refused then): why, on the approval."""
         self.execute("UPDATE approvals SET status = ?, note = ? WHERE id = ?", (status, note[:2000], approval_id))

@@ -7,6 +7,8 @@ script whose accuracy is given; then the scripts a pipeline runs, on the same AZ
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 from pathlib import Path
 
 from tests.conftest import run_script
@@ -105,3 +107,43 @@ def test_train_promote_through_the_gate_with_four_eyes_then_fetch_by_alias(tmp_p
     moved = run_script("promote-model.py", "--alias", "staging", "--use-best", env=script_env, cwd=tmp_path)
     assert moved.returncode == 0 and "svc-model@staging is version 3" in moved.stdout
     assert "##vso[task.setvariable variable=AZML_PROMOTION]moved" in moved.stdout
+
+
+def test_an_approval_cut_short_by_kill_9_is_carried_out_once_after_restart(tmp_path: Path) -> None:
+    """Approving is two steps (recorded `approving`, then the move, then `approved`): a service killed at
+    either gap finishes the move when it is back, and never makes it twice."""
+    env = service_env(tmp_path, AZML_API_TOKENS=f"alice:{ALICE},bob:{BOB}", AZML_PROTECTED_ALIASES="production")
+    service = Service(tmp_path, env)
+    db = Path(env["AZML_HOME"]) / "jobs.sqlite"
+
+    def restarted_after(sql: str, *params: object) -> None:
+        service.kill9()
+        with sqlite3.connect(db) as conn:
+            conn.execute(sql, params)
+        service.start()
+        with service.client(token=ALICE) as alice:
+            deadline = time.time() + 30
+            while (found := alice.get(f"/approvals/{approval['id']}").json())["status"] != "approved":
+                assert time.time() < deadline, found
+                time.sleep(0.2)
+
+    service.start()
+    try:
+        with service.client(token=ALICE) as alice:
+            assert upload(alice, {"a.csv": b"1"}).status_code == 200
+            assert alice.post("/runs", params={"wait": 90}, json={}).json()["status"] == "Completed"
+            approval = alice.put("/models/svc-model/aliases/production", json={"version": 1}).json()["approval"]
+        # killed right after bob's approval was recorded, before the move
+        restarted_after(
+            "UPDATE approvals SET status = 'approving', decided_by = 'bob', decided_at = ? WHERE id = ?",
+            time.time(),
+            approval["id"],
+        )
+        # killed after the move, before the approval was recorded approved
+        restarted_after("UPDATE approvals SET status = 'approving' WHERE id = ?", approval["id"])
+        with service.client(token=ALICE) as alice:
+            assert alice.get("/models/svc-model/aliases").json()["aliases"][0]["version"] == 1
+            history = alice.get("/models/svc-model/history").json()["history"]
+        assert [(h["to"], h["approved_by"], h.get("key")) for h in history] == [(1, "bob", approval["id"])]  # once
+    finally:
+        service.stop()
