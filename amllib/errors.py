@@ -57,12 +57,20 @@ class ModelNotFound(NotFound):
     """No such model, or no such version of it."""
 
 
+class EndpointNotFound(NotFound):
+    """No online endpoint of that name."""
+
+
 class Conflict(AmlError):
     """The request clashes with existing state."""
 
 
 class RunFailed(AmlError):
     """A training run did not complete."""
+
+
+class SmokeTestFailed(AmlError):
+    """A new deployment did not answer its smoke test: traffic stayed where it was."""
 
 
 class BackendUnavailable(AmlError):

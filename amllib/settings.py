@@ -153,6 +153,12 @@ class Settings(BaseSettings):
         "AZML_WEBHOOK_SECRET)}",
     )
 
+    # Online endpoints (the local backend's own processes).
+    endpoint_host: str = Field(
+        "127.0.0.1",
+        description="Local endpoints listen on this address (0.0.0.0: every interface), each on its own port",
+    )
+
     # Chat-ops and the dashboard's links.
     public_url: str | None = Field(None, description="The service's address as users reach it; links to /ui/runs/{id}")
     slack_signing_secret: str | None = Field(None, description="Slack app's signing secret (slash commands)")

@@ -22,9 +22,10 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from amllib.backends import get_backend
 from amllib.promotion import Gate, check_alias
 from amllib.settings import Settings, load_settings
+from service import deployments as deploying
 from service import errors, promotions
 from service.actions import Services
-from service.api import aliases, catalog, data, events, models, notifications, runs
+from service.api import aliases, catalog, data, deployments, events, models, notifications, runs
 from service.api.metrics import router as metrics_route
 from service.background.notifier import Notifier
 from service.background.periodic import Leader, every
@@ -132,6 +133,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = app.state.services
         approvals = functools.partial(promotions.resume_approvals, services)  # a move approved, never made
         worker.keep_running(every(30.0, approvals, what="carrying out approved moves", lead=leader("approvals")))
+        following = functools.partial(deploying.follow_aliases, services)  # endpoints that follow an alias
+        worker.keep_running(every(2.0, following, what="following aliases", lead=leader("alias-follower")))
+        if settings.backend == "local":  # endpoint processes of this machine: started again when they died
+            supervise = functools.partial(services.calls, lambda: worker.endpoints.ensure_running())
+            worker.keep_running(every(3.0, supervise, what="keeping endpoints up", lead=leader("endpoints")))
         if notify_to:
             notifier = Notifier(settings=settings, store=store, subscriptions=notify_to, lead=leader("notifier"))
             await notifier.begin()
@@ -180,6 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         models.router,
         aliases.router,
         notifications.router,
+        deployments.router,
         catalog.router,
         events.router,
         metrics_route,

@@ -26,6 +26,7 @@ from amllib.errors import (
     InvalidInput,
     NotFound,
     RunFailed,
+    SmokeTestFailed,
     UnsafePath,
 )
 from service.observe.logs import current_request_id
@@ -80,6 +81,7 @@ TABLE: list[tuple[type[Exception], str, int]] = [
     (NotFound, "not_found", 404),
     (Conflict, "conflict", 409),
     (RunFailed, "run_failed", 502),
+    (SmokeTestFailed, "smoke_test_failed", 502),
     (StoreUnavailable, "store_unavailable", 503),
     (Busy, "busy", 503),
     (BackendUnavailable, "backend", 502),

@@ -29,6 +29,7 @@ KINDS: dict[str, KindInfo] = {
     "run": KindInfo(noun="run", path="/runs/"),
     "data": KindInfo(noun="data upload", path="/data/"),
     "fetch": KindInfo(noun="fetch", path="/models/fetch/"),
+    "deploy": KindInfo(noun="deployment", path="/deployments/jobs/"),
 }
 
 
@@ -105,6 +106,28 @@ class FetchResult(TypedDict, total=False):
     notice: str
 
 
+class DeploySpec(_Asked):
+    action: Literal["deploy", "rollback"]
+    endpoint: str
+    model: NotRequired[str]
+    version: NotRequired[int | None]
+    alias: NotRequired[str | None]
+    follow: NotRequired[bool]
+    traffic: NotRequired[int]
+    samples: NotRequired[list[dict[str, Any]] | None]
+    trigger: NotRequired[str]  # what started it when not a caller: "alias production moved to 7"
+
+
+class DeployResult(TypedDict, total=False):
+    slot: str
+    model: str
+    version: int
+    traffic: dict[str, int]
+    previous: dict[str, Any] | None
+    smoke: dict[str, Any]
+    notice: str
+
+
 def shaped(stored: dict[str, Any], shape: type[T]) -> T:
     """A job's stored spec or result read as its kind's shape: shaped(job.spec, RunSpec)["experiment"]."""
     return cast(T, stored)
@@ -174,3 +197,17 @@ class FetchJob(JobBody):
     output_path: str
     files: list[str] | None
     metadata: dict[str, Any] | None
+
+
+class DeployJob(JobBody):
+    action: Annotated[str, Field(description="deploy, or rollback to the version kept beside the live one")]
+    endpoint: str
+    model: str | None
+    version: Annotated[int | None, Field(description="the version asked for (once resolved: the one deployed)")]
+    alias: str | None
+    follow: bool
+    slot: Annotated[str | None, Field(description="the deployment (blue or green) the version went to")]
+    traffic: Annotated[dict[str, int] | None, Field(description="the endpoint's traffic map once done, per slot")]
+    previous: Annotated[dict[str, Any] | None, Field(description="what served before: slot, version")]
+    smoke: Annotated[dict[str, Any] | None, Field(description="the smoke test before traffic moved")]
+    trigger: Annotated[str | None, Field(description="what started it, when not a caller (an alias it follows)")]

@@ -23,6 +23,9 @@ from service.core.job_kinds import (
     DataJob,
     DataResult,
     DataSpec,
+    DeployJob,
+    DeployResult,
+    DeploySpec,
     FetchJob,
     FetchResult,
     FetchSpec,
@@ -83,6 +86,57 @@ class FetchRequest(BaseModel):
         if sum([self.version is not None, self.use_best, self.alias is not None]) > 1:
             raise ValueError("give one of version, use_best or alias")
         return self
+
+
+EndpointName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z][a-z0-9-]{2,31}$"),
+    Field(description="3 to 32 lower-case letters, digits or '-', a letter first (Azure's rule for endpoint names)"),
+]
+MAX_SAMPLES = 20
+
+
+class DeployRequest(BaseModel):
+    """POST /deployments: a model version (by number or alias; the latest by default) to an endpoint."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint: EndpointName
+    model: Name | None = None
+    version: int | None = Field(None, ge=1, le=2**31 - 1)
+    alias: Alias | None = Field(None, description="deploy the version this alias names (e.g. production)")
+    follow: bool = Field(False, description="roll to the alias's new holder each time it moves (needs alias)")
+    traffic: int = Field(100, ge=1, le=100, description="percent of requests to the new version: below 100, a canary")
+    samples: list[dict[str, Any]] | None = Field(
+        None,
+        max_length=MAX_SAMPLES,
+        description="requests (POST /api/predict bodies) the new version must answer before traffic moves; "
+        "default: one built from GET /api/predict/params",
+    )
+    callback_url: CallbackUrl | None = None
+
+    @model_validator(mode="after")
+    def _choice(self) -> DeployRequest:
+        if self.version is not None and self.alias is not None:
+            raise ValueError("give version or alias, not both")
+        if self.follow and self.alias is None:
+            raise ValueError("follow needs an alias to follow")
+        return self
+
+
+class RollbackRequest(BaseModel):
+    """POST /deployments/{endpoint}/rollback."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples: list[dict[str, Any]] | None = Field(None, max_length=MAX_SAMPLES)
+    callback_url: CallbackUrl | None = None
+
+
+class KeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: Literal["primary", "secondary"]
 
 
 class GateRequest(BaseModel):
@@ -208,7 +262,30 @@ def render_fetch(job: Job, backend: str) -> FetchJob:
     }
 
 
-RENDERERS: dict[str, Callable[[Job, str], JobBody]] = {"run": render_run, "data": render_data, "fetch": render_fetch}
+def render_deploy(job: Job, backend: str) -> DeployJob:
+    spec, result = shaped(job.spec, DeploySpec), shaped(job.result, DeployResult)
+    return {
+        **_common(job, backend),
+        "action": spec["action"],
+        "endpoint": spec["endpoint"],
+        "model": result.get("model", spec.get("model")),
+        "version": result.get("version", spec.get("version")),
+        "alias": spec.get("alias"),
+        "follow": bool(spec.get("follow")),
+        "slot": result.get("slot"),
+        "traffic": result.get("traffic"),
+        "previous": result.get("previous"),
+        "smoke": result.get("smoke"),
+        "trigger": spec.get("trigger"),
+    }
+
+
+RENDERERS: dict[str, Callable[[Job, str], JobBody]] = {
+    "run": render_run,
+    "data": render_data,
+    "fetch": render_fetch,
+    "deploy": render_deploy,
+}
 
 
 def render(job: Job, backend: str) -> dict[str, Any]:

@@ -619,6 +619,14 @@ class JobStore:
         rows = self._rows("SELECT kind, status, COUNT(*) FROM jobs GROUP BY kind, status")
         return {(kind, status): count for kind, status, count in rows}
 
+    def jobs_where(self, kind: str, key: str, value: str, *, limit: int = 50) -> list[Job]:
+        """Jobs of a kind whose spec has key = value (a string), newest first (the deployments of one endpoint)."""
+        sql = (
+            f"SELECT {COLUMNS} FROM jobs WHERE kind = ? AND {self.dialect.contains('spec')} "
+            f"AND {self.dialect.field('spec', key)} = ? ORDER BY seq DESC LIMIT ?"
+        )
+        return self._jobs(sql, (kind, json.dumps(value), value, limit))
+
     def imported_without_model(self, *, since: float) -> list[Job]:
         """Imported runs that completed after `since` and have no model version recorded yet."""
         sql = (

@@ -24,15 +24,18 @@ from typing import Any
 
 from amllib.backends.base import Backend, RunInfo, RunSpec, RunStatus
 from amllib.digest import TreeSummary
+from amllib.endpoints import get_endpoints
+from amllib.endpoints.base import Endpoints
 from amllib.errors import AmlError, BackendUnavailable, InvalidInput, MetricsUnavailable
 from amllib.fetch import fetch_model
 from amllib.jsonsafe import json_safe
 from amllib.paths import check_folder_target, resolve_inside
 from amllib.settings import Settings
 from amllib.training import finish_run, last_values
+from service.core import rollout
 from service.core.backend_calls import BackendCalls
 from service.core.delivery import deliver
-from service.core.job_kinds import DataSpec, FetchSpec, Notify, notify_of, shaped
+from service.core.job_kinds import DataSpec, DeploySpec, FetchSpec, Notify, notify_of, shaped
 from service.core.job_kinds import RunSpec as RunJobSpec
 from service.core.jobs import TERMINAL_NAMES, Jobs, is_terminal
 from service.core.read_budget import ReadBudget
@@ -107,6 +110,15 @@ class Worker:
         self.replica = jobs.replica
         # Azure counts requests against quotas: every watcher's reads come out of one budget (core/read_budget.py).
         self.read_budget = ReadBudget(settings.backend_reads_per_second) if settings.on_azure else None
+        self._endpoints: Endpoints | None = None
+        self._deploying: dict[str, asyncio.Lock] = {}  # one change of an endpoint at a time in this process
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """The backend's online endpoints (InvalidInput naming why, on a backend that has none)."""
+        if self._endpoints is None:
+            self._endpoints = get_endpoints(self.settings, self.backend)
+        return self._endpoints
 
     def _spawn(self, coro: Any) -> asyncio.Task:
         task = asyncio.create_task(coro)
@@ -220,7 +232,10 @@ class Worker:
                 await self._run(job, resumed=resumed)
             else:
                 async with self._slots:
-                    await (self._data(job) if job.kind == "data" else self._fetch(job))
+                    if job.kind == "deploy":
+                        await self._deploy(job)
+                    else:
+                        await (self._data(job) if job.kind == "data" else self._fetch(job))
         except asyncio.CancelledError:
             raise  # the service is stopping (the job resumes at the next start), or its lease was lost
         except LeaseLost as exc:
@@ -294,6 +309,21 @@ class Worker:
                 "fell_back_to_latest": result.fell_back_to_latest,
             },
         )
+
+    # -- deployments ---------------------------------------------------------
+    async def _deploy(self, job: Job) -> None:
+        """Blue/green (service/core/rollout.py), one change of an endpoint at a time. Carried out again after
+        a restart, it lands where the first attempt would have: a slot holding the version is reused."""
+        spec = shaped(job.spec, DeploySpec)
+        await self._move(job.id, RunStatus.RUNNING)
+        endpoints = self.endpoints
+        lock = self._deploying.setdefault(spec["endpoint"], asyncio.Lock())
+        async with lock:
+            if spec["action"] == "rollback":
+                result = await self.calls(rollout.rollback, endpoints, dict(spec))
+            else:
+                result = await self.calls(rollout.deploy, endpoints, self.backend, dict(spec))
+        await self._move(job.id, RunStatus.COMPLETED, result=json_safe(result))
 
     # -- runs ----------------------------------------------------------------
     async def _run(self, job: Job, *, resumed: bool) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field, create_model
 
-from service.core.job_kinds import DataJob, FetchJob, RunJob
+from service.core.job_kinds import DataJob, DeployJob, FetchJob, RunJob
 
-__all__ = ["DataJob", "ErrorBody", "FetchJob", "RunJob", "errors", "job", "page_of"]
+__all__ = ["DataJob", "DeployJob", "ErrorBody", "FetchJob", "RunJob", "errors", "job", "page_of"]
 
 
 class ErrorBody(BaseModel):

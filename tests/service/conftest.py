@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
@@ -111,6 +112,14 @@ def make_service(tmp_path: Path) -> Iterator:
     yield make
     for service in started:
         service.stop()
+        stop_endpoints(Path(service.env["AZML_HOME"]))
+
+
+def stop_endpoints(home: Path) -> None:
+    """Kill the endpoint processes a test started (they outlive the service by design)."""
+    for pid_file in (home / "endpoints").glob("*/server.pid"):
+        with contextlib.suppress(OSError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
 
 @pytest.fixture
@@ -187,6 +196,7 @@ def make_app(tmp_path: Path) -> Iterator:
     yield make
     for client in clients:
         client.__exit__(None, None, None)
+    stop_endpoints(tmp_path / "aml")
 
 
 LONG_NAME = "n" * 300  # over the 255 bytes a file name may have
@@ -209,7 +219,11 @@ class Listener:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
+                length = int(self.headers["content-length"])
+                body = self.rfile.read(length)
+                if len(body) < length:  # the sender died mid-body (a replica killed while sending): not received
+                    self.close_connection = True
+                    return
                 if outer.failures > 0:
                     outer.failures -= 1
                     self.send_response(503)
