@@ -81,7 +81,7 @@ TABLE: list[tuple[type[Exception], str, int]] = [
     (NotFound, "not_found", 404),
     (Conflict, "conflict", 409),
     (RunFailed, "run_failed", 502),
-    (SmokeTestFailed, "smoke_test_failed", 502),
+    (SmokeTestFailed, "smoke_test_failed", 422),  # the version asked for cannot serve: choose another
     (StoreUnavailable, "store_unavailable", 503),
     (Busy, "busy", 503),
     (BackendUnavailable, "backend", 502),

@@ -33,6 +33,7 @@ from amllib.endpoints.state import EndpointState, Slot, new_key
 from amllib.errors import BackendUnavailable, EndpointNotFound, InvalidInput, SmokeTestFailed, quoted
 from amllib.fetch import fetch_model
 from amllib.names import check_name
+from amllib.scoring import FILES, ModelContractError, model_folder
 from amllib.settings import REPO_ROOT, Settings
 
 START_SECONDS = 30.0  # a process that does not answer /healthz this long after it started has failed
@@ -105,10 +106,23 @@ class LocalEndpoints(Endpoints):
     # -- changing ---------------------------------------------------------------------------------
     def deploy(self, name: str, slot: str, version: ModelVersion, *, alias: str | None) -> None:
         folder = self._folder(name)
-        if states.read(folder) is None:
-            states.change(folder, lambda found: found or EndpointState.new(name, free_port(self.host)))
+        new = states.read(folder) is None
         files = f"deployments/{slot}-v{version.version}-{uuid.uuid4().hex[:8]}"
-        fetch_model(self.backend, name=version.name, output_path=folder / files, version=version.version)
+        try:
+            fetch_model(self.backend, name=version.name, output_path=folder / files, version=version.version)
+            missing = [f for f in FILES if not (model_folder_or(folder / files) / f).is_file()]
+            if missing:  # refused before any process starts or any state is written
+                raise SmokeTestFailed(
+                    f"version {version.version} of {version.name} cannot be served: its files lack "
+                    f"{', '.join(missing)} (a served model needs model.pkl, lookup.pkl and flags.pkl)"
+                )
+        except BaseException:
+            shutil.rmtree(folder / files, ignore_errors=True)
+            if new:
+                shutil.rmtree(folder, ignore_errors=True)  # no half-made endpoint
+            raise
+        if new:
+            states.change(folder, lambda found: found or EndpointState.new(name, free_port(self.host)))
 
         def put(found: EndpointState | None) -> EndpointState:
             if found is None:
@@ -305,6 +319,14 @@ class LocalEndpoints(Endpoints):
         for found in (folder / "deployments").iterdir():
             if found.name not in named and not found.name.startswith("."):
                 shutil.rmtree(found, ignore_errors=True)
+
+
+def model_folder_or(root: Path) -> Path:
+    """Where a fetched version keeps model.pkl (root itself when it has none anywhere)."""
+    try:
+        return model_folder(root)
+    except ModelContractError:
+        return root
 
 
 def free_port(host: str) -> int:

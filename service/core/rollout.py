@@ -13,6 +13,7 @@ in threads.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -48,8 +49,11 @@ def deploy(endpoints: Endpoints, backend: Backend, spec: dict[str, Any]) -> dict
             endpoints.deploy(name, slot, version, alias=spec.get("alias"))
         smoke = smoke_test(endpoints, name, slot, spec.get("samples"))
     except SmokeTestFailed:
-        if fresh:
-            endpoints.remove_slot(name, slot)  # what served keeps serving; the failed version is not kept
+        with contextlib.suppress(EndpointNotFound):
+            if before is None:
+                endpoints.delete(name)  # an endpoint made for a version that failed is not left behind
+            elif fresh:
+                endpoints.remove_slot(name, slot)  # what served keeps serving; the failed version is not kept
         raise
     others = [d.name for d in endpoints.get(name).deployments if d.name != slot]  # at most one: two slots
     traffic = int(spec.get("traffic") or 100) if others else 100  # no canary without a version beside it

@@ -97,14 +97,17 @@ def test_a_version_that_cannot_be_served_never_takes_traffic(make_app) -> None:
     deploy(client, version=1)
     client.post("/runs", params={"wait": 120}, json={"script": "aml_v1_logging.py"})  # v2: no model contract
     failed = client.post("/deployments", params={"wait": 120}, json={"endpoint": "titanic", "version": 2})
-    assert failed.status_code == 502, failed.text
+    assert failed.status_code == 422, failed.text
     assert failed.json()["error"] == "smoke_test_failed" and "model.pkl" in failed.json()["detail"]
     found = client.get("/deployments/titanic").json()
     assert [(d["slot"], d["version"], d["traffic"]) for d in found["deployments"]] == [("blue", 1, 100)]
     bad_sample = client.post(
         "/deployments", params={"wait": 60}, json={"endpoint": "titanic", "version": 1, "samples": [{"Pclass": 1}]}
     )
-    assert bad_sample.status_code == 502 and "not found in model lookup" in bad_sample.json()["detail"]
+    assert bad_sample.status_code == 422 and "not found in model lookup" in bad_sample.json()["detail"]
+    refused = client.post("/deployments", params={"wait": 60}, json={"endpoint": "other", "version": 2})
+    assert refused.status_code == 422 and "lack" in refused.json()["detail"]
+    assert [e["endpoint"] for e in client.get("/deployments").json()["endpoints"]] == ["titanic"]  # none half-made
     assert_refused(client.post("/deployments", json={"endpoint": "Bad_Name"}), 422, "endpoint")
     assert_refused(client.post("/deployments", json={"endpoint": "titanic", "follow": True}), 422, "alias")
     assert_refused(client.post("/deployments/nothing/rollback"), 404, "nothing")

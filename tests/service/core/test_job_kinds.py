@@ -7,7 +7,7 @@ import time
 import pytest
 
 from amllib.backends.base import RunStatus
-from service.core.job_kinds import KINDS, DataJob, FetchJob, RunJob, location
+from service.core.job_kinds import KINDS, DataJob, DeployJob, FetchJob, RunJob, location
 from service.core.schemas import render
 from service.core.store import Job
 from service.http.openapi import ErrorBody
@@ -25,8 +25,9 @@ SPECS = {
     },
     "data": {"path": "d", "source": "archive", "staging": "/x", "summary": {}, "created_by": "ci"},
     "fetch": {"model": "m", "version": None, "use_best": False, "output_path": "m", "created_by": "ci"},
+    "deploy": {"action": "deploy", "endpoint": "titanic", "model": "m", "version": 1, "created_by": "ci"},
 }
-SHAPES = {"run": RunJob, "data": DataJob, "fetch": FetchJob}
+SHAPES = {"run": RunJob, "data": DataJob, "fetch": FetchJob, "deploy": DeployJob}
 
 
 def job(kind: str, **spec: object) -> Job:
