@@ -58,6 +58,7 @@ class Predictor:
         self.flags = _load(folder / "flags.pkl")
         if not hasattr(self.model, "predict_proba"):
             raise ModelContractError("model.pkl is not a classifier with predict_proba")
+        one_core(self.model)
         if not isinstance(self.lookup, Mapping) or not self.lookup:
             raise ModelContractError("lookup.pkl is not a mapping of feature to categories (or 0 for a number)")
         if not isinstance(self.flags, list | tuple) or not all(isinstance(flag, str) for flag in self.flags):
@@ -121,6 +122,25 @@ class Predictor:
     def info(self) -> dict[str, Any]:
         """GET /api/info: alive, the version's metadata.json, and what is served (model, version, alias)."""
         return {"status": "alive", "metadata": self.metadata, **self.extra}
+
+
+def one_core(model: Any) -> None:
+    """Predict each request on one core: a model trained with n_jobs=-1 (the shipped scripts' default) would
+    start a pool of threads for every row, 5x slower than one core here (bench/endpoint_predict.py);
+    requests run side by side instead. Estimators inside a pipeline or ensemble are set too."""
+    seen: set[int] = set()
+
+    def visit(found: Any) -> None:
+        if id(found) in seen or not hasattr(found, "get_params"):
+            return
+        seen.add(id(found))
+        if getattr(found, "n_jobs", None) not in (None, 1):
+            found.n_jobs = 1
+        for value in vars(found).values():
+            for item in value if isinstance(value, list | tuple) else [value]:
+                visit(item[-1] if isinstance(item, tuple) and item else item)
+
+    visit(model)
 
 
 def _load(path: Path) -> Any:

@@ -21,6 +21,7 @@ SMOKE = {
         "submit → training process",
     ),
     "dashboard": (["--runs", "30", "--seconds", "1", "--compared", "3", "--points", "50"], "compare page, drawn"),
+    "endpoint_predict": (["--seconds", "1", "--estimators", "5", "--connections", "2"], "non-2xx"),
     "feature_cost": (["--seconds", "1", "--rounds", "1"], "GET /runs/{id}: metrics on"),
     "poll_budget": (["--runs", "10", "--seconds", "4"], "reads/min"),
     "replicas": (

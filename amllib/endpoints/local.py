@@ -246,10 +246,9 @@ class LocalEndpoints(Endpoints):
             state = self._state(name)
             if self._health(state) is not None:
                 return False
-            child = self._children.pop(name, None)
-            if child is not None and child.poll() is None:
-                child.kill()  # alive but not answering: hung
-                child.wait(5)
+            if self._running(name):
+                return False  # alive, only slow to answer (busy scoring): never restarted for that
+            self._children.pop(name, None)
             self._stop(name)
             folder = self._folder(name)
             env = {k: v for k, v in os.environ.items() if not k.startswith(("AZML_", "AZURE_"))}  # no secrets
@@ -275,6 +274,16 @@ class LocalEndpoints(Endpoints):
                     raise BackendUnavailable(f"endpoint {name} did not answer within {START_SECONDS:.0f} s")
                 time.sleep(0.1)
             return True
+
+    def _running(self, name: str) -> bool:
+        """Whether the endpoint's server process is alive (by its pid file), answering or not."""
+        folder = self._folder(name)
+        child = self._children.get(name)
+        try:
+            pid = int((folder / PID).read_text())
+        except (OSError, ValueError):
+            return False
+        return _is_server(pid, folder) and _alive(pid, child if child is not None and child.pid == pid else None)
 
     def _stop(self, name: str) -> None:
         """Stop the endpoint's process (by its pid file; it may be a previous service's child)."""

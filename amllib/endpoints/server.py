@@ -176,6 +176,8 @@ class Endpoint:
         answer: Any
         try:
             payload = await _json_body(receive) if method == "POST" else None
+            # on the event loop: a hop to a thread cost a third of the throughput (bench/endpoint_predict.py,
+            # the GIL shared by two threads); /healthz waits behind at most the requests already queued
             status, answer = 200, route(predictor, payload)
         except ScoringError as exc:
             status, answer = exc.status, {"error": exc.message}
