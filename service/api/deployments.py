@@ -36,8 +36,6 @@ async def deploy(
     if not model:
         raise InvalidInput("model is required (no AZML_MODEL default)")
     check_name(model, what="model")
-    if request.endpoint == "jobs":
-        raise InvalidInput("an endpoint may not be named 'jobs' (GET /deployments/jobs/{id} reads a job)")
     svc.worker.endpoints  # noqa: B018 - a backend without endpoints says so now, not in the job
     spec = {
         "action": "deploy",

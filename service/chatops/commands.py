@@ -3,6 +3,7 @@
     train [script=… experiment=… datapath=… model=… estimators=N key=value …]
     status <run>   runs [N] [status=…]   logs <run> [N]   cancel <run>   models   best [model]   help
     aliases [model]   promote <version> to <alias> [reason…]   approve <id> [note…]   reject <id> [note…]
+    endpoints   deploy <model>@<alias>|<model>:<version> to <endpoint> [traffic=N]   rollback <endpoint>
 
 A platform module (slack.py, teams.py, mattermost.py) verifies and parses its request
 into a ChatRequest, calls handle(), and renders the Reply its own way. Writes (train,
@@ -26,10 +27,10 @@ from amllib.errors import AmlError, InvalidInput, quoted
 from amllib.fetch import BEST_BY
 from amllib.names import check_name
 from amllib.settings import Settings
-from service import promotions
+from service import deployments, promotions
 from service.actions import Services, create_job, find, page, request_cancel, run_spec
 from service.core.job_kinds import Notify
-from service.core.schemas import RunRequest, render
+from service.core.schemas import DeployRequest, RunRequest, render
 from service.core.store import Job
 from service.errors import validation_detail
 
@@ -38,10 +39,11 @@ USAGE = (
     "Commands: `train [script=… experiment=… datapath=… model=… estimators=N key=value …]`, "
     "`status <run>`, `runs [N] [status=…]`, `logs <run> [N]`, `cancel <run>`, `models`, `best [model]`, "
     "`aliases [model]`, `promote <version> to <alias> [reason]` (`model=<name>` for another model), "
-    "`approve <id>`, `reject <id>`, `help`."
+    "`approve <id>`, `reject <id>`, `endpoints`, `deploy <model>@<alias>|<model>:<version> to <endpoint> "
+    "[traffic=N]`, `rollback <endpoint>`, `help`."
 )
 TRAIN_FIELDS = ("script", "experiment", "datapath", "model", "compute", "estimators")
-WRITES = frozenset({"train", "cancel", "promote", "approve", "reject"})
+WRITES = frozenset({"train", "cancel", "promote", "approve", "reject", "deploy", "rollback"})
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,65 @@ async def _decide(svc: Services, chat: ChatRequest, words: list[str], *, approve
     return Reply(f"{verb} {body['id']}{moved}.")
 
 
+async def endpoints(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    found = (await deployments.list_endpoints(svc))["endpoints"]
+    lines = [
+        f"`{e['endpoint']}` ({e['health']}): "
+        + ", ".join(f"{d['model']} v{d['version']} {d['traffic']}% ({d['slot']})" for d in e["deployments"])
+        + (f"; follows {e['follow']['alias']}" if e["follow"] else "")
+        for e in found
+    ]
+    return Reply("Endpoints:" if lines else "No endpoints yet: `deploy <model>:<version> to <endpoint>`.", lines)
+
+
+async def deploy(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    plain, named = _pairs(words)
+    if len(plain) != 3 or plain[1] != "to":
+        raise InvalidInput("usage: deploy <model>@<alias> or <model>:<version> to <endpoint> [traffic=N]")
+    target, endpoint = plain[0], plain[2]
+    model, sep, which = target.partition("@") if "@" in target else target.partition(":")
+    if not sep or not which or (sep == ":" and not which.isdigit()):
+        raise InvalidInput(f"name the version as <model>@<alias> or <model>:<version>, not {quoted(target, 40)}")
+    fields: dict[str, Any] = {"endpoint": endpoint, "model": model or svc.settings.model}
+    fields["alias" if sep == "@" else "version"] = which if sep == "@" else int(which)
+    if "traffic" in named:
+        fields["traffic"] = _count(named.pop("traffic"), 100, 100)
+    if named:
+        raise InvalidInput(f"deploy takes traffic=N only, not {quoted(next(iter(named)), 40)}=")
+    request = DeployRequest.model_validate(fields)
+    spec = {"action": "deploy", **request.model_dump(exclude={"callback_url"}), "samples": None}
+    job, _ = await create_job(
+        svc,
+        kind="deploy",
+        spec=spec,
+        fingerprint=spec,
+        idempotency_key=hashlib.sha256(chat.retry_key.encode()).hexdigest()[:32],
+        callback_url=None,
+        created_by=f"{chat.platform}:{chat.user_id}",
+    )
+    return Reply(
+        f"Deploying {request.model}{target[len(model) :]} to {endpoint} ({job.id}).",
+        ["It is smoke-tested before traffic moves; `endpoints` shows where traffic is."],
+    )
+
+
+async def rollback(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    if len(words) != 1:
+        raise InvalidInput("usage: rollback <endpoint>")
+    await deployments.known(svc, words[0])
+    spec = {"action": "rollback", "endpoint": words[0], "samples": None}
+    job, _ = await create_job(
+        svc,
+        kind="deploy",
+        spec=spec,
+        fingerprint=spec,
+        idempotency_key=hashlib.sha256(chat.retry_key.encode()).hexdigest()[:32],
+        callback_url=None,
+        created_by=f"{chat.platform}:{chat.user_id}",
+    )
+    return Reply(f"Rolling {words[0]} back to the version beside the live one ({job.id}).")
+
+
 async def usage(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
     return Reply(USAGE)
 
@@ -310,5 +371,8 @@ COMMANDS = {
     "promote": promote,
     "approve": approve,
     "reject": reject,
+    "endpoints": endpoints,
+    "deploy": deploy,
+    "rollback": rollback,
     "help": usage,
 }

@@ -30,6 +30,8 @@ def notices(settings: Settings, seq: int, topic: str, data: dict[str, Any]) -> l
     """The notices one event row makes (most make none)."""
     if topic == "run":
         return _run(settings, data)
+    if topic == "deploy":
+        return _deploy(settings, data)
     event = data.get("event")
     if topic == "alias" and event == "alias.changed":
         return [_alias_changed(settings, seq, data)]
@@ -78,6 +80,43 @@ def _run(settings: Settings, run: dict[str, Any]) -> list[Notice]:
             )
         )
     return found
+
+
+def _deploy(settings: Settings, job: dict[str, Any]) -> list[Notice]:
+    """A deployment or rollback that ended: where traffic is now, or why it stayed where it was."""
+    status, endpoint = job.get("status"), job.get("endpoint")
+    link = page(settings, f"/ui/endpoints/{endpoint}")
+    what = "Rollback" if job.get("action") == "rollback" else "Deployment"
+    by = f"By {job.get('created_by')}" + (f" ({job['trigger']})" if job.get("trigger") else "")
+    if status == "Failed":
+        error = "\n".join((job.get("error") or "no error was recorded").splitlines()[:3])
+        headline = f"{what} to {endpoint} failed: traffic stayed where it was"
+        return [
+            Notice(
+                "deployment.failed",
+                f"deployment.failed:{job['id']}",
+                job.get("model"),
+                headline,
+                [f"{job.get('model')} version {job.get('version')}", by, f"Error: {error}"],
+                link,
+                job,
+            )
+        ]
+    if status == "Completed":
+        shares = ", ".join(f"{slot} {share}%" for slot, share in (job.get("traffic") or {}).items())
+        headline = f"{endpoint} now serves {job.get('model')} version {job.get('version')} ({shares})"
+        return [
+            Notice(
+                "deployment.changed",
+                f"deployment.changed:{job['id']}",
+                job.get("model"),
+                headline,
+                [f"{what}, {by.lower()}"],
+                link,
+                job,
+            )
+        ]
+    return []
 
 
 def _figures(gate: dict[str, Any] | None) -> str | None:

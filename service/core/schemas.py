@@ -121,6 +121,8 @@ class DeployRequest(BaseModel):
             raise ValueError("give version or alias, not both")
         if self.follow and self.alias is None:
             raise ValueError("follow needs an alias to follow")
+        if self.endpoint == "jobs":
+            raise ValueError("an endpoint may not be named 'jobs' (GET /deployments/jobs/{id} reads a job)")
         return self
 
 

@@ -17,7 +17,15 @@ from urllib.parse import urlsplit
 from amllib.errors import ConfigError
 from amllib.settings import Settings
 
-EVENTS = ("run.failed", "model.registered", "alias.changed", "approval.requested", "approval.decided")
+EVENTS = (
+    "run.failed",
+    "model.registered",
+    "alias.changed",
+    "approval.requested",
+    "approval.decided",
+    "deployment.changed",
+    "deployment.failed",
+)
 KINDS = ("slack", "teams", "mattermost", "webhook")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 FIELDS = frozenset({"name", "to", "url", "events", "models", "secret"})

@@ -245,3 +245,37 @@ def test_promotion_from_chat_asks_another_writer_to_approve(make_service, listen
         ("staging", "slack:U_WRITER", None),
         ("production", "slack:U_WRITER", "slack:U_OTHER"),
     ]
+
+
+def test_endpoints_deploy_and_rollback_from_chat(make_service) -> None:
+    """Issue 29 from chat: the same deployment jobs as POST /deployments, for writers only."""
+    service = make_service(
+        AZML_SLACK_SIGNING_SECRET=SLACK_SECRET,
+        AZML_CHATOPS_WRITERS="slack:U_WRITER",
+        AZML_SCRIPT="contract_model.py",
+        AZML_MODEL="titanic-model",
+    )
+    with service.client() as client:
+        upload(client, {"a.csv": b"1,2\n"})
+        for _ in range(2):
+            assert client.post("/runs", params={"wait": 120}, json={}).json()["status"] == "Completed"
+        assert client.put("/models/titanic-model/aliases/production", json={"version": 2}).status_code == 200
+
+        assert "No endpoints yet" in slack(service, "endpoints").json()["text"]
+        assert "may not `deploy`" in slack(service, "deploy titanic-model:1 to titanic", user="U_READER").json()["text"]
+        started = slack(service, "deploy titanic-model:1 to titanic").json()["text"]
+        assert started.startswith("Deploying titanic-model:1 to titanic (deploy_"), started
+        job = started.split("(")[1].split(")")[0]
+        assert client.get(f"/deployments/jobs/{job}", params={"wait": 120}).json()["status"] == "Completed"
+        by_alias = slack(service, "deploy titanic-model@production to titanic").json()["text"]
+        job = by_alias.split("(")[1].split(")")[0]
+        done = client.get(f"/deployments/jobs/{job}", params={"wait": 120}).json()
+        assert (done["status"], done["version"], done["created_by"]) == ("Completed", 2, "slack:U_WRITER")
+        listed = slack(service, "endpoints").json()["text"]
+        assert "`titanic` (up): " in listed and "v2 100% (green)" in listed and "v1 0% (blue)" in listed, listed
+        rolled = slack(service, "rollback titanic").json()["text"]
+        job = rolled.split("(")[1].split(")")[0]
+        assert client.get(f"/deployments/jobs/{job}", params={"wait": 60}).json()["version"] == 1
+        assert "usage: deploy" in slack(service, "deploy titanic-model:1 titanic").json()["text"]
+        assert "&lt;model&gt;@&lt;alias&gt;" in slack(service, "deploy titanic-model to titanic").json()["text"]
+        assert "not found" in slack(service, "rollback nowhere").json()["text"]

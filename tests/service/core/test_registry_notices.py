@@ -68,3 +68,25 @@ def test_alias_and_approval_events_read_with_both_figures(tmp_path) -> None:
         and decision.headline == "Approval rejected: m, production to version 3"
     )
     assert decision.lines[-1] == "Note: not yet"
+
+
+def test_a_deployment_is_told_when_traffic_moved_and_when_it_could_not(tmp_path) -> None:
+    settings = make_settings(tmp_path)
+    job = {
+        "id": "deploy_1",
+        "action": "deploy",
+        "endpoint": "titanic",
+        "model": "titanic-model",
+        "version": 7,
+        "created_by": "follow:production",
+        "trigger": "alias production of titanic-model moved to version 7",
+        "traffic": {"green": 100, "blue": 0},
+    }
+    (moved,) = notices(settings, 50, "deploy", {**job, "status": "Completed"})
+    assert moved.key == "deployment.changed:deploy_1" and moved.model == "titanic-model"
+    assert moved.headline == "titanic now serves titanic-model version 7 (green 100%, blue 0%)"
+    (failed,) = notices(
+        settings, 51, "deploy", {**job, "status": "Failed", "error": "smoke test request 1 answered 400"}
+    )
+    assert failed.event == "deployment.failed" and failed.headline.endswith("traffic stayed where it was")
+    assert notices(settings, 52, "deploy", {**job, "status": "Running"}) == []
