@@ -15,8 +15,8 @@ import json
 import logging
 from typing import Any
 
-from amllib.endpoints.base import EndpointInfo
-from amllib.errors import EndpointNotFound, quoted
+from amllib.endpoints.base import DeploymentInfo, EndpointInfo
+from amllib.errors import BackendUnavailable, Conflict, EndpointNotFound, NotFound, quoted
 from service.actions import Services, create_job
 from service.core.schemas import render
 from service.core.store import Tx
@@ -65,6 +65,36 @@ async def endpoint(svc: Services, name: str) -> dict[str, Any]:
         "stats": stats,
         "history": [render(job, svc.backend.name) for job in jobs],
     }
+
+
+def _live_slot(info: EndpointInfo, slot: str | None) -> DeploymentInfo:
+    if slot is not None:
+        found = info.slot(slot)
+        if found is None:
+            raise NotFound(f"endpoint {info.name} has no deployment {quoted(slot)}")
+        return found
+    taking = sorted(info.deployments, key=lambda d: d.traffic, reverse=True)
+    if not taking or taking[0].traffic == 0:
+        raise Conflict(f"endpoint {info.name} serves no version")
+    return taking[0]
+
+
+async def params(svc: Services, name: str, *, slot: str | None = None) -> dict[str, Any]:
+    """The live version's features: the categories of each, or 0 for a number (its GET /api/predict/params)."""
+    endpoints = svc.worker.endpoints
+    found = _live_slot(await svc.calls(endpoints.get, name), slot)
+    status, answer = await svc.calls(endpoints.invoke, name, "/api/predict/params", None, slot=found.name)
+    if status != 200 or not isinstance(answer, dict):
+        raise BackendUnavailable(f"endpoint {name} did not answer its parameters: {status}")
+    return {"endpoint": name, "slot": found.name, "version": found.version, "params": answer}
+
+
+async def try_predict(svc: Services, name: str, body: dict[str, Any], *, slot: str | None = None) -> dict[str, Any]:
+    """One request through the endpoint (with its key, kept here), and the endpoint's own answer."""
+    endpoints = svc.worker.endpoints
+    found = _live_slot(await svc.calls(endpoints.get, name), slot)
+    status, answer = await svc.calls(endpoints.invoke, name, "/api/predict", body, slot=found.name)
+    return {"endpoint": name, "slot": found.name, "version": found.version, "status": status, "answer": answer}
 
 
 async def delete(svc: Services, name: str) -> dict[str, Any]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body, Query
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 
@@ -20,6 +20,7 @@ from service.http.openapi import BODY_ERRORS, DeployJob, errors, job
 
 router = APIRouter(tags=["deployments"])
 Endpoint = Annotated[str, PathParam(pattern=r"^[a-z][a-z0-9-]{2,31}$", description="the endpoint's name")]
+Slot = Annotated[Literal["blue", "green"] | None, Query(description="this deployment (default: the live one)")]
 
 
 @router.post(
@@ -108,6 +109,26 @@ async def rollback(
         wait=wait,
         created_by=caller,
     )
+
+
+@router.get(
+    "/deployments/{endpoint}/params",
+    summary="The live version's features: each one's categories, or 0 for a number",
+    responses=errors(404, 409),
+)
+async def endpoint_params(svc: Svc, endpoint: Endpoint, slot: Slot = None) -> dict:
+    return await deployments.params(svc, endpoint, slot=slot)
+
+
+@router.post(
+    "/deployments/{endpoint}/try",
+    summary="Try a request: POSTed to the endpoint's /api/predict with its key; the endpoint's answer and status",
+    responses=errors(404, 409),
+)
+async def try_endpoint(
+    svc: Svc, endpoint: Endpoint, body: Annotated[dict[str, Any], Body()], slot: Slot = None
+) -> dict:
+    return await deployments.try_predict(svc, endpoint, body, slot=slot)
 
 
 @router.delete("/deployments/{endpoint}", summary="Stop serving and remove the endpoint", responses=errors(404))

@@ -96,7 +96,8 @@ async def logout(request: Request) -> RedirectResponse:
 
 
 # The pages app.js draws (its route()): the runs list, a run, the models, a model, data, the train form.
-PAGES = re.compile(r"|runs|runs/[^/]+|models|models/[^/]+|data|train|compare|approvals")  # ids and names hold no "/"
+# ids and names hold no "/"
+PAGES = re.compile(r"|runs|runs/[^/]+|models|models/[^/]+|data|train|compare|approvals|endpoints|endpoints/[^/]+")
 
 
 @router.get("/ui", response_class=HTMLResponse)

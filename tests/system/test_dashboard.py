@@ -359,6 +359,10 @@ def test_every_page_is_accessible_and_whole_at_phone_width_light_and_dark(browse
     at desktop and phone width, light and dark; at 390 px nothing is cut off; screenshots of each."""
     with dashboard.client() as client:
         runs = [client.post("/runs", params={"wait": 60}, json={"estimators": n}).json() for n in (1, 2)]
+        served = {"script": "contract_model.py", "model": "titanic-model"}
+        assert client.post("/runs", params={"wait": 120}, json=served).json()["status"] == "Completed"
+        deployed = {"endpoint": "titanic", "model": "titanic-model", "version": 1}
+        assert client.post("/deployments", params={"wait": 120}, json=deployed).json()["status"] == "Completed"
     model = runs[0]["model_version"]["name"]
     pages = {
         "runs": ("/ui/", "#runs tbody tr"),
@@ -369,6 +373,8 @@ def test_every_page_is_accessible_and_whole_at_phone_width_light_and_dark(browse
         "data": ("/ui/data", "main h1"),
         "train": ("/ui/train", "#estimators"),
         "approvals": ("/ui/approvals", "main h1"),
+        "endpoints": ("/ui/endpoints", "#endpoints tbody tr"),
+        "endpoint": ("/ui/endpoints/titanic", "#try select"),
         "not-found": ("/ui/no-such-page", "main h1"),
     }
     assert AXE.is_file(), "axe-core is installed by test.sh (npm, tests/lint)"
@@ -528,3 +534,37 @@ def test_a_version_promoted_from_the_model_page_and_a_protected_move_approved_by
     page.locator("tr[data-version='2'] .alias[data-alias='production']").wait_for()
     assert "approved by bob" in page.locator("#alias-history").inner_text()
     other.close()
+
+
+def test_the_endpoint_page_tries_a_request_and_rolls_back(browser, make_service) -> None:
+    """Issue 29 on the page: versions, traffic and figures per slot, a request built from the model's own
+    parameters answered by the live version, a rollback button that moves traffic back."""
+    service = make_service(AZML_SCRIPT="contract_model.py", AZML_MODEL="titanic-model")
+    with service.client() as client:
+        upload(client, {"a.csv": b"1,2\n"})
+        for _ in range(2):
+            assert client.post("/runs", params={"wait": 120}, json={}).json()["status"] == "Completed"
+        for version in (1, 2):
+            body = {"endpoint": "titanic", "version": version}
+            assert client.post("/deployments", params={"wait": 120}, json=body).json()["status"] == "Completed"
+    tab = Page(browser, service)
+    tab.login(FULL_TOKEN)
+    page = tab.page
+    page.goto(f"{service.url}/ui/endpoints")
+    row = page.locator('#endpoints tr[data-endpoint="titanic"]')
+    row.wait_for()
+    assert "titanic-model v2 100% (green)" in row.inner_text() and "up" in row.inner_text()
+    row.locator("a").click()
+    page.locator("#try select").wait_for()
+    page.select_option("#try-Gender", "male")
+    page.fill("#try-Age", "40")
+    page.click("#try button[type=submit]")
+    page.locator("#try-answer", has_text="200 from v2 (green)").wait_for()
+    assert "survived_proba" in page.locator("#try-answer").inner_text()
+    page.click("#rollback")
+    page.locator("#rollback-outcome", has_text="Rolled back: v1 serves (blue).").wait_for()
+    page.locator('#slots tr[data-slot="blue"]', has_text="100%").wait_for()  # the page drew itself again
+    assert "rollback" in page.locator("#endpoint-history").inner_text()
+    tab.shot("endpoint")
+    assert tab.errors == []
+    tab.close()

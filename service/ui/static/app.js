@@ -1245,6 +1245,203 @@ async function approvalsPage() {
   );
 }
 
+// -- endpoints ---------------------------------------------------------------------------------
+function trafficText(endpoint) {
+  return endpoint.deployments.map((d) => `${d.model} v${d.version} ${d.traffic}% (${d.slot})`).join(", ") || "—";
+}
+
+async function endpointsPage() {
+  fill(app, h("h1", {}, "Endpoints"));
+  let endpoints;
+  try {
+    ({ endpoints } = await api("/deployments"));
+  } catch (error) {
+    addTo(app, failure(error));
+    return;
+  }
+  if (!endpoints.length) {
+    addTo(
+      app,
+      h(
+        "p",
+        { class: "hint" },
+        "No endpoint yet: POST /deployments (or `deploy <model>:<version> to <endpoint>` in chat).",
+      ),
+    );
+    return;
+  }
+  const rows = endpoints.map((e) =>
+    h(
+      "tr",
+      { "data-endpoint": e.endpoint },
+      h("th", { scope: "row" }, h("a", { href: `/ui/endpoints/${encodeURIComponent(e.endpoint)}` }, e.endpoint)),
+      h("td", {}, h("span", { class: `status ${e.health === "up" ? "Completed" : "Failed"}` }, e.health)),
+      h("td", {}, trafficText(e)),
+      h("td", {}, e.follow ? `${e.follow.model}@${e.follow.alias}` : "—"),
+      h("td", { class: "mono" }, e.scoring_url),
+    ),
+  );
+  addTo(
+    app,
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { id: "endpoints" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Endpoint", "Health", "Versions and traffic", "Follows", "Scoring URL"].map((t) =>
+              h("th", { scope: "col" }, t),
+            ),
+          ),
+        ),
+        h("tbody", {}, rows),
+      ),
+    ),
+  );
+}
+
+async function endpointPage(name) {
+  fill(app, h("h1", {}, `Endpoint ${name}`));
+  let found;
+  try {
+    found = await api(`/deployments/${encodeURIComponent(name)}`);
+  } catch (error) {
+    addTo(app, failure(error));
+    return;
+  }
+  const figure = (value) => (value === null || value === undefined ? "—" : String(value));
+  const rows = found.deployments.map((d) => {
+    const stats = found.stats[d.slot] || {};
+    return h(
+      "tr",
+      { "data-slot": d.slot },
+      h("th", { scope: "row" }, d.slot),
+      h("td", {}, h("a", { href: `/ui/models/${encodeURIComponent(d.model)}` }, d.model), ` v${d.version}`),
+      h("td", {}, `${d.traffic}%`),
+      h("td", {}, h("span", { class: `status ${d.state === "failed" ? "Failed" : "Completed"}` }, d.state)),
+      h("td", {}, figure(stats.requests)),
+      h("td", {}, figure(stats.errors)),
+      h("td", {}, figure(stats.p50_ms)),
+      h("td", {}, figure(stats.p99_ms)),
+    );
+  });
+  addTo(
+    app,
+    h(
+      "p",
+      {},
+      h("span", { class: `status ${found.health === "up" ? "Completed" : "Failed"}` }, found.health),
+      " · ",
+      h("span", { class: "mono" }, found.scoring_url),
+      found.follow ? ` · follows ${found.follow.model}@${found.follow.alias}` : "",
+    ),
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { id: "slots" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Slot", "Version", "Traffic", "State", "Requests", "Errors", "p50 ms", "p99 ms"].map((t) =>
+              h("th", { scope: "col" }, t),
+            ),
+          ),
+        ),
+        h("tbody", {}, rows),
+      ),
+    ),
+  );
+  if (ROLE === "full" && found.deployments.some((d) => d.traffic === 0 && d.state !== "failed")) {
+    const said = h("p", { id: "rollback-outcome", role: "status" });
+    const rollback = async () => {
+      try {
+        const job = await api(`/deployments/${encodeURIComponent(name)}/rollback?wait=120`, {
+          method: "POST",
+          json: {},
+        });
+        fill(said, `Rolled back: v${job.version} serves (${job.slot}).`);
+        setTimeout(() => endpointPage(name), 600);
+      } catch (error) {
+        fill(said, failure(error));
+      }
+    };
+    addTo(app, h("p", {}, h("button", { id: "rollback", class: "danger", onclick: rollback }, "Roll back"), said));
+  }
+  if (ROLE === "full" && found.deployments.some((d) => d.traffic > 0)) await part(app, () => tryForm(name));
+  const history = found.history.map((job) =>
+    h(
+      "li",
+      {},
+      h("span", { class: `status ${job.status}` }, job.status),
+      ` ${job.action} ${job.model || ""}${job.version ? ` v${job.version}` : ""} by ${job.created_by}, ${when(job.created_at)}`,
+      job.traffic
+        ? ` · ${Object.entries(job.traffic)
+            .map(([s, t]) => `${s} ${t}%`)
+            .join(", ")}`
+        : "",
+      job.trigger ? ` · ${job.trigger}` : "",
+      job.error ? ` · ${job.error.split("\n")[0]}` : "",
+    ),
+  );
+  addTo(app, h("section", {}, h("h2", {}, "History"), h("ul", { id: "endpoint-history", class: "timeline" }, history)));
+}
+
+// A request built from the live version's own parameters (categories as choices, numbers as numbers), sent
+// through the service (which holds the endpoint's key), the endpoint's answer shown as it came.
+async function tryForm(name) {
+  const { params, version } = await api(`/deployments/${encodeURIComponent(name)}/params`);
+  const answer = h("pre", { id: "try-answer", role: "status" });
+  const inputs = Object.entries(params).map(([key, kinds]) => {
+    const id = `try-${key}`;
+    const input = Array.isArray(kinds)
+      ? h(
+          "select",
+          { id, name: key },
+          kinds.map((k) => h("option", { value: k }, k)),
+        )
+      : h("input", { id, name: key, type: "number", step: "any", value: "0", required: true, size: 8 });
+    return [key, Array.isArray(kinds), h("label", {}, `${key} `, input), input];
+  });
+  async function send(event) {
+    event.preventDefault();
+    const body = Object.fromEntries(
+      inputs.map(([key, categorical, , input]) => [key, categorical ? input.value : Number(input.value)]),
+    );
+    try {
+      const found = await api(`/deployments/${encodeURIComponent(name)}/try`, { method: "POST", json: body });
+      fill(answer, `${found.status} from v${found.version} (${found.slot}): ${JSON.stringify(found.answer, null, 1)}`);
+    } catch (error) {
+      fill(answer, failure(error));
+    }
+  }
+  addTo(
+    app,
+    h(
+      "section",
+      {},
+      h("h2", {}, `Try it (v${version})`),
+      h(
+        "form",
+        { class: "filters", id: "try", onsubmit: send },
+        inputs.map(([, , label]) => label),
+        h("button", { type: "submit" }, "Predict"),
+      ),
+      answer,
+    ),
+  );
+}
+
 // Two versions side by side (their URL holds them: ?a=&b=): tags, lineage, and the runs that made them
 // (settings and last metric values, from GET /runs?ids=), differences marked.
 async function compareVersions(versions, best, score) {
@@ -1703,6 +1900,8 @@ const PAGES = [
   [/^\/ui\/train$/, () => "Train", () => trainPage()],
   [/^\/ui\/compare$/, () => "Compare runs", () => comparePage()],
   [/^\/ui\/approvals$/, () => "Approvals", () => approvalsPage()],
+  [/^\/ui\/endpoints$/, () => "Endpoints", () => endpointsPage()],
+  [/^\/ui\/endpoints\/([^/]+)$/, (name) => `Endpoint ${name}`, (name) => endpointPage(name)],
 ];
 
 function route() {

@@ -47,6 +47,11 @@ def test_blue_green_canary_promote_and_rollback(make_app) -> None:
     v1_survival = answer.json()["survived_proba"]
     assert httpx.post(f"{url}/api/predict", json=PASSENGER).status_code == 401  # a key is needed
     assert httpx.post(f"{url}/api/predict", json=PASSENGER, headers={"Authorization": "Bearer nope"}).status_code == 401
+    params = client.get("/deployments/titanic/params").json()
+    assert params["params"] == {"Pclass": 0, "Age": 0, "Gender": ["female", "male"]} and params["version"] == 1
+    tried = client.post("/deployments/titanic/try", json=PASSENGER).json()
+    assert (tried["status"], tried["slot"], tried["answer"]) == (200, "blue", answer.json())
+    assert client.post("/deployments/titanic/try", json={"Pclass": 1}).json()["status"] == 400  # the endpoint's word
     info = httpx.get(f"{url}/api/info", headers=auth).json()
     assert (info["model"], info["version"], info["deployment"]) == ("titanic-model", 1, "blue")
 
