@@ -62,4 +62,5 @@ def test_every_api_example_in_the_readme_works_as_printed(make_service, tmp_path
     assert '"kind":"fetch"' in out and (tmp_path / "outputs" / "pickles" / "metadata.json").is_file()
     assert (work / "model.tar.gz").stat().st_size > 0
     assert "event: run" in out  # the streams delivered events
+    assert '"survived_proba"' in out  # the endpoint answered a prediction
     assert "Traceback" not in service.log.read_text()
