@@ -16,7 +16,7 @@ import logging
 from typing import Any
 
 from amllib.endpoints.base import DeploymentInfo, EndpointInfo
-from amllib.errors import BackendUnavailable, Conflict, EndpointNotFound, NotFound, quoted
+from amllib.errors import BackendUnavailable, Conflict, EndpointNotFound, InvalidInput, NotFound, quoted
 from service.actions import Services, create_job
 from service.core.schemas import render
 from service.core.store import Tx
@@ -133,7 +133,7 @@ async def follow_aliases(svc: Services) -> int:
             event = json.loads(data) if topic == "alias" else {}
             if event.get("event") == "alias.changed" and event.get("version") is not None:
                 if following is None:
-                    following = [e for e in await svc.calls(svc.worker.endpoints.list_endpoints) if e.follow]
+                    following = await _following(svc)
                 for info in following:
                     serving = {d.version for d in info.deployments if d.traffic == 100}
                     if info.follow == {"model": event["model"], "alias": event["alias"]} and (
@@ -145,6 +145,15 @@ async def follow_aliases(svc: Services) -> int:
         if len(rows) < 200:
             break
     return started
+
+
+async def _following(svc: Services) -> list[EndpointInfo]:
+    """The endpoints that follow an alias (none on a backend without endpoints)."""
+    try:
+        endpoints = svc.worker.endpoints
+    except InvalidInput:
+        return []
+    return [e for e in await svc.calls(endpoints.list_endpoints) if e.follow]
 
 
 def _move(tx: Tx, *, seq: int) -> None:

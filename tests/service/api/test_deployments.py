@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.service.conftest import assert_refused, tar_bytes
@@ -139,3 +140,14 @@ def test_an_endpoint_following_an_alias_rolls_when_it_moves(make_app) -> None:
     assert httpx.post(f"{url}/api/predict", json=PASSENGER, headers=auth).headers["x-model-version"] == "2"
     time.sleep(2.5)  # another pass of the follower: one move, one deployment
     assert len(client.get("/deployments/titanic").json()["history"]) == 2
+
+
+def test_azure_backends_say_what_they_do_not_serve(tmp_path) -> None:
+    from amllib.endpoints import get_endpoints
+    from amllib.errors import InvalidInput
+    from tests.conftest import make_settings
+
+    with pytest.raises(InvalidInput, match="retired"):
+        get_endpoints(make_settings(tmp_path, backend="azureml"), backend=None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="not built yet"):
+        get_endpoints(make_settings(tmp_path, backend="azureml-v2"), backend=None)  # type: ignore[arg-type]
