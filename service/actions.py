@@ -54,6 +54,27 @@ def request_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def new_job(
+    *,
+    kind: str,
+    spec: Mapping[str, Any],
+    fingerprint: dict[str, Any],
+    idempotency_key: str | None,
+    callback_url: str | None,
+    created_by: str,
+) -> Job:
+    return Job(
+        id=f"{kind}_{uuid.uuid4().hex[:20]}",
+        kind=kind,
+        status=RunStatus.QUEUED,
+        spec={**spec, "created_by": created_by},
+        created_at=time.time(),
+        idempotency_key=f"{kind}:{idempotency_key}" if idempotency_key else None,
+        request_hash=request_hash(fingerprint),
+        callback_url=callback_url,
+    )
+
+
 async def create_job(
     svc: Services,
     *,
@@ -65,15 +86,13 @@ async def create_job(
     created_by: str,
 ) -> tuple[Job, bool]:
     """Store a job and start it; for a replayed Idempotency-Key, (the original job, False). Every caller's way in."""
-    job = Job(
-        id=f"{kind}_{uuid.uuid4().hex[:20]}",
+    job = new_job(
         kind=kind,
-        status=RunStatus.QUEUED,
-        spec={**spec, "created_by": created_by},
-        created_at=time.time(),
-        idempotency_key=f"{kind}:{idempotency_key}" if idempotency_key else None,
-        request_hash=request_hash(fingerprint),
+        spec=spec,
+        fingerprint=fingerprint,
+        idempotency_key=idempotency_key,
         callback_url=callback_url,
+        created_by=created_by,
     )
     stored, created = await svc.jobs.create(job)
     if not created and stored.request_hash != job.request_hash:

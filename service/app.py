@@ -24,8 +24,9 @@ from amllib.promotion import Gate, check_alias
 from amllib.settings import Settings, load_settings
 from service import deployments as deploying
 from service import errors, promotions
+from service import schedules as scheduling
 from service.actions import Services
-from service.api import aliases, catalog, data, deployments, events, models, notifications, runs
+from service.api import aliases, catalog, data, deployments, events, models, notifications, runs, schedules
 from service.api.metrics import router as metrics_route
 from service.background.notifier import Notifier
 from service.background.periodic import Leader, every
@@ -133,6 +134,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = app.state.services
         approvals = functools.partial(promotions.resume_approvals, services)  # a move approved, never made
         worker.keep_running(every(30.0, approvals, what="carrying out approved moves", lead=leader("approvals")))
+        # every replica looks for due ticks (one transaction makes each fire once); one follows up on runs
+        fire = functools.partial(scheduling.fire_due, services)
+        worker.keep_running(every(0.5, fire, what="firing schedules"))
+        on_data = functools.partial(scheduling.fire_on_data, services)
+        worker.keep_running(every(5.0, on_data, what="watching data for schedules", lead=leader("schedule-data")))
+        after = functools.partial(scheduling.follow_up, services)
+        worker.keep_running(every(2.0, after, what="following up schedules' runs", lead=leader("schedule-runs")))
         following = functools.partial(deploying.follow_aliases, services)  # endpoints that follow an alias
         worker.keep_running(every(2.0, following, what="following aliases", lead=leader("alias-follower")))
         if settings.backend == "local":  # endpoint processes of this machine: started again when they died
@@ -187,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         aliases.router,
         notifications.router,
         deployments.router,
+        schedules.router,
         catalog.router,
         events.router,
         metrics_route,

@@ -11,6 +11,7 @@ name across every door: a token's name, the token behind a dashboard session, or
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -47,6 +48,7 @@ class Asked:
     remove: bool = False
     reason: str | None = None
     gate: dict[str, Any] | None = None
+    key: str | None = None  # names the move (a schedule's fire): asking again never moves it or asks twice
 
 
 def alias_body(name: str, alias: str, held: dict[str, Any]) -> dict[str, Any]:
@@ -109,8 +111,11 @@ async def promote(svc: Services, name: str, asked: Asked, *, caller: str) -> tup
         version = candidate.version
     if asked.alias in svc.settings.protected_alias_set:
         return "pending", await _ask_approval(svc, name, asked, version, gate, caller=caller)
-    change = Change(asked.alias, version, by=caller, reason=asked.reason)
+    change = Change(asked.alias, version, by=caller, reason=asked.reason, key=asked.key)
     book, verdict = await svc.calls(apply, svc.backend, name, change, gate=gate)
+    if verdict.reason == "made already":
+        held = book.aliases.get(asked.alias)
+        return "moved", alias_body(name, asked.alias, held) if held else {"model": name, "alias": asked.alias}
     await _told(svc, "alias", _moved_event(name, change, verdict))
     if version is None:
         return "moved", {"model": name, "alias": asked.alias, "version": None, "removed": True}
@@ -155,8 +160,9 @@ async def _ask_approval(
         if not verdict.passed:
             raise GateRefused(verdict)
     now = time.time()
+    approval_id = "appr_" + (hashlib.sha256(asked.key.encode()).hexdigest() if asked.key else uuid.uuid4().hex)[:20]
     approval = {
-        "id": "appr_" + uuid.uuid4().hex[:20],
+        "id": approval_id,
         "model": name,
         "alias": asked.alias,
         "version": version,
@@ -170,7 +176,9 @@ async def _ask_approval(
         "decided_at": None,
         "note": None,
     }
-    await svc.store.write(lambda tx: tx.insert_approval(approval))
+    if not await svc.store.write(lambda tx: tx.insert_approval(approval)):  # asked before under the same key
+        found = await svc.store.read(svc.store.approval, approval_id)
+        return approval_body(found or approval)
     body = approval_body(approval)
     told = {"event": "approval.requested", **body, "verdict": verdict.as_dict() if verdict and verdict.gate else None}
     await _told(svc, "approval", told)  # the verdict: the candidate and the holder side by side, for the notices

@@ -60,6 +60,8 @@ class RunSpec(_Asked):
     args: dict[str, str]
     notify: NotRequired[Notify]
     imported: NotRequired[bool]  # started elsewhere (scripts, studio), brought in by run_import
+    schedule: NotRequired[dict[str, str]]  # {"name", "fire"}: the schedule that started it
+    data_version: NotRequired[str]  # the data version it must read (a data trigger's): refused if replaced
 
 
 class RunResult(TypedDict, total=False):
@@ -178,6 +180,9 @@ class RunJob(JobBody):
     metrics_error: Annotated[
         str | None,
         Field(description="why the run's metrics could not be read (null: read, or none logged)"),
+    ]
+    schedule: Annotated[
+        dict[str, str] | None, Field(description="the schedule that started it: {name, fire} (null: a caller did)")
     ]
 
 

@@ -75,20 +75,22 @@ class Jobs:
     def _publish(self, tx: Tx, job: Job) -> None:
         tx.append_event(topic=f"{job.kind}", job_id=job.id, data=self.render(job))
 
-    async def create(self, job: Job) -> tuple[Job, bool]:
-        """Store a new job, leased to this replica; (the job already holding its Idempotency-Key, False)
-        when there is one."""
+    def insert(self, tx: Tx, job: Job) -> tuple[Job, bool]:
+        """Store a new job in the caller's transaction (a schedule's fire records its tick in the same one),
+        leased to this replica; (the job already holding its Idempotency-Key, False) when there is one.
+        Once committed, the caller calls created() for each new job."""
         lease = None
         if not is_terminal(job.status):
             job.owner, lease = self.replica, self.lease_seconds
+        stored, created = tx.insert_job(job, lease=lease)
+        if created:
+            self._publish(tx, stored)
+        return stored, created
 
-        def insert(tx: Tx) -> tuple[Job, bool]:
-            stored, created = tx.insert_job(job, lease=lease)
-            if created:
-                self._publish(tx, stored)
-            return stored, created
-
-        stored, created = await self.store.write(insert)
+    async def create(self, job: Job) -> tuple[Job, bool]:
+        """Store a new job, leased to this replica; (the job already holding its Idempotency-Key, False)
+        when there is one."""
+        stored, created = await self.store.write(lambda tx: self.insert(tx, job))
         if created:
             self.feed.changed()
         return stored, created

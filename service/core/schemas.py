@@ -141,6 +141,61 @@ class KeyRequest(BaseModel):
     key: Literal["primary", "secondary"]
 
 
+ScheduleName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+
+
+class ScheduleRun(BaseModel):
+    """What a schedule's run trains: POST /runs's fields (callback_url aside), AZML_* defaults filled in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    experiment: Name | None = None
+    script: Name | None = None
+    model: Name | None = None
+    datapath: RelPath | None = None
+    compute: Name | None = None
+    estimators: int | None = Field(None, ge=1, le=MAX_ESTIMATORS)
+    args: dict[ArgKey, ArgValue] = Field(default_factory=dict, max_length=MAX_SCRIPT_ARGS)
+
+
+class SchedulePromote(BaseModel):
+    """After a run the schedule started registers a version: move this alias to it (through its gate)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alias: Alias
+    gate: GateRequest | None = None
+
+
+class ScheduleRequest(BaseModel):
+    """POST /schedules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ScheduleName
+    trigger: dict[str, Any] = Field(
+        description='{"cron": "0 3 * * 1", "timezone": "Europe/London"}, {"every": "6h"} or {"on_data": "<path>"}'
+    )
+    run: ScheduleRun = Field(default_factory=lambda: ScheduleRun())
+    promote: SchedulePromote | None = None
+    missed: Literal["once", "skip"] = Field(
+        "once", description="ticks missed while no replica ran: fire once on return, or skip them"
+    )
+    paused: bool = False
+
+
+class ScheduleChange(BaseModel):
+    """PATCH /schedules/{name}: any of these."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    paused: bool | None = None
+    trigger: dict[str, Any] | None = None
+    run: ScheduleRun | None = None
+    promote: SchedulePromote | None = None
+    missed: Literal["once", "skip"] | None = None
+
+
 class GateRequest(BaseModel):
     """The candidate must beat the alias's holder on `metric` by at least `min_delta`."""
 
@@ -235,6 +290,7 @@ def render_run(job: Job, backend: str) -> RunJob:
         "studio_url": result.get("studio_url"),
         "cancel_requested": job.cancel_requested,
         "metrics_error": result.get("metrics_error"),
+        "schedule": spec.get("schedule"),
     }
 
 

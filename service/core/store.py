@@ -350,13 +350,15 @@ class Tx:
         self.execute("DELETE FROM revoked_sessions WHERE expires < ?", (time.time(),))  # nothing to refuse any more
 
     # -- approvals of protected alias moves ------------------------------------------------
-    def insert_approval(self, approval: dict[str, Any]) -> dict[str, Any]:
+    def insert_approval(self, approval: dict[str, Any]) -> bool:
+        """A new approval; False when one of its id exists (a move asked again under the same key)."""
         values = {**approval, "gate": jsonsafe.dumps(approval["gate"]) if approval.get("gate") else None}
-        self.execute(
-            f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({self.dialect.marks(_APPROVAL_NAMES)})",
+        done = self.execute(
+            f"INSERT INTO approvals ({APPROVAL_COLUMNS}) VALUES ({self.dialect.marks(_APPROVAL_NAMES)}) "
+            "ON CONFLICT (id) DO NOTHING",
             [values.get(name) for name in _APPROVAL_NAMES],
         )
-        return approval
+        return bool(done.rowcount)
 
     def decide_approval(self, approval_id: str, *, status: str, by: str, note: str | None) -> dict[str, Any] | None:
         """Move a pending approval to `status`, once: None when it was not pending any more (decided, expired)."""
@@ -433,6 +435,77 @@ class Tx:
         )
         self.execute("DELETE FROM notifications WHERE created_at < ?", (forget_before,))
 
+    # -- schedules ----------------------------------------------------------------------------
+    def insert_schedule(self, schedule: dict[str, Any]) -> bool:
+        """A new schedule; False when one of that name exists."""
+        now = self.now()
+        done = self.execute(
+            "INSERT INTO schedules (name, spec, paused, next_at, last_data, created_by, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+            (
+                schedule["name"],
+                jsonsafe.dumps(schedule["spec"]),
+                int(schedule.get("paused", False)),
+                schedule.get("next_at"),
+                schedule.get("last_data"),
+                schedule["created_by"],
+                now,
+                now,
+            ),
+        )
+        return bool(done.rowcount)
+
+    def schedule(self, name: str, *, lock: bool = False) -> dict[str, Any] | None:
+        row = self.execute(
+            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE name = ?{self.dialect.lock() if lock else ''}", (name,)
+        ).fetchone()
+        return schedule_of(row) if row else None
+
+    def update_schedule(self, name: str, **fields: Any) -> None:
+        encoded = {
+            k: jsonsafe.dumps(v) if k == "spec" else int(v) if isinstance(v, bool) else v for k, v in fields.items()
+        }
+        encoded["updated_at"] = self.now()
+        assignments = ", ".join(f"{key} = ?" for key in encoded)
+        self.execute(f"UPDATE schedules SET {assignments} WHERE name = ?", (*encoded.values(), name))
+
+    def delete_schedule(self, name: str) -> bool:
+        self.execute("DELETE FROM schedule_fires WHERE schedule = ?", (name,))
+        return bool(self.execute("DELETE FROM schedules WHERE name = ?", (name,)).rowcount)
+
+    def due_schedules(self, now: float) -> list[dict[str, Any]]:
+        """Time-triggered schedules whose next tick has come, locked (others' are skipped, not waited for)."""
+        rows = self.execute(
+            f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE paused = 0 AND next_at IS NOT NULL AND next_at <= ? "
+            f"ORDER BY next_at{self.dialect.lock(skip_locked=True)}",
+            (now,),
+        ).fetchall()
+        return [schedule_of(row) for row in rows]
+
+    def insert_fire(
+        self,
+        schedule: str,
+        fire_key: str,
+        *,
+        tick: float | None,
+        job_id: str | None,
+        status: str,
+        outcome: str | None = None,
+    ) -> bool:
+        """Record one fire; False when this tick (or data version) fired before."""
+        done = self.execute(
+            "INSERT INTO schedule_fires (schedule, fire_key, tick, fired_at, job_id, status, outcome) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (schedule, fire_key) DO NOTHING",
+            (schedule, fire_key, tick, self.now(), job_id, status, outcome),
+        )
+        return bool(done.rowcount)
+
+    def update_fire(self, schedule: str, fire_key: str, *, status: str, outcome: str | None) -> None:
+        self.execute(
+            "UPDATE schedule_fires SET status = ?, outcome = ? WHERE schedule = ? AND fire_key = ?",
+            (status, (outcome or "")[:1000] or None, schedule, fire_key),
+        )
+
     # -- failed sign-ins, counted across replicas ------------------------------------------
     def auth_failed(self, client: str, *, free: int, window: float, max_lockout: float) -> float:
         """Count a failure of client; when it has more than `free` within `window` s, lock it out for twice
@@ -456,6 +529,19 @@ class Tx:
             (client, now + lockout, lockout),
         )
         return lockout
+
+
+SCHEDULE_COLUMNS = "name, spec, paused, next_at, last_data, created_by, created_at, updated_at"
+FIRE_COLUMNS = "schedule, fire_key, tick, fired_at, job_id, status, outcome"
+
+
+def schedule_of(row: Iterable[Any]) -> dict[str, Any]:
+    found = dict(zip(SCHEDULE_COLUMNS.split(", "), row, strict=True))
+    return {**found, "spec": json.loads(found["spec"]), "paused": bool(found["paused"])}
+
+
+def fire_of(row: Iterable[Any]) -> dict[str, Any]:
+    return dict(zip(FIRE_COLUMNS.split(", "), row, strict=True))
 
 
 APPROVAL_COLUMNS = (
@@ -696,6 +782,28 @@ class JobStore:
         )
         names = ("key", "subscription", "event", "seq", "status", "outcome", "created_at", "updated_at")
         return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def schedules(self) -> list[dict[str, Any]]:
+        return [schedule_of(row) for row in self._rows(f"SELECT {SCHEDULE_COLUMNS} FROM schedules ORDER BY name")]
+
+    def schedule_read(self, name: str) -> dict[str, Any] | None:
+        rows = self._rows(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE name = ?", (name,))
+        return schedule_of(rows[0]) if rows else None
+
+    def fires(self, schedule: str | None = None, *, status: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """A schedule's fires (or every schedule's), newest first."""
+        clauses, params = [], []
+        if schedule is not None:
+            clauses.append("schedule = ?")
+            params.append(schedule)
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._rows(
+            f"SELECT {FIRE_COLUMNS} FROM schedule_fires{where} ORDER BY fired_at DESC LIMIT ?", (*params, limit)
+        )
+        return [fire_of(row) for row in rows]
 
     def lockouts(self) -> dict[str, float]:
         """Clients locked out for failing too often (by any replica), with for how many seconds more (measured

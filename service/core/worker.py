@@ -26,7 +26,7 @@ from amllib.backends.base import Backend, RunInfo, RunSpec, RunStatus
 from amllib.digest import TreeSummary
 from amllib.endpoints import get_endpoints
 from amllib.endpoints.base import Endpoints
-from amllib.errors import AmlError, BackendUnavailable, InvalidInput, MetricsUnavailable
+from amllib.errors import AmlError, BackendUnavailable, Conflict, InvalidInput, MetricsUnavailable
 from amllib.fetch import fetch_model
 from amllib.jsonsafe import json_safe
 from amllib.paths import check_folder_target, resolve_inside
@@ -344,6 +344,15 @@ class Worker:
         if found:
             run_id = found[0]  # submitted before the service stopped; do not submit twice
         else:
+            expected = spec.get("data_version")
+            if expected:  # a data trigger's run reads the version it fired for, or says why not
+                current = await self.calls(self.backend.current_data, spec["datapath"])
+                if current is None or current.digest != expected:
+                    now = current.digest if current else "nothing"
+                    raise Conflict(
+                        f"the data at {spec['datapath']} it fired for ({expected}) was replaced by {now} before "
+                        "the run started; the schedule fires for the new version"
+                    )
             await self.calls(self.backend.ensure_compute, spec["compute"])
             run_spec = RunSpec(
                 script=spec["script"],

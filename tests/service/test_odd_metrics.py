@@ -103,7 +103,13 @@ def test_a_store_written_before_the_fix_is_mended_when_it_is_opened(tmp_path: Pa
     service.stop()
     execute(db_url, f"UPDATE jobs SET result = '{POISONED}'")
     execute(db_url, "UPDATE alembic_version SET version_num = '0003'")
-    for table in ("approvals", "notifications", "cursors"):  # made by later revisions: a 0003 store has none
+    for table in (
+        "approvals",
+        "notifications",
+        "cursors",
+        "schedules",
+        "schedule_fires",
+    ):  # made by later revisions: a 0003 store has none
         execute(db_url, f"DROP TABLE {table}")
 
     service.start()
