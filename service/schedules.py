@@ -71,6 +71,7 @@ async def create(svc: Services, request: ScheduleRequest, *, caller: str) -> dic
         "paused": request.paused,
         "next_at": _first_tick(spec, now, now),
         "created_by": caller,
+        "created_at": now,
     }
     if not await svc.store.write(lambda tx: tx.insert_schedule(schedule)):
         raise Conflict(f"a schedule named {quoted(request.name)} exists already")

@@ -437,8 +437,9 @@ class Tx:
 
     # -- schedules ----------------------------------------------------------------------------
     def insert_schedule(self, schedule: dict[str, Any]) -> bool:
-        """A new schedule; False when one of that name exists."""
-        now = self.now()
+        """A new schedule; False when one of that name exists. Its created_at is the origin of its `every` ticks,
+        so it is the one the caller computed the first tick from."""
+        now = schedule["created_at"]
         done = self.execute(
             "INSERT INTO schedules (name, spec, paused, next_at, last_data, created_by, created_at, updated_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
