@@ -38,6 +38,7 @@ log = logging.getLogger("service")
 CATCH_UP = 120.0  # a tick later than this was missed while no replica ran (failing over takes a lease's time)
 MOST_TICKS = 1000  # ticks looked at in one pass of one schedule
 FIRES_SHOWN = 20
+FIRES_KEPT = 1000  # a schedule's history: its newest fires (within AZML_RETENTION_DAYS, when set)
 
 
 def _spec(svc: Services, request: ScheduleRequest | ScheduleChange, old: dict[str, Any] | None) -> dict[str, Any]:
@@ -258,6 +259,7 @@ async def _current_data(svc: Services, path: str) -> str | None:
 # -- after the run ----------------------------------------------------------------------------------
 async def follow_up(svc: Services) -> int:
     """Record how each fired run ended and, with `promote`, offer its version to the alias; how many."""
+    await _prune(svc)
     done = 0
     for fire in await svc.store.read(svc.store.fires, status="running", limit=200):
         job = await svc.store.read(svc.store.get, fire["job_id"]) if fire["job_id"] else None
@@ -269,6 +271,19 @@ async def follow_up(svc: Services) -> int:
         svc.feed.changed()
         done += 1
     return done
+
+
+_pruned = [0.0]
+
+
+async def _prune(svc: Services) -> None:
+    """Once a minute: fires past the retention window, and beyond the newest FIRES_KEPT of a schedule, go."""
+    if time.time() - _pruned[0] < 60:
+        return
+    _pruned[0] = time.time()
+    days = svc.settings.retention_days
+    before = time.time() - days * 86400 if days else None
+    await svc.store.write(lambda tx: tx.prune_fires(before=before, keep=FIRES_KEPT))
 
 
 def _record(tx: Tx, *, fire: dict[str, Any], status: str, outcome: str) -> None:

@@ -4,6 +4,7 @@
     status <run>   runs [N] [status=…]   logs <run> [N]   cancel <run>   models   best [model]   help
     aliases [model]   promote <version> to <alias> [reason…]   approve <id> [note…]   reject <id> [note…]
     endpoints   deploy <model>@<alias>|<model>:<version> to <endpoint> [traffic=N]   rollback <endpoint>
+    schedules   pause <schedule>   resume <schedule>
 
 A platform module (slack.py, teams.py, mattermost.py) verifies and parses its request
 into a ChatRequest, calls handle(), and renders the Reply its own way. Writes (train,
@@ -27,10 +28,10 @@ from amllib.errors import AmlError, InvalidInput, quoted
 from amllib.fetch import BEST_BY
 from amllib.names import check_name
 from amllib.settings import Settings
-from service import deployments, promotions
+from service import deployments, promotions, schedules
 from service.actions import Services, create_job, find, page, request_cancel, run_spec
 from service.core.job_kinds import Notify
-from service.core.schemas import DeployRequest, RunRequest, render
+from service.core.schemas import DeployRequest, RunRequest, ScheduleChange, render
 from service.core.store import Job
 from service.errors import validation_detail
 
@@ -40,10 +41,10 @@ USAGE = (
     "`status <run>`, `runs [N] [status=…]`, `logs <run> [N]`, `cancel <run>`, `models`, `best [model]`, "
     "`aliases [model]`, `promote <version> to <alias> [reason]` (`model=<name>` for another model), "
     "`approve <id>`, `reject <id>`, `endpoints`, `deploy <model>@<alias>|<model>:<version> to <endpoint> "
-    "[traffic=N]`, `rollback <endpoint>`, `help`."
+    "[traffic=N]`, `rollback <endpoint>`, `schedules`, `pause <schedule>`, `resume <schedule>`, `help`."
 )
 TRAIN_FIELDS = ("script", "experiment", "datapath", "model", "compute", "estimators")
-WRITES = frozenset({"train", "cancel", "promote", "approve", "reject", "deploy", "rollback"})
+WRITES = frozenset({"train", "cancel", "promote", "approve", "reject", "deploy", "rollback", "pause", "resume"})
 
 
 @dataclass(frozen=True)
@@ -355,6 +356,40 @@ async def rollback(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
     return Reply(f"Rolling {words[0]} back to the version beside the live one ({job.id}).")
 
 
+def _trigger_text(trigger: dict[str, Any]) -> str:
+    if trigger.get("cron"):
+        return f"cron `{trigger['cron']}` ({trigger.get('timezone', 'UTC')})"
+    return f"every {trigger['every']}" if trigger.get("every") else f"on new data at {trigger.get('on_data')}"
+
+
+async def schedules_list(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    found = (await schedules.list_schedules(svc))["schedules"]
+    lines = []
+    for s in found:
+        state = "paused" if s["paused"] else f"next {s['next_fire']}" if s["next_fire"] else "waiting for data"
+        last = s["fires"][0] if s["fires"] else None
+        tail = f"; last: {last['status']} ({last['run'] or 'no run'})" if last else ""
+        lines.append(f"`{s['name']}`: {_trigger_text(s['trigger'])}, {state}{tail}")
+    return Reply("Schedules:" if lines else "No schedules yet: POST /schedules.", lines)
+
+
+async def pause(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    return await _pause(svc, words, paused=True)
+
+
+async def resume(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
+    return await _pause(svc, words, paused=False)
+
+
+async def _pause(svc: Services, words: list[str], *, paused: bool) -> Reply:
+    if len(words) != 1:
+        raise InvalidInput(f"usage: {'pause' if paused else 'resume'} <schedule>")
+    body = await schedules.change(svc, words[0], ScheduleChange(paused=paused))
+    if paused:
+        return Reply(f"Schedule {body['name']} paused.")
+    return Reply(f"Schedule {body['name']} resumed: next fire {body['next_fire'] or 'on new data'}.")
+
+
 async def usage(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
     return Reply(USAGE)
 
@@ -374,5 +409,8 @@ COMMANDS = {
     "endpoints": endpoints,
     "deploy": deploy,
     "rollback": rollback,
+    "schedules": schedules_list,
+    "pause": pause,
+    "resume": resume,
     "help": usage,
 }

@@ -28,11 +28,13 @@ class Notice:
 
 def notices(settings: Settings, seq: int, topic: str, data: dict[str, Any]) -> list[Notice]:
     """The notices one event row makes (most make none)."""
+    event = data.get("event")
     if topic == "run":
         return _run(settings, data)
     if topic == "deploy":
         return _deploy(settings, data)
-    event = data.get("event")
+    if topic == "schedule" and event in ("schedule.fired", "schedule.failed"):
+        return [_schedule(settings, seq, data)]
     if topic == "alias" and event == "alias.changed":
         return [_alias_changed(settings, seq, data)]
     if topic == "approval" and event == "approval.requested":
@@ -117,6 +119,23 @@ def _deploy(settings: Settings, job: dict[str, Any]) -> list[Notice]:
             )
         ]
     return []
+
+
+def _schedule(settings: Settings, seq: int, data: dict[str, Any]) -> Notice:
+    name, run = data.get("schedule"), data.get("run")
+    fired = data.get("event") == "schedule.fired"
+    when = data.get("tick") or (f"data {data['data_version']}" if data.get("data_version") else "")
+    headline = f"Schedule {name} fired" + (f" ({when})" if when else "") if fired else f"Schedule {name} failed"
+    lines = [f"Run {run}" if run else "No run"] + ([] if fired else [f"Why: {data.get('why')}"])
+    return Notice(
+        event=str(data.get("event")),
+        key=f"{data.get('event')}:{name}:{seq}",
+        model=None,
+        headline=headline,
+        lines=lines,
+        link=page(settings, f"/ui/runs/{run}") if run else page(settings, "/ui/schedules"),
+        data=data,
+    )
 
 
 def _figures(gate: dict[str, Any] | None) -> str | None:

@@ -501,6 +501,18 @@ class Tx:
         )
         return bool(done.rowcount)
 
+    def prune_fires(self, *, before: float | None, keep: int) -> None:
+        """Forget ended fires older than `before` (the retention window) and all but the newest `keep` of each
+        schedule; the runs they pointed at are then the retention sweep's like any other."""
+        if before is not None:
+            self.execute("DELETE FROM schedule_fires WHERE fired_at < ? AND status <> 'running'", (before,))
+        for (name,) in self.execute("SELECT name FROM schedules").fetchall():
+            self.execute(
+                "DELETE FROM schedule_fires WHERE schedule = ? AND status <> 'running' AND fired_at < ("
+                "SELECT fired_at FROM schedule_fires WHERE schedule = ? ORDER BY fired_at DESC LIMIT 1 OFFSET ?)",
+                (name, name, keep - 1),
+            )
+
     def update_fire(self, schedule: str, fire_key: str, *, status: str, outcome: str | None) -> None:
         self.execute(
             "UPDATE schedule_fires SET status = ?, outcome = ? WHERE schedule = ? AND fire_key = ?",
@@ -727,7 +739,9 @@ class JobStore:
         marks = self.dialect.marks(terminal)
         sql = (
             f"SELECT {COLUMNS} FROM jobs WHERE status IN ({marks}) AND finished_at < ? "
-            f"AND NOT {self.dialect.owes_delivery()} ORDER BY finished_at LIMIT ?"
+            f"AND NOT {self.dialect.owes_delivery()} "
+            # a schedule's history points at its runs: kept while the schedule keeps the fire
+            "AND NOT EXISTS (SELECT 1 FROM schedule_fires f WHERE f.job_id = jobs.id) ORDER BY finished_at LIMIT ?"
         )
         return self._jobs(sql, (*terminal, ended_before, limit))
 

@@ -25,6 +25,8 @@ EVENTS = (
     "approval.decided",
     "deployment.changed",
     "deployment.failed",
+    "schedule.fired",
+    "schedule.failed",
 )
 KINDS = ("slack", "teams", "mattermost", "webhook")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")

@@ -279,3 +279,21 @@ def test_endpoints_deploy_and_rollback_from_chat(make_service) -> None:
         assert "usage: deploy" in slack(service, "deploy titanic-model:1 titanic").json()["text"]
         assert "&lt;model&gt;@&lt;alias&gt;" in slack(service, "deploy titanic-model to titanic").json()["text"]
         assert "not found" in slack(service, "rollback nowhere").json()["text"]
+
+
+def test_schedules_pause_and_resume_from_chat(make_service) -> None:
+    """Issue 30 from chat: schedules read by anyone; pause and resume for writers."""
+    service = make_service(AZML_SLACK_SIGNING_SECRET=SLACK_SECRET, AZML_CHATOPS_WRITERS="slack:U_WRITER")
+    with service.client() as client:
+        upload(client, {"a.csv": b"1,2\n"})
+        assert "No schedules yet" in slack(service, "schedules").json()["text"]
+        body = {"name": "weekly", "trigger": {"cron": "0 3 * * 1", "timezone": "Europe/London"}}
+        assert client.post("/schedules", json=body).status_code == 201
+        listed = slack(service, "schedules", user="U_READER").json()["text"]
+        assert "`weekly`: cron `0 3 * * 1` (Europe/London), next 20" in listed, listed
+        assert "may not `pause`" in slack(service, "pause weekly", user="U_READER").json()["text"]
+        assert slack(service, "pause weekly").json()["text"] == "Schedule weekly paused."
+        assert client.get("/schedules/weekly").json()["paused"] is True
+        assert "`weekly`: cron `0 3 * * 1` (Europe/London), paused" in slack(service, "schedules").json()["text"]
+        assert slack(service, "resume weekly").json()["text"].startswith("Schedule weekly resumed: next fire 20")
+        assert "not found" in slack(service, "pause nothing").json()["text"]

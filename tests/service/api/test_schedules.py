@@ -112,3 +112,23 @@ def test_what_is_refused_and_how_it_reads(make_app) -> None:
     assert client.post("/schedules", json={"name": "a", "trigger": {"every": "1h"}}).status_code == 201
     assert_refused(client.post("/schedules", json={"name": "a", "trigger": {"every": "1h"}}), 409, "exists")
     assert_refused(client.patch("/schedules/none", json={"paused": True}), 404, "none")
+
+
+def test_the_retention_sweep_keeps_what_a_schedules_history_points_at(make_app) -> None:
+    import asyncio
+
+    from service.core.jobs import TERMINAL_NAMES
+
+    client = with_data(make_app)
+    assert client.post("/schedules", json={"name": "often", "trigger": {"every": "1s"}}).status_code == 201
+    until(lambda: len([f for f in client.get("/schedules/often").json()["fires"] if f["status"] == "completed"]) >= 3)
+    client.patch("/schedules/often", json={"paused": True})
+    store = client.app.state.services.store
+    kept = {f["run"] for f in client.get("/schedules/often").json()["fires"]}
+    swept = {job.id for job in store.expired(TERMINAL_NAMES, ended_before=time.time() + 10)}
+    assert kept and not kept & swept  # the runs the history names are not the sweep's
+    asyncio.run(store.write(lambda tx: tx.prune_fires(before=None, keep=2)))
+    left = client.get("/schedules/often").json()["fires"]
+    assert len(left) == 2 or all(f["status"] == "running" for f in left[2:])
+    swept = {job.id for job in store.expired(TERMINAL_NAMES, ended_before=time.time() + 10)}
+    assert kept - {f["run"] for f in left} <= swept  # forgotten fires' runs are the sweep's again

@@ -90,3 +90,17 @@ def test_a_deployment_is_told_when_traffic_moved_and_when_it_could_not(tmp_path)
     )
     assert failed.event == "deployment.failed" and failed.headline.endswith("traffic stayed where it was")
     assert notices(settings, 52, "deploy", {**job, "status": "Running"}) == []
+
+
+def test_a_schedule_is_told_when_it_fires_and_when_it_fails(tmp_path) -> None:
+    settings = make_settings(tmp_path, public_url="https://aml.example.com")
+    fired = {"event": "schedule.fired", "schedule": "nightly", "tick": "2026-12-07T03:00:00+00:00", "run": "run_1"}
+    (told,) = notices(settings, 60, "schedule", fired)
+    assert (
+        told.key == "schedule.fired:nightly:60"
+        and told.headline == "Schedule nightly fired (2026-12-07T03:00:00+00:00)"
+    )
+    assert told.link == "https://aml.example.com/ui/runs/run_1"
+    failed = {"event": "schedule.failed", "schedule": "nightly", "run": "run_1", "why": "run run_1 ended Failed: boom"}
+    (failure,) = notices(settings, 61, "schedule", failed)
+    assert failure.event == "schedule.failed" and failure.lines == ["Run run_1", "Why: run run_1 ended Failed: boom"]
