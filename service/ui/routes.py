@@ -95,9 +95,10 @@ async def logout(request: Request) -> RedirectResponse:
     return response
 
 
-# The pages app.js draws (its route()): the runs list, a run, the models, a model, data, the train form.
-# ids and names hold no "/"
-PAGES = re.compile(r"|runs|runs/[^/]+|models|models/[^/]+|data|train|compare|approvals|endpoints|endpoints/[^/]+")
+# The pages app.js draws (its route()); ids and names hold no "/".
+PAGES = re.compile(
+    r"|runs|runs/[^/]+|models|models/[^/]+|data|train|compare|approvals|endpoints|endpoints/[^/]+|schedules"
+)
 
 
 @router.get("/ui", response_class=HTMLResponse)

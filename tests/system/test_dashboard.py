@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -361,6 +362,8 @@ def test_every_page_is_accessible_and_whole_at_phone_width_light_and_dark(browse
         runs = [client.post("/runs", params={"wait": 60}, json={"estimators": n}).json() for n in (1, 2)]
         served = {"script": "contract_model.py", "model": "titanic-model"}
         assert client.post("/runs", params={"wait": 120}, json=served).json()["status"] == "Completed"
+        weekly = {"name": "weekly", "trigger": {"cron": "0 3 * * 1"}, "promote": {"alias": "staging"}, "paused": True}
+        assert client.post("/schedules", json=weekly).status_code == 201
         deployed = {"endpoint": "titanic", "model": "titanic-model", "version": 1}
         assert client.post("/deployments", params={"wait": 120}, json=deployed).json()["status"] == "Completed"
     model = runs[0]["model_version"]["name"]
@@ -375,6 +378,7 @@ def test_every_page_is_accessible_and_whole_at_phone_width_light_and_dark(browse
         "approvals": ("/ui/approvals", "main h1"),
         "endpoints": ("/ui/endpoints", "#endpoints tbody tr"),
         "endpoint": ("/ui/endpoints/titanic", "#try select"),
+        "schedules": ("/ui/schedules", "#schedules tbody tr"),
         "not-found": ("/ui/no-such-page", "main h1"),
     }
     assert AXE.is_file(), "axe-core is installed by test.sh (npm, tests/lint)"
@@ -566,5 +570,32 @@ def test_the_endpoint_page_tries_a_request_and_rolls_back(browser, make_service)
     page.locator('#slots tr[data-slot="blue"]', has_text="100%").wait_for()  # the page drew itself again
     assert "rollback" in page.locator("#endpoint-history").inner_text()
     tab.shot("endpoint")
+    assert tab.errors == []
+    tab.close()
+
+
+def test_the_schedules_page_shows_fires_and_pauses(browser, dashboard: Service) -> None:
+    """Issue 30 on the page: each schedule's trigger, next fire and last fires with their runs; Pause and
+    Resume; a run a schedule started names it."""
+    with dashboard.client() as client:
+        body = {"name": "often", "trigger": {"every": "2s"}, "run": {"args": {"seconds": "0.2"}}}
+        assert client.post("/schedules", json=body).status_code == 201
+        deadline = time.time() + 60
+        while not [f for f in client.get("/schedules/often").json()["fires"] if f["status"] == "completed"]:
+            assert time.time() < deadline
+            time.sleep(0.3)
+    tab = Page(browser, dashboard)
+    tab.login(FULL_TOKEN)
+    page = tab.page
+    page.goto(f"{dashboard.url}/ui/schedules")
+    row = page.locator('#schedules tr[data-schedule="often"]')
+    row.wait_for()
+    assert "every 2s" in row.inner_text() and "completed" in row.inner_text()
+    row.locator("button.pause").click()
+    page.locator('#schedules tr[data-schedule="often"] button.resume').wait_for()
+    assert "paused" in page.locator('#schedules tr[data-schedule="often"] td.next').inner_text()
+    page.locator('#schedules tr[data-schedule="often"] a.mono').first.click()
+    page.locator("#run-schedule", has_text="often fired").wait_for()
+    tab.shot("schedules")
     assert tab.errors == []
     tab.close()

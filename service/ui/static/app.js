@@ -625,6 +625,16 @@ async function runPage(id) {
       ["Duration", duration(job)],
       ["Model version", modelLink(job.model_version)],
     ];
+    if (job.schedule)
+      rows.splice(3, 0, [
+        "Schedule",
+        h(
+          "span",
+          { id: "run-schedule" },
+          h("a", { href: `/ui/schedules#${encodeURIComponent(job.schedule.name)}` }, job.schedule.name),
+          ` fired ${job.schedule.fire}`,
+        ),
+      ]);
     if (job.error) rows.push(["Error", h("span", { class: "error" }, job.error.split("\n")[0])]);
     if (job.metrics_error)
       rows.push(["Metrics", h("span", { class: "error" }, `could not be read: ${job.metrics_error}`)]);
@@ -1237,6 +1247,92 @@ async function approvalsPage() {
             "tr",
             {},
             heads.map((t) => h("th", { scope: "col" }, t)),
+          ),
+        ),
+        h("tbody", {}, rows),
+      ),
+    ),
+  );
+}
+
+// -- schedules -------------------------------------------------------------------------------
+function triggerText(trigger) {
+  if (trigger.cron) return `cron ${trigger.cron} (${trigger.timezone || "UTC"})`;
+  return trigger.every ? `every ${trigger.every}` : `new data at ${trigger.on_data}`;
+}
+
+async function schedulesPage() {
+  fill(app, h("h1", {}, "Schedules"));
+  let schedules;
+  try {
+    ({ schedules } = await api("/schedules"));
+  } catch (error) {
+    addTo(app, failure(error));
+    return;
+  }
+  if (!schedules.length) {
+    addTo(
+      app,
+      h("p", { class: "hint" }, "No schedule yet: POST /schedules retrains on a cron, every so often or on new data."),
+    );
+    return;
+  }
+  const toggle = (s) => async (event) => {
+    const cell = event.target.closest("td");
+    try {
+      await api(`/schedules/${encodeURIComponent(s.name)}`, { method: "PATCH", json: { paused: !s.paused } });
+      await schedulesPage();
+    } catch (error) {
+      addTo(cell, failure(error));
+    }
+  };
+  const fireText = (f) =>
+    h(
+      "li",
+      {},
+      h(
+        "span",
+        { class: `status ${f.status === "failed" || f.status === "refused" ? "Failed" : "Completed"}` },
+        f.status,
+      ),
+      " ",
+      f.run ? h("a", { href: `/ui/runs/${encodeURIComponent(f.run)}`, class: "mono" }, f.run) : "no run",
+      ` · ${f.tick ? when(f.tick) : f.key}`,
+      f.outcome ? ` · ${f.outcome}` : "",
+    );
+  const rows = schedules.map((s) =>
+    h(
+      "tr",
+      { id: s.name, "data-schedule": s.name },
+      h("th", { scope: "row" }, s.name),
+      h("td", {}, triggerText(s.trigger)),
+      h("td", {}, `${s.run.script} on ${s.run.datapath}`, s.promote ? ` → ${s.promote.alias}` : ""),
+      h("td", { class: "next" }, s.paused ? "paused" : s.next_fire ? when(s.next_fire) : "on new data"),
+      h("td", {}, s.fires.length ? h("ul", { class: "timeline" }, s.fires.map(fireText)) : "—"),
+      h(
+        "td",
+        {},
+        ROLE === "full"
+          ? h("button", { class: s.paused ? "resume" : "pause", onclick: toggle(s) }, s.paused ? "Resume" : "Pause")
+          : "—",
+      ),
+    ),
+  );
+  addTo(
+    app,
+    h(
+      "div",
+      { class: "table-wrap" },
+      h(
+        "table",
+        { id: "schedules" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            ["Schedule", "Trigger", "Runs", "Next fire", "Last fires", ""].map((t) => h("th", { scope: "col" }, t)),
           ),
         ),
         h("tbody", {}, rows),
@@ -1901,6 +1997,7 @@ const PAGES = [
   [/^\/ui\/compare$/, () => "Compare runs", () => comparePage()],
   [/^\/ui\/approvals$/, () => "Approvals", () => approvalsPage()],
   [/^\/ui\/endpoints$/, () => "Endpoints", () => endpointsPage()],
+  [/^\/ui\/schedules$/, () => "Schedules", () => schedulesPage()],
   [/^\/ui\/endpoints\/([^/]+)$/, (name) => `Endpoint ${name}`, (name) => endpointPage(name)],
 ];
 
