@@ -324,6 +324,15 @@ async def deploy(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
         raise InvalidInput(f"deploy takes traffic=N only, not {quoted(next(iter(named)), 40)}=")
     request = DeployRequest.model_validate(fields)
     spec = {"action": "deploy", **request.model_dump(exclude={"callback_url"}), "samples": None}
+    job = await _deploy_job(svc, chat, spec)
+    return Reply(
+        f"Deploying {request.model}{target[len(model) :]} to {endpoint} ({job.id}).",
+        ["It is smoke-tested before traffic moves; `endpoints` shows where traffic is."],
+    )
+
+
+async def _deploy_job(svc: Services, chat: ChatRequest, spec: dict[str, Any]) -> Job:
+    """A deployment job asked from chat (a platform's retry of the command makes none twice)."""
     job, _ = await create_job(
         svc,
         kind="deploy",
@@ -333,10 +342,7 @@ async def deploy(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
         callback_url=None,
         created_by=f"{chat.platform}:{chat.user_id}",
     )
-    return Reply(
-        f"Deploying {request.model}{target[len(model) :]} to {endpoint} ({job.id}).",
-        ["It is smoke-tested before traffic moves; `endpoints` shows where traffic is."],
-    )
+    return job
 
 
 async def rollback(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
@@ -344,15 +350,7 @@ async def rollback(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
         raise InvalidInput("usage: rollback <endpoint>")
     await deployments.known(svc, words[0])
     spec = {"action": "rollback", "endpoint": words[0], "samples": None}
-    job, _ = await create_job(
-        svc,
-        kind="deploy",
-        spec=spec,
-        fingerprint=spec,
-        idempotency_key=hashlib.sha256(chat.retry_key.encode()).hexdigest()[:32],
-        callback_url=None,
-        created_by=f"{chat.platform}:{chat.user_id}",
-    )
+    job = await _deploy_job(svc, chat, spec)
     return Reply(f"Rolling {words[0]} back to the version beside the live one ({job.id}).")
 
 

@@ -50,8 +50,8 @@ ArgKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ArgValue = Annotated[StrictStr, StringConstraints(max_length=MAX_ARG_VALUE)] | StrictInt | StrictFloat | StrictBool
 
 
-class RunRequest(BaseModel):
-    """POST /runs: every field optional, defaults from the AZML_* settings."""
+class ScheduleRun(BaseModel):
+    """What a run trains (a schedule's runs too): every field optional, defaults from the AZML_* settings."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -66,6 +66,11 @@ class RunRequest(BaseModel):
         max_length=MAX_SCRIPT_ARGS,
         description="extra script arguments, passed as --key=value (not data-path or estimators)",
     )
+
+
+class RunRequest(ScheduleRun):
+    """POST /runs: every field optional, defaults from the AZML_* settings."""
+
     callback_url: CallbackUrl | None = None
 
 
@@ -142,20 +147,6 @@ class KeyRequest(BaseModel):
 
 
 ScheduleName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
-
-
-class ScheduleRun(BaseModel):
-    """What a schedule's run trains: POST /runs's fields (callback_url aside), AZML_* defaults filled in."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    experiment: Name | None = None
-    script: Name | None = None
-    model: Name | None = None
-    datapath: RelPath | None = None
-    compute: Name | None = None
-    estimators: int | None = Field(None, ge=1, le=MAX_ESTIMATORS)
-    args: dict[ArgKey, ArgValue] = Field(default_factory=dict, max_length=MAX_SCRIPT_ARGS)
 
 
 class SchedulePromote(BaseModel):
