@@ -153,10 +153,22 @@ class Settings(BaseSettings):
         "AZML_WEBHOOK_SECRET)}",
     )
 
-    # Online endpoints (the local backend's own processes).
+    # Online endpoints (the local backend's own processes; Azure ML managed online endpoints on azureml-v2).
     endpoint_host: str = Field(
         "127.0.0.1",
         description="Local endpoints listen on this address (0.0.0.0: every interface), each on its own port",
+    )
+    endpoint_instance_type: str = Field(
+        "Standard_DS3_v2",
+        pattern=r"^[A-Za-z0-9_]{1,64}$",
+        description="azureml-v2: the VM size of each managed online deployment (one instance per version)",
+    )
+    endpoint_deploy_minutes: float = Field(
+        30.0,
+        gt=0,
+        le=24 * 60,
+        allow_inf_nan=False,
+        description="azureml-v2: minutes a managed online deployment may take to become ready, else it failed",
     )
 
     # Chat-ops and the dashboard's links.

@@ -18,7 +18,6 @@ def get_endpoints(settings: Settings, backend: Backend) -> Endpoints:
         raise InvalidInput(
             "online endpoints need AZML_BACKEND=azureml-v2 or local: SDK v1's web services (ACI/AKS) are retired"
         )
-    raise InvalidInput(
-        "online endpoints on azureml-v2 are not built yet (managed online endpoints are planned); "
-        "deploy on the local backend, or fetch the model for your own image"
-    )
+    from amllib.endpoints.azure_v2 import AzureV2Endpoints
+
+    return AzureV2Endpoints(settings, backend)

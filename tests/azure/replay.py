@@ -140,6 +140,8 @@ class Workspace:
         self.cancel_refusal: Answer | None = None  # what a cancel of an ended job is answered
         self.compute_outcome = "Succeeded"  # how a new cluster's operation ends
         self.compute_polls: dict[str, int] = {}
+        # hosts other than ARM's (a suffix of the host → handler(method, host, path, headers, raw body)): scoring URIs
+        self.hosts: dict[str, Callable[..., Answer]] = {}
 
     def add_job(
         self, name: str, *, status: str = "Preparing", tags: dict[str, str] | None = None, created: float | None = None
@@ -398,17 +400,22 @@ class Workspace:
                 return answer
         return None
 
-    def answer(self, method: str, url: str, data: Any, timeout: Any = None) -> requests.Response:
+    def answer(
+        self, method: str, url: str, data: Any, timeout: Any = None, sent: dict[str, str] | None = None
+    ) -> requests.Response:
         parts = urlsplit(url)
         self.requests.append((method, parts.path))
         self.timeouts.append(timeout)
-        body = json.loads(data) if data else None
         headers: dict[str, str] = {}
         fault = self._fault(method, parts.path)
-        if fault is not None:
+        host = next((h for suffix, h in self.hosts.items() if (parts.hostname or "").endswith(suffix)), None)
+        if fault is None and host is not None:
+            status, payload = host(method, parts.hostname, parts.path, dict(sent or {}), data)
+        elif fault is not None:
             status, headers = fault
             payload: Any = {"error": {"code": "TooManyRequests", "message": f"answered {status} by the test"}}
         else:
+            body = json.loads(data) if data else None
             for route_method, pattern, handler in self.routes:
                 match = pattern.fullmatch(parts.path)
                 if match and route_method == method:
@@ -421,7 +428,7 @@ class Workspace:
         response = requests.Response()
         response.status_code = status
         response.reason = REASONS.get(status, "Error")
-        response._content = json.dumps(payload).encode()
+        response._content = b"" if payload is None else json.dumps(payload).encode()
         response.raw = io.BytesIO(response._content)
         response.headers["Content-Type"] = "application/json; charset=utf-8"
         response.headers.update(headers)
@@ -440,7 +447,7 @@ class _Session(requests.Session):
         self._workspace = workspace
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
-        return self._workspace.answer(method, url, kwargs.get("data"), kwargs.get("timeout"))
+        return self._workspace.answer(method, url, kwargs.get("data"), kwargs.get("timeout"), kwargs.get("headers"))
 
 
 def ml_client(workspace: Workspace) -> Any:

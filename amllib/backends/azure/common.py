@@ -209,6 +209,10 @@ class AzureBackend(Backend):
                 raise
             raise mapped from exc
 
+    def call(self, what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """_call for the backend's companions (its online endpoints): the same retries and error mapping."""
+        return self._call(what, fn, *args, **kwargs)
+
     def _on_refused(self) -> None:
         """A call was refused (401/403): forget any credentials kept for reuse (a rotated key, an expired SAS)."""
 

@@ -142,12 +142,14 @@ def test_an_endpoint_following_an_alias_rolls_when_it_moves(make_app) -> None:
     assert len(client.get("/deployments/titanic").json()["history"]) == 2
 
 
-def test_azure_backends_say_what_they_do_not_serve(tmp_path) -> None:
+def test_v1_is_refused_and_v2_serves_on_managed_online_endpoints(tmp_path) -> None:
     from amllib.endpoints import get_endpoints
     from amllib.errors import InvalidInput
     from tests.conftest import make_settings
 
     with pytest.raises(InvalidInput, match="retired"):
         get_endpoints(make_settings(tmp_path, backend="azureml"), backend=None)  # type: ignore[arg-type]
-    with pytest.raises(InvalidInput, match="not built yet"):
-        get_endpoints(make_settings(tmp_path, backend="azureml-v2"), backend=None)  # type: ignore[arg-type]
+    from amllib.endpoints.azure_v2 import AzureV2Endpoints
+
+    v2 = get_endpoints(make_settings(tmp_path, backend="azureml-v2"), backend=None)  # type: ignore[arg-type]
+    assert isinstance(v2, AzureV2Endpoints)  # managed online endpoints: tests/azure/test_v2_endpoints.py
