@@ -25,14 +25,12 @@ import socket
 import statistics
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 
 from bench.api_latency import wrk
 from bench.common import service_env, start_uvicorn, stop, workspace
-from service.core.store import Job, Tx
 from service.core.store_sqlite import SqliteStore
 
 TOKEN = "bench-token"
@@ -46,30 +44,14 @@ ARGS = [
 
 
 def fill_store(db: Path, count: int) -> None:
-    """count finished run jobs, written straight into the job store before the service starts."""
+    """count finished run jobs, written straight into the job store before the service starts (in bulk)."""
+    from bench.store_reads import fill
+
     store = SqliteStore(db)
-    spec = {"experiment": "bench", "script": "quick.py", "model": "m", "datapath": "d", "compute": "c", "args": {}}
-
-    def insert(tx: Tx) -> None:
-        now = time.time() - count
-        for index in range(count):
-            job = Job(
-                id=f"run_{uuid.uuid4().hex[:20]}",
-                kind="run",
-                status="Completed",
-                spec=spec,
-                backend_run_id=f"bench_{1_790_000_000 + index}_{uuid.uuid4().hex[:8]}",  # as the scripts name runs
-                created_at=now + index,
-                started_at=now + index,
-                finished_at=now + index + 1,
-                result={"metrics": {"accuracy": 0.5 + index % 50 / 100}},
-            )
-            tx.insert_job(job)
-
-    import asyncio
-
-    asyncio.run(store.write(insert))
-    store.close()
+    try:
+        fill(store, count)
+    finally:
+        store.close()
 
 
 def signed_in(browser: object, url: str) -> tuple[object, object]:

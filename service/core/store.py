@@ -14,6 +14,7 @@ the owner renews its leases, and any replica takes over a job whose lease ran ou
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ COLUMNS = (
     "callback_url, callback_status, cancel_requested, created_at, started_at, finished_at, owner, lease_until"
 )
 _NAMES = COLUMNS.split(", ")
+SEARCH_SET = 2000  # a search matching at most this many jobs is read by their seqs, found through its indexes
 SENDING = "sending"  # a callback or notice being posted: found so after its sender died, it is recorded as lost
 
 
@@ -69,6 +71,64 @@ class Job:
         return cls(**values)
 
 
+SPEC_COLUMNS = ("experiment", "script", "started_by", "created_by")
+INSERT_JOB = (
+    "INSERT INTO jobs (id, kind, status, idempotency_key, request_hash, spec, result, error, backend_run_id, "
+    "callback_url, created_at, started_at, finished_at, owner, lease_until, experiment, script, started_by, "
+    "created_by, data_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _job_row(job: Job) -> tuple[Any, ...]:
+    return (
+        job.id,
+        job.kind,
+        job.status,
+        job.idempotency_key,
+        job.request_hash,
+        jsonsafe.dumps(job.spec),
+        jsonsafe.dumps(job.result),
+        job.error,
+        job.backend_run_id,
+        job.callback_url,
+        job.created_at or time.time(),
+        job.started_at,
+        job.finished_at,
+        job.owner,
+        job.lease_until,
+        *spec_columns(job.spec).values(),
+        result_column(job.result),
+    )
+
+
+def spec_columns(spec: dict[str, Any]) -> dict[str, str | None]:
+    """The spec's fields that have columns of their own (what a search matches exactly), as text."""
+    return {key: _text(spec.get(key)) for key in SPEC_COLUMNS}
+
+
+def result_column(result: dict[str, Any]) -> str | None:
+    return _text(result.get("data_version"))
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return jsonsafe.clean_text(value if isinstance(value, str) else json.dumps(value))
+
+
+def metric_numbers(result: dict[str, Any]) -> dict[str, float]:
+    """Each metric's last value that is a finite number (text, booleans, NaN and infinities are no value)."""
+    metrics = result.get("metrics")
+    if not isinstance(metrics, dict):
+        return {}
+    found = {}
+    for name, value in metrics.items():
+        number = Order.number(value)
+        if number is not None and isinstance(name, str):
+            found[jsonsafe.clean_text(name)] = number
+    return found
+
+
 class Cursor(Protocol):
     rowcount: int
 
@@ -99,11 +159,13 @@ class Dialect:
         return f"{self.field(column, key)} = 'true'" if self.postgres else f"{self.field(column, key)} = 1"
 
     def prefix(self, column: str, value: str) -> tuple[str, list[Any]]:
-        """`column` starts with `value`: on SQLite a range, which the column's index serves (its BINARY
-        collation orders by code point); on PostgreSQL starts_with, exact whatever the database's collation
-        (in en_US a range would also take "svc17x" for "svc_17": punctuation weighs nothing there)."""
+        """`column` starts with `value`, in a form the column's index serves: on SQLite a range (its BINARY
+        collation orders by code point); on PostgreSQL LIKE 'value%' with the wildcards escaped, which its
+        text_pattern_ops index serves byte by byte whatever the database's collation (in en_US a range would
+        also take "svc17x" for "svc_17": punctuation weighs nothing there)."""
         if self.postgres:
-            return f"starts_with({column}, ?)", [value]
+            escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            return f"{column} LIKE ? ESCAPE '\\'", [escaped + "%"]
         return f"({column} >= ? AND {column} < ?)", [value, value + "\U0010ffff"]
 
     def contains(self, column: str) -> str:
@@ -142,23 +204,13 @@ class Order:
     metric: str | None = None
     ascending: bool = False
 
-    def sql(self, dialect: Dialect) -> tuple[str, list[Any]]:
-        """The key as an SQL expression, and the parameters it takes."""
-        if self.key == "created":
-            return "seq", []
-        if self.key == "started":
-            return "COALESCE(started_at, created_at)", []
-        if self.key == "duration":
-            return "(finished_at - started_at)", []
-        if dialect.postgres:
-            value = "(result::jsonb -> 'metrics' -> ?::text)"
-            return f"(CASE WHEN jsonb_typeof{value} = 'number' THEN ({value} #>> '{{}}')::double precision END)", [
-                self.metric,
-                self.metric,
-            ]
-        # json_each matches the key exactly: a JSON path would need quoting, which no escape makes whole
-        number = "SELECT value FROM json_each(result, '$.metrics') WHERE key = ? AND type IN ('integer', 'real')"
-        return f"({number})", [self.metric]
+    def column(self) -> str:
+        """The key as the SQL expression its index is built on (migration 0008); metrics: run_metrics.value."""
+        return {
+            "created": "seq",
+            "started": "COALESCE(started_at, created_at)",
+            "duration": "(finished_at - started_at)",
+        }.get(self.key, "m.value")
 
     def value(self, job: Job) -> float | None:
         if self.key == "created":
@@ -167,8 +219,18 @@ class Order:
             return job.started_at if job.started_at is not None else job.created_at
         if self.key == "duration":
             return None if job.finished_at is None or job.started_at is None else job.finished_at - job.started_at
-        found = (job.result.get("metrics") or {}).get(self.metric)
-        return found if isinstance(found, int | float) and not isinstance(found, bool) else None
+        return self.number((job.result.get("metrics") or {}).get(self.metric))
+
+    @staticmethod
+    def number(value: Any) -> float | None:
+        """A metric's value as the stores sort it: a finite double, else no value."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        try:
+            number = float(value)
+        except OverflowError:
+            return None
+        return number if math.isfinite(number) else None
 
 
 NEWEST = Order()
@@ -207,30 +269,11 @@ class Tx:
         """
         if lease is not None:
             job.lease_until = self.now() + lease
-        row = self.execute(
-            "INSERT INTO jobs (id, kind, status, idempotency_key, request_hash, spec, result, error, backend_run_id, "
-            "callback_url, created_at, started_at, finished_at, owner, lease_until) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING seq",
-            (
-                job.id,
-                job.kind,
-                job.status,
-                job.idempotency_key,
-                job.request_hash,
-                jsonsafe.dumps(job.spec),
-                jsonsafe.dumps(job.result),
-                job.error,
-                job.backend_run_id,
-                job.callback_url,
-                job.created_at or time.time(),
-                job.started_at,
-                job.finished_at,
-                job.owner,
-                job.lease_until,
-            ),
-        ).fetchone()
+        row = self.execute(f"{INSERT_JOB} ON CONFLICT DO NOTHING RETURNING seq", _job_row(job)).fetchone()
         if row is not None:
             job.seq = row[0]
+            if job.kind == "run":
+                self._write_metrics(job.seq, job.result)
             return job, True
         mine = self.job(job.id)
         if mine is not None and mine.request_hash == job.request_hash and mine.kind == job.kind:
@@ -242,19 +285,56 @@ class Tx:
                 return Job.from_row(existing), False
         raise ValueError(f"a job with id {job.id} exists already")
 
+    def insert_jobs(self, jobs: list[Job]) -> int:
+        """Many new jobs in one go (bulk loads: a bench's million runs), ids not yet taken; how many were added.
+        One statement for the jobs and one for their metrics, each sent once with every row."""
+        before = self.execute("SELECT COALESCE(MAX(seq), 0) FROM jobs").fetchone()[0]
+        self._execute_many(f"{INSERT_JOB} ON CONFLICT DO NOTHING", [_job_row(job) for job in jobs])
+        mine = {job.id: job for job in jobs}
+        added = {row[0]: row[1] for row in self.execute("SELECT id, seq FROM jobs WHERE seq > ?", (before,)).fetchall()}
+        metrics = [
+            (seq, name, value)
+            for job_id, seq in added.items()
+            if job_id in mine and mine[job_id].kind == "run"
+            for name, value in metric_numbers(mine[job_id].result).items()
+        ]
+        self._execute_many("INSERT INTO run_metrics (job_seq, name, value) VALUES (?, ?, ?)", metrics)
+        return sum(1 for job_id in added if job_id in mine)
+
+    def _execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        many: Any = getattr(self.db, "executemany", None)  # sqlite3's connection has it; psycopg's cursors do
+        if many is None:
+            many = self.db.cursor().executemany  # type: ignore[attr-defined]
+        many(self.dialect.sql(sql), rows)
+
     def update_job(self, job_id: str, fields: dict[str, Any]) -> Job:
         """Set columns of one row (spec/result given as dicts) and return the row."""
         encoded = {
             k: jsonsafe.dumps(v) if k in ("spec", "result") else int(v) if isinstance(v, bool) else v
             for k, v in fields.items()
         }
+        if "spec" in fields:
+            encoded.update(spec_columns(fields["spec"]))
+        if "result" in fields:
+            encoded["data_version"] = result_column(fields["result"])
         if encoded:
             assignments = ", ".join(f"{name} = ?" for name in encoded)
             self.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*encoded.values(), job_id))
         job = self.job(job_id)
         if job is None:
             raise LookupError(f"job {job_id} is not in the job store")
+        if "result" in fields and job.kind == "run":
+            self.execute("DELETE FROM run_metrics WHERE job_seq = ?", (job.seq,))
+            self._write_metrics(job.seq, job.result)
         return job
+
+    def _write_metrics(self, seq: int, result: dict[str, Any]) -> None:
+        """The run's last numeric value of each metric, a row each: what a sort by a metric walks (its index)."""
+        rows = [(seq, name, value) for name, value in metric_numbers(result).items()]
+        for row in rows:
+            self.execute("INSERT INTO run_metrics (job_seq, name, value) VALUES (?, ?, ?)", row)
 
     def append_event(self, *, topic: str, job_id: str | None, data: dict[str, Any]) -> int:
         """Add an event in the caller's transaction (so a change and its event commit together).
@@ -325,6 +405,7 @@ class Tx:
             if not gone.rowcount:
                 continue
             self.execute("DELETE FROM events WHERE job_id = ?", (job.id,))
+            self.execute("DELETE FROM run_metrics WHERE job_seq = ?", (job.seq,))
             if job.backend_run_id:
                 self.record_swept(job.backend_run_id, now=now)
             removed.append(job)
@@ -641,20 +722,52 @@ class JobStore:
     ) -> list[Job]:
         """Jobs of a kind, newest first or in `order`. `search`: a prefix of the job id or backend run id, or
         the exact experiment, script or who started it; `ids`: these jobs (by job id or backend run id);
-        `after`: the (order value, seq) of the last job of the page before."""
-        field = self.dialect.field
+        `after`: the (order value, seq) of the last job of the page before.
+
+        Every read walks an index (migration 0008), so its cost does not grow with the runs kept: the default
+        order walks (kind, seq); another order first walks its key's index over the jobs that have a value
+        (a metric: run_metrics by (name, value, seq)), then, when the page is not full, the jobs without one
+        by seq: they come last either way."""
+        clauses, params = self._filters(
+            kind, status=status, experiment=experiment, data_version=data_version, search=search, ids=ids
+        )
+        way, beyond = ("ASC", ">") if order.ascending else ("DESC", "<")
+        if order.key == "created":
+            if after is not None:
+                clauses.append(f"seq {beyond} ?")
+                params.append(after[1])
+            where = " AND ".join(clauses)
+            return self._jobs(f"SELECT {COLUMNS} FROM jobs WHERE {where} ORDER BY seq {way} LIMIT ?", (*params, limit))
+        found: list[Job] = []
+        if after is None or after[0] is not None:
+            found = self._with_value(order, clauses, params, after, limit)
+        if len(found) < limit and order.key != "started":  # a start is never missing: it falls back to created
+            found += self._without_value(order, clauses, params, after, limit - len(found))
+        return found
+
+    def _filters(
+        self,
+        kind: str,
+        *,
+        status: str | None,
+        experiment: str | None,
+        data_version: str | None,
+        search: str | None,
+        ids: list[str] | None,
+    ) -> tuple[list[str], list[Any]]:
         clauses: list[str] = ["kind = ?"]
         params: list[Any] = [kind]
         if search:
-            by_id, id_params = self.dialect.prefix("id", search)
-            by_run, run_params = self.dialect.prefix("backend_run_id", search)
-            named = " OR ".join(
-                f"{field('spec', key)} = ?" for key in ("experiment", "script", "started_by", "created_by")
-            )
-            # The spec is JSON text: a field equal to `search` holds it as json.dumps writes it, so a plain
-            # substring test passes over most rows before any of them is parsed (4 parses a row, otherwise).
-            clauses.append(f"({by_id} OR {by_run} OR ({self.dialect.contains('spec')} AND ({named})))")
-            params += [*id_params, *run_params, json.dumps(search), search, search, search, search]
+            found = self._search_seqs(kind, search)
+            if found is None:  # matches are many: the page's own index walk meets them early
+                by_id, id_params = self.dialect.prefix("id", search)
+                by_run, run_params = self.dialect.prefix("backend_run_id", search)
+                named = " OR ".join(f"{column} = ?" for column in SPEC_COLUMNS)
+                clauses.append(f"({by_id} OR {by_run} OR {named})")
+                params += [*id_params, *run_params, *(search for _ in SPEC_COLUMNS)]
+            else:
+                clauses.append(f"seq IN ({self.dialect.marks(found)})" if found else "1 = 0")
+                params += sorted(found)
         if ids:
             marks = self.dialect.marks(ids)
             clauses.append(f"(id IN ({marks}) OR backend_run_id IN ({marks}))")
@@ -663,28 +776,62 @@ class JobStore:
             clauses.append("status = ?")
             params.append(status)
         if experiment:
-            clauses.append(f"{field('spec', 'experiment')} = ?")
+            clauses.append("experiment = ?")
             params.append(experiment)
         if data_version:
-            clauses.append(f"{field('result', 'data_version')} = ?")
+            clauses.append("data_version = ?")
             params.append(data_version)
-        key, key_params = order.sql(self.dialect)
+        return clauses, params
+
+    def _search_seqs(self, kind: str, search: str) -> set[int] | None:
+        """The jobs a search matches, each way looked up in its own index (a prefix of the id or backend run id,
+        an exact experiment, script or starter); None when they are more than SEARCH_SET: then the page walks
+        its order's index with the search as a filter, and a match is met within its first rows. (A search
+        matching a few thousand runs, all old, still walks far: the case in between, stated in the README.)"""
+        found: set[int] = set()
+        ways = [self.dialect.prefix("id", search), self.dialect.prefix("backend_run_id", search)]
+        ways += [(f"kind = ? AND {column} = ?", [kind, search]) for column in SPEC_COLUMNS]
+        for where, params in ways:
+            rows = self._rows(f"SELECT seq FROM jobs WHERE {where} LIMIT ?", (*params, SEARCH_SET + 1))
+            found.update(row[0] for row in rows)
+            if len(found) > SEARCH_SET:
+                return None
+        return found
+
+    def _with_value(
+        self, order: Order, clauses: list[str], params: list[Any], after: tuple[float | None, int] | None, limit: int
+    ) -> list[Job]:
+        key = order.column()
         way, beyond = ("ASC", ">") if order.ascending else ("DESC", "<")
-        if after is not None and order.key == "created":
-            clauses.append(f"seq {beyond} ?")
-            params.append(after[1])
-        elif after is not None and after[0] is None:  # among the jobs with no value, which come last
-            clauses.append(f"({key} IS NULL AND seq {beyond} ?)")
-            params += [*key_params, after[1]]
-        elif after is not None:
-            clauses.append(f"({key} {beyond} ? OR ({key} = ? AND seq {beyond} ?) OR {key} IS NULL)")
-            params += [*key_params, after[0], *key_params, after[0], after[1], *key_params]
-        if order.key == "created":
-            sorting, sort_params = f"seq {way}", []
+        where, values = list(clauses), list(params)
+        if order.key == "metric":
+            source, seq = "run_metrics m JOIN jobs ON jobs.seq = m.job_seq", "m.job_seq"
+            where.insert(0, "m.name = ?")
+            values.insert(0, order.metric)
         else:
-            sorting, sort_params = f"({key} IS NULL), {key} {way}, seq {way}", [*key_params, *key_params]
-        sql = f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} ORDER BY {sorting} LIMIT ?"
-        return self._jobs(sql, (*params, *sort_params, limit))
+            source, seq = "jobs", "seq"
+            where.append(f"{key} IS NOT NULL")
+        if after is not None:
+            where.append(f"({key}, {seq}) {beyond} (?, ?)")
+            values += [after[0], after[1]]
+        sql = f"SELECT {COLUMNS} FROM {source} WHERE {' AND '.join(where)} ORDER BY {key} {way}, {seq} {way} LIMIT ?"
+        return self._jobs(sql, (*values, limit))
+
+    def _without_value(
+        self, order: Order, clauses: list[str], params: list[Any], after: tuple[float | None, int] | None, limit: int
+    ) -> list[Job]:
+        way, beyond = ("ASC", ">") if order.ascending else ("DESC", "<")
+        where, values = list(clauses), list(params)
+        if order.key == "metric":
+            where.append("NOT EXISTS (SELECT 1 FROM run_metrics m WHERE m.job_seq = jobs.seq AND m.name = ?)")
+            values.append(order.metric)
+        else:
+            where.append(f"{order.column()} IS NULL")
+        if after is not None and after[0] is None:
+            where.append(f"seq {beyond} ?")
+            values.append(after[1])
+        sql = f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY seq {way} LIMIT ?"
+        return self._jobs(sql, (*values, limit))
 
     def unfinished(self, terminal: frozenset[str]) -> list[Job]:
         marks = self.dialect.marks(terminal)

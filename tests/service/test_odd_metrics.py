@@ -22,6 +22,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+# What revision 0008 added to jobs (columns, their indexes, the metrics table): a 0003 store has none of it.
+PAST_0003 = [
+    *(
+        f"DROP INDEX jobs_{c}"
+        for c in ("experiment", "script", "started_by", "created_by", "data_version", "status", "started", "duration")
+    ),
+    "DROP INDEX IF EXISTS jobs_id_prefix",  # PostgreSQL's alone
+    "DROP INDEX IF EXISTS jobs_run_prefix",
+    "DROP TABLE run_metrics",
+    *(
+        f"ALTER TABLE jobs DROP COLUMN {c}"
+        for c in ("experiment", "script", "started_by", "created_by", "data_version")
+    ),
+]
+
+
 def test_json_safe_names_what_json_cannot_hold() -> None:
     odd = {"a": math.nan, "b": math.inf, "c": -math.inf, "d": 10**400, "e": -(10**400), "f\x00": "x\x00y", "g": [1.5]}
     assert json_safe(odd) == {
@@ -111,6 +127,8 @@ def test_a_store_written_before_the_fix_is_mended_when_it_is_opened(tmp_path: Pa
         "schedule_fires",
     ):  # made by later revisions: a 0003 store has none
         execute(db_url, f"DROP TABLE {table}")
+    for statement in PAST_0003:
+        execute(db_url, statement)
 
     service.start()
     try:

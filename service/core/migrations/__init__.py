@@ -60,3 +60,15 @@ def upgrade(url: str) -> str:
     finally:
         engine.dispose()
     return head
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Take the store at url back to `revision` (tests and benches: a store as an older service left it)."""
+    config = _config()
+    engine = sqlalchemy.create_engine(engine_url(url), poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+    finally:
+        engine.dispose()

@@ -12,7 +12,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -23,7 +23,7 @@ from amllib.errors import ConfigError
 from service.core.events import EventFeed
 from service.core.jobs import TERMINAL_NAMES, Jobs
 from service.core.store import EVENT_CHANNEL, Job, JobStore, LeaseLost, Order, Tx
-from service.core.store_postgres import PostgresStore
+from service.core.store_postgres import POSTGRES, PostgresStore
 from service.core.store_sqlite import SqliteStore
 
 
@@ -513,3 +513,125 @@ def test_lockouts_over_for_a_window_are_forgotten(stores: list[JobStore]) -> Non
     asyncio.run(scenario())
     (count,) = stores[0]._rows("SELECT COUNT(*) FROM auth_lockouts")[0]
     assert count == 0
+
+
+# -- issue 31: reads that walk an index, whatever the store holds ------------------------------------------
+
+
+def _runs(count: int, *, start: int = 0) -> list[Job]:
+    made = []
+    for index in range(start, start + count):
+        job = new_job(f"run_{index:06}")
+        job.status = RunStatus.COMPLETED
+        job.spec = {**job.spec, "experiment": f"exp-{index % 3}", "created_by": f"user-{index % 5}"}
+        job.backend_run_id = f"bench_{1_790_000_000 + index}"
+        job.created_at, job.started_at, job.finished_at = 1e9 + index, 1e9 + index, 1e9 + index + index % 13
+        job.result = {"metrics": {"accuracy": 0.5 + index % 50 / 100, "note": "text"}, "data_version": f"v{index % 4}"}
+        made.append(job)
+    return made
+
+
+def _plan(store: JobStore, sql: str, params: tuple) -> list[str]:
+    """The plan's lines for one of the store's reads. PostgreSQL with sequential scans and sorts off: where an
+    index can serve the read (and its order), the plan uses it, however few rows the test holds; a read no
+    index serves still shows its Seq Scan or Sort."""
+    if isinstance(store, SqliteStore):
+        return [row[3] for row in store._rows("EXPLAIN QUERY PLAN " + sql, params)]
+    with store._pool.connection() as db:
+        db.execute("SET enable_seqscan = off")
+        db.execute("SET enable_sort = off")
+        lines = [row[0].strip() for row in db.execute("EXPLAIN " + POSTGRES.sql(sql), params).fetchall()]
+        db.execute("RESET ALL")
+        return lines
+
+
+def test_every_runs_list_read_walks_an_index_not_the_table(stores: list[JobStore]) -> None:
+    """Searches by id prefix, backend run id prefix, experiment or starter; filters by experiment, status and
+    data version; sorts by start, duration and a metric, first page and after a cursor: none reads the whole
+    jobs table, and the sorted ones come in their index's order (no sort of every run)."""
+    store = stores[0]
+    asyncio.run(store.write(lambda tx: tx.insert_jobs(_runs(300))))
+    seen: list[tuple[str, tuple]] = []
+    read = store._rows
+
+    def recorded(sql: str, params: Iterable = ()) -> list:
+        seen.append((sql, tuple(params)))
+        return read(sql, params)
+
+    metric = Order("metric", metric="accuracy")
+    reads = {
+        "search by run id prefix": (dict(search="bench_17900001"), False),
+        "search by job id prefix": (dict(search="run_0002"), False),
+        "search by experiment": (dict(search="exp-1"), False),
+        "search by starter": (dict(search="user-2"), False),
+        "search matching nothing": (dict(search="nothing-like-it"), False),
+        "filter by experiment": (dict(experiment="exp-2"), True),
+        "filter by data version": (dict(data_version="v3"), True),
+        "filter by status": (dict(status=RunStatus.COMPLETED), True),
+        "by start": (dict(order=Order("started")), True),
+        "by duration": (dict(order=Order("duration", ascending=True)), True),
+        "by duration after a cursor": (dict(order=Order("duration"), after=(5.0, 200)), True),
+        "by a metric": (dict(order=metric), True),
+        "by a metric after a cursor": (dict(order=metric, after=(0.7, 150)), True),
+        "by a metric, among those without it": (dict(order=metric, after=(None, 150)), True),
+    }
+    for name, (arguments, ordered) in reads.items():
+        seen.clear()
+        store._rows = recorded  # type: ignore[method-assign]
+        store.page("run", limit=51, **arguments)  # type: ignore[arg-type]
+        store._rows = read  # type: ignore[method-assign]
+        for sql, params in seen:
+            plan = _plan(store, sql, params)
+            whole = [line for line in plan if line in ("SCAN jobs", "SCAN m") or "Seq Scan" in line]
+            assert not whole, (name, sql, plan)
+            if ordered and "seq IN" not in sql:
+                sorted_all = [line for line in plan if "TEMP B-TREE FOR ORDER BY" in line or line.startswith("Sort")]
+                assert not sorted_all, (name, sql, plan)
+
+
+def test_a_runs_metrics_and_columns_follow_its_changes_and_go_with_it(stores: list[JobStore]) -> None:
+    store = stores[0]
+    metric = Order("metric", metric="accuracy", ascending=True)
+
+    async def scenario() -> None:
+        await store.write(lambda tx: tx.insert_jobs(_runs(3)))
+        await store.write(lambda tx: tx.update_job("run_000001", {"result": {"metrics": {"accuracy": 0.01}}}))
+        await store.write(lambda tx: tx.update_job("run_000002", {"result": {"metrics": {"accuracy": "NaN"}}}))
+        spec = {**store.get("run_000000").spec, "experiment": "renamed"}
+        await store.write(lambda tx: tx.update_job("run_000000", {"spec": spec}))
+
+    asyncio.run(scenario())
+    assert [j.id for j in store.page("run", order=metric)] == ["run_000001", "run_000000", "run_000002"]
+    assert [j.id for j in store.page("run", search="renamed")] == ["run_000000"]
+    assert [j.id for j in store.page("run", experiment="exp-0")] == []
+    assert [j.id for j in store.page("run", data_version="v1")] == []  # run 1's new result has no data version
+    gone = store.get("run_000001")
+    asyncio.run(store.write(lambda tx: tx.remove_jobs([gone], terminal=TERMINAL_NAMES, now=time.time())))
+    assert store._rows("SELECT COUNT(*) FROM run_metrics WHERE job_seq = ?", (gone.seq,))[0][0] == 0
+    assert store._rows("SELECT COUNT(*) FROM run_metrics")[0][0] == 1  # run 0's accuracy; NaN is no value
+
+
+def test_a_store_upgraded_to_0008_finds_and_sorts_what_it_held(store_url: str) -> None:
+    """The columns and the metrics table are filled from the runs' JSON by the migration itself."""
+    from service.core.migrations import downgrade
+
+    store = open_store(store_url)
+    runs = _runs(40)
+    runs[5].result = {"metrics": {"accuracy": "Infinity", "loss": True}}
+    asyncio.run(store.write(lambda tx: tx.insert_jobs(runs)))
+    metric = Order("metric", metric="accuracy")
+    reads = {
+        "metric": lambda s: [j.id for j in s.page("run", order=metric, limit=100)],
+        "search": lambda s: [j.id for j in s.page("run", search="user-3", limit=100)],
+        "experiment": lambda s: [j.id for j in s.page("run", experiment="exp-1", limit=100)],
+        "data version": lambda s: [j.id for j in s.page("run", data_version="v2", limit=100)],
+    }
+    before = {name: read(store) for name, read in reads.items()}
+    store.close()
+    downgrade(store_url, "0007")
+    upgraded = open_store(store_url)
+    try:
+        assert {name: read(upgraded) for name, read in reads.items()} == before
+        assert before["metric"][-1] == "run_000005" and len(before["search"]) == 8
+    finally:
+        upgraded.close()
