@@ -6,11 +6,13 @@
 Times the store's own page read (what GET /runs runs, without HTTP) on SQLite and PostgreSQL: the newest
 page, a search by a prefix of a backend run id deep in the list, a search by an exact experiment, a
 search matching nothing, sorts by duration and by a metric (first page, and a page far down through a
-cursor). Median milliseconds. The runs are loaded through the store's own bulk write
-(`Tx.insert_jobs`, one statement for a batch). `--migrate` takes the big stores back to revision 0007
-and times the upgrade to 0008 (columns filled, metrics table built, indexes made), with a reader and a
-writer running beside it: how long each waited at most. PostgreSQL is a throw-away server
-(tests/postgres.py) unless --database-url names one. Goal (issue 31): every read ≤ 20 ms at 1,000,000 runs.
+cursor); and what every replica does every few seconds whatever the page (its look for jobs to take
+over, a write) and the retention sweep's read. Median milliseconds. The runs are loaded through the
+store's own bulk write (`Tx.insert_jobs`, one statement for a batch). `--migrate` takes the big stores
+back to revision 0007 and times the upgrade to 0008 (columns filled, metrics table built, indexes
+made), with a reader and a writer running beside it: how long each waited at most. PostgreSQL is a
+throw-away server (tests/postgres.py) unless --database-url names one. Goal (issue 31): every read
+≤ 20 ms at 1,000,000 runs.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 import psycopg
 
 from bench.replicas import databases
+from service.core.jobs import TERMINAL_NAMES
 from service.core.migrations import downgrade, upgrade
 from service.core.store import Job, JobStore, Order, Tx
 from service.core.store_postgres import PostgresStore
@@ -81,6 +84,10 @@ def median_ms(read: Callable[[], object], tries: int) -> float:
     return statistics.median(times)
 
 
+def claim(tx: Tx) -> object:
+    return tx.claim("bench", terminal=TERMINAL_NAMES, lease=30.0, everything=False, limit=500)
+
+
 def figures(store: JobStore, count: int, tries: int) -> dict[str, float]:
     metric = Order("metric", metric="accuracy")
     deep = store.page("run", limit=1, after=(None, count // 2))[
@@ -96,6 +103,9 @@ def figures(store: JobStore, count: int, tries: int) -> dict[str, float]:
         "sorted by a metric": lambda: store.page("run", order=metric, limit=51),
         "a metric, far down": lambda: store.page("run", order=metric, after=far, limit=51),
         "filter: experiment": lambda: store.page("run", experiment="bench", limit=51),
+        # what each replica does every few seconds, whatever the page: look for jobs to take over
+        "claim (a replica)": lambda: asyncio.run(store.write(claim)),
+        "retention candidates": lambda: store.expired(TERMINAL_NAMES, ended_before=0.0),
     }
     return {name: median_ms(read, tries) for name, read in reads.items()}
 

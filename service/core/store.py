@@ -369,7 +369,7 @@ class Tx:
         free_params: tuple[Any, ...] = (owner,) if everything else (owner, now)
         sql = (
             f"UPDATE jobs SET owner = ?, lease_until = ? WHERE seq IN (SELECT seq FROM jobs "
-            f"WHERE (status NOT IN ({marks}) OR {self.dialect.owes_delivery()}) AND ({free}) "
+            f"WHERE pending = 1 AND (status NOT IN ({marks}) OR {self.dialect.owes_delivery()}) AND ({free}) "
             f"ORDER BY seq LIMIT ?{self.dialect.lock(skip_locked=True)}) RETURNING {COLUMNS}"
         )
         rows = self.execute(sql, (owner, now + lease, *terminal, *free_params, limit)).fetchall()
@@ -379,7 +379,7 @@ class Tx:
         """Extend this owner's leases on the jobs it still has to act on; the ids it still owns."""
         marks = self.dialect.marks(terminal)
         sql = (
-            f"UPDATE jobs SET lease_until = ? WHERE owner = ? AND (status NOT IN ({marks}) "
+            f"UPDATE jobs SET lease_until = ? WHERE pending = 1 AND owner = ? AND (status NOT IN ({marks}) "
             f"OR {self.dialect.owes_delivery()}) RETURNING id"
         )
         return {row[0] for row in self.execute(sql, (self.now() + lease, owner, *terminal)).fetchall()}
@@ -835,11 +835,13 @@ class JobStore:
 
     def unfinished(self, terminal: frozenset[str]) -> list[Job]:
         marks = self.dialect.marks(terminal)
-        return self._jobs(f"SELECT {COLUMNS} FROM jobs WHERE status NOT IN ({marks}) ORDER BY seq", tuple(terminal))
+        sql = f"SELECT {COLUMNS} FROM jobs WHERE pending = 1 AND status NOT IN ({marks}) ORDER BY seq"
+        return self._jobs(sql, tuple(terminal))
 
     def undelivered_callbacks(self, terminal: frozenset[str]) -> list[Job]:
         marks = self.dialect.marks(terminal)
-        sql = f"SELECT {COLUMNS} FROM jobs WHERE status IN ({marks}) AND {self.dialect.owes_delivery()} ORDER BY seq"
+        owes = self.dialect.owes_delivery()
+        sql = f"SELECT {COLUMNS} FROM jobs WHERE pending = 1 AND status IN ({marks}) AND {owes} ORDER BY seq"
         return self._jobs(sql, tuple(terminal))
 
     def events_after(

@@ -28,6 +28,10 @@ PAST_0003 = [
         f"DROP INDEX jobs_{c}"
         for c in ("experiment", "script", "started_by", "created_by", "data_version", "status", "started", "duration")
     ),
+    "DROP INDEX jobs_pending",
+    "DROP INDEX jobs_finished",
+    "DROP INDEX jobs_kind_status_finished",
+    "ALTER TABLE jobs DROP COLUMN pending",
     "DROP INDEX IF EXISTS jobs_id_prefix",  # PostgreSQL's alone
     "DROP INDEX IF EXISTS jobs_run_prefix",
     "DROP TABLE run_metrics",

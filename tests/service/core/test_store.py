@@ -635,3 +635,36 @@ def test_a_store_upgraded_to_0008_finds_and_sorts_what_it_held(store_url: str) -
         assert before["metric"][-1] == "run_000005" and len(before["search"]) == 8
     finally:
         upgraded.close()
+
+
+def test_the_replicas_periodic_reads_walk_an_index_not_the_history(stores: list[JobStore]) -> None:
+    """What every replica reads again and again (unfinished jobs, undelivered callbacks, the retention sweep's
+    candidates, imported runs still without a model) costs what is open or recent, not every run kept."""
+    store = stores[0]
+    asyncio.run(store.write(lambda tx: tx.insert_jobs(_runs(300))))
+    seen: list[tuple[str, tuple]] = []
+    read = store._rows
+
+    def recorded(sql: str, params: Iterable = ()) -> list:
+        seen.append((sql, tuple(params)))
+        return read(sql, params)
+
+    store._rows = recorded  # type: ignore[method-assign]
+    store.unfinished(TERMINAL_NAMES)
+    store.undelivered_callbacks(TERMINAL_NAMES)
+    store.expired(TERMINAL_NAMES, ended_before=1e9 + 10)
+    store.imported_without_model(since=time.time() - 3600)
+    store._rows = read  # type: ignore[method-assign]
+    for sql, params in seen:
+        plan = _plan(store, sql, params)
+        # a SCAN of the partial index of pending jobs reads only those; any other SCAN of jobs reads them all
+        whole = [line for line in plan if (line.startswith("SCAN jobs") and "jobs_pending" not in line)]
+        assert not [*whole, *(line for line in plan if "Seq Scan on jobs" in line)], (sql, plan)
+    # the database keeps `pending` itself: a job that ends and has nothing to deliver leaves the claimable set
+    job = new_job("run_open")
+    asyncio.run(store.write(lambda tx: tx.insert_job(job)))
+    assert [j.id for j in store.unfinished(TERMINAL_NAMES)] == ["run_open"]
+    asyncio.run(store.write(lambda tx: tx.update_job("run_open", {"status": RunStatus.COMPLETED})))
+    assert store.unfinished(TERMINAL_NAMES) == [] and store.undelivered_callbacks(TERMINAL_NAMES) == []
+    (pending,) = store._rows("SELECT COUNT(*) FROM jobs WHERE pending = 1")[0]
+    assert pending == 0
