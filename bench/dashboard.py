@@ -54,6 +54,14 @@ def fill_store(db: Path, count: int) -> None:
         store.close()
 
 
+def rss_mib(pid: int) -> float:
+    """The resident memory of a process (Linux), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def signed_in(browser: object, url: str) -> tuple[object, object]:
     """A new browser context signed in, on the runs page."""
     context = browser.new_context()
@@ -241,6 +249,10 @@ def main() -> None:
             print(
                 f"status change → open page: median {statistics.median(changes):.0f} ms, "
                 f"max {max(changes):.0f} ms   [target < 500 ms]"
+            )
+            print(
+                f"service memory after these pages: {args.runs:,} runs {rss_mib(many.pid):.0f} MiB; "
+                f"10 runs {rss_mib(few.pid):.0f} MiB   [target: no growth with the runs kept]"
             )
             few_runs = compared_runs(few_url, 2, 10)
             many_runs = compared_runs(few_url, args.compared, args.points)
