@@ -772,15 +772,10 @@ class JobStore:
             marks = self.dialect.marks(ids)
             clauses.append(f"(id IN ({marks}) OR backend_run_id IN ({marks}))")
             params += [*ids, *ids]
-        if status:
-            clauses.append("status = ?")
-            params.append(status)
-        if experiment:
-            clauses.append("experiment = ?")
-            params.append(experiment)
-        if data_version:
-            clauses.append("data_version = ?")
-            params.append(data_version)
+        for column, value in (("status", status), ("experiment", experiment), ("data_version", data_version)):
+            if value:  # each a column of its own, indexed with the kind (migration 0008)
+                clauses.append(f"{column} = ?")
+                params.append(value)
         return clauses, params
 
     def _search_seqs(self, kind: str, search: str) -> set[int] | None:

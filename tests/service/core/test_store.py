@@ -8,6 +8,7 @@ connections and writer threads, writing at the same time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -531,6 +532,23 @@ def _runs(count: int, *, start: int = 0) -> list[Job]:
     return made
 
 
+@contextlib.contextmanager
+def _statements(store: JobStore) -> Iterator[list[tuple[str, tuple]]]:
+    """The (SQL, parameters) of every read the store makes inside the block."""
+    seen: list[tuple[str, tuple]] = []
+    read = store._rows
+
+    def recorded(sql: str, params: Iterable = ()) -> list:
+        seen.append((sql, tuple(params)))
+        return read(sql, params)
+
+    store._rows = recorded  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        store._rows = read  # type: ignore[method-assign]
+
+
 def _plan(store: JobStore, sql: str, params: tuple) -> list[str]:
     """The plan's lines for one of the store's reads. PostgreSQL with sequential scans and sorts off: where an
     index can serve the read (and its order), the plan uses it, however few rows the test holds; a read no
@@ -551,13 +569,6 @@ def test_every_runs_list_read_walks_an_index_not_the_table(stores: list[JobStore
     jobs table, and the sorted ones come in their index's order (no sort of every run)."""
     store = stores[0]
     asyncio.run(store.write(lambda tx: tx.insert_jobs(_runs(300))))
-    seen: list[tuple[str, tuple]] = []
-    read = store._rows
-
-    def recorded(sql: str, params: Iterable = ()) -> list:
-        seen.append((sql, tuple(params)))
-        return read(sql, params)
-
     metric = Order("metric", metric="accuracy")
     reads = {
         "search by run id prefix": (dict(search="bench_17900001"), False),
@@ -576,10 +587,8 @@ def test_every_runs_list_read_walks_an_index_not_the_table(stores: list[JobStore
         "by a metric, among those without it": (dict(order=metric, after=(None, 150)), True),
     }
     for name, (arguments, ordered) in reads.items():
-        seen.clear()
-        store._rows = recorded  # type: ignore[method-assign]
-        store.page("run", limit=51, **arguments)  # type: ignore[arg-type]
-        store._rows = read  # type: ignore[method-assign]
+        with _statements(store) as seen:
+            store.page("run", limit=51, **arguments)  # type: ignore[arg-type]
         for sql, params in seen:
             plan = _plan(store, sql, params)
             whole = [line for line in plan if line in ("SCAN jobs", "SCAN m") or "Seq Scan" in line]
@@ -642,19 +651,11 @@ def test_the_replicas_periodic_reads_walk_an_index_not_the_history(stores: list[
     candidates, imported runs still without a model) costs what is open or recent, not every run kept."""
     store = stores[0]
     asyncio.run(store.write(lambda tx: tx.insert_jobs(_runs(300))))
-    seen: list[tuple[str, tuple]] = []
-    read = store._rows
-
-    def recorded(sql: str, params: Iterable = ()) -> list:
-        seen.append((sql, tuple(params)))
-        return read(sql, params)
-
-    store._rows = recorded  # type: ignore[method-assign]
-    store.unfinished(TERMINAL_NAMES)
-    store.undelivered_callbacks(TERMINAL_NAMES)
-    store.expired(TERMINAL_NAMES, ended_before=1e9 + 10)
-    store.imported_without_model(since=time.time() - 3600)
-    store._rows = read  # type: ignore[method-assign]
+    with _statements(store) as seen:
+        store.unfinished(TERMINAL_NAMES)
+        store.undelivered_callbacks(TERMINAL_NAMES)
+        store.expired(TERMINAL_NAMES, ended_before=1e9 + 10)
+        store.imported_without_model(since=time.time() - 3600)
     for sql, params in seen:
         plan = _plan(store, sql, params)
         # a SCAN of the partial index of pending jobs reads only those; any other SCAN of jobs reads them all
