@@ -1,12 +1,13 @@
 """GET /runs/{id} throughput beside a bare FastAPI endpoint; POST /runs latency; submit → process start.
 
-    python -m bench.api_latency [--seconds 10] [--post-seconds 2]
+    python -m bench.api_latency [--seconds 10] [--post-seconds 2] [--access-log]
 
 Needs `wrk` (apt-get install wrk): a C load generator, so the client does not eat the
 2 cores the server runs on. Both servers are one uvicorn worker with uvloop and
 httptools, measured in the same run, so the ratio holds on a noisy machine. Targets
 (issue 3): GET ≥ 3,000 req/s with p99 < 20 ms at 16 connections; POST /runs p99 ≤ 50 ms
-at 16 concurrent clients; submit → training process started < 1 s.
+at 16 concurrent clients; submit → training process started < 1 s. Issue 31: GET /runs/{id} ≥ 0.70 of
+the bare endpoint with metrics and the access log on (`--access-log`: a line per request, to a file).
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--post-seconds", type=int, default=2, help="every POST starts a real run: keep it short")
     parser.add_argument("--post-connections", type=int, default=16, help="wrk connections for POST (a smoke run: 2)")
     parser.add_argument("--most-runs", type=int, help="stop each POST burst after this many (smoke runs)")
+    parser.add_argument("--access-log", action="store_true", help="the service writes its access log (to a file)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install -y wrk")
@@ -108,7 +110,9 @@ def main() -> None:
         "AZML_DATA_ROOT": str(work),
     }
     bare, bare_url = start_uvicorn("bench.bare_app:app", {"BENCH_DB": str(work / "bare.sqlite")})
-    service, url = start_uvicorn("service.app:app", env)
+    if args.access_log:
+        env["AZML_ACCESS_LOG"] = "true"
+    service, url = start_uvicorn("service.app:app", env, log_file=work / "service.log" if args.access_log else None)
     try:
         with httpx.Client(base_url=url, timeout=60) as http:
             http.post("/data", params={"wait": 30}, json={"data_dir": "data"}).raise_for_status()

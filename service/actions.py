@@ -8,6 +8,7 @@ store, worker) carries the jobs out.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -26,6 +27,7 @@ from amllib.settings import Settings
 from service.core.backend_calls import BackendCalls
 from service.core.events import EventFeed
 from service.core.imported_runs import import_run
+from service.core.job_bodies import JobBodies
 from service.core.job_kinds import KINDS, RunSpec
 from service.core.jobs import Jobs, is_terminal
 from service.core.schemas import RunRequest, render
@@ -47,6 +49,10 @@ class Services:
     worker: Worker
     feed: EventFeed
     calls: BackendCalls  # the backend's blocking calls, off the event loop
+    bodies: JobBodies = dataclasses.field(init=False)  # jobs' JSON answers kept per stored row (GET /runs/{id})
+
+    def __post_init__(self) -> None:
+        self.bodies = JobBodies(self.backend.name)
 
 
 def request_hash(payload: dict[str, Any]) -> str:

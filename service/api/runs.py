@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from amllib.backends.base import RunStatus
 from amllib.errors import Conflict, InvalidInput, NotFound
@@ -16,6 +16,7 @@ from service.actions import METRIC_SORT, find, ordering, page, request_cancel, r
 from service.api import archives
 from service.api.common import accept, answer
 from service.core.delivery import check_callback_url
+from service.core.job_bodies import KIND
 from service.core.jobs import is_terminal
 from service.core.schemas import MAX_NAME, RunRequest
 from service.core.store import Job
@@ -26,6 +27,7 @@ from service.http.deps import (
     Cursor,
     IdempotencyKey,
     Limit,
+    PlainRoute,
     Svc,
     Wait,
     wait_parameter,
@@ -77,17 +79,28 @@ async def runs_metrics(
     }
 
 
-@router.get(
+async def get_run(request: Request) -> Response:
+    """The dashboards' and pipelines' hottest route reads its two parameters itself (a PlainRoute):
+    FastAPI's per-request parameter machinery was most of its cost (see bench/api_latency.py)."""
+    svc, wait = request.app.state.services, wait_parameter(request)  # a bad wait is a 422 before any lookup
+    run_id = request.path_params["run_id"]
+    if not wait:  # the poll's answer as made for this very row before, if it was (service/core/job_bodies.py)
+        row = await svc.store.read(svc.store.row, run_id)
+        if row is not None and row[KIND] == "run":
+            return Response(svc.bodies.body(row), media_type="application/json")
+    return await answer(svc, await find(svc, run_id, "run"), wait=wait)
+
+
+router.add_api_route(
     "/runs/{run_id}",
+    get_run,
+    methods=["GET"],
     summary="A run's status, metrics and model version",
+    description="The run job by its id (or its backend run id); with `?wait=N`, held until it ends or N s pass.",
     responses=job(RunJob, accepted=False),
     openapi_extra={"parameters": [RUN_ID_PARAMETER, WAIT_PARAMETER]},
+    route_class_override=PlainRoute,
 )
-async def get_run(request: Request) -> JSONResponse:
-    """The dashboards' and pipelines' hottest route reads its two parameters itself: FastAPI's
-    per-request parameter machinery was most of its cost (see bench/api_latency.py)."""
-    svc, wait = request.app.state.services, wait_parameter(request)  # a bad wait is a 422 before any lookup
-    return await answer(svc, await find(svc, request.path_params["run_id"], "run"), wait=wait)
 
 
 @router.post(

@@ -703,6 +703,11 @@ class JobStore:
         job = found[0] if found else None
         return job if job and (kind is None or job.kind == kind) else None
 
+    def row(self, job_id: str) -> tuple[Any, ...] | None:
+        """A job's row as stored (COLUMNS), undecoded: what service.core.job_bodies keeps answers under."""
+        found = self._rows(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return tuple(found[0]) if found else None
+
     def by_backend_run(self, run_id: str) -> Job | None:
         found = self._jobs(f"SELECT {COLUMNS} FROM jobs WHERE backend_run_id = ?", (run_id,))
         return found[0] if found else None
