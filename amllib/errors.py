@@ -80,3 +80,22 @@ class BackendUnavailable(AmlError):
 class MetricsUnavailable(BackendUnavailable):
     """A run's metrics could not be read (the tracking store refused or could not be reached): never the same
     as a run that logged none."""
+
+
+# The word each of the library's errors is given, most specific first: the scripts' `--json` errors and the
+# service's error bodies (service/errors.py adds its own kinds and the HTTP status of each) say the same.
+KINDS: list[tuple[type[AmlError], str]] = [
+    (UnsafePath, "unsafe_path"),
+    (InvalidInput, "invalid"),
+    (NotFound, "not_found"),
+    (Conflict, "conflict"),
+    (RunFailed, "run_failed"),
+    (SmokeTestFailed, "smoke_test_failed"),
+    (BackendUnavailable, "backend"),
+    (ConfigError, "config"),
+    (AmlError, "internal"),
+]
+
+
+def kind_of(exc: BaseException) -> str:
+    return next((kind for cls, kind in KINDS if isinstance(exc, cls)), "internal")

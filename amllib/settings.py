@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -50,6 +51,12 @@ class Settings(BaseSettings):
     # Added by this project.
     backend: Literal["local", "azureml", "azureml-v2"] = Field(
         "local", description="Which backend: local, azureml (SDK v1) or azureml-v2 (SDK v2, azure-ai-ml)"
+    )
+    env_file: str | None = Field(
+        None,
+        description=(
+            "The .env file to read (none: no file). Unset: .env in the current folder, else in the project's folder"
+        ),
     )
     home: Path = Field(Path(".aml"), description="Where the local backend and the service keep state")
     training_dir: Path = Field(REPO_ROOT / "training", description="Folder of training scripts")
@@ -331,10 +338,30 @@ def _named(value: str) -> dict[str, str]:
     return found
 
 
+def dotenv_file() -> Path | None:
+    """The .env file settings are read from: AZML_ENV_FILE when set (`none`: no file), else `.env` in the
+    current folder, else `.env` in the project's folder (where ./start.sh writes it), else none."""
+    named = os.environ.get("AZML_ENV_FILE")
+    if named is not None:
+        if named.strip().lower() in ("", "none"):
+            return None
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"AZML_ENV_FILE names {str(path)!r}, which is not a file")
+        return path
+    for folder in (Path.cwd(), REPO_ROOT):
+        if (folder / ".env").is_file():
+            return (folder / ".env").absolute()
+    return None
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read settings from the environment and `.env`, turning validation errors into ConfigError."""
+    """Read settings from the environment and the .env file (dotenv_file(); `_env_file` overrides), turning
+    validation errors into ConfigError. Other overrides win over both (a script's --model flag)."""
     from pydantic import ValidationError
 
+    if "_env_file" not in overrides:
+        overrides["_env_file"] = dotenv_file()
     try:
         return Settings.model_validate(overrides)
     except ValidationError as exc:

@@ -21,7 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from amllib.backends import get_backend
 from amllib.promotion import Gate, check_alias
-from amllib.settings import Settings, load_settings
+from amllib.settings import Settings, dotenv_file, load_settings
 from service import deployments as deploying
 from service import errors, promotions
 from service import schedules as scheduling
@@ -67,8 +67,12 @@ def calm_garbage_collector() -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service for these settings (default: read from the environment)."""
-    settings = settings or load_settings()
+    read_here = settings is None
+    source = dotenv_file() if read_here else None
+    settings = settings or load_settings(_env_file=source)
     logs.configure(settings.log_format)
+    if read_here:
+        log.info("settings read from the environment%s", f" and {source}" if source else " (no .env file)")
     settings.require_identity()
     settings.check_chatops_writers()
     for alias, gate in settings.alias_gate_map.items():  # every gate named wrong is a start-up error, not a 500 later

@@ -19,15 +19,9 @@ from starlette.routing import Match
 from starlette.types import Send
 
 from amllib.errors import (
+    KINDS,
     AmlError,
-    BackendUnavailable,
-    ConfigError,
-    Conflict,
     InvalidInput,
-    NotFound,
-    RunFailed,
-    SmokeTestFailed,
-    UnsafePath,
 )
 from service.observe.logs import current_request_id
 
@@ -69,24 +63,28 @@ class Busy(AmlError):
 RETRY_AFTER_SECONDS = 2  # what a 503 tells the caller to wait
 
 
-# (exception class, kind, HTTP status), most specific first.
+# (exception class, kind, HTTP status), most specific first: the service's own errors, then the library's
+# (their kinds from amllib.errors.KINDS, shared with the scripts).
+STATUS = {
+    "unsafe_path": 400,
+    "invalid": 422,
+    "not_found": 404,
+    "conflict": 409,
+    "run_failed": 502,
+    "smoke_test_failed": 422,  # the version asked for cannot serve: choose another
+    "backend": 502,
+    "config": 500,
+    "internal": 500,
+}
 TABLE: list[tuple[type[Exception], str, int]] = [
-    (UnsafePath, "unsafe_path", 400),
     (TooLarge, "too_large", 413),
     (BodyTimeout, "body_timeout", 408),
     (NotAuthenticated, "unauthorized", 401),
     (Forbidden, "forbidden", 403),
     (UnsupportedMedia, "unsupported_media_type", 415),
-    (InvalidInput, "invalid", 422),
-    (NotFound, "not_found", 404),
-    (Conflict, "conflict", 409),
-    (RunFailed, "run_failed", 502),
-    (SmokeTestFailed, "smoke_test_failed", 422),  # the version asked for cannot serve: choose another
     (StoreUnavailable, "store_unavailable", 503),
     (Busy, "busy", 503),
-    (BackendUnavailable, "backend", 502),
-    (ConfigError, "config", 500),
-    (AmlError, "internal", 500),
+    *((cls, kind, STATUS[kind]) for cls, kind in KINDS),
 ]
 KIND_STATUS = {kind: status for _, kind, status in TABLE} | {"canceled": 409}
 

@@ -98,6 +98,7 @@ def script_env(settings: Settings, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZML_")}
     env.update(
         {
+            "AZML_ENV_FILE": "none",  # never a developer's .env in the project's folder
             "AZML_HOME": str(settings.home),
             "AZML_TRAINING_DIR": str(settings.training_dir),
             "AZML_COMPUTE_MAX_NODES": str(settings.compute_max_nodes),

@@ -58,7 +58,7 @@ def test_titanic_upload_train_twice_fetch(tmp_path: Path) -> None:
     del env["AZML_MODEL"]
     unset = run_script("fetch-model.py", "--output-path", str(out), env=env, cwd=tmp_path)
     assert unset.returncode == 1 and "AZML_MODEL" in unset.stderr
-    assert f"in .env in the current folder: {tmp_path / '.env'}, none there" in unset.stderr
+    assert "no .env file read (AZML_ENV_FILE=none)" in unset.stderr
 
 
 def test_use_best_without_accuracy_falls_back_to_latest(tmp_path: Path, data_dir: Path) -> None:
@@ -153,3 +153,115 @@ def test_upload_progress_on_a_terminal_is_a_bar() -> None:
     progress(1024)
     progress.close()
     assert "2.00k/2.00k" in screen.getvalue() and "2/2 files" in screen.getvalue()
+
+
+def test_json_output_and_pipeline_variables_of_every_script(tmp_path: Path, data_dir: Path) -> None:
+    settings = make_settings(tmp_path / "aml")
+    github_output = tmp_path / "github_output"
+    env = script_env(settings, GITHUB_OUTPUT=str(github_output))
+
+    def as_json(*args: str) -> dict:
+        done = run_script(*args, "--json", env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "##vso" not in done.stdout and len(done.stdout.splitlines()) == 1, done.stdout  # only the object
+        return json.loads(done.stdout)
+
+    uploaded = as_json("upload-data.py", "--data-dir", str(data_dir))
+    assert uploaded["data_version"].startswith("sha256:") and uploaded["files"] >= 1
+    ran = as_json("run-training.py")
+    assert (
+        ran["status"] == "Completed" and ran["model"]["version"] == 1 and ran["accuracy"] == ran["metrics"]["accuracy"]
+    )
+    promoted = as_json("promote-model.py", "--alias", "production", "--model-ver", "1")
+    assert promoted == {"outcome": "moved", "model": "test-model", "alias": "production", "version": 1, "reason": None}
+    fetched = as_json("fetch-model.py", "--alias", "production", "--output-path", str(tmp_path / "out"))
+    assert (fetched["version"], fetched["alias"], fetched["accuracy"]) == (1, "production", ran["accuracy"])
+    assert "metadata.json" in fetched["files"] and (tmp_path / "out" / "metadata.json").is_file()
+
+    written = dict(line.split("=", 1) for line in github_output.read_text().splitlines())
+    assert written["data_version"] == uploaded["data_version"] and written["run_id"] == ran["run_id"]
+    assert float(written["accuracy"]) == ran["accuracy"] and written["model_version"] == "1"
+    assert written["alias"] == "production" and written["promotion"] == "moved"
+
+    text = run_script("run-training.py", env=env, cwd=tmp_path)  # without --json: the Azure DevOps commands
+    run_id = text.stdout.split("### Submitted run ")[1].split()[0]
+    for line in (f"AZML_RUN_ID]{run_id}", "AZML_ACCURACY]", "AZML_MODEL_VER]2"):
+        assert f"##vso[task.setvariable variable={line}" in text.stdout, text.stdout
+
+
+def test_errors_are_annotations_in_a_pipeline_and_an_object_with_json(tmp_path: Path) -> None:
+    env = script_env(make_settings(tmp_path / "aml"))
+    args = ("fetch-model.py", "--model-ver", "3", "--output-path", str(tmp_path / "o"))
+    plain = run_script(*args, env=env, cwd=tmp_path)
+    assert plain.returncode == 1 and "##vso" not in plain.stdout and "::error" not in plain.stdout
+    azure = run_script(*args, env={**env, "TF_BUILD": "True"}, cwd=tmp_path)
+    assert azure.stdout.startswith("##vso[task.logissue type=error]model 'test-model' not found")
+    github = run_script(*args, env={**env, "GITHUB_ACTIONS": "true"}, cwd=tmp_path)
+    assert github.stdout.startswith("::error::model 'test-model' not found")
+    for extra in ({}, {"TF_BUILD": "True"}):
+        failed = run_script(*args, "--json", env={**env, **extra}, cwd=tmp_path)
+        assert failed.returncode == 1 and failed.stderr.startswith("ERROR! model 'test-model' not found")
+        assert json.loads(failed.stdout)["error"] == "not_found"  # the one object, nothing else on stdout
+    missing = run_script("upload-data.py", "--data-dir", str(tmp_path / "none"), "--json", env=env, cwd=tmp_path)
+    assert missing.returncode == 1 and json.loads(missing.stdout)["error"] == "invalid"
+
+
+def test_flags_override_the_environment_and_help_names_what_each_script_reads(tmp_path: Path, data_dir: Path) -> None:
+    env = script_env(make_settings(tmp_path / "aml"))
+    uploaded = run_script(
+        "upload-data.py", "--data-dir", str(data_dir), "--datapath", "other-data", "--json", env=env, cwd=tmp_path
+    )
+    assert json.loads(uploaded.stdout)["path"] == "other-data"
+    flags = ("--datapath", "other-data", "--experiment", "flagged", "--model", "flag-model", "--compute", "c2")
+    ran = run_script(
+        "run-training.py", *flags, "--script", "no_accuracy.py", "--json", "--quiet", env=env, cwd=tmp_path
+    )
+    body = json.loads(ran.stdout)
+    assert (body["experiment"], body["model"]["name"], body["accuracy"]) == ("flagged", "flag-model", None), body
+    unknown = run_script("run-training.py", "--script", "../escape.py", env=env, cwd=tmp_path)
+    assert unknown.returncode == 1 and unknown.stderr.startswith("ERROR! ")
+
+    helped = run_script("run-training.py", "--help", env=env, cwd=tmp_path)
+    assert "    python scripts/run-training.py --attach RUN_ID" in helped.stdout  # the examples as written
+    for name in ("AZML_SCRIPT", "AZML_EXPERIMENT", "AZML_COMPUTE_NAME", "AZML_BACKEND", "AZML_ENV_FILE"):
+        assert name in helped.stdout
+    version = run_script("fetch-model.py", "--version", env=env, cwd=tmp_path)
+    assert version.returncode == 0 and version.stdout.startswith("fetch-model.py ")
+
+
+def test_run_training_streams_status_and_log_while_waiting(tmp_path: Path, data_dir: Path) -> None:
+    env = script_env(make_settings(tmp_path / "aml", script="slow_accuracy.py"))
+    assert run_script("upload-data.py", "--data-dir", str(data_dir), env=env, cwd=tmp_path).returncode == 0
+    ran = run_script("run-training.py", "--arg", "seconds=2", env=env, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    lines = ran.stdout.splitlines()
+    statuses = [line for line in lines if line.startswith("### [")]
+    assert statuses[-1].endswith(" is Completed") and all("] run " in line for line in statuses)
+    assert statuses == sorted(statuses)  # elapsed times only grow
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert epochs == [f"epoch {n} of 4" for n in range(1, 5)]  # every line once, in order
+    assert lines.index(epochs[-1]) < lines.index(next(line for line in lines if line.startswith("### Run ")))
+    quiet = run_script("run-training.py", "--arg", "seconds=1", "--quiet", env=env, cwd=tmp_path)
+    assert quiet.returncode == 0 and "epoch 1" not in quiet.stdout and "### [" not in quiet.stdout
+
+
+def test_scripts_read_the_env_file_of_the_current_folder_else_the_named_one(tmp_path: Path, data_dir: Path) -> None:
+    env = script_env(make_settings(tmp_path / "aml"))
+    del env["AZML_ENV_FILE"], env["AZML_DATAPATH"]
+    here = tmp_path / "work"
+    here.mkdir()
+    (here / ".env").write_text("AZML_DATAPATH=from-dotenv\n")
+    uploaded = run_script("upload-data.py", "--data-dir", str(data_dir), env=env, cwd=here)
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert f"### Settings from the environment and {here / '.env'}" in uploaded.stdout
+    assert "at datastore path" not in uploaded.stdout and "'from-dotenv'" in uploaded.stdout
+    named = tmp_path / "ci.env"
+    named.write_text("AZML_DATAPATH=from-named\n")
+    other = run_script(
+        "upload-data.py", "--data-dir", str(data_dir), env={**env, "AZML_ENV_FILE": str(named)}, cwd=here
+    )
+    assert "'from-named'" in other.stdout, other.stderr
+    wrong = run_script(
+        "upload-data.py", "--data-dir", str(data_dir), env={**env, "AZML_ENV_FILE": str(tmp_path / "no")}, cwd=here
+    )
+    assert wrong.returncode == 1 and "AZML_ENV_FILE names" in wrong.stderr

@@ -81,6 +81,7 @@ def service_env(tmp: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZML_")}
     env.update(
         {
+            "AZML_ENV_FILE": "none",  # never a developer's .env in the project's folder
             "AZML_HOME": str(tmp / "aml"),
             "AZML_TRAINING_DIR": str(TEST_TRAINING),
             "AZML_OUTPUT_ROOT": str(tmp / "outputs"),
