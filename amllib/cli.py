@@ -136,7 +136,7 @@ def _place_or_unknown() -> str:
 
 class UploadProgress:
     """Shows an upload's progress: a tqdm bar (bytes, rate, ETA) on a terminal, one line per 10 % in a log
-    (CI captures output, where a redrawn bar is noise), nothing when quiet. Call it with each file's bytes."""
+    (CI captures output, where a redrawn bar is noise), nothing when quiet."""
 
     def __init__(self, *, files: int, total: int, quiet: bool = False, stream: TextIO | None = None) -> None:
         self.files, self.total, self.quiet = files, total, quiet
@@ -150,16 +150,19 @@ class UploadProgress:
 
             self._bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, file=self.stream)
 
-    def __call__(self, size: int) -> None:
-        self.done_files += 1
-        self.done_bytes += size
+    def __call__(self, sent: int, finished: int = 0) -> None:
+        """Told the bytes sent and the files finished since the last call (amllib.backends.base.Progress)."""
+        self.done_files += finished
+        self.done_bytes += sent
         if self.quiet:
             return
         if self._bar is not None:
-            self._bar.update(size)
+            self._bar.update(sent)
             self._bar.set_postfix_str(f"{self.done_files}/{self.files} files", refresh=False)
             return
         share = self.done_bytes / self.total if self.total else self.done_files / max(1, self.files)
+        if self.done_files < self.files:  # 100 % is said once the last file is in
+            share = min(share, 0.99)
         while self._next_tenth <= 10 and share >= self._next_tenth / 10:
             print(f"### uploaded {self._next_tenth * 10}%: {self.line()}", file=self.stream, flush=True)
             self._next_tenth += 1

@@ -137,6 +137,14 @@ def test_upload_data_shows_progress_in_a_log_and_none_when_quiet(tmp_path: Path)
     quiet = run_script("upload-data.py", "--data-dir", str(folder), "--quiet", env=env, cwd=tmp_path)
     assert quiet.returncode == 0 and "### uploaded" not in quiet.stdout and "data version" in quiet.stdout
 
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "large.bin").write_bytes(b"y" * (12 * 1024 * 1024))  # one file: progress moves by the bytes
+    large = run_script("upload-data.py", "--data-dir", str(one), env=env, cwd=tmp_path)
+    lines = [line for line in large.stdout.splitlines() if line.startswith("### uploaded")]
+    assert len(lines) == 10 and "0 of 1 files, 6.0 MiB of 12.0 MiB" in lines[4], lines
+    assert "1 of 1 files, 12.0 MiB of 12.0 MiB" in lines[-1]
+
 
 def test_upload_progress_on_a_terminal_is_a_bar() -> None:
     import io
@@ -149,8 +157,9 @@ def test_upload_progress_on_a_terminal_is_a_bar() -> None:
 
     screen = Terminal()
     progress = UploadProgress(files=2, total=2048, stream=screen)
-    progress(1024)
-    progress(1024)
+    progress(1024, 1)
+    progress(512)
+    progress(512, 1)
     progress.close()
     assert "2.00k/2.00k" in screen.getvalue() and "2/2 files" in screen.getvalue()
 

@@ -24,7 +24,7 @@ from amllib.digest import TreeSummary
 from amllib.errors import ModelNotFound, quoted
 from amllib.names import check_script_args
 
-Progress = Callable[[int], object]  # told the bytes of each file uploaded
+Progress = Callable[[int, int], object]  # told (bytes sent, files finished) since its last call
 
 
 class RunStatus(StrEnum):
@@ -165,8 +165,9 @@ class Backend(ABC):
     def upload_data(self, src_dir: Path, *, target_path: str, progress: Progress | None = None) -> DataVersion:
         """Upload every file under `src_dir` to `target_path` in the datastore.
 
-        `progress(n)` is told the bytes of each file once it is uploaded (for a progress display;
-        a backend whose SDK uploads a folder at once tells it once, at the end). The upload replaces
+        `progress(sent, finished)` is told the bytes sent and the files finished since its last call, as
+        the bytes go (for a progress display; a backend whose SDK uploads a folder at once tells it
+        once, at the end). The upload replaces
         what was there. Returns the new DataVersion whose digest is
         amllib.digest.tree_digest(src_dir). Raises UnsafePath for a target path that
         leaves the datastore, InvalidInput for an empty or missing folder,

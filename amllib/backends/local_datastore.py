@@ -75,9 +75,7 @@ class LocalDatastore:
             for rel, full in files:
                 dest = staging / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(full, dest)
-                if progress is not None:
-                    progress(full.stat().st_size)
+                _copy(full, dest, progress)
             return self.adopt(staging, target_path=target_path, link=link, version_id=version_id)
         except OSError as exc:
             raise BackendUnavailable(f"upload to {quoted(target_path)} failed: {exc.strerror or exc}") from exc
@@ -225,3 +223,18 @@ class LocalDatastore:
         folder = self.versions / f"{uuid.uuid4().hex}.partial"
         folder.mkdir()
         return folder
+
+
+CHUNK = 1024 * 1024
+
+
+def _copy(source: Path, dest: Path, progress: Progress | None) -> None:
+    """shutil.copyfile, telling `progress` the bytes as each block is written (one large file moves too)."""
+    if progress is None:
+        shutil.copyfile(source, dest)
+        return
+    with source.open("rb") as reader, dest.open("wb") as writer:
+        while block := reader.read(CHUNK):
+            writer.write(block)
+            progress(len(block), 0)
+    progress(0, 1)

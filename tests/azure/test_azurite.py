@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -298,3 +299,15 @@ def test_alias_books_are_a_real_compare_and_set_on_blob_storage(azurite: Azurite
     apply(two, "m", Change("staging", 3, by="two"))
     book = one.read_aliases("m")
     assert book.holder("staging") == 3 and [h["to"] for h in book.history] == [1, 3]
+
+
+def test_v2_upload_progress_moves_by_blocks_of_one_large_file(azurite: Azurite, tmp_path: Path, data_dir: Path) -> None:
+    (data_dir / "large.bin").write_bytes(os.urandom(1024) * (19 * 1024))  # 19 MiB: 5 blocks of at most 4 MiB
+    backend, _ = v2_backend_over(azurite, tmp_path)
+    told: list[tuple[int, int]] = []
+    data = backend.upload_data(
+        data_dir, target_path="progress-data", progress=lambda sent, done: told.append((sent, done))
+    )
+    assert sum(sent for sent, _ in told) == data.bytes and sum(done for _, done in told) == data.files == 3
+    large = [sent for sent, _ in told if sent]
+    assert len(large) >= 5 and max(large) <= 4 * 1024 * 1024  # told block by block, not once per file

@@ -57,7 +57,7 @@ class V1Storage(DataLeases):
         )
         check_arrived(prefix, list_files(src_dir), self._blob_sizes(datastore, prefix + "/"))
         if progress is not None:  # the SDK uploads the folder in one call: the whole of it, at its end
-            progress(summary.bytes)
+            progress(summary.bytes, summary.files)
         data = DataVersion(path=target, digest=summary.digest, files=summary.files, bytes=summary.bytes)
         record = datastore.blob_service.get_blob_client(datastore.container_name, _version_blob(target))
         body = json.dumps({**data.__dict__, "prefix": prefix})

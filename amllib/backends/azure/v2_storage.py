@@ -73,7 +73,11 @@ class V2Storage(DataLeases):
         if secret is None:  # identity-based datastore: the caller's own identity needs Storage Blob Data roles
             secret = self.credential
         container = make_client(
-            self._account_url(datastore), datastore.container_name, credential=secret, **self.client_options()
+            self._account_url(datastore),
+            datastore.container_name,
+            credential=secret,
+            **self.client_options(),
+            **BLOCKS,
         )
         self._containers[datastore_name] = (datastore, container, time.monotonic())
         return datastore, container
@@ -93,9 +97,9 @@ class V2Storage(DataLeases):
         prefix = new_data_prefix(target)
         files = list_files(src_dir)
         for rel, full in files:
-            self._call(f"uploading {quoted(rel)}", _upload_file, container, f"{prefix}/{rel}", full)
+            self._call(f"uploading {quoted(rel)}", _upload_file, container, f"{prefix}/{rel}", full, progress)
             if progress is not None:
-                progress(full.stat().st_size)
+                progress(0, 1)
         check_arrived(prefix, files, self._blobs(container, prefix + "/"))
         data = DataVersion(path=target, digest=summary.digest, files=summary.files, bytes=summary.bytes)
         self._register_data(datastore.name, data, prefix)
@@ -231,10 +235,24 @@ def _download_file(container: Any, name: str, path: Path) -> None:
         container.download_blob(name).readinto(handle)
 
 
-def _upload_file(container: Any, name: str, path: Path) -> None:
-    """One blob from one file, the file opened anew for each try: a retry of a read-out handle would send 0 bytes."""
+# A file over 8 MiB goes up in 4 MiB blocks (the client's defaults: one PUT up to 64 MiB): progress moves as
+# they go, and a failed try resends a block, not the whole file.
+BLOCKS = {"max_single_put_size": 8 * 1024 * 1024, "max_block_size": 4 * 1024 * 1024}
+
+
+def _upload_file(container: Any, name: str, path: Path, progress: Progress | None = None) -> None:
+    """One blob from one file, the file opened anew for each try: a retry of a read-out handle would send 0 bytes.
+    The storage client's progress hook tells `progress` the bytes as its blocks go (a retry's are not told twice)."""
+    told = 0
+
+    def hook(current: int, total: int | None) -> None:
+        nonlocal told
+        if progress is not None and current > told:
+            progress(current - told, 0)
+            told = current
+
     with path.open("rb") as handle:
-        container.upload_blob(name, handle, overwrite=True)
+        container.upload_blob(name, handle, overwrite=True, progress_hook=hook)
 
 
 def _account_url(datastore: Any) -> str:
