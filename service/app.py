@@ -42,9 +42,11 @@ from service.core.stores import open_store
 from service.core.subscriptions import subscriptions
 from service.core.worker import Worker, backend_threads
 from service.http import docs
+from service.http.answers import Health
 from service.http.auth import BearerAuth
 from service.http.hosts import TrustedHosts, allowed_hosts
 from service.http.middleware import BodyLimit, HeadAsGet, SecurityHeaders
+from service.http.openapi import ok
 from service.http.session import SessionSigner
 from service.http.throttle import Throttle
 from service.observe import logs
@@ -184,7 +186,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = ServiceMetrics(settings.home) if settings.metrics else None
     app.state.metrics = metrics
 
-    @app.get("/healthz", tags=["health"], summary="Liveness; needs no token")
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        summary="Liveness; needs no token",
+        response_model=None,
+        responses={200: ok(Health)},
+    )
     async def healthz(request: Request) -> dict:
         services = getattr(request.app.state, "services", None)
         streams = services.feed.open_streams if services else 0

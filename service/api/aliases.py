@@ -11,8 +11,18 @@ from fastapi.responses import JSONResponse
 from amllib.promotion import Gate
 from service import promotions
 from service.core.schemas import AliasRequest, Decision, VersionChange
+from service.http.answers import (
+    Alias,
+    Aliases,
+    AliasHistory,
+    Approval,
+    ApprovalAsked,
+    Approvals,
+    ModelVersion,
+    MoveCheck,
+)
 from service.http.deps import Caller, Svc
-from service.http.openapi import errors
+from service.http.openapi import errors, ok
 
 router = APIRouter(tags=["models"])
 Version = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
@@ -21,8 +31,9 @@ AliasName = Annotated[str, PathParam(pattern=r"^[a-z][a-z0-9-]{0,31}$", descript
 
 @router.get(
     "/models/{name}/aliases",
+    response_model=None,
     summary="Every alias of a model: which version, since when, by whom",
-    responses=errors(404),
+    responses=errors(404, ok=ok(Aliases)),
 )
 async def list_aliases(svc: Svc, name: str) -> dict:
     return await promotions.aliases(svc, name)
@@ -30,8 +41,9 @@ async def list_aliases(svc: Svc, name: str) -> dict:
 
 @router.put(
     "/models/{name}/aliases/{alias}",
+    response_model=None,
     summary="Point an alias at a version (through its gate; a protected alias asks for an approval: 202)",
-    responses=errors(404, 409) | {202: {"description": "a protected alias: the approval asked for"}},
+    responses=errors(404, 409, ok=ok(Alias)) | {202: ok(ApprovalAsked, "a protected alias: the approval asked for")},
 )
 async def set_alias(svc: Svc, caller: Caller, name: str, alias: AliasName, request: AliasRequest) -> JSONResponse:
     asked = promotions.Asked(
@@ -50,8 +62,9 @@ async def set_alias(svc: Svc, caller: Caller, name: str, alias: AliasName, reque
 
 @router.get(
     "/models/{name}/aliases/{alias}/check",
+    response_model=None,
     summary="What moving an alias would do, changing nothing: the candidate beside the holder, the gate's verdict",
-    responses=errors(404),
+    responses=errors(404, ok=ok(MoveCheck)),
 )
 async def check_alias_move(
     svc: Svc,
@@ -69,8 +82,9 @@ async def check_alias_move(
 
 @router.delete(
     "/models/{name}/aliases/{alias}",
+    response_model=None,
     summary="Remove an alias (a protected one asks for an approval: 202)",
-    responses=errors(404) | {202: {"description": "a protected alias: the approval asked for"}},
+    responses=errors(404, ok=ok(Alias)) | {202: ok(ApprovalAsked, "a protected alias: the approval asked for")},
 )
 async def remove_alias(
     svc: Svc, caller: Caller, name: str, alias: AliasName, reason: Annotated[str | None, Body(embed=True)] = None
@@ -83,15 +97,21 @@ async def remove_alias(
     )
 
 
-@router.get("/models/{name}/history", summary="Every alias change of a model, newest first", responses=errors(404))
+@router.get(
+    "/models/{name}/history",
+    response_model=None,
+    summary="Every alias change of a model, newest first",
+    responses=errors(404, ok=ok(AliasHistory)),
+)
 async def alias_history(svc: Svc, name: str) -> dict:
     return await promotions.history(svc, name)
 
 
 @router.patch(
     "/models/{name}/versions/{version}",
+    response_model=None,
     summary="A version's description and tags; archive (never latest, best or a new alias) or restore it",
-    responses=errors(404, 409),
+    responses=errors(404, 409, ok=ok(ModelVersion)),
 )
 async def change_version(svc: Svc, caller: Caller, name: str, version: Version, request: VersionChange) -> dict:
     return await promotions.change_version(
@@ -105,22 +125,30 @@ async def change_version(svc: Svc, caller: Caller, name: str, version: Version, 
     )
 
 
-@router.get("/approvals", summary="Approvals of protected alias moves, newest first", responses=errors())
+@router.get(
+    "/approvals",
+    response_model=None,
+    summary="Approvals of protected alias moves, newest first",
+    responses=errors(ok=ok(Approvals)),
+)
 async def list_approvals(
     svc: Svc, status: Literal["pending", "approving", "approved", "rejected", "expired", "failed"] | None = None
 ) -> dict:
     return await promotions.approvals(svc, status=status)
 
 
-@router.get("/approvals/{approval_id}", summary="One approval", responses=errors(404))
+@router.get(
+    "/approvals/{approval_id}", response_model=None, summary="One approval", responses=errors(404, ok=ok(Approval))
+)
 async def get_approval(svc: Svc, approval_id: str) -> dict:
     return await promotions.approval(svc, approval_id)
 
 
 @router.post(
     "/approvals/{approval_id}/approve",
+    response_model=None,
     summary="Approve: the move is made now (its gate judged again); never your own request",
-    responses=errors(403, 404, 409),
+    responses=errors(403, 404, 409, ok=ok(Approval)),
 )
 async def approve(svc: Svc, caller: Caller, approval_id: str, request: Decision | None = None) -> dict:
     return await promotions.decide(
@@ -130,8 +158,9 @@ async def approve(svc: Svc, caller: Caller, approval_id: str, request: Decision 
 
 @router.post(
     "/approvals/{approval_id}/reject",
+    response_model=None,
     summary="Reject: the alias stays where it is; never your own request",
-    responses=errors(403, 404, 409),
+    responses=errors(403, 404, 409, ok=ok(Approval)),
 )
 async def reject(svc: Svc, caller: Caller, approval_id: str, request: Decision | None = None) -> dict:
     return await promotions.decide(

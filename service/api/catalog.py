@@ -5,13 +5,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from amllib.digest import file_sha256
+from service.http.answers import Datastore, Scripts
 from service.http.deps import Svc
-from service.http.openapi import errors
+from service.http.openapi import errors, ok
 
 router = APIRouter(tags=["catalog"])
 
 
-@router.get("/scripts", summary="The training scripts a run may name", responses=errors())
+@router.get(
+    "/scripts", response_model=None, summary="The training scripts a run may name", responses=errors(ok=ok(Scripts))
+)
 async def list_scripts(svc: Svc) -> dict:
     """Each .py directly in AZML_TRAINING_DIR, with the digest a run of it records as script_digest."""
 
@@ -26,7 +29,12 @@ async def list_scripts(svc: Svc) -> dict:
     return {"scripts": await svc.calls(scan)}
 
 
-@router.get("/datastore", summary="The datastore's paths with the data version now at each", responses=errors())
+@router.get(
+    "/datastore",
+    response_model=None,
+    summary="The datastore's paths with the data version now at each",
+    responses=errors(ok=ok(Datastore)),
+)
 async def list_datastore(svc: Svc) -> dict:
     data = await svc.calls(svc.backend.list_data)
     return {"paths": [d.__dict__ for d in data]}

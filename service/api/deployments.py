@@ -15,8 +15,9 @@ from service.actions import find
 from service.api.common import accept, answer
 from service.core.delivery import check_callback_url
 from service.core.schemas import DeployRequest, KeyRequest, RollbackRequest
+from service.http.answers import Deleted, EndpointDetail, EndpointKeys, EndpointParams, Endpoints, EndpointTry
 from service.http.deps import Caller, IdempotencyKey, Svc, Wait
-from service.http.openapi import BODY_ERRORS, DeployJob, errors, job
+from service.http.openapi import BODY_ERRORS, DeployJob, errors, job, ok
 
 router = APIRouter(tags=["deployments"])
 Endpoint = Annotated[str, PathParam(pattern=r"^[a-z][a-z0-9-]{2,31}$", description="the endpoint's name")]
@@ -67,15 +68,21 @@ async def get_deploy_job(svc: Svc, job_id: str, wait: Wait = None) -> JSONRespon
     return await answer(svc, await find(svc, job_id, "deploy"), wait=wait)
 
 
-@router.get("/deployments", summary="Every endpoint: what serves, traffic, health, scoring URL", responses=errors())
+@router.get(
+    "/deployments",
+    response_model=None,
+    summary="Every endpoint: what serves, traffic, health, scoring URL",
+    responses=errors(ok=ok(Endpoints)),
+)
 async def list_endpoints(svc: Svc) -> dict:
     return await deployments.list_endpoints(svc)
 
 
 @router.get(
     "/deployments/{endpoint}",
+    response_model=None,
     summary="One endpoint: versions live, traffic, health, requests and latency, the history of its changes",
-    responses=errors(404),
+    responses=errors(404, ok=ok(EndpointDetail)),
 )
 async def get_endpoint(svc: Svc, endpoint: Endpoint) -> dict:
     return await deployments.endpoint(svc, endpoint)
@@ -113,8 +120,9 @@ async def rollback(
 
 @router.get(
     "/deployments/{endpoint}/params",
+    response_model=None,
     summary="The live version's features: each one's categories, or 0 for a number",
-    responses=errors(404, 409),
+    responses=errors(404, 409, ok=ok(EndpointParams)),
 )
 async def endpoint_params(svc: Svc, endpoint: Endpoint, slot: Slot = None) -> dict:
     return await deployments.params(svc, endpoint, slot=slot)
@@ -122,8 +130,9 @@ async def endpoint_params(svc: Svc, endpoint: Endpoint, slot: Slot = None) -> di
 
 @router.post(
     "/deployments/{endpoint}/try",
+    response_model=None,
     summary="Try a request: POSTed to the endpoint's /api/predict with its key; the endpoint's answer and status",
-    responses=errors(404, 409),
+    responses=errors(404, 409, ok=ok(EndpointTry)),
 )
 async def try_endpoint(
     svc: Svc, endpoint: Endpoint, body: Annotated[dict[str, Any], Body()], slot: Slot = None
@@ -131,15 +140,21 @@ async def try_endpoint(
     return await deployments.try_predict(svc, endpoint, body, slot=slot)
 
 
-@router.delete("/deployments/{endpoint}", summary="Stop serving and remove the endpoint", responses=errors(404))
+@router.delete(
+    "/deployments/{endpoint}",
+    response_model=None,
+    summary="Stop serving and remove the endpoint",
+    responses=errors(404, ok=ok(Deleted)),
+)
 async def delete_endpoint(svc: Svc, endpoint: Endpoint) -> dict:
     return await deployments.delete(svc, endpoint)
 
 
 @router.post(
     "/deployments/{endpoint}/keys",
+    response_model=None,
     summary="The endpoint's two keys (a write token's request: they are secrets)",
-    responses=errors(404),
+    responses=errors(404, ok=ok(EndpointKeys)),
 )
 async def endpoint_keys(svc: Svc, endpoint: Endpoint) -> dict:
     return await deployments.keys(svc, endpoint)
@@ -147,8 +162,9 @@ async def endpoint_keys(svc: Svc, endpoint: Endpoint) -> dict:
 
 @router.post(
     "/deployments/{endpoint}/keys/regenerate",
+    response_model=None,
     summary="A new primary or secondary key; the old one is refused from then on",
-    responses=errors(404),
+    responses=errors(404, ok=ok(EndpointKeys)),
 )
 async def regenerate_key(svc: Svc, caller: Caller, endpoint: Endpoint, request: KeyRequest) -> dict:
     return await deployments.regenerate_key(svc, endpoint, request.key, caller=caller)

@@ -22,8 +22,9 @@ from service.api import archives
 from service.api.common import accept, answer
 from service.core.delivery import check_callback_url
 from service.core.schemas import FetchRequest
+from service.http.answers import ModelNames, ModelsSummary, ModelVersions
 from service.http.deps import Caller, IdempotencyKey, Svc, Wait
-from service.http.openapi import ARCHIVE, BODY_ERRORS, FetchJob, errors, job
+from service.http.openapi import ARCHIVE, BODY_ERRORS, FetchJob, errors, job, ok
 
 router = APIRouter(tags=["models"])
 Version = Annotated[int, PathParam(ge=1)]
@@ -76,7 +77,7 @@ async def get_fetch(svc: Svc, job_id: str, wait: Wait = None) -> JSONResponse:
     return await answer(svc, await find(svc, job_id, "fetch"), wait=wait)
 
 
-@router.get("/models", summary="Registered model names", responses=errors())
+@router.get("/models", response_model=None, summary="Registered model names", responses=errors(ok=ok(ModelNames)))
 async def list_models(svc: Svc) -> dict:
     return {"models": await svc.calls(svc.backend.list_models)}
 
@@ -102,8 +103,9 @@ def model_summary(svc: Svc, name: str) -> dict | None:
 
 @router.get(
     "/models/summary",
+    response_model=None,
     summary="Every model at a glance: version count, latest, best by accuracy, accuracy by version",
-    responses=errors(),
+    responses=errors(ok=ok(ModelsSummary)),
 )
 async def models_summary(svc: Svc) -> dict:
     names = await svc.calls(svc.backend.list_models)
@@ -112,7 +114,10 @@ async def models_summary(svc: Svc) -> dict:
 
 
 @router.get(
-    "/models/{name}/versions", summary="A model's versions with their tags, oldest first", responses=errors(404)
+    "/models/{name}/versions",
+    response_model=None,
+    summary="A model's versions with their tags, oldest first",
+    responses=errors(404, ok=ok(ModelVersions)),
 )
 async def list_versions(svc: Svc, name: str) -> dict:
     """Each version with the aliases it holds and whether it is archived (the model's alias book)."""

@@ -8,15 +8,19 @@ from fastapi import APIRouter, Query
 
 from amllib.times import iso
 from service.core.subscriptions import subscriptions
+from service.http.answers import Notifications
 from service.http.deps import Svc
-from service.http.openapi import errors
+from service.http.openapi import errors, ok
 
 router = APIRouter(tags=["notifications"])
 Status = Literal["sending", "delivered", "failed", "unknown"]
 
 
 @router.get(
-    "/notifications", summary="Subscriptions (AZML_NOTIFY) and their deliveries, newest first", responses=errors()
+    "/notifications",
+    response_model=None,
+    summary="Subscriptions (AZML_NOTIFY) and their deliveries, newest first",
+    responses=errors(ok=ok(Notifications)),
 )
 async def list_notifications(
     svc: Svc,

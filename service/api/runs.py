@@ -20,6 +20,7 @@ from service.core.job_bodies import KIND
 from service.core.jobs import is_terminal
 from service.core.schemas import MAX_NAME, RunRequest
 from service.core.store import Job
+from service.http.answers import RunMetrics, RunOutputs, RunsMetrics
 from service.http.deps import (
     RUN_ID_PARAMETER,
     WAIT_PARAMETER,
@@ -32,7 +33,7 @@ from service.http.deps import (
     Wait,
     wait_parameter,
 )
-from service.http.openapi import BODY_ERRORS, OUTPUTS_ARCHIVE, RunJob, errors, job, page_of
+from service.http.openapi import BODY_ERRORS, OUTPUTS_ARCHIVE, RunJob, errors, job, ok, page_of
 
 router = APIRouter(tags=["runs"])
 
@@ -52,8 +53,9 @@ def id_list(ids: str | None, *, most: int) -> list[str] | None:
 
 @router.get(
     "/runs/metrics",
+    response_model=None,
     summary="Every metric's history of several runs in one call (to compare them)",
-    responses=errors(404),
+    responses=errors(404, ok=ok(RunsMetrics)),
 )
 async def runs_metrics(
     svc: Svc,
@@ -195,7 +197,12 @@ async def run_logs(svc: Svc, run_id: str, tail: Annotated[int | None, Query(ge=1
     return await svc.calls(svc.backend.get_log, job.backend_run_id, tail=tail)
 
 
-@router.get("/runs/{run_id}/metrics", summary="Every value of every metric the run logged", responses=errors(404))
+@router.get(
+    "/runs/{run_id}/metrics",
+    response_model=None,
+    summary="Every value of every metric the run logged",
+    responses=errors(404, ok=ok(RunMetrics)),
+)
 async def run_metrics(svc: Svc, run_id: str) -> dict:
     job = await find(svc, run_id, "run")
     history = {} if job.backend_run_id is None else await svc.calls(svc.backend.get_metrics, job.backend_run_id)
@@ -210,8 +217,9 @@ def _started(job: Job) -> str:
 
 @router.get(
     "/runs/{run_id}/outputs",
+    response_model=None,
     summary="The files the run wrote under outputs/ (what its model version holds)",
-    responses=errors(404, 409),
+    responses=errors(404, 409, ok=ok(RunOutputs)),
 )
 async def run_outputs(svc: Svc, run_id: str) -> dict:
     job = await find(svc, run_id, "run")

@@ -14,13 +14,19 @@ from service.chatops.commands import ChatRequest, handle, refused
 from service.chatops.slack import form_fields, slack_reply
 from service.core.delivery import notice_url_allowed
 from service.errors import NotAuthenticated
+from service.http.answers import ChatReply
 from service.http.deps import Svc
-from service.http.openapi import errors
+from service.http.openapi import errors, ok
 
 router = APIRouter(tags=["chatops"])
 
 
-@router.post("/chatops/mattermost", summary="A Mattermost slash command (its token checked)", responses=errors())
+@router.post(
+    "/chatops/mattermost",
+    response_model=None,
+    summary="A Mattermost slash command (its token checked)",
+    responses=errors(ok=ok(ChatReply)),
+)
 async def mattermost_command(svc: Svc, request: Request) -> dict[str, Any]:
     body = await request.body()
     fields = form_fields(body)

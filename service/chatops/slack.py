@@ -16,8 +16,9 @@ from service.chatops.commands import ChatRequest, Reply, handle, refused
 from service.core.delivery import notice_url_allowed
 from service.core.messages import slack_escape
 from service.errors import NotAuthenticated
+from service.http.answers import ChatReply
 from service.http.deps import Svc
-from service.http.openapi import errors
+from service.http.openapi import errors, ok
 
 router = APIRouter(tags=["chatops"])
 
@@ -48,7 +49,10 @@ def slack_reply(reply: Reply) -> dict[str, Any]:
 
 
 @router.post(
-    "/chatops/slack", summary="A Slack slash command (signed with the app's signing secret)", responses=errors()
+    "/chatops/slack",
+    response_model=None,
+    summary="A Slack slash command (signed with the app's signing secret)",
+    responses=errors(ok=ok(ChatReply)),
 )
 async def slack_command(svc: Svc, request: Request) -> dict[str, Any]:
     body = await request.body()

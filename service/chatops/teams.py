@@ -18,8 +18,9 @@ from fastapi import APIRouter, Request
 from amllib.errors import InvalidInput
 from service.chatops.commands import ChatRequest, handle, refused
 from service.errors import NotAuthenticated
+from service.http.answers import ChatReply
 from service.http.deps import Svc
-from service.http.openapi import errors
+from service.http.openapi import errors, ok
 
 router = APIRouter(tags=["chatops"])
 FRESH_SECONDS = 300  # as Slack's own signature check: a message older than 5 minutes is refused
@@ -69,7 +70,12 @@ def command_text(message: str) -> str:
     return " ".join(text.replace("\xa0", " ").split())
 
 
-@router.post("/chatops/teams", summary="A Microsoft Teams outgoing webhook (HMAC-signed)", responses=errors())
+@router.post(
+    "/chatops/teams",
+    response_model=None,
+    summary="A Microsoft Teams outgoing webhook (HMAC-signed)",
+    responses=errors(ok=ok(ChatReply)),
+)
 async def teams_message(svc: Svc, request: Request) -> dict[str, Any]:
     body = await request.body()
     secret = svc.settings.teams_hmac_secret

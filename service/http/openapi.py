@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, create_model
 
 from service.core.job_kinds import DataJob, DeployJob, FetchJob, RunJob
 
-__all__ = ["DataJob", "DeployJob", "ErrorBody", "FetchJob", "RunJob", "errors", "job", "page_of"]
+__all__ = ["DataJob", "DeployJob", "ErrorBody", "FetchJob", "RunJob", "errors", "job", "ok", "page_of"]
 
 
 class ErrorBody(BaseModel):
@@ -72,6 +72,11 @@ def job(model: type, *, accepted: bool) -> dict[int | str, dict[str, Any]]:
 
 
 BODY_ERRORS = (408, 413)
+
+
+def ok(model: type, description: str = "the answer") -> dict[str, Any]:
+    """A route's own JSON answer, by its named shape (service/http/answers.py)."""
+    return {"model": model, "description": description}
 
 
 def page_of(model: type) -> type[BaseModel]:

@@ -25,6 +25,9 @@ ARTIFACT_STORE = "workspaceartifactstore"
 LOG_NAMES = ("user_logs/std_log.txt", "user_logs/std_log_process_0.txt")  # a multi-process job: one per process
 PATH_TAG = "azml_path"
 CONTAINER_SECONDS = 600.0  # a datastore's container client (and the secret in it) is reused this long
+# A file over 8 MiB goes up in 4 MiB blocks (the client's defaults: one PUT up to 64 MiB): progress moves as
+# they go, and a failed try resends a block, not the whole file.
+SINGLE_PUT_BYTES, BLOCK_BYTES = 8 * 1024 * 1024, 4 * 1024 * 1024
 _ASSET_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -77,7 +80,8 @@ class V2Storage(DataLeases):
             datastore.container_name,
             credential=secret,
             **self.client_options(),
-            **BLOCKS,
+            max_single_put_size=SINGLE_PUT_BYTES,
+            max_block_size=BLOCK_BYTES,
         )
         self._containers[datastore_name] = (datastore, container, time.monotonic())
         return datastore, container
@@ -233,11 +237,6 @@ def _download_file(container: Any, name: str, path: Path) -> None:
     """One blob into one file, streamed, the file written anew on each try."""
     with path.open("wb") as handle:
         container.download_blob(name).readinto(handle)
-
-
-# A file over 8 MiB goes up in 4 MiB blocks (the client's defaults: one PUT up to 64 MiB): progress moves as
-# they go, and a failed try resends a block, not the whole file.
-BLOCKS = {"max_single_put_size": 8 * 1024 * 1024, "max_block_size": 4 * 1024 * 1024}
 
 
 def _upload_file(container: Any, name: str, path: Path, progress: Progress | None = None) -> None:
