@@ -111,7 +111,8 @@ def figures(store: JobStore, count: int, tries: int) -> dict[str, float]:
 
 
 def migration(store: JobStore, url: str) -> dict[str, float]:
-    """Seconds the upgrade 0007 → 0008 took, and the longest a read and a write waited while it ran."""
+    """Seconds the upgrade from 0007 to the newest revision took (0008 fills the columns; 0009 adds two empty
+    ones), and the longest a read and a write waited while it ran."""
     store.close()
     downgrade(url, "0007")
     waits = {"read": 0.0, "write": 0.0}

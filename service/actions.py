@@ -30,7 +30,7 @@ from service.core.imported_runs import import_run
 from service.core.job_bodies import JobBodies
 from service.core.job_kinds import KINDS, RunSpec
 from service.core.jobs import Jobs, is_terminal
-from service.core.schemas import RunRequest, render
+from service.core.schemas import RunChange, RunRequest, render
 from service.core.store import NEWEST, Job, JobStore, Order
 from service.core.worker import Worker
 from service.observe import logs
@@ -117,6 +117,24 @@ async def request_cancel(svc: Services, job: Job) -> Job:
     if is_terminal(job.status):
         raise Conflict(f"run {job.id} has already ended {job.status}")
     return await svc.jobs.update(job.id, cancel_requested=True)
+
+
+async def change_run(svc: Services, job: Job, change: RunChange) -> Job:
+    """Name, describe, tag or archive a run (the API, the dashboard and chat alike). An empty name or
+    description removes it; a run archived while a model version was made from it keeps that version (the
+    run is hidden from lists, never removed by archiving)."""
+    given = change.model_dump(exclude_unset=True)
+    changes: dict[str, Any] = {}
+    for key in ("name", "description"):
+        if key in given:
+            changes[key] = given[key] or None
+    if "tags" in given:
+        changes["tags"] = {k: str(v) for k, v in (given["tags"] or {}).items()} or None
+    if "archived" in given and given["archived"] is not None:
+        changes["archived"] = True if given["archived"] else None
+    if not changes:
+        return job
+    return await svc.jobs.change_spec(job.id, changes)
 
 
 async def find(svc: Services, job_id: str, kind: str) -> Job:
@@ -206,6 +224,7 @@ async def page(
     data_version: str | None = None,
     search: str | None = None,
     ids: list[str] | None = None,
+    archived: bool | None = None,
     order: Order = NEWEST,
 ) -> dict[str, Any]:
     """Newest first, or in `order`; next_cursor fetches the following page."""
@@ -218,6 +237,7 @@ async def page(
         data_version=data_version,
         search=search,
         ids=ids,
+        archived=archived,
         order=order,
         after=after,
         limit=limit + 1,

@@ -12,13 +12,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from amllib.backends.base import RunStatus
 from amllib.errors import Conflict, InvalidInput, NotFound
 from amllib.jsonsafe import json_safe
-from service.actions import METRIC_SORT, find, ordering, page, request_cancel, run_spec
+from service.actions import METRIC_SORT, change_run, find, ordering, page, request_cancel, run_spec
 from service.api import archives
 from service.api.common import accept, answer
 from service.core.delivery import check_callback_url
 from service.core.job_bodies import KIND
 from service.core.jobs import is_terminal
-from service.core.schemas import MAX_NAME, RunRequest
+from service.core.schemas import MAX_NAME, RunChange, RunRequest
 from service.core.store import Job
 from service.http.answers import RunMetrics, RunOutputs, RunsMetrics
 from service.http.deps import (
@@ -145,7 +145,7 @@ async def list_runs(
             min_length=1,
             max_length=MAX_NAME,
             description="a prefix of the run's id or backend run id (the id the scripts print, the Azure ML job"
-            " name), or its exact experiment, script or who started it",
+            " name), or its exact name, experiment, script or who started it",
         ),
     ] = None,
     ids: Annotated[
@@ -160,6 +160,9 @@ async def list_runs(
         ),
     ] = None,
     order: Annotated[Literal["asc", "desc"] | None, Query(description="desc (the default) or asc")] = None,
+    archived: Annotated[
+        bool | None, Query(description="true: only archived runs; false (the default): the others")
+    ] = False,
     cursor: Cursor = None,
     limit: Limit = 50,
 ) -> dict:
@@ -173,9 +176,20 @@ async def list_runs(
         data_version=data_version,
         search=q,
         ids=wanted,
+        archived=None if wanted else archived,  # runs asked for by id are listed, archived or not
         cursor=cursor,
         limit=limit,
     )
+
+
+@router.patch(
+    "/runs/{run_id}",
+    summary="Name, describe, tag or archive a run",
+    responses=job(RunJob, accepted=False),
+)
+async def change_run_route(svc: Svc, run_id: str, request: RunChange) -> JSONResponse:
+    changed = await change_run(svc, await find(svc, run_id, "run"), request)
+    return await answer(svc, changed, wait=None)
 
 
 @router.post("/runs/{run_id}/cancel", status_code=202, summary="Cancel a run", responses=job(RunJob, accepted=True))

@@ -31,7 +31,7 @@ from amllib.settings import Settings
 from service import deployments, promotions, schedules
 from service.actions import Services, create_job, find, page, request_cancel, run_spec
 from service.core.job_kinds import Notify
-from service.core.schemas import DeployRequest, RunRequest, ScheduleChange, render
+from service.core.schemas import DeployRequest, RunRequest, ScheduleChange, render, run_title
 from service.core.store import Job
 from service.errors import validation_detail
 
@@ -147,7 +147,7 @@ def summary(svc: Services | Settings, job: Job | dict[str, Any]) -> list[str]:
     """The lines every answer about a run shares: status, headline metrics, model version, link."""
     backend = svc.backend if isinstance(svc, Settings) else svc.backend.name
     body = job if isinstance(job, dict) else render(job, backend)
-    lines = [f"Run {body['id']} ({body['script']}, experiment {body['experiment']}): {body['status']}"]
+    lines = [f"Run {run_title(body)} ({body['script']}, experiment {body['experiment']}): {body['status']}"]
     metrics = {k: v for k, v in (body.get("metrics") or {}).items() if isinstance(v, int | float)}
     if metrics:
         lines.append("Metrics: " + ", ".join(f"{k} {v:.4g}" for k, v in list(metrics.items())[:6]))
@@ -181,7 +181,8 @@ async def train(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
         created_by=f"{chat.platform}:{chat.user_id}",
     )
     verb = "Started" if created else "Already started"
-    return Reply(f"{verb} run {job.id}: {job.status}", summary(svc, job)[1:], job={"id": job.id})
+    body = render(job, svc.backend.name)
+    return Reply(f"{verb} run {run_title(body)}: {job.status}", summary(svc, body)[1:], job={"id": job.id})
 
 
 async def status(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
@@ -204,7 +205,7 @@ async def runs(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
     for job in found["items"]:
         accuracy = job["metrics"].get("accuracy")
         scored = f" accuracy {accuracy:.4g}" if isinstance(accuracy, int | float) else ""
-        lines.append(f"{job['id']} {job['status']} {job['script']}{scored} {run_link(svc, job['id'])}")
+        lines.append(f"{run_title(job)} {job['status']} {job['script']}{scored} {run_link(svc, job['id'])}")
     return Reply(f"The latest {len(lines)} runs:", lines)
 
 
@@ -217,14 +218,15 @@ async def logs(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
     if job.backend_run_id is not None:
         text = await svc.calls(svc.backend.get_log, job.backend_run_id, tail=count)
     lines = ["```", text.rstrip()[-2800:] or "(nothing yet)", "```", run_link(svc, job.id)]
-    return Reply(f"Last {count} lines of run {job.id}:", lines, job={"id": job.id})
+    return Reply(f"Last {count} lines of run {run_title(render(job, svc.backend.name))}:", lines, job={"id": job.id})
 
 
 async def cancel(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:
     if len(words) != 1:
         raise InvalidInput("usage: cancel <run>")
     job = await request_cancel(svc, await find(svc, words[0], "run"))
-    return Reply(f"Asked run {job.id} to stop.", [run_link(svc, job.id)], job={"id": job.id})
+    title = run_title(render(job, svc.backend.name))
+    return Reply(f"Asked run {title} to stop.", [run_link(svc, job.id)], job={"id": job.id})
 
 
 async def models(svc: Services, chat: ChatRequest, words: list[str]) -> Reply:

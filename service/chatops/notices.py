@@ -21,6 +21,7 @@ from service.chatops.commands import run_link, summary
 from service.core.delivery import host_of, notice_url_allowed, post_with_retry
 from service.core.job_kinds import Notify
 from service.core.messages import slack_message, teams_card
+from service.core.schemas import run_title
 
 log = logging.getLogger("service")
 RESPONSE_URL_SECONDS = 30 * 60  # Slack and Mattermost honour a response_url this long
@@ -74,7 +75,7 @@ def duration_text(body: dict[str, Any]) -> str:
 async def notify_end(settings: Settings, body: dict[str, Any], notify: Notify) -> str:
     """Post the outcome of a run a chat started (status, metrics, model version, duration, error, link)."""
     lines = summary(settings, body)
-    headline = f"Run {body['id']} {body['status']}{duration_text(body)}"
+    headline = f"Run {run_title(body)} {body['status']}{duration_text(body)}"
     platform = notify.get("platform")
     if platform == "teams":
         payload = teams_card(headline, lines[1:], run_link(settings, body["id"]))

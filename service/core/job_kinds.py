@@ -62,6 +62,10 @@ class RunSpec(_Asked):
     imported: NotRequired[bool]  # started elsewhere (scripts, studio), brought in by run_import
     schedule: NotRequired[dict[str, str]]  # {"name", "fire"}: the schedule that started it
     data_version: NotRequired[str]  # the data version it must read (a data trigger's): refused if replaced
+    name: NotRequired[str]  # what people call it (PATCH /runs/{id})
+    description: NotRequired[str]
+    tags: NotRequired[dict[str, str]]
+    archived: NotRequired[bool]
 
 
 class RunResult(TypedDict, total=False):
@@ -184,6 +188,10 @@ class RunJob(JobBody):
     schedule: Annotated[
         dict[str, str] | None, Field(description="the schedule that started it: {name, fire} (null: a caller did)")
     ]
+    name: Annotated[str | None, Field(description="the display name people gave it (PATCH /runs/{id})")]
+    description: Annotated[str | None, Field(description="notes on the run")]
+    tags: Annotated[dict[str, str], Field(description="the run's own tags (not the model version's)")]
+    archived: Annotated[bool, Field(description="hidden from GET /runs unless ?archived=true")]
 
 
 class DataJob(JobBody):

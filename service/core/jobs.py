@@ -158,6 +158,25 @@ class Jobs:
         self._wake(job_id)
         return job
 
+    async def change_spec(self, job_id: str, changes: dict[str, Any]) -> Job:
+        """Merge `changes` into the job's spec (a None value removes the key), in one transaction with the
+        row locked: two changes at once never lose one another's fields."""
+
+        def apply(tx: Tx) -> Job:
+            spec = dict(self._row(tx, job_id, as_owner=False).spec)
+            for key, value in changes.items():
+                if value is None:
+                    spec.pop(key, None)
+                else:
+                    spec[key] = value
+            job = tx.update_job(job_id, {"spec": spec})
+            self._publish(tx, job)
+            return job
+
+        job = await self.store.write(apply)
+        self._wake(job_id)
+        return job
+
     def _wake(self, job_id: str) -> None:
         self.feed.changed()
         self._wake_waiters(job_id)

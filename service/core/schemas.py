@@ -227,6 +227,22 @@ class VersionChange(BaseModel):
     archived: bool | None = Field(None, description="archived: never chosen by latest, best or a new alias")
 
 
+RunName = Annotated[str, StringConstraints(max_length=MAX_NAME, strip_whitespace=True, pattern=r"^[^\x00-\x1f\x7f]*$")]
+
+
+class RunChange(BaseModel):
+    """PATCH /runs/{id}: what people call a run and say of it; archive hides it from the runs list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: RunName | None = Field(None, description='a display name, searched by ?q= (exactly); "" removes it')
+    description: str | None = Field(None, max_length=2000, description='notes on the run; "" removes them')
+    tags: dict[Annotated[str, StringConstraints(min_length=1, max_length=255)], ArgValue] | None = Field(
+        None, max_length=50, description="the run's tags, replaced whole ({} removes them)"
+    )
+    archived: bool | None = Field(None, description="archived: hidden from GET /runs unless ?archived=true")
+
+
 class Decision(BaseModel):
     """POST /approvals/{id}/approve or /reject."""
 
@@ -282,6 +298,10 @@ def render_run(job: Job, backend: str) -> RunJob:
         "cancel_requested": job.cancel_requested,
         "metrics_error": result.get("metrics_error"),
         "schedule": spec.get("schedule"),
+        "name": spec.get("name"),
+        "description": spec.get("description"),
+        "tags": spec.get("tags") or {},
+        "archived": bool(spec.get("archived")),
     }
 
 
@@ -335,6 +355,14 @@ RENDERERS: dict[str, Callable[[Job, str], JobBody]] = {
     "fetch": render_fetch,
     "deploy": render_deploy,
 }
+
+
+def run_title(body: dict[str, Any]) -> str:
+    """How a run is named to people everywhere (the runs list, the run page's heading, chat): the id the
+    scripts print and Azure ML studio shows (the service's own id until the backend has given one), then the
+    name people gave it. app.js's runTitle() is the dashboard's copy of this rule."""
+    shown = body.get("backend_run_id") or body["id"]
+    return f'{shown} "{body["name"]}"' if body.get("name") else shown
 
 
 def render(job: Job, backend: str) -> dict[str, Any]:

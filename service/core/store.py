@@ -71,11 +71,12 @@ class Job:
         return cls(**values)
 
 
-SPEC_COLUMNS = ("experiment", "script", "started_by", "created_by")
+SPEC_COLUMNS = ("experiment", "script", "started_by", "created_by", "name")
 INSERT_JOB = (
     "INSERT INTO jobs (id, kind, status, idempotency_key, request_hash, spec, result, error, backend_run_id, "
     "callback_url, created_at, started_at, finished_at, owner, lease_until, experiment, script, started_by, "
-    "created_by, data_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "created_by, name, archived, data_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    "?, ?, ?)"
 )
 
 
@@ -101,9 +102,10 @@ def _job_row(job: Job) -> tuple[Any, ...]:
     )
 
 
-def spec_columns(spec: dict[str, Any]) -> dict[str, str | None]:
-    """The spec's fields that have columns of their own (what a search matches exactly), as text."""
-    return {key: _text(spec.get(key)) for key in SPEC_COLUMNS}
+def spec_columns(spec: dict[str, Any]) -> dict[str, str | int | None]:
+    """The spec's fields that have columns of their own (what a search matches exactly, as text; whether the
+    run is archived, 0 or 1)."""
+    return {**{key: _text(spec.get(key)) for key in SPEC_COLUMNS}, "archived": int(bool(spec.get("archived")))}
 
 
 def result_column(result: dict[str, Any]) -> str | None:
@@ -721,13 +723,15 @@ class JobStore:
         data_version: str | None = None,
         search: str | None = None,
         ids: list[str] | None = None,
+        archived: bool | None = None,
         limit: int = 50,
         order: Order = NEWEST,
         after: tuple[float | None, int] | None = None,
     ) -> list[Job]:
         """Jobs of a kind, newest first or in `order`. `search`: a prefix of the job id or backend run id, or
-        the exact experiment, script or who started it; `ids`: these jobs (by job id or backend run id);
-        `after`: the (order value, seq) of the last job of the page before.
+        the exact experiment, script, run name or who started it; `ids`: these jobs (by job id or backend run
+        id); `archived`: only the archived runs (True), only the others (False), both (None); `after`: the
+        (order value, seq) of the last job of the page before.
 
         Every read walks an index (migration 0008), so its cost does not grow with the runs kept: the default
         order walks (kind, seq); another order first walks its key's index over the jobs that have a value
@@ -736,6 +740,9 @@ class JobStore:
         clauses, params = self._filters(
             kind, status=status, experiment=experiment, data_version=data_version, search=search, ids=ids
         )
+        if archived is not None:  # few runs are archived: the page's own index walk meets the others at once
+            clauses.append("archived = ?")
+            params.append(int(archived))
         way, beyond = ("ASC", ">") if order.ascending else ("DESC", "<")
         if order.key == "created":
             if after is not None:

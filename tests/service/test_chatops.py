@@ -91,9 +91,9 @@ def test_slack_train_is_acknowledged_at_once_and_reported_in_the_channel(chat: S
     _headers, body = listener.received[0]
     notice = json.loads(body)
     assert notice["response_type"] == "in_channel" and notice["blocks"]
-    assert f"Run {job_id} Completed" in notice["text"]
-    assert "accuracy 0.93" in notice["text"] and "Model: svc-model version 1" in notice["text"]
     run = runs_of(chat)[0]
+    assert f"Run {run['backend_run_id']} Completed" in notice["text"]  # the id the list and the scripts show
+    assert "accuracy 0.93" in notice["text"] and "Model: svc-model version 1" in notice["text"]
     assert (
         run["created_by"] == "slack:U_WRITER"
         and "started_by" not in run
@@ -110,13 +110,19 @@ def test_slack_read_commands_and_cancel(chat: Service) -> None:
     with chat.client() as client:
         done = client.get(f"/runs/{runs_of(chat)[0]['id']}", params={"wait": 60}).json()
     assert "Completed" in slack(chat, f"status {done['id']}").json()["text"]
-    assert done["id"] in slack(chat, "runs 5").json()["text"]
+    assert done["id"] in slack(chat, "runs 5").json()["text"]  # in its link
+    with chat.client() as client:
+        assert client.patch(f"/runs/{done['id']}", json={"name": "nightly"}).status_code == 200
+    shown = f'{done["backend_run_id"]} "nightly"'  # the list's and the run page's title, in chat too
+    assert slack(chat, f"status {done['id']}").json()["text"].startswith(f"Run {shown} (")
+    assert slack(chat, "runs 5").json()["text"].splitlines()[1].startswith(f"{shown} Completed")
     best = slack(chat, "best").json()["text"]
     assert best.startswith("Best svc-model: version 1") and "accuracy 0.93" in best
     assert "data files" in slack(chat, f"logs {done['id']} 5").json()["text"]
     assert slack(chat, "models").json()["text"] == "Models: svc-model"
     long = slack(chat, "train script=sleep_and_record.py seconds=60").json()["text"].split()[2].rstrip(":")
-    assert slack(chat, f"cancel {long}").json()["text"].startswith(f"Asked run {long} to stop")
+    asked = slack(chat, f"cancel {long}").json()["text"]
+    assert asked.startswith("Asked run ") and " to stop." in asked and asked.endswith(f"/ui/runs/{long}")
     with chat.client() as client:
         assert client.get(f"/runs/{long}", params={"wait": 30}).json()["job"]["status"] == "Canceled"
     for mistake in (
@@ -152,7 +158,7 @@ def test_slack_refusals_start_nothing(make_service, chat: Service, listener: Lis
 def test_a_slack_retry_never_starts_a_second_run(chat: Service) -> None:
     first = slack(chat, "train", trigger="same").json()["text"]
     again = slack(chat, "train", trigger="same", retry=1).json()["text"]
-    assert first.split()[2] == again.split()[3] and again.startswith("Already started run")
+    assert first.splitlines()[-1] == again.splitlines()[-1] and again.startswith("Already started run")  # one link
     assert len(runs_of(chat)) == 1
 
 

@@ -253,6 +253,36 @@ def test_the_id_the_scripts_print_finds_the_run(browser, dashboard: Service, tmp
     tab.close()
 
 
+def test_a_run_named_tagged_and_archived_from_its_page(browser, dashboard: Service) -> None:
+    with dashboard.client() as client:
+        run = client.post("/runs", params={"wait": 60}, json={"args": {"seconds": "0.5"}}).json()
+        other = client.post("/runs", params={"wait": 60}, json={"args": {"seconds": "0.5"}}).json()
+    tab = Page(browser, dashboard)
+    tab.login(FULL_TOKEN)
+    page = tab.page
+    page.goto(f"{dashboard.url}/ui/runs/{run['id']}")
+    assert page.locator("#run-title").inner_text() == run["backend_run_id"]  # the id the list leads with
+    page.click("#about-edit summary")
+    page.fill("#run-name", "baseline")
+    page.fill("#run-notes", "the one to beat")
+    page.fill("#run-tag-text", "team=fraud, try=3")
+    page.click("#save-about")
+    page.locator("#run-description", has_text="the one to beat").wait_for()
+    assert page.locator("#run-title").inner_text() == f'{run["backend_run_id"]} "baseline"'
+    assert page.locator("#run-tags .tag").all_inner_texts() == ["team=fraud", "try=3"]
+    page.goto(f"{dashboard.url}/ui/?q=baseline")
+    page.locator("#runs .run-name", has_text="baseline").wait_for()
+    assert page.locator("#runs tbody tr").count() == 1
+    page.goto(f"{dashboard.url}/ui/runs/{run['id']}")
+    page.click("#about-edit summary")
+    page.click("#archive")
+    page.locator("#archived-note").wait_for()
+    page.goto(f"{dashboard.url}/ui/")
+    page.locator(f"#runs tr[data-id='{other['id']}']").wait_for()
+    assert page.locator(f"#runs tr[data-id='{run['id']}']").count() == 0  # archived: off the list
+    tab.close()
+
+
 def test_three_runs_sorted_by_a_picked_metric_then_side_by_side_their_differences_marked(
     browser, dashboard: Service
 ) -> None:

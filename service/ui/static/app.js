@@ -71,6 +71,10 @@ function duration(job) {
 const shown = (v) =>
   v === undefined || v === null ? "—" : typeof v === "number" && !Number.isInteger(v) ? v.toPrecision(4) : v;
 const badge = (status) => h("span", { class: `status ${status}`, "data-status": status }, status);
+// How a run is named everywhere (the list, its page's heading, chat: service/core/schemas.py run_title): the id
+// the scripts print and Azure ML studio shows (the service's own until the backend gives one), then its name.
+const runId = (job) => job.backend_run_id || job.id;
+const runTitle = (job) => (job.name ? `${runId(job)} "${job.name}"` : runId(job));
 const modelLink = (mv) =>
   mv ? h("a", { href: `/ui/models/${encodeURIComponent(mv.name)}` }, `${mv.name} v${mv.version}`) : "—";
 function failure(error) {
@@ -262,11 +266,8 @@ function runRow(job, metrics) {
     h(
       "td",
       { class: "mono backend-id" },
-      h(
-        "a",
-        { href: `/ui/runs/${encodeURIComponent(job.id)}`, title: `service id ${job.id}` },
-        job.backend_run_id || job.id,
-      ),
+      h("a", { href: `/ui/runs/${encodeURIComponent(job.id)}`, title: `service id ${job.id}` }, runId(job)),
+      job.name ? h("span", { class: "run-name" }, ` "${job.name}"`) : null,
     ),
     h("td", {}, badge(job.status)),
     metrics.map((name) => h("td", { class: "metric", "data-metric": name }, shown(job.metrics?.[name]))),
@@ -493,9 +494,10 @@ async function runsPage() {
     !q ||
     job.id.startsWith(q) ||
     (job.backend_run_id || "").startsWith(q) ||
-    [job.experiment, job.script, job.created_by].includes(q);
+    [job.experiment, job.script, job.created_by, job.name].includes(q);
   const matches = (job) =>
     found(job) &&
+    !job.archived &&
     (!params.get("status") || job.status === params.get("status")) &&
     (!params.get("experiment") || job.experiment === params.get("experiment")) &&
     (!params.get("data_version") || job.data_version === params.get("data_version"));
@@ -557,6 +559,66 @@ function metricsTable(numeric) {
   );
 }
 
+// A run's name, notes and tags, and archiving it: shown to everyone, edited by writers (PATCH /runs/{id}).
+function aboutRun(job, changed) {
+  const tags = Object.entries(job.tags || {});
+  const shownParts = [
+    job.archived ? h("p", { class: "hint", id: "archived-note" }, "Archived: hidden from the runs list.") : null,
+    job.description ? h("p", { id: "run-description" }, job.description) : null,
+    tags.length
+      ? h("p", { id: "run-tags" }, ...tags.map(([k, v]) => h("span", { class: "tag mono" }, `${k}=${v}`, " ")))
+      : null,
+  ];
+  if (ROLE !== "full") return shownParts;
+  const said = h("p", { id: "about-outcome", role: "status" });
+  const name = h("input", { id: "run-name", name: "name", maxlength: "255", value: job.name || "" });
+  const notes = h("textarea", { id: "run-notes", name: "description", maxlength: "2000", rows: "2" });
+  notes.value = job.description || "";
+  const tagText = h("input", {
+    id: "run-tag-text",
+    name: "tags",
+    placeholder: "key=value, key=value",
+    value: tags.map(([k, v]) => `${k}=${v}`).join(", "),
+  });
+  async function save(fields) {
+    try {
+      changed(await api(`/runs/${encodeURIComponent(job.id)}`, { method: "PATCH", json: fields }));
+    } catch (error) {
+      fill(said, failure(error));
+    }
+  }
+  function submit(event) {
+    event.preventDefault();
+    const parsed = {};
+    for (const part of tagText.value.split(",")) {
+      const [key, ...rest] = part.split("=");
+      if (key.trim()) parsed[key.trim()] = rest.join("=").trim();
+    }
+    save({ name: name.value, description: notes.value, tags: parsed });
+  }
+  const form = h(
+    "details",
+    { id: "about-edit" },
+    h("summary", {}, "Name, notes and tags"),
+    h(
+      "form",
+      { onsubmit: submit, class: "about-form" },
+      h("label", {}, "Name ", name),
+      h("label", {}, "Notes ", notes),
+      h("label", {}, "Tags ", tagText),
+      h("button", { type: "submit", id: "save-about" }, "Save"),
+      " ",
+      h(
+        "button",
+        { type: "button", id: "archive", onclick: () => save({ archived: !job.archived }) },
+        job.archived ? "Restore to the list" : "Archive",
+      ),
+    ),
+    said,
+  );
+  return [...shownParts, form];
+}
+
 async function runPage(id) {
   let job;
   try {
@@ -586,12 +648,14 @@ async function runPage(id) {
     "Pause following",
   );
   const actions = h("div", {});
+  const about = h("section", { id: "about" });
   const outputs = h("section", { id: "outputs" });
   let outputsShown = false;
   const status = h("span", { id: "run-status" });
   fill(
     app,
-    h("h1", {}, "Run ", h("span", { class: "mono" }, job.id), " ", status),
+    h("h1", {}, "Run ", h("span", { class: "mono", id: "run-title" }, runTitle(job)), " ", status),
+    about,
     actions,
     facts,
     h("h2", {}, "Metrics"),
@@ -604,8 +668,19 @@ async function runPage(id) {
   );
   let lastMetrics = null;
   async function draw(current) {
+    const before = job;
     job = current;
     fill(status, badge(job.status));
+    fill(document.getElementById("run-title"), runTitle(job));
+    if (
+      !about.firstChild ||
+      before.name !== job.name ||
+      before.description !== job.description ||
+      JSON.stringify(before.tags) !== JSON.stringify(job.tags) ||
+      before.archived !== job.archived
+    ) {
+      fill(about, ...aboutRun(job, (changed) => draw(changed)));
+    }
     const rows = [
       ["Experiment", job.experiment],
       ["Script", job.script],

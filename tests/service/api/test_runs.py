@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.service.conftest import FULL_TOKEN, Service, assert_refused, tar_bytes, upload
+from tests.service.conftest import FULL_TOKEN, READ_TOKEN, Service, assert_refused, tar_bytes, upload
 
 TAR = {"Content-Type": "application/x-tar"}
 
@@ -246,3 +246,38 @@ def test_a_run_started_elsewhere_is_found_by_its_id_before_the_importer_looks(ma
     assert client.get("/runs", params={"q": run_id}).json()["items"][0]["id"] == found.json()["id"]  # once
     assert len(client.get("/runs", params={"q": run_id}).json()["items"]) == 1
     assert_refused(client.get("/runs/svc_0_nope"), 404, "svc_0_nope")
+
+
+def test_a_run_is_named_described_tagged_found_by_its_name_and_archived(make_app) -> None:
+    client = make_app()
+    assert upload(client, {"a.csv": b"1,2\n"}).status_code == 200
+    first = client.post("/runs", params={"wait": 60}, json={}).json()
+    second = client.post("/runs", params={"wait": 60}, json={}).json()
+    run_id = first["id"]
+    assert (first["name"], first["description"], first["tags"], first["archived"]) == (None, None, {}, False)
+
+    named = client.patch(f"/runs/{run_id}", json={"name": "  baseline v2 ", "tags": {"team": "fraud", "try": 3}})
+    assert named.status_code == 200, named.text
+    assert (named.json()["name"], named.json()["tags"]) == ("baseline v2", {"team": "fraud", "try": "3"})
+    described = client.patch(f"/runs/{first['backend_run_id']}", json={"description": "the one to beat"}).json()
+    assert (described["name"], described["description"]) == ("baseline v2", "the one to beat")  # merged, not replaced
+    assert client.get(f"/runs/{run_id}").json()["description"] == "the one to beat"  # the poll sees the change
+    found = client.get("/runs", params={"q": "baseline v2"}).json()["items"]
+    assert [run["id"] for run in found] == [run_id]
+
+    assert client.patch(f"/runs/{run_id}", json={"archived": True}).json()["archived"] is True
+    listed = [run["id"] for run in client.get("/runs").json()["items"]]
+    assert run_id not in listed and second["id"] in listed
+    assert [run["id"] for run in client.get("/runs", params={"archived": "true"}).json()["items"]] == [run_id]
+    assert [run["id"] for run in client.get("/runs", params={"ids": run_id}).json()["items"]] == [run_id]
+    assert client.get(f"/runs/{run_id}").json()["model_version"] == first["model_version"]  # nothing removed
+    cleared = client.patch(f"/runs/{run_id}", json={"archived": False, "name": "", "tags": {}}).json()
+    assert (cleared["archived"], cleared["name"], cleared["tags"]) == (False, None, {})
+    assert run_id in [run["id"] for run in client.get("/runs").json()["items"]]
+
+    assert_refused(client.patch(f"/runs/{run_id}", json={"name": "a\nb"}), 422, "name")
+    assert_refused(client.patch(f"/runs/{run_id}", json={"owner": "me"}), 422, "owner")
+    assert_refused(client.patch(f"/runs/{run_id}", json={"tags": {"k": "v" * 5000}}), 422, "tags")
+    assert_refused(client.patch("/runs/no_such_run", json={"name": "x"}), 404, "not found")
+    reader = client.patch(f"/runs/{run_id}", json={"name": "x"}, headers={"Authorization": f"Bearer {READ_TOKEN}"})
+    assert reader.status_code == 403
