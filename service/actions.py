@@ -15,7 +15,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -174,6 +174,7 @@ async def _import_now(svc: Services, run_id: str) -> Job | None:
 
 SORT_KEYS = ("created", "started", "duration")
 METRIC_SORT = "metrics."
+PARAM_SORT = "params."
 
 
 def ordering(sort: str | None, direction: str | None) -> Order:
@@ -183,10 +184,31 @@ def ordering(sort: str | None, direction: str | None) -> Order:
     ascending = direction == "asc"
     if sort is None or sort in SORT_KEYS:
         return Order(sort or "created", ascending=ascending)
-    metric = sort.removeprefix(METRIC_SORT)
-    if not sort.startswith(METRIC_SORT) or not metric:
-        raise InvalidInput(f"sort {quoted(sort)} is not one of {', '.join(SORT_KEYS)} or metrics.<metric name>")
-    return Order("metric", metric=metric, ascending=ascending)
+    for prefix, key in ((METRIC_SORT, "metric"), (PARAM_SORT, "param")):
+        name = sort.removeprefix(prefix)
+        if sort.startswith(prefix) and name:
+            return Order(key, metric=name, ascending=ascending)
+    raise InvalidInput(
+        f"sort {quoted(sort)} is not one of {', '.join(SORT_KEYS)}, metrics.<metric name> or params.<parameter name>"
+    )
+
+
+MAX_PARAM_FILTERS = 10
+
+
+def param_filters(query: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The `params.<name>=<value>` query parameters of a runs list: runs whose parameter has that value."""
+    found: dict[str, str] = {}
+    for key, value in query:
+        if not key.startswith(PARAM_SORT):
+            continue
+        name = key.removeprefix(PARAM_SORT)
+        if not name or len(name) > 255 or len(value) > 1024:
+            raise InvalidInput(f"query parameter {quoted(key, 60)}: params.<name> (≤ 255) = <value> (≤ 1024)")
+        found[name] = value
+    if len(found) > MAX_PARAM_FILTERS:
+        raise InvalidInput(f"at most {MAX_PARAM_FILTERS} params.<name> filters at once, not {len(found)}")
+    return found
 
 
 def _position(cursor: str, order: Order) -> tuple[float | None, int]:
@@ -225,6 +247,7 @@ async def page(
     search: str | None = None,
     ids: list[str] | None = None,
     archived: bool | None = None,
+    with_params: dict[str, str] | None = None,
     order: Order = NEWEST,
 ) -> dict[str, Any]:
     """Newest first, or in `order`; next_cursor fetches the following page."""
@@ -238,6 +261,7 @@ async def page(
         search=search,
         ids=ids,
         archived=archived,
+        with_params=with_params,
         order=order,
         after=after,
         limit=limit + 1,

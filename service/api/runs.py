@@ -12,7 +12,17 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from amllib.backends.base import RunStatus
 from amllib.errors import Conflict, InvalidInput, NotFound
 from amllib.jsonsafe import json_safe
-from service.actions import METRIC_SORT, change_run, find, ordering, page, request_cancel, run_spec
+from service.actions import (
+    METRIC_SORT,
+    PARAM_SORT,
+    change_run,
+    find,
+    ordering,
+    page,
+    param_filters,
+    request_cancel,
+    run_spec,
+)
 from service.api import archives
 from service.api.common import accept, answer
 from service.core.delivery import check_callback_url
@@ -133,8 +143,15 @@ async def submit_run(
     )
 
 
-@router.get("/runs", summary="Runs, newest first", responses=errors(ok={"model": page_of(RunJob)}))
+@router.get(
+    "/runs",
+    summary="Runs, newest first",
+    description="Filters combine; `params.<name>=<value>` (repeatable, at most 10) keeps the runs whose parameter"
+    " (estimators or an `args` key) has that value, e.g. `?params.seed=7`.",
+    responses=errors(ok={"model": page_of(RunJob)}),
+)
 async def list_runs(
+    request: Request,
     svc: Svc,
     status: RunStatus | None = None,
     experiment: Annotated[str | None, Query(max_length=MAX_NAME)] = None,
@@ -154,9 +171,9 @@ async def list_runs(
     sort: Annotated[
         str | None,
         Query(
-            max_length=MAX_NAME + len(METRIC_SORT),
-            description="created (the default: newest first), started, duration, or metrics.<name> (the last value"
-            " the run logged); runs without a value come last",
+            max_length=MAX_NAME + max(len(METRIC_SORT), len(PARAM_SORT)),
+            description="created (the default: newest first), started, duration, metrics.<name> (the last value"
+            " the run logged) or params.<name> (a parameter, when a plain number); runs without a value come last",
         ),
     ] = None,
     order: Annotated[Literal["asc", "desc"] | None, Query(description="desc (the default) or asc")] = None,
@@ -177,6 +194,7 @@ async def list_runs(
         search=q,
         ids=wanted,
         archived=None if wanted else archived,  # runs asked for by id are listed, archived or not
+        with_params=param_filters(request.query_params.multi_items()),
         cursor=cursor,
         limit=limit,
     )

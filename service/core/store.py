@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -80,6 +81,9 @@ INSERT_JOB = (
 )
 
 
+INSERT_PARAM = "INSERT INTO run_params (job_seq, name, value, number) VALUES (?, ?, ?, ?)"
+
+
 def _job_row(job: Job) -> tuple[Any, ...]:
     return (
         job.id,
@@ -116,6 +120,30 @@ def _text(value: Any) -> str | None:
     if value is None:
         return None
     return jsonsafe.clean_text(value if isinstance(value, str) else json.dumps(value))
+
+
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d{1,3})?")
+
+
+def param_rows(spec: dict[str, Any]) -> list[tuple[str, str, float | None]]:
+    """(name, value as text, its number or None) of a run's parameters: estimators and each `args` key.
+    A number only for plain decimal text (7, 0.5, 1e-3): what a sort by the parameter orders by."""
+    given: dict[str, Any] = {} if spec.get("estimators") is None else {"estimators": spec["estimators"]}
+    args = spec.get("args")
+    if isinstance(args, dict):
+        given.update({k: v for k, v in args.items() if k != "estimators" or "estimators" not in given})
+    rows = []
+    for name, raw in given.items():
+        value = raw if isinstance(raw, str) else json.dumps(raw)
+        number = float(value) if _DECIMAL.fullmatch(value.strip()) else None
+        if number is not None and not math.isfinite(number):
+            number = None
+        rows.append((jsonsafe.clean_text(str(name))[:255], jsonsafe.clean_text(value)[:1024], number))
+    return rows
+
+
+def param_number(spec: dict[str, Any], name: str) -> float | None:
+    return next((number for key, _, number in param_rows(spec) if key == name), None)
 
 
 def metric_numbers(result: dict[str, Any]) -> dict[str, float]:
@@ -197,9 +225,10 @@ class Order:
     """How a page of jobs is sorted: by a key, missing values last either way, ties by seq.
 
     Keys: `created` (the order jobs were accepted: seq), `started` (when it started, else when it was
-    accepted), `duration` (finished minus started; none until it ends) and `metric` (the last value of
-    `metric` the run recorded, if a number). `value(job)` is the key as the SQL computes it, which is
-    what a cursor holds: the next page starts after (value, seq).
+    accepted), `duration` (finished minus started; none until it ends), `metric` (the last value of
+    `metric` the run recorded, if a number) and `param` (the run's parameter named `metric`, if a plain
+    number). `value(job)` is the key as the SQL computes it, which is what a cursor holds: the next page
+    starts after (value, seq).
     """
 
     key: str = "created"
@@ -212,7 +241,13 @@ class Order:
             "created": "seq",
             "started": "COALESCE(started_at, created_at)",
             "duration": "(finished_at - started_at)",
+            "param": "m.number",
         }.get(self.key, "m.value")
+
+    @property
+    def table(self) -> str | None:
+        """Where a metric's or a parameter's values are, a row per run and name."""
+        return {"metric": "run_metrics", "param": "run_params"}.get(self.key)
 
     def value(self, job: Job) -> float | None:
         if self.key == "created":
@@ -221,6 +256,8 @@ class Order:
             return job.started_at if job.started_at is not None else job.created_at
         if self.key == "duration":
             return None if job.finished_at is None or job.started_at is None else job.finished_at - job.started_at
+        if self.key == "param":
+            return param_number(job.spec, self.metric or "")
         return self.number((job.result.get("metrics") or {}).get(self.metric))
 
     @staticmethod
@@ -276,6 +313,7 @@ class Tx:
             job.seq = row[0]
             if job.kind == "run":
                 self._write_metrics(job.seq, job.result)
+                self._write_params(job.seq, job.spec)
             return job, True
         mine = self.job(job.id)
         if mine is not None and mine.request_hash == job.request_hash and mine.kind == job.kind:
@@ -301,6 +339,13 @@ class Tx:
             for name, value in metric_numbers(mine[job_id].result).items()
         ]
         self._execute_many("INSERT INTO run_metrics (job_seq, name, value) VALUES (?, ?, ?)", metrics)
+        params = [
+            (seq, *row)
+            for job_id, seq in added.items()
+            if job_id in mine and mine[job_id].kind == "run"
+            for row in param_rows(mine[job_id].spec)
+        ]
+        self._execute_many(INSERT_PARAM, params)
         return sum(1 for job_id in added if job_id in mine)
 
     def _execute_many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
@@ -330,6 +375,9 @@ class Tx:
         if "result" in fields and job.kind == "run":
             self.execute("DELETE FROM run_metrics WHERE job_seq = ?", (job.seq,))
             self._write_metrics(job.seq, job.result)
+        if "spec" in fields and job.kind == "run":
+            self.execute("DELETE FROM run_params WHERE job_seq = ?", (job.seq,))
+            self._write_params(job.seq, job.spec)
         return job
 
     def _write_metrics(self, seq: int, result: dict[str, Any]) -> None:
@@ -337,6 +385,11 @@ class Tx:
         rows = [(seq, name, value) for name, value in metric_numbers(result).items()]
         for row in rows:
             self.execute("INSERT INTO run_metrics (job_seq, name, value) VALUES (?, ?, ?)", row)
+
+    def _write_params(self, seq: int, spec: dict[str, Any]) -> None:
+        """The run's parameters, a row each: what a filter or sort by a parameter finds through its indexes."""
+        for row in param_rows(spec):
+            self.execute(INSERT_PARAM, (seq, *row))
 
     def append_event(self, *, topic: str, job_id: str | None, data: dict[str, Any]) -> int:
         """Add an event in the caller's transaction (so a change and its event commit together).
@@ -408,6 +461,7 @@ class Tx:
                 continue
             self.execute("DELETE FROM events WHERE job_id = ?", (job.id,))
             self.execute("DELETE FROM run_metrics WHERE job_seq = ?", (job.seq,))
+            self.execute("DELETE FROM run_params WHERE job_seq = ?", (job.seq,))
             if job.backend_run_id:
                 self.record_swept(job.backend_run_id, now=now)
             removed.append(job)
@@ -724,14 +778,16 @@ class JobStore:
         search: str | None = None,
         ids: list[str] | None = None,
         archived: bool | None = None,
+        with_params: dict[str, str] | None = None,
         limit: int = 50,
         order: Order = NEWEST,
         after: tuple[float | None, int] | None = None,
     ) -> list[Job]:
         """Jobs of a kind, newest first or in `order`. `search`: a prefix of the job id or backend run id, or
         the exact experiment, script, run name or who started it; `ids`: these jobs (by job id or backend run
-        id); `archived`: only the archived runs (True), only the others (False), both (None); `after`: the
-        (order value, seq) of the last job of the page before.
+        id); `archived`: only the archived runs (True), only the others (False), both (None); `with_params`: runs
+        whose parameters have these values (as text); `after`: the (order value, seq) of the last job of the
+        page before.
 
         Every read walks an index (migration 0008), so its cost does not grow with the runs kept: the default
         order walks (kind, seq); another order first walks its key's index over the jobs that have a value
@@ -743,6 +799,9 @@ class JobStore:
         if archived is not None:  # few runs are archived: the page's own index walk meets the others at once
             clauses.append("archived = ?")
             params.append(int(archived))
+        for name, value in sorted((with_params or {}).items()):  # each through run_params' (name, value) index
+            clauses.append("seq IN (SELECT job_seq FROM run_params WHERE name = ? AND value = ?)")
+            params += [name, value]
         way, beyond = ("ASC", ">") if order.ascending else ("DESC", "<")
         if order.key == "created":
             if after is not None:
@@ -811,10 +870,12 @@ class JobStore:
         key = order.column()
         way, beyond = ("ASC", ">") if order.ascending else ("DESC", "<")
         where, values = list(clauses), list(params)
-        if order.key == "metric":
-            source, seq = "run_metrics m JOIN jobs ON jobs.seq = m.job_seq", "m.job_seq"
+        if order.table is not None:
+            source, seq = f"{order.table} m JOIN jobs ON jobs.seq = m.job_seq", "m.job_seq"
             where.insert(0, "m.name = ?")
             values.insert(0, order.metric)
+            if order.key == "param":
+                where.append("m.number IS NOT NULL")
         else:
             source, seq = "jobs", "seq"
             where.append(f"{key} IS NOT NULL")
@@ -829,8 +890,11 @@ class JobStore:
     ) -> list[Job]:
         way, beyond = ("ASC", ">") if order.ascending else ("DESC", "<")
         where, values = list(clauses), list(params)
-        if order.key == "metric":
-            where.append("NOT EXISTS (SELECT 1 FROM run_metrics m WHERE m.job_seq = jobs.seq AND m.name = ?)")
+        if order.table is not None:
+            number = " AND m.number IS NOT NULL" if order.key == "param" else ""
+            where.append(
+                f"NOT EXISTS (SELECT 1 FROM {order.table} m WHERE m.job_seq = jobs.seq AND m.name = ?{number})"
+            )
             values.append(order.metric)
         else:
             where.append(f"{order.column()} IS NULL")

@@ -24,6 +24,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 # What revision 0008 added to jobs (columns, their indexes, the metrics table): a 0003 store has none of it.
 PAST_0003 = [
+    "DROP TABLE run_params",  # 0010's
     "DROP INDEX jobs_kind_name",  # 0009's
     "ALTER TABLE jobs DROP COLUMN archived",
     "ALTER TABLE jobs DROP COLUMN name",

@@ -283,6 +283,32 @@ def test_a_run_named_tagged_and_archived_from_its_page(browser, dashboard: Servi
     tab.close()
 
 
+def test_parameter_columns_are_picked_sorted_and_filter_the_list(browser, dashboard: Service) -> None:
+    with dashboard.client() as client:
+        made = {
+            seconds: client.post("/runs", params={"wait": 60}, json={"args": {"seconds": seconds}}).json()["id"]
+            for seconds in ("0.4", "0.2", "0.3")
+        }
+    tab = Page(browser, dashboard)
+    tab.login(FULL_TOKEN)
+    page = tab.page
+    page.click("#param-columns summary")
+    page.check("#param-columns input[value=seconds]")
+    page.locator("#runs th", has_text="seconds").click()  # sorts by it (the URL holds it)
+    page.wait_for_url("**sort=params.seconds**")
+    page.locator("#runs td[data-param=seconds]").first.wait_for()
+    column = page.locator("#runs td[data-param=seconds]").all_inner_texts()
+    assert column[:3] in (["0.4", "0.3", "0.2"], ["0.2", "0.3", "0.4"]), column
+    page.locator("#runs td[data-param=seconds] a", has_text="0.3").click()  # only the runs with that value
+    page.wait_for_url("**params.seconds=0.3**")
+    page.locator("#param-filters").wait_for()
+    assert page.locator("#runs tbody tr").count() == 1
+    assert page.locator("#runs tbody tr").get_attribute("data-id") == made["0.3"]
+    page.reload()  # the pick is remembered
+    page.locator("#runs td[data-param=seconds]").first.wait_for()
+    tab.close()
+
+
 def test_three_runs_sorted_by_a_picked_metric_then_side_by_side_their_differences_marked(
     browser, dashboard: Service
 ) -> None:

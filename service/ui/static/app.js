@@ -245,7 +245,21 @@ function pickedMetrics() {
   return ["accuracy"];
 }
 
-function runRow(job, metrics) {
+// Parameter columns (estimators, any args key) picked the same way, remembered apart.
+const PARAM_PICKS = "aml.runs.params";
+function pickedParams() {
+  try {
+    const stored = JSON.parse(localStorage.getItem(PARAM_PICKS));
+    if (Array.isArray(stored)) return stored.filter((name) => typeof name === "string");
+  } catch {
+    // unreadable: none
+  }
+  return [];
+}
+const paramOf = (job, name) =>
+  name === "estimators" ? (job.params?.estimators ?? job.params?.args?.estimators) : job.params?.args?.[name];
+
+function runRow(job, metrics, paramNames = []) {
   const tick = h("input", {
     type: "checkbox",
     class: "pick",
@@ -271,6 +285,18 @@ function runRow(job, metrics) {
     ),
     h("td", {}, badge(job.status)),
     metrics.map((name) => h("td", { class: "metric", "data-metric": name }, shown(job.metrics?.[name]))),
+    paramNames.map((name) => {
+      const value = paramOf(job, name);
+      if (value === undefined || value === null) return h("td", { class: "param", "data-param": name }, "—");
+      const only = new URLSearchParams(location.search);
+      only.set(`params.${name}`, String(value));
+      only.delete("cursor");
+      return h(
+        "td",
+        { class: "param", "data-param": name },
+        h("a", { href: `?${only.toString()}`, title: `only runs with ${name}=${value}` }, String(value)),
+      );
+    }),
     h(
       "td",
       { title: when(job.started_at || job.created_at) },
@@ -396,7 +422,35 @@ async function runsPage() {
       selected.size > MAX_COMPARED ? `${selected.size} ticked: at most ${MAX_COMPARED}` : `${selected.size} ticked`;
   });
   const columns = h("details", { class: "columns", id: "columns" }, h("summary", {}, "Metric columns"));
-  fill(app, h("h1", {}, title), filters, h("div", { class: "actions" }, compare, " ", picked, columns), table, pager);
+  const paramColumns = h("details", { class: "columns", id: "param-columns" }, h("summary", {}, "Parameter columns"));
+  const paramFilters = [...params.entries()].filter(([key]) => key.startsWith("params."));
+  const filtered = paramFilters.length
+    ? h(
+        "p",
+        { id: "param-filters" },
+        "Only runs with ",
+        paramFilters.map(([key, value], index) => {
+          const without = new URLSearchParams(params);
+          without.delete(key);
+          without.delete("cursor");
+          return [
+            index ? ", " : "",
+            h("span", { class: "mono" }, `${key.slice(7)}=${value}`),
+            " ",
+            h("a", { href: `?${without.toString()}`, "aria-label": `remove the ${key.slice(7)} filter` }, "×"),
+          ];
+        }),
+      )
+    : null;
+  fill(
+    app,
+    h("h1", {}, title),
+    filters,
+    filtered,
+    h("div", { class: "actions" }, compare, " ", picked, columns, paramColumns),
+    table,
+    pager,
+  );
   let page;
   try {
     page = await api(`/runs?${params.toString()}`);
@@ -406,6 +460,18 @@ async function runsPage() {
   }
   let jobs = page.items;
   let metrics = pickedMetrics();
+  let paramNames = pickedParams();
+  const paramSorted = (params.get("sort") || "").startsWith("params.") ? params.get("sort").slice(7) : null;
+  function knownParams() {
+    const names = new Set([...paramNames, ...(paramSorted ? [paramSorted] : [])]);
+    for (const job of jobs) {
+      if (job.params?.estimators !== null && job.params?.estimators !== undefined) names.add("estimators");
+      for (const name of Object.keys(job.params?.args || {})) names.add(name);
+    }
+    return [...names].sort();
+  }
+  const shownParams = () =>
+    paramSorted && !paramNames.includes(paramSorted) ? [...paramNames, paramSorted] : paramNames;
   // The metrics these runs logged, and the picked ones (a picked metric stays offered when no run here has it).
   const sortedBy = (params.get("sort") || "").startsWith("metrics.") ? params.get("sort").slice(8) : null;
   function known() {
@@ -428,16 +494,53 @@ async function runsPage() {
         h("th", { scope: "col" }, "Run"),
         h("th", { scope: "col" }, "Status"),
         shown.map((name) => sortHeader(name, `metrics.${name}`, params)),
+        shownParams().map((name) => sortHeader(name, `params.${name}`, params)),
         sortHeader("Started", "started", params),
         sortHeader("Duration", "duration", params),
         ["Model", "Experiment", "Script", "Started by", "Data"].map((t) => h("th", { scope: "col" }, t)),
       ),
     );
-    fill(body, ...jobs.map((job) => runRow(job, shown)));
+    fill(body, ...jobs.map((job) => runRow(job, shown, shownParams())));
     if (!jobs.length) {
-      const empty = params.get("q") ? "No run matches." : "No runs yet.";
-      addTo(body, h("tr", {}, h("td", { colspan: 10 + shown.length, class: "hint" }, empty)));
+      const empty = params.get("q") || paramFilters.length ? "No run matches." : "No runs yet.";
+      const span = 10 + shown.length + shownParams().length;
+      addTo(body, h("tr", {}, h("td", { colspan: span, class: "hint" }, empty)));
     }
+    fill(
+      paramColumns,
+      h("summary", {}, `Parameter columns (${paramNames.length})`),
+      h(
+        "fieldset",
+        {},
+        h("legend", { class: "visually-hidden" }, "Parameter columns to show"),
+        knownParams().length ? null : h("p", { class: "hint" }, "No run here has parameters."),
+        knownParams().map((name) =>
+          h(
+            "label",
+            {},
+            h("input", {
+              type: "checkbox",
+              name: "param",
+              value: name,
+              checked: paramNames.includes(name),
+              onchange: (e) => {
+                paramNames = e.target.checked ? [...paramNames, name] : paramNames.filter((m) => m !== name);
+                try {
+                  localStorage.setItem(PARAM_PICKS, JSON.stringify(paramNames));
+                } catch {
+                  // storage off: the pick lasts for this page
+                }
+                const open = paramColumns.open;
+                draw();
+                paramColumns.open = open;
+                paramColumns.querySelector(`input[value="${CSS.escape(name)}"]`)?.focus();
+              },
+            }),
+            name,
+          ),
+        ),
+      ),
+    );
     fill(
       columns,
       h("summary", {}, `Metric columns (${metrics.length})`),
@@ -498,6 +601,9 @@ async function runsPage() {
   const matches = (job) =>
     found(job) &&
     !job.archived &&
+    [...params.entries()].every(
+      ([key, value]) => !key.startsWith("params.") || String(paramOf(job, key.slice(7)) ?? "") === value,
+    ) &&
     (!params.get("status") || job.status === params.get("status")) &&
     (!params.get("experiment") || job.experiment === params.get("experiment")) &&
     (!params.get("data_version") || job.data_version === params.get("data_version"));

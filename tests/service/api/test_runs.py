@@ -281,3 +281,25 @@ def test_a_run_is_named_described_tagged_found_by_its_name_and_archived(make_app
     assert_refused(client.patch("/runs/no_such_run", json={"name": "x"}), 404, "not found")
     reader = client.patch(f"/runs/{run_id}", json={"name": "x"}, headers={"Authorization": f"Bearer {READ_TOKEN}"})
     assert reader.status_code == 403
+
+
+def test_runs_are_filtered_and_sorted_by_their_parameters(make_app) -> None:
+    client = make_app()
+    assert upload(client, {"a.csv": b"1,2\n"}).status_code == 200
+    made = {}
+    for estimators, seed in ((30, "7"), (5, "8"), (12, "7")):
+        job = client.post("/runs", json={"estimators": estimators, "args": {"seed": seed}})  # the script refuses
+        made[estimators] = job.json()["id"]  # --seed: a failed run has its parameters all the same
+    listed = client.get("/runs", params={"params.seed": "7"}).json()["items"]
+    assert [run["id"] for run in listed] == [made[12], made[30]]
+    both = client.get("/runs", params={"params.seed": "7", "params.estimators": "30"}).json()["items"]
+    assert [run["id"] for run in both] == [made[30]]
+    ordered = client.get("/runs", params={"sort": "params.estimators", "order": "asc", "limit": 2}).json()
+    assert [run["id"] for run in ordered["items"]] == [made[5], made[12]]
+    rest = client.get("/runs", params={"sort": "params.estimators", "order": "asc", "cursor": ordered["next_cursor"]})
+    assert [run["id"] for run in rest.json()["items"]] == [made[30]]
+    assert client.get("/runs", params={"params.seed": "9"}).json()["items"] == []
+    assert_refused(client.get("/runs", params={"sort": "params."}), 422, "params.<parameter name>")
+    assert_refused(client.get("/runs", params={"params.": "x"}), 422, "params.")
+    many = {f"params.p{i}": "1" for i in range(11)}
+    assert_refused(client.get("/runs", params=many), 422, "at most 10")

@@ -525,6 +525,7 @@ def _runs(count: int, *, start: int = 0) -> list[Job]:
         job = new_job(f"run_{index:06}")
         job.status = RunStatus.COMPLETED
         job.spec = {**job.spec, "experiment": f"exp-{index % 3}", "created_by": f"user-{index % 5}"}
+        job.spec |= {"estimators": 10 + index % 7, "args": {"seed": str(index % 4), "flavour": f"f{index % 2}"}}
         job.backend_run_id = f"bench_{1_790_000_000 + index}"
         job.created_at, job.started_at, job.finished_at = 1e9 + index, 1e9 + index, 1e9 + index + index % 13
         job.result = {"metrics": {"accuracy": 0.5 + index % 50 / 100, "note": "text"}, "data_version": f"v{index % 4}"}
@@ -585,13 +586,17 @@ def test_every_runs_list_read_walks_an_index_not_the_table(stores: list[JobStore
         "by a metric": (dict(order=metric), True),
         "by a metric after a cursor": (dict(order=metric, after=(0.7, 150)), True),
         "by a metric, among those without it": (dict(order=metric, after=(None, 150)), True),
+        "filter by a parameter": (dict(with_params={"seed": "3"}), True),
+        "by a parameter": (dict(order=Order("param", metric="estimators")), True),
+        "by a parameter after a cursor": (dict(order=Order("param", metric="seed"), after=(2.0, 100)), True),
+        "by a parameter, among those without it": (dict(order=Order("param", metric="flavour"), after=(None, 9)), True),
     }
     for name, (arguments, ordered) in reads.items():
         with _statements(store) as seen:
             store.page("run", limit=51, **arguments)  # type: ignore[arg-type]
         for sql, params in seen:
             plan = _plan(store, sql, params)
-            whole = [line for line in plan if line in ("SCAN jobs", "SCAN m") or "Seq Scan" in line]
+            whole = [line for line in plan if line in ("SCAN jobs", "SCAN m", "SCAN run_params") or "Seq Scan" in line]
             assert not whole, (name, sql, plan)
             if ordered and "seq IN" not in sql:
                 sorted_all = [line for line in plan if "TEMP B-TREE FOR ORDER BY" in line or line.startswith("Sort")]
@@ -631,6 +636,8 @@ def test_a_store_upgraded_to_0008_finds_and_sorts_what_it_held(store_url: str) -
     metric = Order("metric", metric="accuracy")
     reads = {
         "metric": lambda s: [j.id for j in s.page("run", order=metric, limit=100)],
+        "parameter": lambda s: [j.id for j in s.page("run", order=Order("param", metric="estimators"), limit=100)],
+        "parameter value": lambda s: [j.id for j in s.page("run", with_params={"seed": "1"}, limit=100)],
         "search": lambda s: [j.id for j in s.page("run", search="user-3", limit=100)],
         "experiment": lambda s: [j.id for j in s.page("run", experiment="exp-1", limit=100)],
         "data version": lambda s: [j.id for j in s.page("run", data_version="v2", limit=100)],
@@ -642,8 +649,35 @@ def test_a_store_upgraded_to_0008_finds_and_sorts_what_it_held(store_url: str) -
     try:
         assert {name: read(upgraded) for name, read in reads.items()} == before
         assert before["metric"][-1] == "run_000005" and len(before["search"]) == 8
+        assert len(before["parameter value"]) == 10 and before["parameter"][0] == "run_000034"  # 16 estimators
     finally:
         upgraded.close()
+
+
+def test_a_runs_parameters_filter_and_sort_it_and_follow_its_changes(stores: list[JobStore]) -> None:
+    store = stores[0]
+    runs = _runs(6)
+    runs[2].spec["args"] = {"seed": "1e999", "lr": "0.5"}  # text that would overflow: a value, never a number
+    runs[4].spec["args"] = {"seed": " 2 ", "lr": "fast"}
+    asyncio.run(store.write(lambda tx: tx.insert_jobs(runs[:3])))
+    for run in runs[3:]:
+        asyncio.run(store.write(lambda tx, r=run: tx.insert_job(r)))  # one at a time: the other write path
+    by_seed = Order("param", metric="seed", ascending=True)
+    seeds = [j.id for j in store.page("run", order=by_seed)]
+    assert seeds == ["run_000000", "run_000001", "run_000005", "run_000004", "run_000003", "run_000002"]  # 0 1 1 2 3 -
+    assert [j.id for j in store.page("run", with_params={"seed": "1"})] == ["run_000005", "run_000001"]
+    assert [j.id for j in store.page("run", with_params={"seed": "1", "flavour": "f1"})] == ["run_000005", "run_000001"]
+    assert [j.id for j in store.page("run", with_params={"lr": "fast"})] == ["run_000004"]
+    first = store.page("run", order=by_seed, limit=2)
+    after = (by_seed.value(first[-1]), first[-1].seq)
+    assert [j.id for j in store.page("run", order=by_seed, after=after, limit=10)] == seeds[2:]
+    spec = {**store.get("run_000001").spec, "args": {"seed": "9"}}
+    asyncio.run(store.write(lambda tx: tx.update_job("run_000001", {"spec": spec})))
+    assert [j.id for j in store.page("run", with_params={"seed": "9"})] == ["run_000001"]
+    assert store.page("run", with_params={"flavour": "f1"}, limit=10)[-1].id == "run_000003"  # run 1's is gone
+    gone = store.get("run_000001")
+    asyncio.run(store.write(lambda tx: tx.remove_jobs([gone], terminal=TERMINAL_NAMES, now=time.time())))
+    assert store._rows("SELECT COUNT(*) FROM run_params WHERE job_seq = ?", (gone.seq,))[0][0] == 0
 
 
 def test_the_replicas_periodic_reads_walk_an_index_not_the_history(stores: list[JobStore]) -> None:
