@@ -886,19 +886,33 @@ async function runPage(id) {
       .map(([name, values]) => [name, values.flat().filter((v) => typeof v === "number")])
       .filter(([, values]) => values.length);
     fill(summary, ...(numeric.length ? [metricsTable(numeric)] : []));
+    // A metric logged once is a number, not a one-dot chart (most scripts log accuracy once).
+    const once = numeric.filter(([, values]) => values.length === 1);
     fill(
       charts,
-      ...numeric.map(([name, values]) =>
-        h(
-          "figure",
-          { "data-metric": name },
-          h("figcaption", {}, `${name} (${values.length})`),
-          chart(
-            values.map((v, i) => [i + 1, v]),
-            { label: name },
+      once.length
+        ? h(
+            "dl",
+            { class: "single-metrics", id: "single-metrics" },
+            ...once.flatMap(([name, values]) => [
+              h("dt", {}, name),
+              h("dd", { "data-metric": name }, shown(values[0])),
+            ]),
+          )
+        : null,
+      ...numeric
+        .filter(([, values]) => values.length > 1)
+        .map(([name, values]) =>
+          h(
+            "figure",
+            { "data-metric": name },
+            h("figcaption", {}, `${name} (${values.length})`),
+            chart(
+              values.map((v, i) => [i + 1, v]),
+              { label: name },
+            ),
           ),
         ),
-      ),
     );
     if (!charts.children.length) addTo(charts, h("p", { class: "hint" }, "No numeric metrics logged yet."));
   }
@@ -962,7 +976,7 @@ async function comparePage() {
     return;
   }
   const runs = histories.runs.map((one) => listed.items.find((job) => job.id === one.id)).filter(Boolean);
-  const name = (job) => job.backend_run_id || job.id;
+  const name = runTitle;
   const args = [...new Set(runs.flatMap((job) => Object.keys(job.params.args || {})))].sort();
   const metricNames = [...new Set(runs.flatMap((job) => Object.keys(job.metrics || {})))].sort();
   const rows = [
@@ -990,8 +1004,10 @@ async function comparePage() {
         .filter(([, values]) => values.length),
     ),
   );
+  // Curves only: a metric each run logged once is a number, compared in the table above.
   const shared = [...new Set(numeric.flatMap(Object.keys))]
     .filter((metric) => numeric.filter((m) => metric in m).length >= 2)
+    .filter((metric) => numeric.some((m) => (m[metric] || []).length > 1))
     .sort();
   for (const metric of shared) {
     const series = runs
@@ -1017,7 +1033,8 @@ async function comparePage() {
       ),
     );
   }
-  if (!shared.length) addTo(charts, h("p", { class: "hint" }, "These runs share no numeric metric."));
+  if (!shared.length)
+    addTo(charts, h("p", { class: "hint" }, "These runs share no metric logged more than once (see the table)."));
   addTo(
     app,
     h("p", { class: "hint" }, "Rows whose values differ are marked."),
