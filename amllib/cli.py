@@ -39,7 +39,7 @@ def _variables(reads: tuple[str, ...]) -> str:
         field = Settings.model_fields[name]
         lines.append(f"  AZML_{name.upper():<22} {field.description or ''}")
     identity = ", ".join(f"AZML_{n.upper()}" for n in AZURE_IDENTITY)
-    lines.append(f"  on the azureml backends also {identity} and the credentials the README names")
+    lines.append(f"  on the azureml backends also {identity} and the credentials docs/azure.md names")
     return "\n".join(lines)
 
 

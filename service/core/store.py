@@ -853,7 +853,7 @@ class JobStore:
         """The jobs a search matches, each way looked up in its own index (a prefix of the id or backend run id,
         an exact experiment, script or starter); None when they are more than SEARCH_SET: then the page walks
         its order's index with the search as a filter, and a match is met within its first rows. (A search
-        matching a few thousand runs, all old, still walks far: the case in between, stated in the README.)"""
+        matching a few thousand runs, all old, still walks far: the case in between, stated in docs/scale.md.)"""
         found: set[int] = set()
         ways = [self.dialect.prefix("id", search), self.dialect.prefix("backend_run_id", search)]
         ways += [(f"kind = ? AND {column} = ?", [kind, search]) for column in SPEC_COLUMNS]

@@ -11,7 +11,7 @@ is indexed for the retention sweep and the importer.
 
 Live upgrade: the columns are added without a default (no rewrite), then filled by one UPDATE and one
 INSERT … SELECT, then indexed. While it runs, writes to jobs wait (reads go on); measured by
-bench/store_reads.py --migrate (README, "A million runs").
+bench/store_reads.py --migrate (docs/scale.md).
 """
 
 from alembic import op
