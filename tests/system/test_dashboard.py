@@ -310,6 +310,22 @@ def test_parameter_columns_are_picked_sorted_and_filter_the_list(browser, dashbo
     tab.close()
 
 
+def test_the_live_dot_says_what_it_means_and_the_models_page_shows_a_new_version(browser, dashboard: Service) -> None:
+    tab = Page(browser, dashboard)
+    tab.login(FULL_TOKEN)
+    page = tab.page
+    for where in ("/ui/models", "/ui/data", "/ui/schedules", "/ui/approvals"):  # every page, not only the runs
+        page.goto(dashboard.url + where)
+        page.locator("#live[data-state=live]").wait_for()
+        assert page.locator("#live .live-text").inner_text() == "live"
+    page.goto(dashboard.url + "/ui/models")
+    page.get_by_text("No model registered yet").wait_for()
+    with dashboard.client() as client:
+        client.post("/runs", params={"wait": 60}, json={"args": {"seconds": "0.5"}})
+    page.locator("text=svc-model").first.wait_for()  # drawn again once the version was registered
+    tab.close()
+
+
 def test_three_runs_sorted_by_a_picked_metric_then_side_by_side_their_differences_marked(
     browser, dashboard: Service
 ) -> None:

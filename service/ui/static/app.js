@@ -84,12 +84,29 @@ function failure(error) {
 // One EventSource per page; the browser resumes it with Last-Event-ID by itself. A `reset` (events this
 // page missed were dropped, or its id was unknown) reloads the page; a stream closed for good (the
 // session ended: 401, or the service failed) says so and offers to sign in again.
-function listen(url, handlers) {
-  const source = new EventSource(url);
+let listening = false; // this page has its stream (route() opens one for pages that do not ask)
+
+// The header's dot says in words whether this page is getting live updates.
+function liveState(state) {
   const dot = document.getElementById("live");
-  source.onopen = () => dot.classList.add("on");
+  dot.classList.toggle("on", state === "live");
+  dot.dataset.state = state;
+  dot.querySelector(".live-text").textContent =
+    { live: "live", reconnecting: "reconnecting…", stopped: "not live" }[state] || state;
+  dot.title = {
+    live: "live: this page changes as runs and models do",
+    reconnecting: "reconnecting: changes will show once the stream is back",
+    stopped: "not live: reload the page to see changes",
+  }[state];
+}
+
+function listen(url, handlers) {
+  listening = true;
+  const source = new EventSource(url);
+  liveState("reconnecting");
+  source.onopen = () => liveState("live");
   source.onerror = () => {
-    dot.classList.remove("on");
+    liveState(source.readyState === EventSource.CLOSED ? "stopped" : "reconnecting");
     if (source.readyState === EventSource.CLOSED) stopped();
   };
   source.addEventListener("reset", () => location.reload());
@@ -614,7 +631,9 @@ async function runsPage() {
       const index = jobs.findIndex((j) => j.id === job.id);
       if (index >= 0) {
         jobs[index] = job;
-        body.querySelector(`tr[data-id="${CSS.escape(job.id)}"]`)?.replaceWith(runRow(job, shownMetrics()));
+        body
+          .querySelector(`tr[data-id="${CSS.escape(job.id)}"]`)
+          ?.replaceWith(runRow(job, shownMetrics(), shownParams()));
         return;
       }
       if (!newestFirst || !matches(job)) return;
@@ -2206,7 +2225,21 @@ function route() {
     if (found) {
       const value = found[1] === undefined ? undefined : decodeURIComponent(found[1]);
       document.title = `${title(value)} — AML control plane`;
-      return draw(value);
+      const drawn = draw(value);
+      Promise.resolve(drawn).finally(() => {
+        if (listening) return;
+        // A version registered (a run completed with one) redraws the models pages; every page shows the dot.
+        let again = null;
+        listen("/events", {
+          run: (job) => {
+            if (!path.startsWith("/ui/models") || job.status !== "Completed" || !job.model_version) return;
+            if (value !== undefined && job.model_version.name !== value) return;
+            clearTimeout(again);
+            again = setTimeout(() => draw(value), 300);
+          },
+        });
+      });
+      return drawn;
     }
   }
   document.title = "Not found — AML control plane";
