@@ -326,6 +326,28 @@ def test_the_live_dot_says_what_it_means_and_the_models_page_shows_a_new_version
     tab.close()
 
 
+def test_a_table_wider_than_a_phone_says_so_and_scrolls_to_every_column(browser, dashboard: Service) -> None:
+    with dashboard.client() as client:
+        run = client.post("/runs", params={"wait": 60}, json={"args": {"seconds": "0.5"}}).json()
+    tab = Page(browser, dashboard, width=390)
+    tab.login(FULL_TOKEN)
+    page = tab.page
+    page.goto(f"{dashboard.url}/ui/models/{run['model_version']['name']}")
+    wrap = page.locator(".table-wrap", has=page.locator("#versions"))
+    wrap.locator("a[download]").first.wait_for(state="attached")
+    page.locator(".scroll-hint").first.wait_for()  # it says so
+    assert wrap.get_attribute("tabindex") == "0"  # and the keyboard can scroll it
+    download = wrap.locator("a[download]").first
+    download.scroll_into_view_if_needed()
+    box, frame = download.bounding_box(), wrap.bounding_box()
+    assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"] + 1  # reached inside
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # the page itself does not scroll
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.wait_for_timeout(400)
+    assert page.locator(".scroll-hint").count() == 0  # wide enough: no hint
+    tab.close()
+
+
 def test_three_runs_sorted_by_a_picked_metric_then_side_by_side_their_differences_marked(
     browser, dashboard: Service
 ) -> None:

@@ -2218,6 +2218,32 @@ const PAGES = [
   [/^\/ui\/endpoints\/([^/]+)$/, (name) => `Endpoint ${name}`, (name) => endpointPage(name)],
 ];
 
+// A table wider than the screen says so above it and scrolls inside its frame (a phone at 390 px); the
+// frame takes the keyboard's focus so arrow keys scroll it too.
+function markWideTables() {
+  for (const wrap of app.querySelectorAll(".table-wrap")) {
+    const wide = wrap.scrollWidth > wrap.clientWidth + 1;
+    wrap.classList.toggle("scrolls", wide);
+    const hint = wrap.previousElementSibling?.classList.contains("scroll-hint") ? wrap.previousElementSibling : null;
+    if (wide && !hint) {
+      wrap.setAttribute("tabindex", "0");
+      wrap.setAttribute("role", "region");
+      wrap.setAttribute("aria-label", "table, wider than the screen: scroll sideways");
+      wrap.before(h("p", { class: "scroll-hint hint" }, "Wider than the screen: scroll the table sideways →"));
+    } else if (!wide && hint) {
+      hint.remove();
+      for (const name of ["tabindex", "role", "aria-label"]) wrap.removeAttribute(name);
+    }
+  }
+}
+let marking = null;
+const markSoon = () => {
+  clearTimeout(marking);
+  marking = setTimeout(markWideTables, 100);
+};
+new MutationObserver(markSoon).observe(app, { childList: true, subtree: true });
+window.addEventListener("resize", markSoon);
+
 function route() {
   const path = location.pathname.replace(/\/+$/, "");
   for (const [pattern, title, draw] of PAGES) {
