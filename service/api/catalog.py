@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from amllib.digest import file_sha256
+from amllib.script_args import script_arguments
 from service.http.answers import Datastore, Scripts
 from service.http.deps import Svc
 from service.http.openapi import errors, ok
@@ -16,17 +17,35 @@ router = APIRouter(tags=["catalog"])
     "/scripts", response_model=None, summary="The training scripts a run may name", responses=errors(ok=ok(Scripts))
 )
 async def list_scripts(svc: Svc) -> dict:
-    """Each .py directly in AZML_TRAINING_DIR, with the digest a run of it records as script_digest."""
+    """Each .py directly in AZML_TRAINING_DIR, with the digest a run of it records as script_digest and the
+    arguments it takes (read from its argparse calls, never run); and what a run gets when it names none."""
 
     def scan() -> list[dict]:
         folder = svc.settings.training_dir
         found = []
         for path in sorted(folder.glob("*.py")):
             if path.is_file() and not path.is_symlink() and not path.name.startswith((".", "_")):
-                found.append({"name": path.name, "bytes": path.stat().st_size, "digest": "sha256:" + file_sha256(path)})
+                arguments, why = script_arguments(path)
+                found.append(
+                    {
+                        "name": path.name,
+                        "bytes": path.stat().st_size,
+                        "digest": "sha256:" + file_sha256(path),
+                        "arguments": arguments,
+                        "arguments_error": why,
+                    }
+                )
         return found
 
-    return {"scripts": await svc.calls(scan)}
+    settings = svc.settings
+    defaults = {
+        "script": settings.script,
+        "experiment": settings.experiment,
+        "datapath": settings.datapath,
+        "model": settings.model,
+        "compute": settings.compute_name,
+    }
+    return {"scripts": await svc.calls(scan), "defaults": defaults, "backend": svc.backend.name}
 
 
 @router.get(

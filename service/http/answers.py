@@ -29,14 +29,37 @@ class Health(BaseModel):
     event_streams: int = Field(description="dashboards following GET /events now")
 
 
+class ScriptArgument(BaseModel):
+    name: str = Field(description="--name on the command line; a run passes it in `args`")
+    type: str = Field(description="its argparse type's name (int, float, str), or flag")
+    default: Any = Field(description="its default, when the script gives a literal one")
+    help: str | None
+    choices: list[str] | None
+    required: bool
+
+
 class Script(BaseModel):
     name: str
     bytes: int
     digest: str = Field(description="sha256:…, what a run of it records as script_digest")
+    arguments: list[ScriptArgument] = Field(description="read from its argparse calls (never run): estimators first")
+    arguments_error: str | None = Field(description="why its arguments could not be read")
+
+
+class RunDefaults(BaseModel):
+    """What a run gets for a field it does not name (AZML_SCRIPT, AZML_EXPERIMENT, ...)."""
+
+    script: str | None
+    experiment: str | None
+    datapath: str | None
+    model: str | None
+    compute: str | None
 
 
 class Scripts(BaseModel):
     scripts: list[Script]
+    defaults: RunDefaults
+    backend: str
 
 
 class DataPath(BaseModel):

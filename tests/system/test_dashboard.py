@@ -99,6 +99,13 @@ def test_a_full_token_trains_watches_and_finds_the_model(browser, dashboard: Ser
 
     # Train from the form: it lands on the new run's live page, its log streaming while it runs.
     page.click("a.train-link")
+    assert page.locator("#script option").first.inner_text() == "(the service's default: slow_accuracy.py)"
+    assert page.get_attribute("#experiment", "placeholder") == "the service's default: svc"
+    assert page.get_attribute("#compute", "placeholder") == "the service's default: local-cluster"
+    seconds = page.locator("#script-arguments tr[data-argument=seconds] td")  # the script's own, read from it
+    assert seconds.all_inner_texts()[:3] == ["seconds", "float", "3"]
+    page.select_option("#script", "fail.py")
+    page.locator("#script-args", has_text="fail.py").wait_for()
     page.select_option("#script", "slow_accuracy.py")
     page.select_option("#datapath", "test-data")
     page.fill("#estimators", "5")

@@ -2107,10 +2107,11 @@ async function trainPage() {
   }
   const from = new URLSearchParams(location.search).get("from");
   let scripts;
+  let defaults;
   let paths;
   let before = null; // "Run again": the run whose settings fill the form
   try {
-    [{ scripts }, { paths }, before] = await Promise.all([
+    [{ scripts, defaults }, { paths }, before] = await Promise.all([
       api("/scripts"),
       api("/datastore"),
       from ? api(`/runs/${encodeURIComponent(from)}`) : null,
@@ -2119,19 +2120,69 @@ async function trainPage() {
     addTo(app, failure(error));
     return;
   }
+  // Each field says what the service fills in when it is left alone (AZML_SCRIPT, AZML_DATAPATH, ...).
+  const byDefault = (value) => (value ? `the service's default: ${value}` : "the service's default");
   const script = h(
     "select",
     { name: "script", id: "script" },
-    h("option", { value: "" }, "(the service's default)"),
+    h("option", { value: "" }, `(${byDefault(defaults.script)})`),
     scripts.map((s) => h("option", { value: s.name }, s.name)),
   );
   const datapath = h(
     "select",
     { name: "datapath", id: "datapath" },
-    h("option", { value: "" }, "(the service's default)"),
+    h("option", { value: "" }, `(${byDefault(defaults.datapath)})`),
     paths.map((p) => h("option", { value: p.path }, `${p.path} (${digest(p.digest)})`)),
   );
-  const experiment = h("input", { name: "experiment", id: "experiment", placeholder: "(the service's default)" });
+  const experiment = h("input", { name: "experiment", id: "experiment", placeholder: byDefault(defaults.experiment) });
+  const compute = h("input", { name: "compute", id: "compute", placeholder: byDefault(defaults.compute) });
+  const model = h("input", { name: "model", id: "model", placeholder: byDefault(defaults.model) });
+  // The chosen script's own arguments (read from its argparse calls), each with its default.
+  const takes = h("div", { id: "script-args", "aria-live": "polite" });
+  function showArguments() {
+    const chosen = scripts.find((one) => one.name === (script.value || defaults.script));
+    if (!chosen) return fill(takes);
+    if (chosen.arguments_error)
+      return fill(takes, h("p", { class: "hint" }, `Its arguments: ${chosen.arguments_error}.`));
+    const own = chosen.arguments.filter((a) => a.name !== "estimators");
+    if (!own.length) return fill(takes, h("p", { class: "hint" }, `${chosen.name} takes no other argument.`));
+    fill(
+      takes,
+      h("p", { class: "hint" }, `${chosen.name} also takes (give any below as name=value):`),
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { id: "script-arguments" },
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ["Argument", "Type", "Default", "What"].map((t) => h("th", { scope: "col" }, t)),
+            ),
+          ),
+          h(
+            "tbody",
+            {},
+            own.map((a) =>
+              h(
+                "tr",
+                { "data-argument": a.name },
+                h("td", { class: "mono" }, `${a.name}${a.required ? " (required)" : ""}`),
+                h("td", {}, a.choices ? a.choices.join(" | ") : a.type),
+                h("td", { class: "mono" }, a.default === null ? "—" : String(a.default)),
+                h("td", {}, a.help || ""),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+  script.addEventListener("change", showArguments);
   const estimators = h("input", { name: "estimators", id: "estimators", type: "number", min: 1, max: 100000 });
   const extra = h("textarea", { name: "args", id: "args", rows: 3, placeholder: "seed=7\none name=value per line" });
   const problem = h("div", { role: "alert" });
@@ -2144,6 +2195,8 @@ async function trainPage() {
     choose(script, before.script);
     choose(datapath, before.datapath);
     experiment.value = before.experiment || "";
+    model.value = before.model || "";
+    compute.value = before.compute || "";
     estimators.value = before.params.estimators ?? "";
     extra.value = Object.entries(before.params.args || {})
       .map(([k, v]) => `${k}=${v}`)
@@ -2167,18 +2220,22 @@ async function trainPage() {
     "form",
     { class: "train", onsubmit: submit },
     h("label", {}, "Script", script),
+    takes,
     h("label", {}, "Experiment", experiment),
     h("label", {}, "Data path", datapath),
+    h("label", {}, "Model", model),
+    h("label", {}, "Compute", compute),
     h("label", {}, "Estimators", estimators),
     h("label", {}, "Extra arguments", extra),
     problem,
     h("button", { type: "submit", class: "primary" }, "Start run"),
   );
   addTo(app, form);
+  showArguments();
   async function submit(event) {
     event.preventDefault();
     const body = { args: {} };
-    for (const [key, input] of Object.entries({ script, experiment, datapath }))
+    for (const [key, input] of Object.entries({ script, experiment, datapath, model, compute }))
       if (input.value.trim()) body[key] = input.value.trim();
     if (estimators.value) body.estimators = Number(estimators.value);
     for (const line of extra.value
