@@ -41,8 +41,13 @@ class Output:
     def __init__(self, *, as_json: bool = False, quiet: bool = False, stdout: TextIO | None = None) -> None:
         self.as_json = as_json
         self.quiet = quiet
-        self.stdout = stdout or sys.stdout
+        self._stdout = stdout
         self.values: dict[str, Any] = {}  # the pipeline variables set, kept for the JSON object too
+
+    @property
+    def stdout(self) -> TextIO:
+        """The given stream, else sys.stdout as it is now (a caller may have redirected it since)."""
+        return self._stdout or sys.stdout
 
     @property
     def text(self) -> TextIO:

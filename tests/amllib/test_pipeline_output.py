@@ -3,6 +3,7 @@ tests in tests/test_scripts.py run them end to end)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from pathlib import Path
@@ -41,3 +42,12 @@ def test_with_json_stdout_holds_only_the_object(monkeypatch: pytest.MonkeyPatch,
     annotated = io.StringIO()
     Output(stdout=annotated).error("it broke\nbadly")
     assert annotated.getvalue() == "##vso[task.logissue type=error]it broke%0Abadly\n"
+
+
+def test_output_writes_to_stdout_as_it_is_when_it_writes(capsys: pytest.CaptureFixture) -> None:
+    out = Output()  # made before the stream is replaced, as the scripts' module-level one is
+    with contextlib.redirect_stdout(io.StringIO()) as elsewhere:
+        out.variable("AZML_X", 1, github_name="x")
+    assert elsewhere.getvalue() == "##vso[task.setvariable variable=AZML_X]1\n"
+    out.say("now")
+    assert capsys.readouterr().out == "now\n"

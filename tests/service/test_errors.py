@@ -110,7 +110,7 @@ def test_a_405_names_every_method_the_path_takes(make_app) -> None:
     for method, path, allowed in [
         ("DELETE", "/runs", "GET, HEAD, POST"),
         ("PUT", "/data", "GET, HEAD, POST"),
-        ("DELETE", "/runs/run_1", "GET, HEAD"),
+        ("DELETE", "/runs/run_1", "GET, HEAD, PATCH"),
         ("GET", "/runs/run_1/cancel", "POST"),
     ]:
         answer = client.request(method, path)
