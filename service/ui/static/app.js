@@ -252,27 +252,58 @@ const selected = new Set(); // the runs ticked on the list, to compare
 
 // Metric columns the user picked for the runs list, remembered in this browser.
 const PICKS = "aml.runs.metrics";
-function pickedMetrics() {
+const PARAM_PICKS = "aml.runs.params"; // parameter columns (estimators, any args key), remembered apart
+
+// The columns picked under `key` in this browser, else `fallback` (nothing stored, or edited by hand).
+function pickedColumns(key, fallback) {
   try {
-    const stored = JSON.parse(localStorage.getItem(PICKS));
+    const stored = JSON.parse(localStorage.getItem(key));
     if (Array.isArray(stored)) return stored.filter((name) => typeof name === "string");
   } catch {
-    // unreadable (edited by hand, or storage off): the default
+    // unreadable (edited by hand, or storage off): the fallback
   }
-  return ["accuracy"];
+  return fallback;
 }
 
-// Parameter columns (estimators, any args key) picked the same way, remembered apart.
-const PARAM_PICKS = "aml.runs.params";
-function pickedParams() {
-  try {
-    const stored = JSON.parse(localStorage.getItem(PARAM_PICKS));
-    if (Array.isArray(stored)) return stored.filter((name) => typeof name === "string");
-  } catch {
-    // unreadable: none
-  }
-  return [];
+// A <details> of checkboxes, one a column; a change is remembered under `key` and redraws the list.
+function drawPicker(box, { title, kind, empty, names, picked, key, redraw }) {
+  fill(
+    box,
+    h("summary", {}, `${title} (${picked.length})`),
+    h(
+      "fieldset",
+      {},
+      h("legend", { class: "visually-hidden" }, `${title} to show`),
+      names.length ? null : h("p", { class: "hint" }, empty),
+      names.map((name) =>
+        h(
+          "label",
+          {},
+          h("input", {
+            type: "checkbox",
+            name: kind,
+            value: name,
+            checked: picked.includes(name),
+            onchange: (e) => {
+              const now = e.target.checked ? [...picked, name] : picked.filter((m) => m !== name);
+              try {
+                localStorage.setItem(key, JSON.stringify(now));
+              } catch {
+                // storage off: the pick lasts for this page
+              }
+              const open = box.open;
+              redraw(now);
+              box.open = open;
+              box.querySelector(`input[value="${CSS.escape(name)}"]`)?.focus();
+            },
+          }),
+          name,
+        ),
+      ),
+    ),
+  );
 }
+
 const paramOf = (job, name) =>
   name === "estimators" ? (job.params?.estimators ?? job.params?.args?.estimators) : job.params?.args?.[name];
 
@@ -476,8 +507,8 @@ async function runsPage() {
     return;
   }
   let jobs = page.items;
-  let metrics = pickedMetrics();
-  let paramNames = pickedParams();
+  let metrics = pickedColumns(PICKS, ["accuracy"]);
+  let paramNames = pickedColumns(PARAM_PICKS, []);
   const paramSorted = (params.get("sort") || "").startsWith("params.") ? params.get("sort").slice(7) : null;
   function knownParams() {
     const names = new Set([...paramNames, ...(paramSorted ? [paramSorted] : [])]);
@@ -523,76 +554,30 @@ async function runsPage() {
       const span = 10 + shown.length + shownParams().length;
       addTo(body, h("tr", {}, h("td", { colspan: span, class: "hint" }, empty)));
     }
-    fill(
-      paramColumns,
-      h("summary", {}, `Parameter columns (${paramNames.length})`),
-      h(
-        "fieldset",
-        {},
-        h("legend", { class: "visually-hidden" }, "Parameter columns to show"),
-        knownParams().length ? null : h("p", { class: "hint" }, "No run here has parameters."),
-        knownParams().map((name) =>
-          h(
-            "label",
-            {},
-            h("input", {
-              type: "checkbox",
-              name: "param",
-              value: name,
-              checked: paramNames.includes(name),
-              onchange: (e) => {
-                paramNames = e.target.checked ? [...paramNames, name] : paramNames.filter((m) => m !== name);
-                try {
-                  localStorage.setItem(PARAM_PICKS, JSON.stringify(paramNames));
-                } catch {
-                  // storage off: the pick lasts for this page
-                }
-                const open = paramColumns.open;
-                draw();
-                paramColumns.open = open;
-                paramColumns.querySelector(`input[value="${CSS.escape(name)}"]`)?.focus();
-              },
-            }),
-            name,
-          ),
-        ),
-      ),
-    );
-    fill(
-      columns,
-      h("summary", {}, `Metric columns (${metrics.length})`),
-      h(
-        "fieldset",
-        {},
-        h("legend", { class: "visually-hidden" }, "Metric columns to show"),
-        known().length ? null : h("p", { class: "hint" }, "No run here logged a number yet."),
-        known().map((name) =>
-          h(
-            "label",
-            {},
-            h("input", {
-              type: "checkbox",
-              name: "metric",
-              value: name,
-              checked: metrics.includes(name),
-              onchange: (e) => {
-                metrics = e.target.checked ? [...metrics, name] : metrics.filter((m) => m !== name);
-                try {
-                  localStorage.setItem(PICKS, JSON.stringify(metrics));
-                } catch {
-                  // storage off: the pick lasts for this page
-                }
-                const open = columns.open;
-                draw();
-                columns.open = open;
-                columns.querySelector(`input[value="${CSS.escape(name)}"]`)?.focus();
-              },
-            }),
-            name,
-          ),
-        ),
-      ),
-    );
+    drawPicker(paramColumns, {
+      title: "Parameter columns",
+      kind: "param",
+      empty: "No run here has parameters.",
+      names: knownParams(),
+      picked: paramNames,
+      key: PARAM_PICKS,
+      redraw: (now) => {
+        paramNames = now;
+        draw();
+      },
+    });
+    drawPicker(columns, {
+      title: "Metric columns",
+      kind: "metric",
+      empty: "No run here logged a number yet.",
+      names: known(),
+      picked: metrics,
+      key: PICKS,
+      redraw: (now) => {
+        metrics = now;
+        draw();
+      },
+    });
   }
   draw();
   const sorted = params.get("sort") && params.get("sort") !== "created";
