@@ -5,6 +5,8 @@ Screenshots go to test-artifacts/screenshots/ at the top of the repository.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import shutil
 import tarfile
@@ -376,14 +378,22 @@ def test_three_runs_sorted_by_a_picked_metric_then_side_by_side_their_difference
     header.click()
     page.wait_for_url("**sort=metrics.loss**")
 
-    def ids() -> list[str]:
-        return page.eval_on_selector_all("#runs tbody tr[data-id]", "rows => rows.map(r => r.dataset.id)")
+    def ids(expected: list[str]) -> list[str]:
+        """The list's run ids, once the page has drawn these (a new URL's list is read after it loads)."""
+        listed = "rows => rows.map(r => r.dataset.id).join(',')"
+        with contextlib.suppress(playwright.TimeoutError):
+            page.wait_for_function(
+                f"() => [...document.querySelectorAll('#runs tbody tr[data-id]')].map(r => r.dataset.id).join(',')"
+                f" === {json.dumps(','.join(expected))}",
+                timeout=TIMEOUT,
+            )
+        return page.eval_on_selector_all("#runs tbody tr[data-id]", listed).split(",")
 
-    assert ids() == [runs[2]["id"], runs[0]["id"], runs[1]["id"]]
+    assert ids([runs[2]["id"], runs[0]["id"], runs[1]["id"]]) == [runs[2]["id"], runs[0]["id"], runs[1]["id"]]
     assert page.locator('#runs th[aria-sort="descending"]').inner_text().startswith("loss")
     page.locator("#runs thead a.sort", has_text="loss").click()
     page.wait_for_url("**order=asc**")
-    assert ids() == [runs[1]["id"], runs[0]["id"], runs[2]["id"]]
+    assert ids([runs[1]["id"], runs[0]["id"], runs[2]["id"]]) == [runs[1]["id"], runs[0]["id"], runs[2]["id"]]
     assert page.locator('#runs tr td[data-metric="loss"]').first.inner_text() == "0.3333"
     tab.shot("runs-sorted")
     page.goto(f"{dashboard.url}/ui/")
@@ -402,6 +412,21 @@ def test_three_runs_sorted_by_a_picked_metric_then_side_by_side_their_difference
     assert loss.locator("[data-run]").count() == 3  # one line per run (a dot for one value), on common axes
     assert loss.locator("ul.legend li").count() == 3
     assert page.title() == "Compare runs — AML control plane"
+    page.check("#only-differ")  # the rows every run agrees on go
+    assert not page.locator('#compare-table tr[data-row="Script"]').is_visible()
+    assert page.locator('#compare-table tr[data-row="Estimators"]').is_visible()
+    # A parameter against a metric: the one that differs across, accuracy up; one dot a run.
+    assert page.input_value("#against-x") == "params.estimators"
+    assert page.input_value("#against-y") == "metrics.accuracy"
+    page.select_option("#against-x", "params.seconds")
+    page.select_option("#against-y", "metrics.loss")
+    dots = page.locator("#against-plot circle[data-run]")
+    assert dots.count() == 3
+    assert "metrics.loss against params.seconds: 3 of 3 runs" in page.inner_text("#against-plot figcaption")
+    with dashboard.client() as client:  # another run of the experiment, not among the compared
+        client.post("/runs", params={"wait": 60}, json={"estimators": 40, "args": {"seconds": "0.2"}})
+    page.click("#against-experiment")
+    page.locator("#against-plot figcaption", has_text="of 4 runs").wait_for()
     tab.shot("compare")
     tab.close()
     phone = Page(browser, dashboard, width=390)  # a link pasted in a chat, opened on a phone

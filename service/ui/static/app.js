@@ -246,6 +246,42 @@ function overlay(series, label) {
   return svg;
 }
 
+// Runs as dots, one quantity across, another up (a parameter against a metric); each dot names its run.
+function scatter(dots, { x, y }) {
+  const { svg, add } = svgFrame("chart scatter", "0 0 300 140", `${y} against ${x}, ${dots.length} runs`);
+  if (!dots.length) return svg;
+  const points = dots.map((dot) => [dot.x, dot.y]);
+  const { X, Y, y0, y1 } = scales(points, [40, 250], [10, 90]);
+  const [x0, x1] = extent(points, 0);
+  add("line", { class: "axis", x1: 30, y1: 100, x2: 290, y2: 100 });
+  add("text", { x: 0, y: 14 }, Number(y1).toPrecision(3));
+  add("text", { x: 0, y: 104 }, Number(y0).toPrecision(3));
+  add("text", { x: 40, y: 116 }, Number(x0).toPrecision(3));
+  add("text", { x: 290, y: 116, "text-anchor": "end" }, Number(x1).toPrecision(3));
+  add("text", { x: 165, y: 134, "text-anchor": "middle" }, x);
+  for (const dot of dots) {
+    add("circle", { class: `dot ${dot.cls}`, "data-run": dot.label, cx: X(dot.x), cy: Y(dot.y), r: 4 }).append(
+      Object.assign(document.createElementNS(SVG, "title"), {
+        textContent: `${dot.label}: ${x} ${dot.x}, ${y} ${dot.y}`,
+      }),
+    );
+  }
+  return svg;
+}
+
+// A run's numeric quantities by name: params.<name> (estimators, args that read as numbers) and metrics.<name>.
+function quantities(job) {
+  const found = {};
+  const given = { estimators: job.params?.estimators, ...(job.params?.args || {}) };
+  for (const [name, value] of Object.entries(given)) {
+    const number = typeof value === "number" ? value : Number(String(value ?? "").trim() || Number.NaN);
+    if (Number.isFinite(number)) found[`params.${name}`] = number;
+  }
+  for (const [name, value] of Object.entries(job.metrics || {}))
+    if (typeof value === "number" && Number.isFinite(value)) found[`metrics.${name}`] = value;
+  return found;
+}
+
 // -- runs ----------------------------------------------------------------------------------
 const MAX_COMPARED = 10;
 const selected = new Set(); // the runs ticked on the list, to compare
@@ -1039,13 +1075,96 @@ async function comparePage() {
   }
   if (!shared.length)
     addTo(charts, h("p", { class: "hint" }, "These runs share no metric logged more than once (see the table)."));
+  const onlyDiffer = h("input", {
+    type: "checkbox",
+    id: "only-differ",
+    onchange: (e) => table.querySelector("table").classList.toggle("only-differ", e.target.checked),
+  });
   addTo(
     app,
-    h("p", { class: "hint" }, "Rows whose values differ are marked."),
+    h(
+      "p",
+      { class: "hint" },
+      "Rows whose values differ are marked. ",
+      h("label", { class: "inline" }, onlyDiffer, "Only rows that differ"),
+    ),
     table,
+    h("h2", {}, "Parameter against metric"),
+    await againstSection(runs),
     h("h2", {}, "Metrics, overlaid"),
     charts,
   );
+}
+
+// Any parameter or metric against another, over the compared runs or every run of their experiment.
+async function againstSection(compared) {
+  const box = h("section", { id: "against" });
+  let runs = compared;
+  const across = h("select", { id: "against-x", "aria-label": "across" });
+  const up = h("select", { id: "against-y", "aria-label": "up" });
+  const plot = h("figure", { id: "against-plot" });
+  const experiment = compared[0]?.experiment;
+  const wider = h(
+    "button",
+    {
+      type: "button",
+      id: "against-experiment",
+      onclick: async () => {
+        try {
+          const found = await api(`/runs?experiment=${encodeURIComponent(experiment)}&limit=200`);
+          runs = found.items;
+          wider.disabled = true;
+          choices();
+        } catch (error) {
+          fill(plot, failure(error));
+        }
+      },
+    },
+    `Every run of ${experiment}`,
+  );
+  function choices() {
+    const names = [...new Set(runs.flatMap((job) => Object.keys(quantities(job))))].sort();
+    const keep = (select, fallback) => {
+      const was = select.value;
+      fill(select, ...names.map((name) => h("option", { value: name }, name)));
+      select.value = names.includes(was) ? was : fallback(names) || names[0] || "";
+    };
+    keep(across, (all) =>
+      all.find((n) => n.startsWith("params.") && new Set(runs.map((j) => quantities(j)[n])).size > 1),
+    );
+    keep(up, (all) =>
+      all.includes("metrics.accuracy") ? "metrics.accuracy" : all.find((n) => n.startsWith("metrics.")),
+    );
+    draw();
+  }
+  function draw() {
+    const dots = runs
+      .map((job, i) => ({ job, i, q: quantities(job) }))
+      .filter(({ q }) => across.value in q && up.value in q)
+      .map(({ job, i, q }) => ({ x: q[across.value], y: q[up.value], label: runTitle(job), cls: `series-${i % 10}` }));
+    fill(
+      plot,
+      scatter(dots, { x: across.value, y: up.value }),
+      h("figcaption", {}, `${up.value} against ${across.value}: ${dots.length} of ${runs.length} runs have both`),
+    );
+  }
+  across.addEventListener("change", draw);
+  up.addEventListener("change", draw);
+  fill(
+    box,
+    h(
+      "div",
+      { class: "actions" },
+      h("label", {}, "Across ", across),
+      " ",
+      h("label", {}, "Up ", up),
+      " ",
+      experiment ? wider : null,
+    ),
+    plot,
+  );
+  choices();
+  return box;
 }
 
 // -- models --------------------------------------------------------------------------------
