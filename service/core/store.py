@@ -938,6 +938,10 @@ class JobStore:
         rows = self._rows("SELECT kind, status, COUNT(*) FROM jobs GROUP BY kind, status")
         return {(kind, status): count for kind, status, count in rows}
 
+    def runs_reading(self, data_version: str) -> int:
+        """How many runs read this data version (the (kind, data_version, seq) index, counted)."""
+        return self._rows("SELECT COUNT(*) FROM jobs WHERE kind = 'run' AND data_version = ?", (data_version,))[0][0]
+
     def jobs_where(self, kind: str, key: str, value: str, *, limit: int = 50) -> list[Job]:
         """Jobs of a kind whose spec has key = value (a string), newest first (the deployments of one endpoint)."""
         sql = (

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from amllib import data_profile
 from amllib.backends.base import Backend, RunInfo, RunSpec, RunStatus
 from amllib.digest import TreeSummary
 from amllib.endpoints import get_endpoints
@@ -52,6 +53,7 @@ LOG_TAIL = 30
 CLAIM_BATCH = 500
 LOST = "failed: the process sending it stopped before it knew the outcome"
 UNREACHABLE_SECONDS = 600.0
+PROFILES = "cache/data-profiles"  # under AZML_HOME: an uploaded version's first rows and column profile
 MAX_BACKOFF = 8  # a quiet run is polled at most every 8 × AZML_POLL_SECONDS
 STORE_PAUSE_MAX = 30.0  # seconds between tries to carry on a job while the job store can't be reached
 
@@ -264,6 +266,8 @@ class Worker:
     async def _data(self, job: Job) -> None:
         spec = shaped(job.spec, DataSpec)
         await self._move(job.id, RunStatus.RUNNING)
+        source = Path(spec["data_dir"] if spec["source"] == "folder" else spec["staging"])
+        profile = await self._profile(source)  # before the upload: a staged copy is moved away by it
         if spec["source"] == "folder":
             data = await self.calls(self.backend.upload_data, Path(spec["data_dir"]), target_path=spec["path"])
         elif Path(spec["staging"]).is_dir():
@@ -276,9 +280,21 @@ class Worker:
             if current is None or current.digest != spec["summary"]["digest"]:
                 raise BackendUnavailable("the staged upload was lost when the service stopped; upload it again")
             data = current
+        if profile is not None:
+            await self.calls(data_profile.save, profile, self.settings.home / PROFILES, data.digest)
         await self._move(
             job.id, RunStatus.COMPLETED, result={"files": data.files, "bytes": data.bytes, "digest": data.digest}
         )
+
+    async def _profile(self, folder: Path) -> dict[str, Any] | None:
+        """The version's first rows and column profile (amllib/data_profile.py); never a reason to fail it."""
+        if not folder.is_dir():
+            return None
+        try:
+            return await self.calls(data_profile.profile_folder, folder)
+        except Exception as exc:  # a file the profiler meets badly must not cost the upload
+            log.warning("the data's profile could not be made: %s", type(exc).__name__)
+            return None
 
     # -- fetch ---------------------------------------------------------------
     async def _fetch(self, job: Job) -> None:

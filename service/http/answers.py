@@ -73,6 +73,49 @@ class Datastore(BaseModel):
     paths: list[DataPath]
 
 
+class DataVersionSeen(BaseModel):
+    digest: str
+    files: int | None
+    bytes: int | None
+    uploaded_at: str | None = Time
+    uploaded_by: str | None = Field(description="who uploaded it through the service (null: a script did)")
+    upload: str | None = Field(description="its upload job (POST /data)")
+    current: bool = Field(description="what the path holds now")
+    runs: int = Field(description="how many runs read it")
+    newest_runs: list[str]
+    profiled: bool = Field(description="GET /datastore/profile?version= has its first rows and column profile")
+
+
+class DataHistory(BaseModel):
+    path: str
+    versions: list[DataVersionSeen] = Field(description="newest first")
+
+
+class ColumnProfile(BaseModel):
+    name: str
+    type: str = Field(description="integer, number, text or empty")
+    missing: int
+    distinct: int
+    distinct_capped: bool = Field(description="more distinct values than were counted (10,000)")
+    min: float | None
+    max: float | None
+
+
+class TablePreview(BaseModel):
+    header: list[str]
+    rows: list[list[str]]
+
+
+class DataProfile(BaseModel):
+    version: str
+    file: str | None = Field(description="the table profiled: the first CSV or TSV file, by name")
+    why: str | None = None
+    rows_read: int | None = None
+    complete: bool | None = Field(None, description="false: the file was read only up to 100,000 rows or 32 MiB")
+    columns: list[ColumnProfile] | None = None
+    preview: TablePreview | None = None
+
+
 # -- runs -----------------------------------------------------------------------------------------
 class RunMetrics(BaseModel):
     id: str

@@ -357,6 +357,24 @@ def test_a_table_wider_than_a_phone_says_so_and_scrolls_to_every_column(browser,
     tab.close()
 
 
+def test_the_data_page_shows_every_version_of_a_path_and_previews_one(browser, dashboard: Service) -> None:
+    with dashboard.client() as client:  # the fixture's upload, then a new version of the same path
+        assert upload(client, {"train.csv": b"age,fare\n22,7.25\n38,\n"}).status_code == 200
+    tab = Page(browser, dashboard)
+    tab.login(FULL_TOKEN)
+    page = tab.page
+    page.goto(f"{dashboard.url}/ui/data")
+    page.locator("#paths button.history").first.click()
+    page.locator("#data-versions tbody tr").nth(1).wait_for()
+    assert page.locator("#data-versions tbody tr").count() == 2
+    assert "current" in page.locator("#data-versions tbody tr").first.inner_text()
+    page.locator("#data-versions button.preview").first.click()
+    page.locator("#data-columns tbody tr").first.wait_for()
+    assert page.locator("#data-columns tbody tr").nth(1).inner_text().split("\t")[:3] == ["fare", "number", "1"]
+    assert page.locator("#data-rows tbody tr").first.inner_text().split("\t") == ["22", "7.25"]
+    tab.close()
+
+
 def test_three_runs_sorted_by_a_picked_metric_then_side_by_side_their_differences_marked(
     browser, dashboard: Service
 ) -> None:

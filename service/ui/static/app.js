@@ -2087,11 +2087,104 @@ async function dataPage() {
   await drawLists(lists);
 }
 
+// Every version of one data path: when, by whom, its size, the runs that read it, and a preview of each.
+async function drawHistory(box, path) {
+  const { versions } = await api(`/datastore/history?path=${encodeURIComponent(path)}`);
+  const preview = h("section", { id: "data-preview" });
+  fill(
+    box,
+    h("h2", {}, "Versions of ", h("span", { class: "mono" }, path)),
+    sideTable(
+      "data-versions",
+      ["Data version", "Now", "Uploaded", "By", "Files", "Bytes", "Runs", "Preview"],
+      versions.map((v) => [
+        h("span", { class: "mono", title: v.digest }, digest(v.digest)),
+        v.current ? h("span", { class: "alias" }, "current") : "",
+        v.uploaded_at ? when(v.uploaded_at) : "—",
+        v.uploaded_by || "a script",
+        v.files ?? "—",
+        v.bytes === null || v.bytes === undefined ? "—" : v.bytes.toLocaleString(),
+        v.runs ? h("a", { href: `/ui/?data_version=${encodeURIComponent(v.digest)}` }, `${v.runs}`) : "0",
+        v.profiled
+          ? h(
+              "button",
+              { type: "button", class: "preview", onclick: () => part(preview, () => drawPreview(preview, v.digest)) },
+              "Preview",
+            )
+          : h("span", { class: "hint" }, "no preview"),
+      ]),
+    ),
+    preview,
+  );
+}
+
+// A version's first rows and each column's type, missing and distinct counts, min and max.
+async function drawPreview(box, version) {
+  const found = await api(`/datastore/profile?version=${encodeURIComponent(version)}`);
+  if (!found.file) return fill(box, h("p", { class: "hint" }, `No preview: ${found.why}.`));
+  fill(
+    box,
+    h("h3", {}, "Columns of ", h("span", { class: "mono" }, found.file)),
+    h(
+      "p",
+      { class: "hint" },
+      `${found.rows_read.toLocaleString()} rows read${found.complete ? "" : " (the file is longer: its first part)"}.`,
+    ),
+    sideTable(
+      "data-columns",
+      ["Column", "Type", "Missing", "Distinct", "Min", "Max"],
+      found.columns.map((c) => [
+        c.name,
+        c.type,
+        c.missing,
+        `${c.distinct}${c.distinct_capped ? "+" : ""}`,
+        c.min ?? "—",
+        c.max ?? "—",
+      ]),
+    ),
+    h("h3", {}, "First rows"),
+    sideTable("data-rows", found.preview.header, found.preview.rows),
+  );
+}
+
+// A plain table: a header row and rows of cells, in a frame that scrolls sideways when it must.
+function sideTable(id, header, rows) {
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { id },
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          header.map((t) => h("th", { scope: "col" }, t)),
+        ),
+      ),
+      h(
+        "tbody",
+        {},
+        rows.map((cells) =>
+          h(
+            "tr",
+            {},
+            cells.map((cell) => h("td", {}, cell)),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
 // The datastore's paths and the uploads, drawn again after an upload from the page.
 async function drawLists(lists) {
+  const history = h("section", { id: "data-history" });
   try {
     const [{ paths }, uploads] = await Promise.all([api("/datastore"), api("/data")]);
-    fill(lists);
+    fill(lists, history);
     addTo(
       lists,
       h("h2", {}, "Datastore paths"),
@@ -2107,7 +2200,7 @@ async function drawLists(lists) {
             h(
               "tr",
               {},
-              ["Path", "Data version", "Files", "Bytes", "Runs"].map((t) => h("th", { scope: "col" }, t)),
+              ["Path", "Data version", "Files", "Bytes", "Runs", "Versions"].map((t) => h("th", { scope: "col" }, t)),
             ),
           ),
           h(
@@ -2122,6 +2215,19 @@ async function drawLists(lists) {
                 h("td", {}, p.files),
                 h("td", {}, p.bytes.toLocaleString()),
                 h("td", {}, h("a", { href: `/ui/?data_version=${encodeURIComponent(p.digest)}` }, "runs that read it")),
+                h(
+                  "td",
+                  {},
+                  h(
+                    "button",
+                    {
+                      type: "button",
+                      class: "history",
+                      onclick: () => part(history, () => drawHistory(history, p.path)),
+                    },
+                    "History",
+                  ),
+                ),
               ),
             ),
             paths.length
@@ -2131,7 +2237,7 @@ async function drawLists(lists) {
                   {},
                   h(
                     "td",
-                    { colspan: 5, class: "hint" },
+                    { colspan: 6, class: "hint" },
                     "No data yet. Upload a folder above, or run scripts/upload-data.py, or POST /data.",
                   ),
                 ),
