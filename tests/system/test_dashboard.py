@@ -445,6 +445,9 @@ def test_three_runs_sorted_by_a_picked_metric_then_side_by_side_their_difference
         client.post("/runs", params={"wait": 60}, json={"estimators": 40, "args": {"seconds": "0.2"}})
     page.click("#against-experiment")
     page.locator("#against-plot figcaption", has_text="of 4 runs").wait_for()
+    together = page.locator("#parallel-plot polyline[data-run]")  # parallel coordinates: a line a run
+    assert together.count() == 4
+    assert "estimators" in page.locator("#parallel-plot").inner_text()
     tab.shot("compare")
     tab.close()
     phone = Page(browser, dashboard, width=390)  # a link pasted in a chat, opened on a phone

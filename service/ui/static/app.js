@@ -269,6 +269,43 @@ function scatter(dots, { x, y }) {
   return svg;
 }
 
+// Parallel coordinates: an upright axis a quantity (each scaled to its own range), a line a run across them.
+const MAX_AXES = 8;
+function parallel(lines, names) {
+  const { svg, add } = svgFrame(
+    "chart parallel",
+    "0 0 320 150",
+    `${lines.length} runs across ${names.length} quantities`,
+  );
+  const left = 20;
+  const step = names.length > 1 ? 280 / (names.length - 1) : 0;
+  const ranges = names.map((name) => {
+    const values = lines.map((line) => line.values[name]).filter((v) => v !== undefined);
+    return [Math.min(...values), Math.max(...values)];
+  });
+  const Y = (i, v) => {
+    const [low, high] = ranges[i];
+    return 110 - (high === low ? 50 : ((v - low) / (high - low)) * 100);
+  };
+  names.forEach((name, i) => {
+    const x = left + i * step;
+    add("line", { class: "axis", x1: x, y1: 10, x2: x, y2: 110 });
+    add("text", { x, y: 124, "text-anchor": "middle", class: "axis-name" }, name.replace(/^(params|metrics)\./, ""));
+    add("text", { x, y: 8, "text-anchor": "middle" }, Number(ranges[i][1]).toPrecision(3));
+    add("text", { x, y: 138, "text-anchor": "middle" }, Number(ranges[i][0]).toPrecision(3));
+  });
+  for (const line of lines) {
+    const points = names
+      .map((name, i) => (line.values[name] === undefined ? null : `${left + i * step},${Y(i, line.values[name])}`))
+      .filter(Boolean);
+    if (points.length > 1)
+      add("polyline", { class: `line ${line.cls}`, "data-run": line.label, points: points.join(" ") }).append(
+        Object.assign(document.createElementNS(SVG, "title"), { textContent: line.label }),
+      );
+  }
+  return svg;
+}
+
 // A run's numeric quantities by name: params.<name> (estimators, args that read as numbers) and metrics.<name>.
 function quantities(job) {
   const found = {};
@@ -1103,6 +1140,7 @@ async function againstSection(compared) {
   const across = h("select", { id: "against-x", "aria-label": "across" });
   const up = h("select", { id: "against-y", "aria-label": "up" });
   const plot = h("figure", { id: "against-plot" });
+  const together = h("figure", { id: "parallel-plot" });
   const experiment = compared[0]?.experiment;
   const wider = h(
     "button",
@@ -1137,7 +1175,25 @@ async function againstSection(compared) {
     );
     draw();
   }
+  function drawParallel() {
+    const lines = runs.map((job, i) => ({ values: quantities(job), label: runTitle(job), cls: `series-${i % 10}` }));
+    // The quantities at least two runs have and that do not all agree: params first, then metrics.
+    const names = [...new Set(lines.flatMap((line) => Object.keys(line.values)))]
+      .filter((name) => lines.filter((line) => name in line.values).length >= 2)
+      .filter((name) => new Set(lines.map((line) => line.values[name]).filter((v) => v !== undefined)).size > 1)
+      .sort((a, b) =>
+        a.startsWith("params.") === b.startsWith("params.") ? a.localeCompare(b) : a.startsWith("params.") ? -1 : 1,
+      )
+      .slice(0, MAX_AXES);
+    fill(
+      together,
+      names.length > 1
+        ? [parallel(lines, names), h("figcaption", {}, `${names.length} quantities that differ, one line a run`)]
+        : h("p", { class: "hint" }, "Fewer than two quantities differ between these runs."),
+    );
+  }
   function draw() {
+    drawParallel();
     const dots = runs
       .map((job, i) => ({ job, i, q: quantities(job) }))
       .filter(({ q }) => across.value in q && up.value in q)
@@ -1162,6 +1218,8 @@ async function againstSection(compared) {
       experiment ? wider : null,
     ),
     plot,
+    h("h3", {}, "All together"),
+    together,
   );
   choices();
   return box;
