@@ -597,8 +597,10 @@ def test_the_models_page_shows_each_model_at_a_glance(browser, dashboard: Servic
     page.goto(f"{dashboard.url}/ui/models/svc-model?a=1&b=2")
     page.locator('#versions-compared tr.differs[data-row="Estimators"]').wait_for()
     tab.shot("model-compare")
-    page.click("#compare-runs")  # on to the runs' metric histories, overlaid
-    page.locator("#compare-charts figure").first.wait_for()
+    page.click("#compare-runs")  # on to the runs side by side: each logged its metrics once, so no curves
+    page.locator("#compare-charts p.hint", has_text="logged more than once").wait_for()
+    assert page.locator("#compare-charts figure").count() == 0
+    page.locator("#against-plot circle[data-run]").nth(1).wait_for()  # but a dot a run, estimators across
     tab.close()
 
 
