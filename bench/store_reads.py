@@ -9,8 +9,9 @@ search matching nothing, sorts by duration and by a metric (first page, and a pa
 cursor); and what every replica does every few seconds whatever the page (its look for jobs to take
 over, a write) and the retention sweep's read. Median milliseconds. The runs are loaded through the
 store's own bulk write (`Tx.insert_jobs`, one statement for a batch). `--migrate` takes the big stores
-back to revision 0007 and times the upgrade to 0008 (columns filled, metrics table built, indexes
-made), with a reader and a writer running beside it: how long each waited at most. PostgreSQL is a
+back to revision 0007 and times the upgrade to the newest (0008: columns filled, metrics table built,
+indexes made; 0009: two empty columns; 0010: every run's parameters, read in batches), with a reader
+and a writer running beside it: how long each waited at most. PostgreSQL is a
 throw-away server (tests/postgres.py) unless --database-url names one. Goal (issue 31): every read
 ≤ 20 ms at 1,000,000 runs.
 """
@@ -50,7 +51,12 @@ def runs(start: int, count: int, *, base: float) -> list[Job]:
             id=f"run_{uuid.uuid4().hex[:20]}",
             kind="run",
             status="Completed",
-            spec={**spec, "created_by": f"user-{index % 7}"},
+            spec={
+                **spec,
+                "created_by": f"user-{index % 7}",
+                "estimators": 10 + index % 90,
+                "args": {"seed": str(index % 10)},
+            },
             created_at=base + index,
             started_at=base + index,
             finished_at=base + index + index % 13,
@@ -103,6 +109,9 @@ def figures(store: JobStore, count: int, tries: int) -> dict[str, float]:
         "sorted by a metric": lambda: store.page("run", order=metric, limit=51),
         "a metric, far down": lambda: store.page("run", order=metric, after=far, limit=51),
         "filter: experiment": lambda: store.page("run", experiment="bench", limit=51),
+        "filter: a parameter": lambda: store.page("run", with_params={"seed": "3"}, limit=51),
+        "sorted by a parameter": lambda: store.page("run", order=Order("param", metric="estimators"), limit=51),
+        "run name search": lambda: store.page("run", search="nightly-baseline", limit=51),
         # what each replica does every few seconds, whatever the page: look for jobs to take over
         "claim (a replica)": lambda: asyncio.run(store.write(claim)),
         "retention candidates": lambda: store.expired(TERMINAL_NAMES, ended_before=0.0),
@@ -159,7 +168,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--baseline", type=int, default=10_000, help="the same reads at this many runs, beside")
     parser.add_argument("--tries", type=int, default=20)
-    parser.add_argument("--migrate", action="store_true", help="time the upgrade to revision 0008 of the big stores")
+    parser.add_argument("--migrate", action="store_true", help="time the upgrade 0007 → newest of the big stores")
     parser.add_argument("--database-url", help="PostgreSQL to use (default: a throw-away server)")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="bench-reads-"))
@@ -199,7 +208,7 @@ def main() -> None:
         print("  loading (s, bulk)     " + "  ".join(f"{db} {size}: {loads[(db, size)]:.1f}" for db, size in loads))
         for database, took in moved.items():
             print(
-                f"  upgrade to 0008 of {big} runs on {database}: {took['upgrade']:.1f} s; "
+                f"  upgrade 0007 → newest of {big} runs on {database}: {took['upgrade']:.1f} s; "
                 f"a read waited at most {took['read']:.2f} s, a write {took['write']:.2f} s"
             )
     finally:

@@ -82,6 +82,8 @@ INSERT_JOB = (
 
 
 INSERT_PARAM = "INSERT INTO run_params (job_seq, name, value, number) VALUES (?, ?, ?, ?)"
+_HAS_PARAM = "EXISTS (SELECT 1 FROM run_params q WHERE q.job_seq = jobs.seq AND q.name = ? AND q.value = ?)"
+JOINED = ", ".join(f"jobs.{name}" for name in COLUMNS.split(", "))  # the jobs' columns beside another table's
 
 
 def _job_row(job: Job) -> tuple[Any, ...]:
@@ -799,16 +801,32 @@ class JobStore:
         if archived is not None:  # few runs are archived: the page's own index walk meets the others at once
             clauses.append("archived = ?")
             params.append(int(archived))
-        for name, value in sorted((with_params or {}).items()):  # each through run_params' (name, value) index
-            clauses.append("seq IN (SELECT job_seq FROM run_params WHERE name = ? AND value = ?)")
-            params += [name, value]
+        wanted = sorted((with_params or {}).items())
         way, beyond = ("ASC", ">") if order.ascending else ("DESC", "<")
         if order.key == "created":
             if after is not None:
                 clauses.append(f"seq {beyond} ?")
                 params.append(after[1])
+            if wanted:  # newest first along run_params' (name, value, seq) index: a page costs its rows, however
+                (name, value), rest = wanted[0], wanted[1:]  # many runs share the value
+                for other, also in rest:
+                    clauses.append(_HAS_PARAM)
+                    params += [other, also]
+                sql = (
+                    f"SELECT {JOINED} FROM run_params p JOIN jobs ON jobs.seq = p.job_seq WHERE p.name = ? "
+                    f"AND p.value = ? AND {' AND '.join(clauses)} ORDER BY p.job_seq {way} LIMIT ?"
+                )
+                return self._jobs(sql, (name, value, *params, limit))
             where = " AND ".join(clauses)
             return self._jobs(f"SELECT {COLUMNS} FROM jobs WHERE {where} ORDER BY seq {way} LIMIT ?", (*params, limit))
+        for name, value in wanted:  # in another order: the few runs with the value by their seqs (its index),
+            seqs = self._param_seqs(name, value)  # or, when they are many, a probe of each run the sort meets
+            if seqs is None:
+                clauses.append(_HAS_PARAM)
+                params += [name, value]
+            else:
+                clauses.append(f"seq IN ({self.dialect.marks(seqs)})" if seqs else "1 = 0")
+                params += sorted(seqs)
         found: list[Job] = []
         if after is None or after[0] is not None:
             found = self._with_value(order, clauses, params, after, limit)
@@ -833,7 +851,7 @@ class JobStore:
             if found is None:  # matches are many: the page's own index walk meets them early
                 by_id, id_params = self.dialect.prefix("id", search)
                 by_run, run_params = self.dialect.prefix("backend_run_id", search)
-                named = " OR ".join(f"{column} = ?" for column in SPEC_COLUMNS)
+                named = " OR ".join(f"jobs.{column} = ?" for column in SPEC_COLUMNS)  # beside run_metrics' name
                 clauses.append(f"({by_id} OR {by_run} OR {named})")
                 params += [*id_params, *run_params, *(search for _ in SPEC_COLUMNS)]
             else:
@@ -863,6 +881,14 @@ class JobStore:
             if len(found) > SEARCH_SET:
                 return None
         return found
+
+    def _param_seqs(self, name: str, value: str) -> set[int] | None:
+        """The runs whose parameter `name` has this value, through run_params' (name, value) index; None when
+        they are more than SEARCH_SET (then they are dense enough for a sort's walk to meet them early)."""
+        rows = self._rows(
+            "SELECT job_seq FROM run_params WHERE name = ? AND value = ? LIMIT ?", (name, value, SEARCH_SET + 1)
+        )
+        return None if len(rows) > SEARCH_SET else {row[0] for row in rows}
 
     def _with_value(
         self, order: Order, clauses: list[str], params: list[Any], after: tuple[float | None, int] | None, limit: int

@@ -587,6 +587,8 @@ def test_every_runs_list_read_walks_an_index_not_the_table(stores: list[JobStore
         "by a metric after a cursor": (dict(order=metric, after=(0.7, 150)), True),
         "by a metric, among those without it": (dict(order=metric, after=(None, 150)), True),
         "filter by a parameter": (dict(with_params={"seed": "3"}), True),
+        "filter by two parameters": (dict(with_params={"seed": "3", "flavour": "f1"}), True),
+        "a metric sort filtered by a parameter": (dict(order=metric, with_params={"seed": "2"}), True),
         "by a parameter": (dict(order=Order("param", metric="estimators")), True),
         "by a parameter after a cursor": (dict(order=Order("param", metric="seed"), after=(2.0, 100)), True),
         "by a parameter, among those without it": (dict(order=Order("param", metric="flavour"), after=(None, 9)), True),
@@ -678,6 +680,27 @@ def test_a_runs_parameters_filter_and_sort_it_and_follow_its_changes(stores: lis
     gone = store.get("run_000001")
     asyncio.run(store.write(lambda tx: tx.remove_jobs([gone], terminal=TERMINAL_NAMES, now=time.time())))
     assert store._rows("SELECT COUNT(*) FROM run_params WHERE job_seq = ?", (gone.seq,))[0][0] == 0
+
+
+def test_searches_and_parameter_filters_with_many_matches_in_every_order(
+    stores: list[JobStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SEARCH_SET matches a search or a parameter filter is checked on each run a sort's walk meets; beside
+    run_metrics or run_params (both have a `name`) the run's own columns are named as its own."""
+    import service.core.store as store_module
+
+    store = stores[0]
+    asyncio.run(store.write(lambda tx: tx.insert_jobs(_runs(60))))
+    expected = {
+        "search": [j.id for j in store.page("run", order=Order("metric", metric="accuracy"), search="exp-1")],
+        "param": [j.id for j in store.page("run", order=Order("duration"), with_params={"seed": "2"})],
+    }
+    monkeypatch.setattr(store_module, "SEARCH_SET", 5)
+    assert [j.id for j in store.page("run", order=Order("metric", metric="accuracy"), search="exp-1")] == expected[
+        "search"
+    ]
+    assert [j.id for j in store.page("run", order=Order("duration"), with_params={"seed": "2"})] == expected["param"]
+    assert len(expected["search"]) == 20 and len(expected["param"]) == 15
 
 
 def test_the_replicas_periodic_reads_walk_an_index_not_the_history(stores: list[JobStore]) -> None:
