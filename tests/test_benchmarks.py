@@ -28,7 +28,7 @@ SMOKE = {
         ["--seconds", "1", "--post-seconds", "1", "--connections", "2", "--events", "3", "--most-runs", "20"],
         "event fan-out",
     ),
-    "store_reads": (["--runs", "300", "--baseline", "100", "--tries", "2", "--migrate"], "upgrade to 0008"),
+    "store_reads": (["--runs", "300", "--baseline", "100", "--tries", "2", "--migrate"], "upgrade 0007 → newest"),
     "store_sync": (["--seconds", "1", "--rounds", "1", "--connections", "2", "--most-runs", "20"], "synchronous=FULL"),
     "training_cores": (["--rows", "2000", "--estimators", "4"], "through the control plane"),
     "upload_throughput": (["--size-mib", "4", "--files", "4", "--rounds", "1"], "of the bare endpoint"),
