@@ -149,9 +149,17 @@ def save(profile: dict[str, Any], cache: Path, digest: str) -> None:
     partial.replace(cache / f"{name}.json")
 
 
-def load(cache: Path, digest: str) -> dict[str, Any] | None:
+def _stored(cache: Path, digest: str) -> Path | None:
+    """Where the version's profile is kept (a digest that is not plain hex-like text has none)."""
     name = digest.removeprefix("sha256:")
-    if not name.isalnum() or len(name) > 128:
-        return None
-    path = cache / f"{name}.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return cache / f"{name}.json" if name.isalnum() and len(name) <= 128 else None
+
+
+def exists(cache: Path, digest: str) -> bool:
+    path = _stored(cache, digest)
+    return path is not None and path.is_file()
+
+
+def load(cache: Path, digest: str) -> dict[str, Any] | None:
+    path = _stored(cache, digest)
+    return json.loads(path.read_text()) if path is not None and path.is_file() else None

@@ -11,6 +11,7 @@ MAX_BYTES, has no arguments to show (and says why).
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,19 @@ def _argument(call: ast.Call) -> dict[str, Any] | None:
 
 
 def script_arguments(path: Path) -> tuple[list[dict[str, Any]], str | None]:
-    """(the arguments it takes, in the order declared; why none could be read, or None)."""
+    """(the arguments it takes, in the order declared; why none could be read, or None). Parsed once per
+    version of the file (its size and modification time): GET /scripts asks on every train form."""
     try:
-        if path.stat().st_size > MAX_BYTES:
+        found = path.stat()
+    except OSError as exc:
+        return [], f"could not be read ({exc.strerror or exc})"
+    return _parsed(path, found.st_size, found.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(path: Path, size: int, mtime_ns: int) -> tuple[list[dict[str, Any]], str | None]:
+    try:
+        if size > MAX_BYTES:
             return [], f"larger than {MAX_BYTES // 1024} KiB: not read"
         tree = ast.parse(path.read_bytes(), filename=path.name)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:

@@ -108,7 +108,7 @@ async def data_history(svc: Svc, path: Annotated[str, Query(min_length=1, max_le
         version["runs"] = await svc.store.read(svc.store.runs_reading, version["digest"])
         newest = await svc.store.read(svc.store.page, "run", data_version=version["digest"], limit=5)
         version["newest_runs"] = [job.id for job in newest]
-        version["profiled"] = data_profile.load(svc.settings.home / PROFILES, version["digest"]) is not None
+        version["profiled"] = data_profile.exists(svc.settings.home / PROFILES, version["digest"])  # not read
     return {"path": path, "versions": versions}
 
 

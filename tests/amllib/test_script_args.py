@@ -60,3 +60,11 @@ def test_a_file_that_does_not_parse_or_is_too_large_says_why(tmp_path: Path) -> 
 def test_the_projects_own_scripts() -> None:
     arguments, _ = script_arguments(REPO_ROOT / "training" / "scikit-titanic.py")
     assert [a["name"] for a in arguments][:2] == ["estimators", "seed"]
+
+
+def test_a_script_edited_since_is_read_again(tmp_path: Path) -> None:
+    script = tmp_path / "edited.py"
+    script.write_text('import argparse\nargparse.ArgumentParser().add_argument("--one")\n')
+    assert [a["name"] for a in script_arguments(script)[0]] == ["one"]
+    script.write_text('import argparse\nargparse.ArgumentParser().add_argument("--other", type=int)\n')
+    assert [a["name"] for a in script_arguments(script)[0]] == ["other"]
